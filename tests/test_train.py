@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from tsgd_core.models import build_model
+from tsgd_core.train import FitConfig, accuracy, fit, resolve_device, total_steps
+
+
+def test_fit_learns_motion_direction(tiny_clips, tiny_test_clips):
+    model = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
+    before = accuracy(model, tiny_test_clips)
+    result = fit(model, tiny_clips, FitConfig(epochs=15, batch_size=8, lr=0.05), progress=False)
+    assert result.steps == 15 * 3
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert accuracy(model, tiny_test_clips) >= max(0.9, before)
+
+
+def test_fit_is_deterministic(tiny_clips):
+    def run():
+        model = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
+        fit(model, tiny_clips, FitConfig(steps=5, batch_size=8), progress=False)
+        return torch.cat([p.flatten() for p in model.parameters()])
+
+    assert torch.equal(run(), run())
+
+
+def test_fit_keeps_best_validation_weights(tiny_clips, tiny_test_clips):
+    model = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
+    result = fit(model, tiny_clips, FitConfig(steps=12, batch_size=8, eval_every=3), val=tiny_test_clips, progress=False)
+    assert result.history["val_step"] == [3, 6, 9, 12]
+    assert result.best_val_acc == max(result.history["val_acc"])
+    assert accuracy(model, tiny_test_clips) == pytest.approx(result.best_val_acc)
+
+
+def test_nan_loss_stops_with_the_step_named(tiny_clips):
+    model = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
+
+    def broken(model, videos, labels, generator):
+        return model(videos).sum() * float("nan")
+
+    with pytest.raises(FloatingPointError, match="at step 0"):
+        fit(model, tiny_clips, FitConfig(steps=3), batch_loss=broken, progress=False)
+
+
+def test_total_steps_counts_epochs_or_takes_steps():
+    assert total_steps(100, FitConfig(epochs=2, batch_size=32)) == 8
+    assert total_steps(10, FitConfig(epochs=2, batch_size=32)) == 2
+    assert total_steps(100, FitConfig(steps=7)) == 7
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")

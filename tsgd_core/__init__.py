@@ -1,0 +1,3 @@
+"""tsgd: video dataset distillation with Temporal Saliency-Guided Distillation (TSGD)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,193 @@
+"""Video classifiers: ConvNet3D (the video-distillation literature's network), a (2+1)D
+factorised net, a small C3D-style net, and torchvision's video ResNets when torchvision imports.
+
+Every model maps (N, C, T, H, W) clips to (N, classes) logits and exposes `embed(x)`, the
+penultimate features used by herding, k-center and distribution matching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "instance", "none")
+POOLINGS = ("avg", "max")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """BatchNorm3d, instance norm (GroupNorm with one group per channel, as in the DD literature) or none."""
+    if kind == "batch":
+        return nn.BatchNorm3d(channels)
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: choose one of {', '.join(NORMS)}")
+
+
+def make_pool(kind: str, time_too: bool) -> nn.Module:
+    """Halve H and W, and T while there is time left to halve."""
+    size = (2, 2, 2) if time_too else (1, 2, 2)
+    if kind == "avg":
+        return nn.AvgPool3d(size, size)
+    if kind == "max":
+        return nn.MaxPool3d(size, size)
+    raise ValueError(f"unknown pooling {kind!r}: choose one of {', '.join(POOLINGS)}")
+
+
+class VideoClassifier(nn.Module):
+    """A feature extractor followed by a linear head; `embed` gives the features."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = nn.Linear(feature_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.features(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+def _flat_dim(features: nn.Module, clip_shape: tuple[int, int, int, int]) -> int:
+    was_training = features.training
+    features.eval()
+    with torch.no_grad():
+        dim = torch.flatten(features(torch.zeros(1, *clip_shape)), 1).shape[1]
+    features.train(was_training)
+    return int(dim)
+
+
+def convnet3d(
+    num_classes: int,
+    clip_shape: tuple[int, int, int, int],
+    width: int = 32,
+    depth: int = 3,
+    norm: str = "batch",
+    pooling: str = "avg",
+) -> VideoClassifier:
+    """ConvNet3D: `depth` blocks of conv3x3x3 - norm - ReLU - pool, then a linear layer on the flat map."""
+    channels, frames, height, width_px = clip_shape
+    layers: list[nn.Module] = []
+    c_in = channels
+    for _ in range(depth):
+        layers += [nn.Conv3d(c_in, width, 3, padding=1), make_norm(norm, width), nn.ReLU(inplace=True)]
+        if min(height, width_px) >= 2:
+            layers.append(make_pool(pooling, time_too=frames >= 2))
+            frames, height, width_px = max(1, frames // 2), height // 2, width_px // 2
+        c_in = width
+    features = nn.Sequential(*layers)
+    return VideoClassifier(features, _flat_dim(features, clip_shape), num_classes)
+
+
+def r2plus1d(
+    num_classes: int,
+    clip_shape: tuple[int, int, int, int],
+    width: int = 32,
+    depth: int = 3,
+    norm: str = "batch",
+    pooling: str = "avg",
+) -> VideoClassifier:
+    """(2+1)D net: each block factorises a 3D conv into a spatial 1x3x3 and a temporal 3x1x1 conv."""
+    frames = clip_shape[1]
+    layers: list[nn.Module] = []
+    c_in = clip_shape[0]
+    for _ in range(depth):
+        layers += [
+            nn.Conv3d(c_in, width, (1, 3, 3), padding=(0, 1, 1)),
+            make_norm(norm, width),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(width, width, (3, 1, 1), padding=(1, 0, 0)),
+            make_norm(norm, width),
+            nn.ReLU(inplace=True),
+            make_pool(pooling, time_too=frames >= 2),
+        ]
+        frames = max(1, frames // 2)
+        c_in = width
+    layers.append(nn.AdaptiveAvgPool3d(1))
+    features = nn.Sequential(*layers)
+    return VideoClassifier(features, width, num_classes)
+
+
+def c3d_small(
+    num_classes: int,
+    clip_shape: tuple[int, int, int, int],
+    width: int = 32,
+    depth: int = 3,
+    norm: str = "batch",
+    pooling: str = "max",
+) -> VideoClassifier:
+    """A small C3D: first pool is spatial only (keeps early motion), later blocks double width."""
+    frames = clip_shape[1]
+    layers: list[nn.Module] = []
+    c_in = clip_shape[0]
+    for i in range(depth):
+        c_out = width * (2 ** min(i, 2))
+        layers += [nn.Conv3d(c_in, c_out, 3, padding=1), make_norm(norm, c_out), nn.ReLU(inplace=True)]
+        if i > 0:
+            layers += [nn.Conv3d(c_out, c_out, 3, padding=1), make_norm(norm, c_out), nn.ReLU(inplace=True)]
+        time_too = i > 0 and frames >= 2
+        layers.append(make_pool(pooling, time_too=time_too))
+        frames = max(1, frames // 2) if time_too else frames
+        c_in = c_out
+    layers.append(nn.AdaptiveAvgPool3d(1))
+    features = nn.Sequential(*layers)
+    return VideoClassifier(features, c_in, num_classes)
+
+
+def torchvision_video_resnet(
+    num_classes: int,
+    clip_shape: tuple[int, int, int, int],
+    arch: str = "r3d_18",
+    **_: object,
+) -> VideoClassifier:
+    """torchvision's r3d_18 / mc3_18 / r2plus1d_18, randomly initialised (nothing is downloaded)."""
+    try:
+        from torchvision.models import video as tv_video  # lazy: optional and heavy
+    except Exception as err:  # ImportError, or a torchvision built for another torch
+        raise ImportError(
+            "torchvision video models need a torchvision that loads with this torch: "
+            "pip install 'tsgd[torchvision]' with a matching torch build"
+        ) from err
+    net = getattr(tv_video, arch)(weights=None)
+    dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return VideoClassifier(net, dim, num_classes)
+
+
+MODELS: dict[str, Callable[..., VideoClassifier]] = {
+    "convnet3d": convnet3d,
+    "r2plus1d": r2plus1d,
+    "c3d": c3d_small,
+    "tv_r3d_18": lambda n, s, **kw: torchvision_video_resnet(n, s, arch="r3d_18"),
+    "tv_r2plus1d_18": lambda n, s, **kw: torchvision_video_resnet(n, s, arch="r2plus1d_18"),
+    "tv_mc3_18": lambda n, s, **kw: torchvision_video_resnet(n, s, arch="mc3_18"),
+}
+
+
+def build_model(
+    name: str,
+    num_classes: int,
+    clip_shape: tuple[int, int, int, int],
+    width: int = 32,
+    depth: int = 3,
+    norm: str = "batch",
+    pooling: str = "avg",
+    seed: int | None = None,
+) -> VideoClassifier:
+    """Build a model by name; `seed` fixes its random initialisation."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return MODELS[name](num_classes, clip_shape, width=width, depth=depth, norm=norm, pooling=pooling)
+    return MODELS[name](num_classes, clip_shape, width=width, depth=depth, norm=norm, pooling=pooling)
+
+
+def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """The model's BatchNorm layers in forward order (the statistics TSGD matches)."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -1,0 +1,169 @@
+"""Squeeze: train the teacher on the full real train split once, cache it, reuse it everywhere.
+
+The checkpoint lives under `<cache_dir>/teachers/<key>.pt`, where the key hashes the data's
+configuration, the model's and the training's: change any of them and a new teacher is trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import ClipSet, DataError, Splits
+from .models import VideoClassifier, build_model
+from .profiling import measure
+from .storage import config_key, save_torch
+from .train import FitConfig, accuracy, cross_entropy_loss, fit, resolve_device
+
+
+@dataclass
+class ModelConfig:
+    """Which network, and its size; the teacher needs norm='batch' for TSGD's BN matching."""
+
+    name: str = "convnet3d"
+    width: int = 32
+    depth: int = 3
+    norm: str = "batch"
+    pooling: str = "avg"
+
+    def build(self, num_classes: int, clip_shape: tuple[int, ...], seed: int | None = None) -> VideoClassifier:
+        return build_model(
+            self.name, num_classes, tuple(clip_shape), self.width, self.depth, self.norm, self.pooling, seed
+        )
+
+
+@dataclass
+class TeacherInfo:
+    """What a teacher is and how good it is (stored in its checkpoint)."""
+
+    key: str
+    class_names: list[str]
+    clip_shape: list[int]
+    model: dict[str, Any]
+    fit: dict[str, Any]
+    augment: bool
+    test_acc: float
+    val_acc: float | None
+    train_wall_s: float
+    train_peak_mb: float
+    clips_per_s: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def teacher_key(splits: Splits, model_cfg: ModelConfig, fit_cfg: FitConfig, augment: bool) -> str:
+    return config_key("teacher", splits.name, splits.config, model_cfg, fit_cfg, augment)
+
+
+def augmented_cross_entropy(
+    model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Cross-entropy on a clip-consistent random crop and photometric jitter of each clip."""
+    from .augment import student_augment
+
+    return F.cross_entropy(model(student_augment(videos, generator)), labels)
+
+
+def train_teacher(
+    splits: Splits,
+    model_cfg: ModelConfig | None = None,
+    fit_cfg: FitConfig | None = None,
+    *,
+    augment: bool = True,
+    device: str = "auto",
+    progress: bool = True,
+) -> tuple[VideoClassifier, TeacherInfo]:
+    """Train on the full train split, choose the weights by validation accuracy, test once."""
+    model_cfg = model_cfg or ModelConfig()
+    fit_cfg = fit_cfg or FitConfig()
+    dev = resolve_device(device)
+    model = model_cfg.build(splits.num_classes, splits.clip_shape, seed=fit_cfg.seed)
+    with measure(dev) as usage:
+        result = fit(
+            model,
+            splits.train,
+            fit_cfg,
+            val=splits.val,
+            device=dev,
+            progress=progress,
+            desc="teacher",
+            batch_loss=augmented_cross_entropy if augment else cross_entropy_loss,
+        )
+    info = TeacherInfo(
+        key=teacher_key(splits, model_cfg, fit_cfg, augment),
+        class_names=list(splits.class_names),
+        clip_shape=list(splits.clip_shape),
+        model=asdict(model_cfg),
+        fit=asdict(fit_cfg),
+        augment=augment,
+        test_acc=accuracy(model, splits.test, device=dev),
+        val_acc=result.best_val_acc,
+        train_wall_s=usage.wall_s,
+        train_peak_mb=usage.peak_mb,
+        clips_per_s=result.clips_seen / max(usage.wall_s, 1e-9),
+        history=result.history,
+    )
+    return model.cpu().eval(), info
+
+
+def teacher_path(cache_dir: str | Path, key: str) -> Path:
+    return Path(cache_dir) / "teachers" / f"{key}.pt"
+
+
+def save_teacher(model: nn.Module, info: TeacherInfo, path: str | Path) -> Path:
+    return save_torch({"state_dict": model.state_dict(), "info": asdict(info)}, path)
+
+
+def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no teacher checkpoint at {path}: train one with `tsgd teacher`")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    info = TeacherInfo(**blob["info"])
+    model = ModelConfig(**info.model).build(len(info.class_names), tuple(info.clip_shape))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), info
+
+
+def load_or_train_teacher(
+    splits: Splits,
+    model_cfg: ModelConfig | None = None,
+    fit_cfg: FitConfig | None = None,
+    *,
+    augment: bool = True,
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+    progress: bool = True,
+) -> tuple[VideoClassifier, TeacherInfo]:
+    """The cached teacher for this data and configuration, trained (and cached) on first use."""
+    model_cfg = model_cfg or ModelConfig()
+    fit_cfg = fit_cfg or FitConfig()
+    path = teacher_path(cache_dir, teacher_key(splits, model_cfg, fit_cfg, augment))
+    if path.is_file():
+        model, info = load_teacher(path)
+    else:
+        model, info = train_teacher(
+            splits, model_cfg, fit_cfg, augment=augment, device=device, progress=progress
+        )
+        save_teacher(model, info, path)
+    check_teacher_matches(info, splits.train)
+    return model, info
+
+
+def check_teacher_matches(info: TeacherInfo, data: ClipSet) -> None:
+    """A teacher trained for other classes or another clip size cannot label this data."""
+    if list(info.class_names) != list(data.class_names):
+        raise DataError(
+            f"the teacher was trained for {len(info.class_names)} classes "
+            f"({', '.join(info.class_names[:4])}...), the data has {data.num_classes} "
+            f"({', '.join(data.class_names[:4])}...): train a teacher on this dataset"
+        )
+    if list(info.clip_shape) != list(data.clip_shape):
+        raise DataError(
+            f"the teacher takes clips of shape {tuple(info.clip_shape)}, the data has "
+            f"{tuple(data.clip_shape)}: train a teacher for this clip size"
+        )

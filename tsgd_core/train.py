@@ -1,0 +1,177 @@
+"""Training and testing classifiers: the one loop used by the teacher and by every student.
+
+`fit` owns the optimiser, the cosine schedule, the progress bar, mixed precision on CUDA and
+model choice on a validation split; what a batch's loss is (augmentation, hard or soft labels)
+is the caller's `batch_loss`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ClipSet
+
+BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' takes CUDA when present, else CPU; 'cuda' without a GPU is a clear error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible: use --device cpu or auto")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N]")
+    return torch.device(device)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """Mixed precision (bfloat16) on CUDA; full precision on CPU, where it is not faster."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, videos: torch.Tensor, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """Logits of `model` (put in eval mode) for every clip, returned on the CPU as float32."""
+    device = resolve_device(device)
+    model.eval().to(device)
+    out = []
+    for start in range(0, len(videos), batch_size):
+        with autocast(device):
+            out.append(model(videos[start : start + batch_size].to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def accuracy(
+    model: nn.Module, data: ClipSet, batch_size: int = 256, device: str | torch.device = "cpu"
+) -> float:
+    """Top-1 accuracy of `model` on `data`, in [0, 1]."""
+    logits = predict_logits(model, data.videos, batch_size, device)
+    return float((logits.argmax(1) == data.labels).float().mean())
+
+
+def cross_entropy_loss(
+    model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """The plain batch loss: cross-entropy on the clips as they are."""
+    return F.cross_entropy(model(videos), labels)
+
+
+@dataclass
+class FitConfig:
+    """How long and how hard to train; `steps` overrides `epochs` when given."""
+
+    epochs: int = 30
+    steps: int | None = None
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"  # "sgd" | "adamw"
+    eval_every: int | None = None  # steps between validation passes; default once per epoch
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_val_acc: float | None = None
+    best_step: int | None = None
+    steps: int = 0
+    clips_seen: int = 0
+
+
+def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use sgd or adamw")
+
+
+def total_steps(num_clips: int, cfg: FitConfig) -> int:
+    if cfg.steps is not None:
+        return cfg.steps
+    return cfg.epochs * math.ceil(num_clips / min(cfg.batch_size, num_clips))
+
+
+def endless_batches(data: ClipSet, batch_size: int, generator: torch.Generator):
+    """Shuffled mini-batches, epoch after epoch (a set smaller than a batch is one batch)."""
+    batch_size = min(batch_size, len(data))
+    while True:
+        order = torch.randperm(len(data), generator=generator)
+        for start in range(0, len(data) - batch_size + 1, batch_size):
+            idx = order[start : start + batch_size]
+            yield data.videos[idx], data.labels[idx]
+
+
+def fit(
+    model: nn.Module,
+    train: ClipSet,
+    cfg: FitConfig,
+    *,
+    batch_loss: BatchLoss = cross_entropy_loss,
+    val: ClipSet | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    desc: str = "train",
+) -> FitResult:
+    """Train `model` in place; with `val`, keep the weights of the best validation accuracy."""
+    device = resolve_device(device)
+    model.to(device)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    optimizer = make_optimizer(model, cfg)
+    steps = total_steps(len(train), cfg)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
+    eval_every = cfg.eval_every or max(1, math.ceil(len(train) / cfg.batch_size))
+    result = FitResult(history={"step": [], "loss": [], "val_acc": [], "val_step": []})
+    best_state = None
+    batches = endless_batches(train, cfg.batch_size, generator)
+    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    for step in bar:
+        model.train()
+        videos, labels = next(batches)
+        videos, labels = videos.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with autocast(device):
+            loss = batch_loss(model, videos, labels, generator)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{desc}: loss became {loss.item()} at step {step}: lower lr (now {cfg.lr})"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        result.history["step"].append(step)
+        result.history["loss"].append(loss.item())
+        result.clips_seen += len(labels)
+        if val is not None and ((step + 1) % eval_every == 0 or step + 1 == steps):
+            acc = accuracy(model, val, device=device)
+            result.history["val_acc"].append(acc)
+            result.history["val_step"].append(step + 1)
+            if result.best_val_acc is None or acc > result.best_val_acc:
+                result.best_val_acc, result.best_step = acc, step + 1
+                best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{acc:.3f}")
+    result.steps = steps
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return result
