@@ -1,0 +1,547 @@
+"""A distilled set as an artifact: the clips, their labels and everything that made them.
+
+File format ``tsgd.distilled``, version 1
+-----------------------------------------
+One file, by convention named ``<name>.tsgd.pt``, written by ``torch.save`` of a plain dict.
+It holds only tensors, str, int, float, bool, None, lists, tuples and dicts, so it loads
+without tsgd installed and without unpickling arbitrary code::
+
+    import torch
+
+    record = torch.load("ucf_tsgd_ipc1.tsgd.pt", weights_only=True, map_location="cpu")
+    videos = record["videos"].float()  # (N, C, T, H, W) in [0, 1]
+    labels = record["labels"]  # (N,) int64, indexes record["class_names"]
+
+Keys:
+
+============== ==================================================================================
+format         ``"tsgd.distilled"``
+format_version ``1`` (an int; a reader refuses versions it does not know)
+videos         tensor (N, C, T, H, W), values in [0, 1]. float32 by default: the clips are the
+               optimised variables, so they are kept exactly; ``save_distilled(..., half=True)``
+               stores float16 to halve the size (lossy, about 3 decimal digits). Readers should
+               call ``.float()``.
+labels         int64 tensor (N,), hard labels in [0, K)
+soft_labels    float tensor (N, K) of teacher probabilities; the key is absent when there are none
+class_names    list of K str
+method         str, e.g. ``"tsgd"``, ``"random"``, ``"herding"``
+ipc            int, instances (clips) per class; every class has exactly ``ipc`` clips, N = ipc * K
+seed           int, the seed the set was made with
+config         dict of plain values: how the set was made
+teacher_key    str or None: cache key of the teacher that distilled or relabels the set
+history        dict str -> list of float: loss curves by name
+versions       dict with the ``tsgd``, ``torch``, ``numpy`` and ``python`` versions that wrote it
+created        str, ISO 8601 UTC timestamp of writing
+============== ==================================================================================
+
+Files are written atomically (a temporary file in the same folder, then ``os.replace``).
+
+For people to watch, ``export_gif`` / ``export_mp4`` (or ``export``, by suffix) write one
+animation of all clips as a grid: one row per class, one column per instance.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .data import ClipSet, DataError, to_uint8
+
+FORMAT = "tsgd.distilled"
+FORMAT_VERSION = 1
+SUFFIX = ".tsgd.pt"
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "videos",
+    "labels",
+    "class_names",
+    "method",
+    "ipc",
+    "seed",
+    "config",
+    "teacher_key",
+    "history",
+    "versions",
+    "created",
+)
+
+
+@dataclass
+class DistilledSet:
+    """Synthetic (or selected) clips with labels and the metadata that reproduces them."""
+
+    videos: torch.Tensor  # (N, C, T, H, W) float32 in [0, 1]
+    labels: torch.Tensor  # (N,) int64 hard labels
+    class_names: list[str]
+    method: str
+    ipc: int
+    config: dict[str, Any] = field(default_factory=dict)  # JSON-able: how it was made
+    seed: int = 0
+    soft_labels: torch.Tensor | None = None  # (N, K) teacher probabilities, optional
+    teacher_key: str | None = None  # cache key of the teacher that distilled / relabels it
+    history: dict[str, list[float]] = field(default_factory=dict)  # loss curves by name
+
+    def to_clipset(self) -> ClipSet:
+        return ClipSet(self.videos, self.labels, list(self.class_names))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first inconsistency (shapes, per-class counts, metadata)."""
+        _check_videos(self.videos)
+        n = int(self.videos.shape[0])
+        _check_labels(self.labels, n, self.class_names)
+        _check_ipc(self.labels, self.ipc, self.class_names)
+        if self.soft_labels is not None:
+            _check_soft_labels(self.soft_labels, n, len(self.class_names))
+        if not isinstance(self.method, str) or not self.method:
+            raise ValueError(f"method must be a non-empty str, got {self.method!r}")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {type(self.seed).__name__}")
+        if self.teacher_key is not None and not isinstance(self.teacher_key, str):
+            raise ValueError(
+                f"teacher_key must be a str or None, got {type(self.teacher_key).__name__}"
+            )
+        _plain_history(self.history)
+        _plain_value(self.config, "config")
+
+    def save(self, path: str | os.PathLike[str], *, half: bool = False) -> Path:
+        """Same as `save_distilled(self, path, half=half)`."""
+        return save_distilled(self, path, half=half)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DistilledSet:
+        """Same as `load_distilled(path)`."""
+        return load_distilled(path)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_videos(videos: Any) -> None:
+    if not isinstance(videos, torch.Tensor) or videos.ndim != 5:
+        shape = tuple(videos.shape) if isinstance(videos, torch.Tensor) else type(videos).__name__
+        raise ValueError(f"videos must be a 5-D tensor (N, C, T, H, W), got {shape}")
+    if not videos.is_floating_point():
+        raise ValueError(f"videos must be a float tensor in [0, 1], got dtype {videos.dtype}")
+    if videos.shape[0] == 0:
+        raise ValueError("videos is empty (N = 0): a distilled set needs at least one clip")
+    if not bool(torch.isfinite(videos).all()):
+        raise ValueError("videos contain NaN or inf: the distillation diverged; lower its lr")
+
+
+def _check_labels(labels: Any, n: int, class_names: Any) -> None:
+    if not isinstance(class_names, list | tuple) or not class_names:
+        raise ValueError("class_names must be a non-empty list of str")
+    if not all(isinstance(name, str) for name in class_names):
+        raise ValueError("class_names must hold only str")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (n,):
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be a tensor of shape ({n},) (one per clip), got {shape}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    k = len(class_names)
+    if int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise ValueError(
+            f"labels must lie in [0, {k}) for {k} class names, "
+            f"found {int(labels.min())}..{int(labels.max())}"
+        )
+
+
+def _check_ipc(labels: torch.Tensor, ipc: Any, class_names: Sequence[str]) -> None:
+    if not isinstance(ipc, int) or isinstance(ipc, bool) or ipc < 1:
+        raise ValueError(f"ipc must be a positive int, got {ipc!r}")
+    counts = torch.bincount(labels.long(), minlength=len(class_names))
+    wrong = torch.nonzero(counts != ipc).flatten().tolist()
+    if wrong:
+        found = ", ".join(f"{class_names[c]!r} has {int(counts[c])}" for c in wrong[:5])
+        more = f" (and {len(wrong) - 5} more classes)" if len(wrong) > 5 else ""
+        raise ValueError(
+            f"ipc={ipc} means exactly {ipc} clip(s) per class, but {found}{more}; "
+            "fix the labels or pass the ipc the set was made with"
+        )
+
+
+def _check_soft_labels(soft_labels: Any, n: int, k: int) -> None:
+    if not isinstance(soft_labels, torch.Tensor) or soft_labels.shape != (n, k):
+        shape = (
+            tuple(soft_labels.shape)
+            if isinstance(soft_labels, torch.Tensor)
+            else type(soft_labels).__name__
+        )
+        raise ValueError(f"soft_labels must be a tensor of shape ({n}, {k}) or None, got {shape}")
+    if not soft_labels.is_floating_point():
+        raise ValueError(f"soft_labels must be a float tensor, got dtype {soft_labels.dtype}")
+
+
+def _plain_value(value: Any, where: str) -> Any:
+    """A copy of `value` made of plain Python values (numpy scalars become Python numbers)."""
+    if value is None:
+        return value
+    for kind in (bool, int, float, str):  # bool first: it is an int
+        if isinstance(value, kind):
+            return kind(value)  # subclasses (enums, TorchVersion) do not load with weights_only
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has a non-str key {key!r}; use str keys")
+            out[key] = _plain_value(item, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, list | tuple):
+        items = [_plain_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise ValueError(
+        f"{where} is a {type(value).__name__}; it must hold plain Python values (str, int, "
+        "float, bool, None, lists, dicts) so the file loads with weights_only=True: convert it "
+        "(e.g. str(path), tensor.tolist())"
+    )
+
+
+def _plain_history(history: Any) -> dict[str, list[float]]:
+    if not isinstance(history, Mapping):
+        raise ValueError(f"history must be a dict of name -> list of float, got {history!r}")
+    out = {}
+    for name, values in history.items():
+        if not isinstance(name, str):
+            raise ValueError(f"history has a non-str key {name!r}; use str keys")
+        try:
+            out[name] = [float(v) for v in values]
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"history[{name!r}] must be a list of numbers: {err}") from err
+    return out
+
+
+# ----------------------------------------------------------------------------- save / load
+
+
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call write(tmp) on a temporary file next to `path` (same suffix), then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # keep the real suffix last so writers that pick the format by extension still do
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "tsgd": __version__,
+        "torch": str(torch.__version__),  # a str subclass that weights_only refuses
+        "numpy": str(np.__version__),
+        "python": platform.python_version(),
+    }
+
+
+def _own_cpu_copy(tensor: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    # a copy, so torch.save never writes the whole storage behind a view
+    return tensor.detach().to("cpu", dtype=dtype, copy=True).contiguous()
+
+
+def distilled_record(ds: DistilledSet, *, half: bool = False) -> dict[str, Any]:
+    """The plain dict stored in a `.tsgd.pt` file (see the module docstring); validates `ds`."""
+    ds.validate()
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "videos": _own_cpu_copy(ds.videos, torch.float16 if half else torch.float32),
+        "labels": _own_cpu_copy(ds.labels, torch.int64),
+        "class_names": [str(name) for name in ds.class_names],
+        "method": str(ds.method),
+        "ipc": int(ds.ipc),
+        "seed": int(ds.seed),
+        "config": _plain_value(ds.config, "config"),
+        "teacher_key": None if ds.teacher_key is None else str(ds.teacher_key),
+        "history": _plain_history(ds.history),
+        "versions": _versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if ds.soft_labels is not None:
+        record["soft_labels"] = _own_cpu_copy(ds.soft_labels)
+    return record
+
+
+def save_distilled(ds: DistilledSet, path: str | os.PathLike[str], *, half: bool = False) -> Path:
+    """Validate `ds` and write it atomically to `path` (conventionally `<name>.tsgd.pt`).
+
+    `half=True` stores the videos as float16 (half the size, lossy); the default keeps float32.
+    """
+    record = distilled_record(ds, half=half)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "xb") as f:
+            torch.save(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return _atomic_write(path, write)
+
+
+def read_distilled_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load and check the raw dict of a `.tsgd.pt` file (to read `versions`, `created`, ...)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(
+            f"no distilled set at {path}: check the path, or create it with save_distilled"
+        )
+    if not path.is_file():
+        raise DataError(f"{path} is not a file: pass the path of a {SUFFIX} file")
+    try:
+        record = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:
+        raise DataError(
+            f"{path} is not a tsgd distilled-set file (torch.load with weights_only=True failed: "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            f"pass a {SUFFIX} file written by save_distilled"
+        ) from err
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        found = (
+            f"format={record.get('format')!r}"
+            if isinstance(record, dict)
+            else f"a {type(record).__name__}"
+        )
+        raise DataError(
+            f"{path} is not a tsgd distilled-set file: expected a dict with format={FORMAT!r}, "
+            f"found {found}; pass a {SUFFIX} file written by save_distilled"
+        )
+    version = record.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DataError(
+            f"{path} has format_version={version!r} but this tsgd ({__version__}) reads version "
+            f"{FORMAT_VERSION}: use the tsgd version that wrote it (versions: "
+            f"{record.get('versions')}) or re-save the set with this one"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing:
+        raise DataError(
+            f"{path} is a damaged {FORMAT} file: missing keys {missing}; re-save the set"
+        )
+    return record
+
+
+def load_distilled(path: str | os.PathLike[str]) -> DistilledSet:
+    """Read a `.tsgd.pt` file written by `save_distilled`; videos come back as float32."""
+    record = read_distilled_record(path)
+    soft_labels = record.get("soft_labels")
+    ds = DistilledSet(
+        videos=record["videos"].float(),
+        labels=record["labels"].long(),
+        class_names=list(record["class_names"]),
+        method=record["method"],
+        ipc=record["ipc"],
+        config=record["config"],
+        seed=record["seed"],
+        soft_labels=soft_labels,
+        teacher_key=record["teacher_key"],
+        history={name: list(values) for name, values in record["history"].items()},
+    )
+    try:
+        ds.validate()
+    except ValueError as err:
+        raise DataError(f"{path} holds an invalid distilled set: {err}; re-save the set") from err
+    return ds
+
+
+# ----------------------------------------------------------------------------- watchable export
+
+
+def _layout(
+    labels: torch.Tensor, num_classes: int, per_row: int | None
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """Grid (row, col) of every clip and the grid size (rows, cols)."""
+    n = labels.shape[0]
+    order = torch.sort(labels, stable=True).indices  # by class, then by position in the set
+    counts = torch.bincount(labels, minlength=num_classes)
+    if per_row is None:
+        starts = torch.cumsum(counts, 0) - counts
+        instance = torch.empty_like(labels)
+        instance[order] = torch.arange(n) - starts[labels[order]]
+        return labels, instance, num_classes, max(int(counts.max()), 1)
+    position = torch.empty_like(labels)
+    position[order] = torch.arange(n)
+    return position // per_row, position % per_row, -(-n // per_row), min(per_row, n)
+
+
+def clip_grid_frames(
+    videos: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    num_classes: int | None = None,
+    scale: int = 1,
+    *,
+    per_row: int | None = None,
+    gap: int = 2,
+    gap_value: int = 255,
+) -> np.ndarray:
+    """All clips as one animation: uint8 frames (T, H_grid, W_grid, 3).
+
+    Without `per_row`, row c holds the clips of class c in their order in the set (column i is
+    the i-th instance); with `per_row`, clips sorted by class fill rows of `per_row` cells.
+    Every cell is upscaled `scale` times (nearest neighbour); `gap` pixels of `gap_value`
+    separate the cells and frame the grid, and fill the cells of short classes.
+    Videos are (N, C, T, H, W) float in [0, 1] (or uint8), C = 1 (grey) or 3 (RGB).
+    """
+    if not isinstance(videos, torch.Tensor) or videos.ndim != 5:
+        shape = tuple(videos.shape) if isinstance(videos, torch.Tensor) else type(videos).__name__
+        raise ValueError(f"videos must be a 5-D tensor (N, C, T, H, W), got {shape}")
+    n, c = int(videos.shape[0]), int(videos.shape[1])
+    if n == 0:
+        raise ValueError("videos is empty: nothing to show")
+    if c not in (1, 3):
+        raise ValueError(f"clip grids show 1 (grey) or 3 (RGB) channels, got C = {c}")
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    if per_row is not None and (not isinstance(per_row, int) or per_row < 1):
+        raise ValueError(f"per_row must be a positive int or None, got {per_row!r}")
+    if gap < 0 or not 0 <= gap_value <= 255:
+        raise ValueError(f"gap must be >= 0 and gap_value in [0, 255], got {gap}, {gap_value}")
+    labels = torch.zeros(n, dtype=torch.long) if labels is None else labels.detach().cpu().long()
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+    if num_classes is None:
+        num_classes = int(labels.max()) + 1
+    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}")
+
+    row, col, rows, cols = _layout(labels, num_classes, per_row)
+    clips = videos.detach().cpu()
+    clips = clips if clips.dtype == torch.uint8 else to_uint8(clips)
+    clips = clips.permute(0, 2, 3, 4, 1).expand(-1, -1, -1, -1, 3)  # (N, T, H, W, 3)
+    clips = clips.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+    _, t, h, w, _ = clips.shape
+    # each cell carries its top/left separator; the grid's bottom/right border is added last
+    cells = torch.full((rows, cols, t, h + gap, w + gap, 3), gap_value, dtype=torch.uint8)
+    cells[row, col, :, gap:, gap:] = clips
+    body = cells.permute(2, 0, 3, 1, 4, 5).reshape(t, rows * (h + gap), cols * (w + gap), 3)
+    grid = torch.full(
+        (t, rows * (h + gap) + gap, cols * (w + gap) + gap, 3), gap_value, dtype=torch.uint8
+    )
+    grid[:, : body.shape[1], : body.shape[2]] = body
+    return grid.numpy()
+
+
+def _grid_from(
+    ds_or_videos: DistilledSet | ClipSet | torch.Tensor, scale: int, per_row: int | None
+) -> np.ndarray:
+    if isinstance(ds_or_videos, DistilledSet | ClipSet):
+        return clip_grid_frames(
+            ds_or_videos.videos,
+            ds_or_videos.labels,
+            len(ds_or_videos.class_names),
+            scale,
+            per_row=per_row,
+        )
+    if isinstance(ds_or_videos, torch.Tensor):
+        return clip_grid_frames(ds_or_videos, None, None, scale, per_row=per_row)
+    raise ValueError(
+        f"expected a DistilledSet, ClipSet or (N, C, T, H, W) tensor, got "
+        f"{type(ds_or_videos).__name__}"
+    )
+
+
+def _check_export(path: Path, suffix: str, fps: float) -> None:
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"{path} must end in {suffix} for this export (got {path.suffix!r})")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+
+
+def export_gif(
+    ds_or_videos: DistilledSet | ClipSet | torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    fps: float = 4,
+    scale: int = 4,
+    per_row: int | None = None,
+) -> Path:
+    """Write one looping GIF of the clip grid (rows = classes, columns = instances).
+
+    GIF stores a 256-colour palette per frame, and identical consecutive frames are merged into
+    one longer frame (the playing time stays T / fps).
+    """
+    import imageio.v3 as iio
+
+    path = Path(path)
+    _check_export(path, ".gif", fps)
+    frames = _grid_from(ds_or_videos, scale, per_row)
+    return _atomic_write(
+        path, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
+    )
+
+
+def _write_mp4(tmp: Path, frames: np.ndarray, fps: float) -> None:
+    import av
+
+    with av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.height, stream.width = frames.shape[1], frames.shape[2]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18"}  # visually lossless; the clips are small
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():  # flush delayed frames
+            container.mux(packet)
+
+
+def export_mp4(
+    ds_or_videos: DistilledSet | ClipSet | torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    fps: float = 4,
+    scale: int = 4,
+    per_row: int | None = None,
+) -> Path:
+    """Write the clip grid as an H.264 MP4 (yuv420p).
+
+    The grid is padded at the bottom/right to an even height and a width that is a multiple
+    of 32, which every decoder (PyAV, decord) reads back at its true size.
+    """
+    path = Path(path)
+    _check_export(path, ".mp4", fps)
+    frames = _grid_from(ds_or_videos, scale, per_row)
+    _, h, w, _ = frames.shape
+    # yuv420p needs even sizes; decord misreads narrow frames of some widths (e.g. 24, 48, 72)
+    # unless the width is a multiple of 32. Pad bottom/right with the separator colour.
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, -w % 32), (0, 0)), constant_values=255)
+    return _atomic_write(path, lambda tmp: _write_mp4(tmp, frames, fps))
+
+
+EXPORTERS = {".gif": export_gif, ".mp4": export_mp4}
+
+
+def export(
+    ds_or_videos: DistilledSet | ClipSet | torch.Tensor,
+    path: str | os.PathLike[str],
+    **options: Any,
+) -> Path:
+    """Write the clip grid as a GIF or MP4, chosen by the suffix of `path`."""
+    path = Path(path)
+    exporter = EXPORTERS.get(path.suffix.lower())
+    if exporter is None:
+        raise ValueError(
+            f"cannot export to {path}: unknown suffix {path.suffix!r}; use one of "
+            f"{', '.join(EXPORTERS)} (save_distilled writes the {SUFFIX} data file)"
+        )
+    return exporter(ds_or_videos, path, **options)
