@@ -1,0 +1,1095 @@
+"""Real video datasets on disk as `Splits`: UCF101, MiniUCF, HMDB51, Kinetics, SSv2, frame folders.
+
+Nothing is downloaded: point `root` at a copy you already have. Every clip becomes T frames
+sampled uniformly over the whole video and resized to (H, W), stored as float32
+(N, 3, T, H, W) in [0, 1] like every other ClipSet. Validation clips are carved from the
+training split per class; the test split is the dataset's own (UCF101/HMDB51 test lists,
+Kinetics and SSv2 validation sets).
+
+Decoding uses decord where it imports (Linux, x86 macOS) and PyAV otherwise; both resize with
+FFmpeg's bilinear scaler, so their pixels agree. A video that cannot be decoded is
+skipped with a warning; a missing file named by a split list, a missing root, or a class with
+no readable video is a `DataError` that says what to fix. Decoded clips are cached as uint8 in
+`cache_dir`, keyed by the settings and by every file's path, size and modification time.
+
+Expected layouts (`annotations` overrides where the split files are looked for):
+
+* ucf101 / miniucf: root/<Class>/<video>.avi, with classInd.txt, trainlist0{1,2,3}.txt and
+  testlist0{1,2,3}.txt in root/ucfTrainTestlist/ or in root.
+* hmdb51: root/<class>/<video>.avi, with <class>_test_split{1,2,3}.txt (lines "<video> <flag>",
+  1 = train, 2 = test, 0 = unused) in root/testTrainMulti_7030_splits/, root/splits/ or root.
+* kinetics: CSV files (label, youtube_id, time_start, time_end, split; or label, path, split)
+  in root/annotations/ or root; videos <youtube_id>_<start:06d>_<end:06d>.<ext> up to three
+  folders below root (root/<split>/<label>/, root/<split>/, ...). Train rows are the train
+  split; validation rows the test split (Kinetics test rows only when there are none).
+* ssv2: labels.json, train.json and validation.json (or their something-something-v2-*.json
+  names) in root/labels/ or root; videos root/<id>.webm. Validation is the test split.
+* frames: root/<class>/<video_folder>/*.jpg|png; the test split is given by
+  trainlist.txt/testlist.txt (lines "<class>/<video_folder>") or, without them, a fixed
+  per-class fraction (`test_fraction`, seed 0, so it does not move with `seed`).
+
+Every video layout also accepts a folder of extracted frames in place of a video file
+(root/<Class>/<video>/ for root/<Class>/<video>.avi).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tsgd_core.data import ClipSet, DataError, Splits, stratified_split
+from tsgd_core.storage import atomic_path, config_key
+
+KINDS: tuple[str, ...] = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
+BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
+VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".webm", ".mkv", ".mov", ".m4v", ".mpg")
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+
+# MiniUCF, the 50-class UCF101 subset of the video distillation benchmark ("Dancing with Still
+# Images", CVPR 2024): the class list of ucf50_splits1.csv in that paper's public code
+# (its released code), whose train/test videos are UCF101 split 1.
+# Sorted, as that code sorts them, so labels are the same as there.
+MINIUCF_CLASSES: tuple[str, ...] = (
+    "ApplyEyeMakeup",
+    "BalanceBeam",
+    "BandMarching",
+    "BaseballPitch",
+    "Basketball",
+    "BasketballDunk",
+    "Biking",
+    "Billiards",
+    "BlowingCandles",
+    "Bowling",
+    "BreastStroke",
+    "CleanAndJerk",
+    "CliffDiving",
+    "CricketShot",
+    "Diving",
+    "FloorGymnastics",
+    "FrisbeeCatch",
+    "GolfSwing",
+    "HammerThrow",
+    "HighJump",
+    "HorseRace",
+    "HorseRiding",
+    "HulaHoop",
+    "IceDancing",
+    "JumpingJack",
+    "Knitting",
+    "MilitaryParade",
+    "Mixing",
+    "ParallelBars",
+    "PlayingPiano",
+    "PlayingViolin",
+    "PoleVault",
+    "PommelHorse",
+    "Punch",
+    "Rafting",
+    "Rowing",
+    "SkateBoarding",
+    "Skiing",
+    "Skijet",
+    "SkyDiving",
+    "SoccerPenalty",
+    "StillRings",
+    "SumoWrestling",
+    "Surfing",
+    "Swing",
+    "TennisSwing",
+    "TrampolineJumping",
+    "UnevenBars",
+    "VolleyballSpiking",
+    "WritingOnBoard",
+)
+
+_CACHE_VERSION = 1
+_FRAMES_TEST_SEED = 0  # the frames kind's test part is a property of the dataset, not of a run
+_SHOW_AT_MOST = 5  # file names quoted in one message
+
+
+class VideoDecodeError(DataError):
+    """One video (file or frame folder) could not be decoded."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"could not decode {self.path}: {reason}")
+
+
+class SkippedVideoWarning(UserWarning):
+    """A video was left out because it could not be decoded."""
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One labelled video: a file or a folder of frames."""
+
+    path: Path
+    label: int
+
+
+@dataclass
+class VideoListing:
+    """What a dataset holds before decoding: class names and the train / test videos."""
+
+    name: str
+    root: Path
+    class_names: list[str]
+    train: list[VideoEntry]
+    test: list[VideoEntry]
+    sources: dict[str, str] = field(default_factory=dict)  # part -> the file that listed it
+
+    def counts(self, part: str) -> list[int]:
+        per_class = Counter(e.label for e in getattr(self, part))
+        return [per_class.get(c, 0) for c in range(len(self.class_names))]
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def sample_indices(num_available: int, frames: int) -> np.ndarray:
+    """`frames` indices spread uniformly over [0, num_available); short videos repeat frames."""
+    return np.linspace(0, num_available - 1, frames).round().astype(np.int64)
+
+
+def read_clip(
+    path: str | Path, frames: int, size: tuple[int, int], backend: str = "auto"
+) -> np.ndarray:
+    """Decode `frames` frames sampled over the whole video, resized to size=(H, W).
+
+    Returns uint8 (T, H, W, 3) RGB. `path` is a video file or a folder of jpg/png frames.
+    backend: "decord", "pyav", or "auto" (decord where it imports, PyAV when decord is missing
+    or fails on the file). Raises VideoDecodeError when the video cannot be read.
+    """
+    frames, size = _check_geometry(frames, size)
+    _check_choice("backend", backend, BACKENDS)
+    path = Path(path)
+    if path.is_dir():
+        clip = _read_frame_folder(path, frames, size)
+    elif not path.is_file():
+        raise VideoDecodeError(path, "no such file or folder")
+    elif backend == "pyav" or (backend == "auto" and not _decord_available()):
+        clip = _read_with_pyav(path, frames, size)
+    elif backend == "decord":
+        clip = _read_with_decord(path, frames, size)
+    else:
+        clip = _read_with_decord_then_pyav(path, frames, size)
+    if clip.shape != (frames, *size, 3) or clip.dtype != np.uint8:
+        raise VideoDecodeError(
+            path, f"decoded to {clip.dtype} {clip.shape}, not uint8 (T, H, W, 3)"
+        )
+    return np.ascontiguousarray(clip)
+
+
+@functools.lru_cache(maxsize=1)
+def _decord_available() -> bool:
+    try:
+        import decord  # noqa: F401
+    except Exception:  # ImportError, or a broken native library
+        return False
+    return True
+
+
+def _read_with_decord_then_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+    try:
+        return _read_with_decord(path, frames, size)
+    except VideoDecodeError as first:
+        try:
+            return _read_with_pyav(path, frames, size)
+        except VideoDecodeError as second:
+            raise VideoDecodeError(path, f"{first.reason}; {second.reason}") from second
+
+
+def _read_with_decord(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+    if not _decord_available():
+        raise DataError(
+            "backend='decord' needs the decord package: pip install decord, or use 'pyav'"
+        )
+    import decord
+
+    try:
+        reader = decord.VideoReader(str(path), width=size[1], height=size[0])
+        count = len(reader)
+        if count == 0:
+            raise VideoDecodeError(path, "decord: no frames")
+        batch = reader.get_batch(sample_indices(count, frames).tolist())
+    except VideoDecodeError:
+        raise
+    except Exception as error:  # decord raises its own DECORDError / RuntimeError
+        raise VideoDecodeError(path, f"decord: {_first_line(error)}") from error
+    # A torch bridge set elsewhere returns a tensor instead of a decord NDArray.
+    return np.asarray(batch.asnumpy() if hasattr(batch, "asnumpy") else batch)
+
+
+def _read_with_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+    try:
+        import av
+    except ImportError as error:
+        raise DataError("reading video needs PyAV: pip install av") from error
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(path, "PyAV: no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            # Shrink every frame as it is decoded (FFmpeg's bilinear scaler, as decord uses),
+            # so long videos never sit in memory at full resolution.
+            decoded = [
+                frame.to_ndarray(format="rgb24", width=size[1], height=size[0])
+                for frame in container.decode(stream)
+            ]
+    except VideoDecodeError:
+        raise
+    except Exception as error:  # av.FFmpegError and friends
+        raise VideoDecodeError(path, f"PyAV: {_first_line(error)}") from error
+    if not decoded:
+        raise VideoDecodeError(path, "PyAV: no frames")
+    return np.stack([decoded[i] for i in sample_indices(len(decoded), frames)])
+
+
+def _read_frame_folder(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+    import imageio.v3 as iio
+
+    files = sorted(
+        (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+        key=lambda p: _natural_key(p.name),
+    )
+    if not files:
+        raise VideoDecodeError(path, f"no {'/'.join(IMAGE_EXTENSIONS)} frames in the folder")
+    chosen = sample_indices(len(files), frames)
+    images: dict[int, np.ndarray] = {}
+    for i in np.unique(chosen).tolist():
+        try:
+            images[i] = _resize_frames(_as_rgb_uint8(iio.imread(files[i]))[None], size)[0]
+        except Exception as error:
+            raise VideoDecodeError(files[i], f"imageio: {_first_line(error)}") from error
+    return np.stack([images[i] for i in chosen.tolist()])
+
+
+def _as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8:
+        raise ValueError(f"unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return image[..., :3]
+
+
+def _resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (T, h, w, 3) to (T, H, W, 3), bilinear with antialiasing when shrinking."""
+    if frames.shape[1:3] == tuple(size):
+        return frames
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    y = torch.nn.functional.interpolate(
+        x, size=size, mode="bilinear", antialias=True, align_corners=False
+    )
+    return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _natural_key(name: str) -> list[Any]:
+    """frame_2.jpg before frame_10.jpg."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+# ----------------------------------------------------------------------------- public entry
+
+
+def load_video_dataset(
+    kind: str,
+    root: str | Path,
+    *,
+    frames: int,
+    size: tuple[int, int],
+    split: int = 1,
+    classes: Sequence[str] | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    backend: str = "auto",
+    max_per_class: int | None = None,
+    progress: bool = True,
+    annotations: str | Path | None = None,
+    on_missing: str = "error",
+    test_fraction: float = 0.2,
+) -> Splits:
+    """Decode a real video dataset into train / val / test ClipSets.
+
+    kind: one of KINDS (see the module docstring for each layout). frames, size=(H, W): the
+    clip shape. split: the official split (1-3) of UCF101 / MiniUCF / HMDB51. classes: keep
+    only these classes, labelled 0..K-1 in the order given (for MiniUCF a subset of
+    MINIUCF_CLASSES). val_fraction of each training class (at least one clip where a class
+    has two or more) becomes the validation set, drawn with `seed`. cache_dir: keep decoded
+    uint8 clips there and reuse them while the files are unchanged. max_per_class: keep at
+    most this many videos per class and split, evenly spread over the listing (so UCF groups
+    stay mixed). annotations: where the split files are when not in the usual places.
+    on_missing: "error" (default) or "skip" for videos a split file names that are not on disk
+    (Kinetics copies usually miss some). test_fraction: the frames kind's test share when no
+    list files are given.
+    """
+    frames, size = _check_geometry(frames, size)
+    _check_choice("backend", backend, BACKENDS)
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    listing = list_video_dataset(
+        kind,
+        root,
+        split=split,
+        classes=classes,
+        max_per_class=max_per_class,
+        annotations=annotations,
+        on_missing=on_missing,
+        test_fraction=test_fraction,
+    )
+    key = _cache_key(listing, split, frames, size, backend)
+    cache_file = _cache_file(cache_dir, listing.name, frames, size, key)
+    parts, skipped = _load_cache(cache_file) if cache_file else (None, [])
+    if parts is None:
+        parts, skipped = _decode_listing(listing, frames, size, backend, progress)
+        if cache_file:
+            _save_cache(cache_file, parts, skipped, listing.class_names)
+    total = len(listing.train) + len(listing.test)
+    if skipped:
+        _warn_skipped_summary(skipped, total)
+    _require_readable_classes(listing, parts)
+
+    train_videos, train_labels = parts["train"]
+    train_idx, val_idx = _carve_validation(torch.from_numpy(train_labels), val_fraction, seed)
+    # pick in uint8, then convert: the float copies are the large ones
+    train, val, test = (
+        _clip_set(videos, labels, listing.class_names)
+        for videos, labels in (
+            (train_videos[train_idx.numpy()], train_labels[train_idx.numpy()]),
+            (train_videos[val_idx.numpy()], train_labels[val_idx.numpy()]),
+            parts["test"],
+        )
+    )
+    config = {
+        "kind": kind.lower(),
+        "root": str(listing.root),
+        "frames": frames,
+        "size": list(size),
+        "split": split,
+        "classes": list(listing.class_names),
+        "val_fraction": val_fraction,
+        "seed": seed,
+        "backend": backend,
+        "max_per_class": max_per_class,
+        "sources": dict(listing.sources),
+        "skipped": [str(p) for p in skipped],
+        "cache_file": str(cache_file) if cache_file else None,
+    }
+    return Splits(train=train, val=val, test=test, name=listing.name, config=config)
+
+
+def list_video_dataset(
+    kind: str,
+    root: str | Path,
+    *,
+    split: int = 1,
+    classes: Sequence[str] | None = None,
+    max_per_class: int | None = None,
+    annotations: str | Path | None = None,
+    on_missing: str = "error",
+    test_fraction: float = 0.2,
+) -> VideoListing:
+    """The videos `load_video_dataset` would decode (same arguments), without decoding them."""
+    kind = kind.lower() if isinstance(kind, str) else kind
+    _check_choice("kind", kind, KINDS)
+    _check_choice("on_missing", on_missing, ("error", "skip"))
+    root = _existing_dir(root, f"the {kind} root folder")
+    notes = Path(annotations) if annotations is not None else None
+    if notes is not None and not notes.exists():
+        raise DataError(f"annotations path {notes} does not exist")
+    if kind in ("ucf101", "miniucf"):
+        listing = list_ucf101(root, split=split, annotations=notes, on_missing=on_missing)
+        if kind == "miniucf":
+            listing = _restrict_to_miniucf(listing, classes, split)
+            classes = None
+    elif kind == "hmdb51":
+        listing = list_hmdb51(root, split=split, annotations=notes, on_missing=on_missing)
+    elif kind == "kinetics":
+        listing = list_kinetics(root, annotations=notes, on_missing=on_missing)
+    elif kind == "ssv2":
+        listing = list_ssv2(root, annotations=notes, on_missing=on_missing)
+    else:
+        listing = list_frame_folders(root, annotations=notes, test_fraction=test_fraction)
+    if classes is not None:
+        listing = _restrict_classes(listing, classes)
+    listing = _cap_per_class(listing, max_per_class)
+    _require_listed_classes(listing)
+    return listing
+
+
+# ----------------------------------------------------------------------------- UCF101 / HMDB51
+
+
+def list_ucf101(
+    root: str | Path,
+    *,
+    split: int = 1,
+    annotations: str | Path | None = None,
+    on_missing: str = "error",
+) -> VideoListing:
+    """UCF101 from classInd.txt and the official trainlist0k / testlist0k files."""
+    root = _existing_dir(root, "the UCF101 root folder")
+    _check_choice("split", split, (1, 2, 3))
+    folder = _find_notes_folder(
+        root, annotations, ("ucfTrainTestlist", "annotations"), "classInd.txt"
+    )
+    class_file = folder / "classInd.txt"
+    class_names = [line.split()[1] for line in _lines(class_file) if len(line.split()) >= 2]
+    if not class_names:
+        raise DataError(f"{class_file} lists no classes (expected lines like '1 ApplyEyeMakeup')")
+    index = {name: i for i, name in enumerate(class_names)}
+    resolver = _PathResolver(root)
+    parts: dict[str, list[VideoEntry]] = {}
+    sources = {}
+    for part, stem in (("train", "trainlist"), ("test", "testlist")):
+        list_file = folder / f"{stem}{split:02d}.txt"
+        if not list_file.is_file():
+            raise DataError(f"UCF101 split file {list_file} is missing (official ucfTrainTestlist)")
+        named = []
+        for line in _lines(list_file):
+            rel = line.split()[0].replace("\\", "/")
+            class_name = rel.split("/")[0]
+            if class_name not in index:
+                raise DataError(
+                    f"{list_file} names {rel!r}, whose class {class_name!r} is not in {class_file}"
+                )
+            named.append((rel, index[class_name]))
+        parts[part] = _resolve_all(named, resolver, list_file, on_missing)
+        sources[part] = str(list_file)
+    return VideoListing(
+        f"ucf101-split{split}", root, class_names, parts["train"], parts["test"], sources
+    )
+
+
+def list_hmdb51(
+    root: str | Path,
+    *,
+    split: int = 1,
+    annotations: str | Path | None = None,
+    on_missing: str = "error",
+) -> VideoListing:
+    """HMDB51 from the official <class>_test_split<k>.txt files (1 = train, 2 = test, 0 = unused)."""
+    root = _existing_dir(root, "the HMDB51 root folder")
+    _check_choice("split", split, (1, 2, 3))
+    suffix = f"_test_split{split}.txt"
+    folder = _find_notes_folder(
+        root,
+        annotations,
+        ("testTrainMulti_7030_splits", "splits", "test_train_splits", "annotations"),
+        f"*{suffix}",
+    )
+    split_files = sorted(folder.glob(f"*{suffix}"))
+    class_names = [f.name[: -len(suffix)] for f in split_files]
+    resolver = _PathResolver(root)
+    train: list[VideoEntry] = []
+    test: list[VideoEntry] = []
+    for label, (class_name, split_file) in enumerate(zip(class_names, split_files, strict=True)):
+        named: dict[str, list[tuple[str, int]]] = {"1": [], "2": []}
+        for line in _lines(split_file):
+            words = line.split()
+            if len(words) != 2 or words[1] not in ("0", "1", "2"):
+                raise DataError(f"{split_file}: expected '<video> <0|1|2>', got {line!r}")
+            if words[1] in named:
+                named[words[1]].append((f"{class_name}/{words[0]}", label))
+        train += _resolve_all(named["1"], resolver, split_file, on_missing)
+        test += _resolve_all(named["2"], resolver, split_file, on_missing)
+    sources = {"train": str(folder / f"*{suffix}"), "test": str(folder / f"*{suffix}")}
+    return VideoListing(f"hmdb51-split{split}", root, class_names, train, test, sources)
+
+
+def _restrict_to_miniucf(
+    listing: VideoListing, classes: Sequence[str] | None, split: int
+) -> VideoListing:
+    wanted = list(MINIUCF_CLASSES if classes is None else classes)
+    outside = [c for c in wanted if c not in MINIUCF_CLASSES]
+    if outside:
+        raise DataError(f"not MiniUCF classes: {outside}; see MINIUCF_CLASSES")
+    absent = [c for c in wanted if c not in listing.class_names]
+    if absent:
+        raise DataError(
+            f"MiniUCF needs UCF101 classes that {listing.sources.get('train', 'the split files')} "
+            f"and classInd.txt do not list: {_shorten(absent)}. Use the full UCF101 annotations, "
+            "or pass classes=[...] to load only some MiniUCF classes."
+        )
+    restricted = _restrict_classes(listing, wanted)
+    return replace(restricted, name=f"miniucf-split{split}")
+
+
+# ----------------------------------------------------------------------------- Kinetics
+
+
+def list_kinetics(
+    root: str | Path, *, annotations: str | Path | None = None, on_missing: str = "error"
+) -> VideoListing:
+    """Kinetics-style CSV annotations; train rows are train, validation rows the test split."""
+    root = _existing_dir(root, "the Kinetics root folder")
+    csv_files = _kinetics_csv_files(root, annotations)
+    rows = [row for csv_file in csv_files for row in _kinetics_rows(csv_file)]
+    train_rows = [r for r in rows if r["part"] == "train"]
+    test_rows = [r for r in rows if r["part"] == "val"] or [r for r in rows if r["part"] == "test"]
+    if not train_rows or not test_rows:
+        raise DataError(
+            f"{', '.join(map(str, csv_files))}: need rows whose split is 'train' and rows whose "
+            "split is 'val'/'validate' (or 'test'), got "
+            f"{dict(Counter(r['part'] for r in rows))}"
+        )
+    class_names = sorted({r["label"] for r in train_rows + test_rows})
+    index = {name: i for i, name in enumerate(class_names)}
+    needs_search = [r for r in train_rows + test_rows if r["path"] is None]
+    stems = _index_by_stem(root, {r["stem"] for r in needs_search}) if needs_search else {}
+    resolver = _PathResolver(root)
+    parts = {}
+    for part, part_rows in (("train", train_rows), ("test", test_rows)):
+        found, missing = [], []
+        for r in part_rows:
+            path = resolver.resolve(r["path"]) if r["path"] is not None else stems.get(r["stem"])
+            if path is None:
+                missing.append(r["path"] or r["stem"])
+            else:
+                found.append(VideoEntry(path, index[r["label"]]))
+        _report_missing(
+            missing, " / ".join(sorted({r["source"] for r in part_rows})), root, on_missing
+        )
+        parts[part] = found
+    sources = {
+        part: ", ".join(sorted({r["source"] for r in part_rows}))
+        for part, part_rows in (("train", train_rows), ("test", test_rows))
+    }
+    return VideoListing("kinetics", root, class_names, parts["train"], parts["test"], sources)
+
+
+def _kinetics_csv_files(root: Path, annotations: Path | str | None) -> list[Path]:
+    if annotations is not None and Path(annotations).is_file():
+        return [Path(annotations)]
+    folders = [Path(annotations)] if annotations is not None else [root / "annotations", root]
+    for folder in folders:
+        found = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+        if found:
+            return found
+    raise DataError(
+        f"no Kinetics CSV annotations in {' or '.join(map(str, folders))}: put train.csv / "
+        "validate.csv (columns label, youtube_id, time_start, time_end, split) there, "
+        "or pass annotations=<file or folder>"
+    )
+
+
+def _kinetics_rows(csv_file: Path) -> list[dict[str, Any]]:
+    with open(csv_file, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = {c.strip() for c in reader.fieldnames or []}
+        has_id = {"youtube_id", "time_start", "time_end"} <= columns
+        if "label" not in columns or not (has_id or "path" in columns):
+            raise DataError(
+                f"{csv_file}: needs a 'label' column and either 'path' or 'youtube_id', "
+                f"'time_start', 'time_end'; found columns {sorted(columns)}"
+            )
+        rows = []
+        for line_no, raw in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            part = _kinetics_part(row.get("split") or csv_file.stem)
+            if part is None:
+                raise DataError(f"{csv_file}:{line_no}: unknown split {row.get('split')!r}")
+            path = row.get("path") or None
+            stem = None
+            if path is None:
+                try:
+                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+                except (KeyError, ValueError) as error:
+                    raise DataError(
+                        f"{csv_file}:{line_no}: needs a path or youtube_id with numeric "
+                        "time_start / time_end"
+                    ) from error
+                stem = f"{row['youtube_id']}_{start:06d}_{end:06d}"
+            source = str(csv_file)
+            rows.append(dict(label=row["label"], part=part, path=path, stem=stem, source=source))
+    return rows
+
+
+def _kinetics_part(split_name: str) -> str | None:
+    """'train' / 'val' / 'test' from a split column value or a CSV file name."""
+    name = split_name.lower()
+    for part, marker in (("train", "train"), ("val", "val"), ("test", "test")):
+        if marker in name:
+            return part
+    return None
+
+
+# ----------------------------------------------------------------------------- SSv2
+
+
+def list_ssv2(
+    root: str | Path, *, annotations: str | Path | None = None, on_missing: str = "error"
+) -> VideoListing:
+    """Something-Something v2 from labels / train / validation JSON; validation is the test split."""
+    root = _existing_dir(root, "the Something-Something v2 root folder")
+    folder = _find_notes_folder(root, annotations, ("labels", "annotations"), "*labels.json")
+    labels_file = _first_existing(folder, ("labels.json", "something-something-v2-labels.json"))
+    label_of = {str(k): int(v) for k, v in _read_json(labels_file).items()}
+    class_names = [name for name, _ in sorted(label_of.items(), key=lambda kv: kv[1])]
+    if sorted(label_of.values()) != list(range(len(class_names))):
+        raise DataError(f"{labels_file}: class indices must be 0..{len(class_names) - 1}")
+    named: dict[str, list[tuple[str, int]]] = {}
+    sources = {}
+    for part, names in (
+        ("train", ("train.json", "something-something-v2-train.json")),
+        ("test", ("validation.json", "something-something-v2-validation.json")),
+    ):
+        list_file = _first_existing(folder, names)
+        sources[part] = str(list_file)
+        named[part] = []
+        for item in _read_json(list_file):
+            template = item.get("template")
+            if template is None or "id" not in item:
+                raise DataError(f"{list_file}: every item needs 'id' and 'template', got {item}")
+            # "[something]" -> "something", "[number of]" -> "number of": the labels.json key
+            key = re.sub(r"\[(.*?)\]", r"\1", template)
+            if key not in label_of:
+                raise DataError(
+                    f"{list_file}: template {template!r} matches no class in {labels_file}"
+                )
+            named[part].append((str(item["id"]), label_of[key]))
+    stems = _index_by_stem(root, {vid for pairs in named.values() for vid, _ in pairs})
+    parts = {}
+    for part, pairs in named.items():
+        missing = [vid for vid, _ in pairs if vid not in stems]
+        _report_missing(missing, sources[part], root, on_missing)
+        parts[part] = [VideoEntry(stems[vid], label) for vid, label in pairs if vid in stems]
+    return VideoListing("ssv2", root, class_names, parts["train"], parts["test"], sources)
+
+
+# ----------------------------------------------------------------------------- frame folders
+
+
+def list_frame_folders(
+    root: str | Path, *, annotations: str | Path | None = None, test_fraction: float = 0.2
+) -> VideoListing:
+    """root/<class>/<video_folder>/ frames; test split from testlist.txt or a fixed per-class share."""
+    root = _existing_dir(root, "the frame-folder root")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{root} holds no class folders (expected root/<class>/<video_folder>/)")
+    class_names = [p.name for p in class_dirs]
+    entries: list[VideoEntry] = []
+    for label, class_dir in enumerate(class_dirs):
+        videos = sorted(
+            (p for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: _natural_key(p.name),
+        )
+        if not videos:
+            raise DataError(
+                f"class folder {class_dir} holds no video folders; remove it or fill it"
+            )
+        entries += [VideoEntry(v, label) for v in videos]
+    folder = Path(annotations) if annotations is not None else root
+    test_list, train_list = folder / "testlist.txt", folder / "trainlist.txt"
+    if test_list.is_file():
+        by_name = {f"{e.path.parent.name}/{e.path.name}": e for e in entries}
+        named_test = _listed_names(test_list, by_name)
+        named_train = _listed_names(train_list, by_name) if train_list.is_file() else None
+        test = [e for name, e in by_name.items() if name in named_test]
+        train = [
+            e
+            for name, e in by_name.items()
+            if name not in named_test and (named_train is None or name in named_train)
+        ]
+        sources = {"train": str(train_list if named_train else root), "test": str(test_list)}
+    else:
+        if not 0.0 < test_fraction < 1.0:
+            raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        labels = torch.tensor([e.label for e in entries])
+        train_idx, test_idx = stratified_split(labels, test_fraction, _FRAMES_TEST_SEED)
+        train = [entries[i] for i in train_idx.tolist()]
+        test = [entries[i] for i in test_idx.tolist()]
+        sources = {"train": str(root), "test": f"{test_fraction:g} of each class of {root}"}
+    return VideoListing("frames", root, class_names, train, test, sources)
+
+
+def _listed_names(list_file: Path, known: dict[str, VideoEntry]) -> set[str]:
+    names = {line.split()[0].replace("\\", "/").rstrip("/") for line in _lines(list_file)}
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise DataError(
+            f"{list_file} names {len(unknown)} video folder(s) that do not exist under "
+            f"{list_file.parent}: {_shorten(unknown)}; lines must read '<class>/<video_folder>'"
+        )
+    return names
+
+
+# ----------------------------------------------------------------------------- listing helpers
+
+
+class _PathResolver:
+    """root-relative names to paths; tolerates frame folders and letter-case differences."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._listings: dict[Path, dict[str, str]] = {}
+
+    def resolve(self, rel: str) -> Path | None:
+        path = self.root / rel
+        if path.exists():
+            return path
+        if path.suffix and path.with_suffix("").is_dir():  # extracted frames instead of a file
+            return path.with_suffix("")
+        return self._resolve_ignoring_case(Path(rel))
+
+    def _resolve_ignoring_case(self, rel: Path) -> Path | None:
+        current = self.root
+        for i, part in enumerate(rel.parts):
+            children = self._children(current)
+            name = children.get(part.lower())
+            if name is None and i == len(rel.parts) - 1 and Path(part).suffix:
+                name = children.get(Path(part).stem.lower())  # frame folder
+            if name is None:
+                return None
+            current = current / name
+        return current
+
+    def _children(self, folder: Path) -> dict[str, str]:
+        if folder not in self._listings:
+            try:
+                names = sorted(os.listdir(folder))
+            except OSError:
+                names = []
+            self._listings[folder] = {n.lower(): n for n in reversed(names)}
+        return self._listings[folder]
+
+
+def _index_by_stem(root: Path, wanted: set[str], max_depth: int = 4) -> dict[str, Path]:
+    """Find videos named <stem>.<ext> (or frame folders named <stem>) anywhere under root."""
+    files: dict[str, Path] = {}
+    folders: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        depth = len(Path(dirpath).relative_to(root).parts)
+        dirnames.sort()
+        for name in sorted(filenames):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in VIDEO_EXTENSIONS and stem in wanted and stem not in files:
+                files[stem] = Path(dirpath) / name
+        for name in dirnames:
+            if name in wanted and name not in folders:
+                folders[name] = Path(dirpath) / name
+        # never walk into frame folders (thousands of images) nor deeper than needed
+        dirnames[:] = [] if depth + 1 >= max_depth else [d for d in dirnames if d not in wanted]
+    return {**folders, **files}  # a video file wins over a frame folder of the same name
+
+
+def _resolve_all(
+    named: Iterable[tuple[str, int]], resolver: _PathResolver, source: Path, on_missing: str
+) -> list[VideoEntry]:
+    found, missing = [], []
+    for rel, label in named:
+        path = resolver.resolve(rel)
+        if path is None:
+            missing.append(rel)
+        else:
+            found.append(VideoEntry(path, label))
+    _report_missing(missing, str(source), resolver.root, on_missing)
+    return found
+
+
+def _report_missing(missing: list[str], source: str, root: Path, on_missing: str) -> None:
+    if not missing:
+        return
+    what = (
+        f"{len(missing)} video(s) named in {source} do not exist under {root}: {_shorten(missing)}"
+    )
+    if on_missing == "skip":
+        warnings.warn(f"left out {what}", SkippedVideoWarning, stacklevel=3)
+        return
+    raise DataError(
+        f"{what}. Point root at the folder that holds them (and annotations at the split files "
+        "of the same copy), restore the files, or pass on_missing='skip' to leave them out."
+    )
+
+
+def _find_notes_folder(
+    root: Path, annotations: Path | str | None, subfolders: Sequence[str], pattern: str
+) -> Path:
+    """The folder holding split files matching `pattern`: `annotations`, a usual subfolder, or root."""
+    candidates = (
+        [Path(annotations)] if annotations is not None else [root / s for s in subfolders] + [root]
+    )
+    for folder in candidates:
+        if folder.is_dir() and any(folder.glob(pattern)):
+            return folder
+    raise DataError(
+        f"no {pattern} found in {' or '.join(map(str, candidates))}: put the dataset's split "
+        "files there or pass annotations=<folder>"
+    )
+
+
+def _first_existing(folder: Path, names: Sequence[str]) -> Path:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"none of {', '.join(names)} in {folder}")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is not valid JSON: {error}") from error
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _restrict_classes(listing: VideoListing, classes: Sequence[str]) -> VideoListing:
+    wanted = list(classes)
+    if not wanted or len(set(wanted)) != len(wanted):
+        raise DataError(f"classes must be distinct class names, got {wanted}")
+    unknown = [c for c in wanted if c not in listing.class_names]
+    if unknown:
+        raise DataError(
+            f"classes {unknown} are not in {listing.name}; its classes include "
+            f"{_shorten(listing.class_names)}"
+        )
+    new_label = {listing.class_names.index(c): i for i, c in enumerate(wanted)}
+
+    def keep(entries: list[VideoEntry]) -> list[VideoEntry]:
+        return [VideoEntry(e.path, new_label[e.label]) for e in entries if e.label in new_label]
+
+    return replace(listing, class_names=wanted, train=keep(listing.train), test=keep(listing.test))
+
+
+def _cap_per_class(listing: VideoListing, max_per_class: int | None) -> VideoListing:
+    if max_per_class is None:
+        return listing
+    if int(max_per_class) < 1:
+        raise DataError(f"max_per_class must be >= 1 or None, got {max_per_class}")
+
+    def cap(entries: list[VideoEntry]) -> list[VideoEntry]:
+        positions: dict[int, list[int]] = {}
+        for i, e in enumerate(entries):
+            positions.setdefault(e.label, []).append(i)
+        keep = set()
+        for idx in positions.values():
+            k = min(int(max_per_class), len(idx))
+            keep.update(idx[j] for j in np.linspace(0, len(idx) - 1, k).round().astype(int))
+        return [e for i, e in enumerate(entries) if i in keep]
+
+    return replace(listing, train=cap(listing.train), test=cap(listing.test))
+
+
+def _require_listed_classes(listing: VideoListing) -> None:
+    for part in ("train", "test"):
+        empty = [listing.class_names[c] for c, n in enumerate(listing.counts(part)) if n == 0]
+        if empty:
+            raise DataError(
+                f"{listing.name}: class(es) {_shorten(empty)} have no video in the {part} split "
+                f"({listing.sources.get(part, listing.root)}). Add their videos, or leave the "
+                "classes out with classes=[...]."
+            )
+
+
+# ----------------------------------------------------------------------------- decoding a listing
+
+
+def _decode_listing(
+    listing: VideoListing, frames: int, size: tuple[int, int], backend: str, progress: bool
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Path]]:
+    """Decode every listed video; returns {part: (uint8 (N, T, H, W, 3), labels)} and the skipped."""
+    entries = [("train", e) for e in listing.train] + [("test", e) for e in listing.test]
+    videos = np.empty((len(entries), frames, *size, 3), dtype=np.uint8)
+    ok = np.zeros(len(entries), dtype=bool)
+    skipped: list[Path] = []
+    bar = tqdm(entries, desc=f"decoding {listing.name}", unit="video", disable=not progress)
+    for i, (_, entry) in enumerate(bar):
+        try:
+            videos[i] = read_clip(entry.path, frames, size, backend)
+            ok[i] = True
+        except VideoDecodeError as error:
+            message = f"skipping {entry.path}, which could not be decoded: {error.reason}"
+            warnings.warn(message, SkippedVideoWarning, stacklevel=3)
+            skipped.append(entry.path)
+    labels = np.array([e.label for _, e in entries], dtype=np.int64)
+    parts = {}
+    for part, span in (
+        ("train", slice(0, len(listing.train))),
+        ("test", slice(len(listing.train), None)),
+    ):
+        keep = ok[span]
+        # views when nothing was skipped: decoded sets can be gigabytes
+        parts[part] = (
+            (videos[span], labels[span]) if keep.all() else (videos[span][keep], labels[span][keep])
+        )
+    return parts, skipped
+
+
+def _warn_skipped_summary(skipped: list[Path], total: int) -> None:
+    warnings.warn(
+        f"skipped {len(skipped)} of {total} videos that could not be decoded: "
+        f"{_shorten([str(p) for p in skipped])}",
+        SkippedVideoWarning,
+        stacklevel=3,
+    )
+
+
+def _require_readable_classes(
+    listing: VideoListing, parts: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> None:
+    for part in ("train", "test"):
+        counts = np.bincount(parts[part][1], minlength=len(listing.class_names))
+        for c in np.flatnonzero(counts == 0).tolist():
+            tried = [str(e.path) for e in getattr(listing, part) if e.label == c]
+            raise DataError(
+                f"{listing.name}: class {listing.class_names[c]!r} has no readable video in the "
+                f"{part} split; none of {_shorten(tried)} could be decoded. Replace those files "
+                "(re-download or re-extract them) or leave the class out with classes=[...]."
+            )
+
+
+def _clip_set(videos: np.ndarray, labels: np.ndarray, class_names: list[str]) -> ClipSet:
+    """uint8 (N, T, H, W, 3) to a float ClipSet (N, 3, T, H, W) in [0, 1]."""
+    channels_first = torch.from_numpy(videos).permute(0, 4, 1, 2, 3)
+    # one pass: uint8 -> float32 and channels-last -> (N, C, T, H, W) together
+    clips = torch.empty(channels_first.shape, dtype=torch.float32).copy_(channels_first)
+    return ClipSet(clips.div_(255.0), torch.from_numpy(labels).long(), list(class_names))
+
+
+def _carve_validation(
+    labels: torch.Tensor, val_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if val_fraction == 0.0:
+        return torch.arange(len(labels)), torch.zeros(0, dtype=torch.long)
+    return stratified_split(labels, val_fraction, seed)
+
+
+# ----------------------------------------------------------------------------- cache
+
+
+def _cache_key(
+    listing: VideoListing, split: int, frames: int, size: tuple[int, int], backend: str
+) -> str:
+    """Settings plus every file's path, size and mtime: any change decodes afresh."""
+
+    def stamp(entries: list[VideoEntry]) -> list[Any]:
+        out = []
+        for e in entries:
+            try:
+                st = e.path.stat()
+                out.append([str(e.path), e.label, st.st_size, st.st_mtime_ns])
+            except OSError:
+                out.append([str(e.path), e.label, None, None])
+        return out
+
+    return config_key(
+        _CACHE_VERSION,
+        listing.name,
+        split,
+        frames,
+        list(size),
+        backend,
+        listing.class_names,
+        stamp(listing.train),
+        stamp(listing.test),
+        length=16,
+    )
+
+
+def _cache_file(
+    cache_dir: str | Path | None, name: str, frames: int, size: tuple[int, int], key: str
+) -> Path | None:
+    if cache_dir is None:
+        return None
+    return Path(cache_dir) / f"{name}-{frames}x{size[0]}x{size[1]}-{key}.npz"
+
+
+def _save_cache(
+    path: Path,
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
+    skipped: list[Path],
+    class_names: list[str],
+) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            train_videos=parts["train"][0],
+            train_labels=parts["train"][1],
+            test_videos=parts["test"][0],
+            test_labels=parts["test"][1],
+            class_names=np.array(class_names, dtype=str),
+            skipped=np.array([str(p) for p in skipped], dtype=str),
+        )
+
+
+def _load_cache(
+    path: Path,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]] | None, list[Path]]:
+    if not path.is_file():
+        return None, []
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            parts = {
+                part: (data[f"{part}_videos"], data[f"{part}_labels"].astype(np.int64))
+                for part in ("train", "test")
+            }
+            skipped = [Path(p) for p in data["skipped"].tolist()]
+    except Exception as error:  # a damaged cache is rebuilt, never trusted
+        warnings.warn(
+            f"ignoring unreadable cache {path} ({_first_line(error)}); decoding again",
+            stacklevel=3,
+        )
+        return None, []
+    return parts, skipped
+
+
+# ----------------------------------------------------------------------------- argument checks
+
+
+def _check_geometry(frames: int, size: tuple[int, int]) -> tuple[int, tuple[int, int]]:
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"size must be (height, width), got {size!r}") from error
+    if int(frames) < 1 or h < 1 or w < 1:
+        raise DataError(f"frames and size must be positive, got frames={frames}, size={size}")
+    return int(frames), (h, w)
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    if value not in choices:
+        raise DataError(f"unknown {name} {value!r}: choose one of {', '.join(map(str, choices))}")
+
+
+def _existing_dir(path: str | Path, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise DataError(
+            f"{what} {path} does not exist or is not a folder; nothing is downloaded, so point "
+            "it at a copy of the dataset you already have"
+        )
+    return path
+
+
+def _shorten(items: Sequence[str]) -> str:
+    shown = ", ".join(str(i) for i in items[:_SHOW_AT_MOST])
+    more = len(items) - _SHOW_AT_MOST
+    return f"{shown}, ... ({more} more)" if more > 0 else shown
