@@ -113,3 +113,17 @@ def stratified_split(
         second.append(idx[:k])
         first.append(idx[k:])
     return torch.cat(first).sort().values, torch.cat(second).sort().values
+
+
+def single_frame(splits: Splits, frame: int | None = None) -> Splits:
+    """The same splits with one frame per clip (the middle one by default): the appearance-only control."""
+    t = splits.clip_shape[1]
+    frame = t // 2 if frame is None else frame
+    if not -t <= frame < t:
+        raise DataError(f"frame {frame} is outside clips of {t} frames")
+
+    def one(c: ClipSet) -> ClipSet:
+        return ClipSet(c.videos[:, :, frame : frame + 1 if frame != -1 else None].contiguous(), c.labels, c.class_names)
+
+    return Splits(one(splits.train), one(splits.val), one(splits.test), f"{splits.name}-frame{frame}",
+                  {**splits.config, "single_frame": frame})
