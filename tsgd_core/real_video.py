@@ -57,6 +57,7 @@ KINDS: tuple[str, ...] = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "fr
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
 VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".webm", ".mkv", ".mov", ".m4v", ".mpg")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+
 # MiniUCF, the 50-class UCF101 subset of the video distillation benchmark ("Dancing with Still
 # Images", CVPR 2024): the class list of that paper's released split file ucf50_splits1.csv,
 # whose train/test videos are UCF101 split 1.

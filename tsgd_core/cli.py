@@ -1,0 +1,707 @@
+"""The `tsgd` command line: data, teacher, distill, evaluate, export and grid.
+
+Every command is a thin layer over `tsgd_core.experiments` (and the modules it uses): it turns
+flags into a `RunSpec` or a profile name, calls the library, prints a short summary and, when
+asked, writes one output file atomically. Bad input (an IPC a class cannot give, a missing
+file, a teacher for other classes, ...) ends with one line ``tsgd: error: ...`` on stderr and
+exit code 2, before anything is written.
+
+Heavy modules (torch and everything that uses it) are imported when the parser is built, not
+at import time of this module; `tsgd_core.real_video` is imported only by `tsgd data --dataset`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from . import __version__
+
+# Mirrors tsgd_core.real_video.KINDS (tests check they agree); real_video is imported lazily.
+DATASET_KINDS = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
+# RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
+SPEC_FLAGS = (
+    "method",
+    "ipc",
+    "profile",
+    "camera_shake",
+    "tsgfo",
+    "tsgfa",
+    "init",
+    "modulation",
+    "lowpass",
+    "saliency_source",
+    "k",
+    "alpha",
+    "eps",
+    "beta",
+    "spatial_pool",
+    "r_bn",
+    "distill_seed",
+)
+PREVIEW_CLIPS_PER_CLASS = 4
+
+
+class CliError(ValueError):
+    """A bad command line that argparse cannot see (a combination of flags, a file suffix)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``tsgd: error: ...`` and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"tsgd: error: {message} (see '{self.prog} --help')\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the epilog's line breaks; show defaults, except the None of unset optional flags."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or isinstance(action, argparse.BooleanOptionalAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+def check_suffix(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
+    """`path` must end in one of `suffixes` (checked before any work, so nothing is written)."""
+    path = Path(path)
+    if not any(path.name.lower().endswith(s) for s in suffixes):
+        fail(f"{flag} {path} must end in {' or '.join(suffixes)}")
+    return path
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """'112' -> (112, 112); '128x171' -> (128, 171)."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(
+            f"size must be N or HxW with positive integers, got {text!r}"
+        )
+    return size  # type: ignore[return-value]
+
+
+def percent(acc: float) -> str:
+    return f"{100 * acc:.1f}"
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a RunSpec field."""
+    return "--seed" if field == "distill_seed" else "--" + field.replace("_", "-")
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def class_count_text(counts: Sequence[int]) -> str:
+    low, high = min(counts), max(counts)
+    return f"{low} per class" if low == high else f"{low}-{high} per class"
+
+
+# ----------------------------------------------------------------------------- tsgd data
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from .artifact import EXPORTERS
+
+    if args.preview:
+        check_suffix(args.preview, tuple(EXPORTERS), "--preview")
+    if args.dataset is None:
+        for flag, value in (("--root", args.root), ("--classes", args.classes)):
+            if value is not None:
+                fail(
+                    f"{flag} applies to a real dataset: add --dataset "
+                    f"(one of {', '.join(DATASET_KINDS)})"
+                )
+        splits, descriptions = benchmark_splits(args)
+    else:
+        if args.root is None:
+            fail(
+                f"--dataset {args.dataset} needs --root PATH "
+                "(the folder of your copy; nothing is downloaded)"
+            )
+        if args.camera_shake:
+            fail("--camera-shake applies to the built-in benchmark, not to --dataset")
+        splits, descriptions = real_splits(args), {}
+    print_splits(splits, descriptions)
+    if args.preview:
+        from .artifact import export
+
+        clips = preview_clips(splits.train, args.preview_clips)
+        path = export(clips, args.preview, fps=args.fps, scale=args.scale)
+        print(
+            f"preview: {path} ({len(clips)} training clips, up to {args.preview_clips} "
+            "per class, one row per class)"
+        )
+
+
+def benchmark_splits(args: argparse.Namespace):
+    from .experiments import load_data
+    from .synthetic import describe_motion_classes
+
+    splits = load_data(args.profile, args.camera_shake)
+    descriptions = describe_motion_classes(splits.num_classes)
+    return splits, descriptions
+
+
+def real_splits(args: argparse.Namespace):
+    from .real_video import load_video_dataset
+
+    return load_video_dataset(
+        args.dataset,
+        args.root,
+        frames=args.frames,
+        size=args.size,
+        split=args.split,
+        classes=args.classes,
+        max_per_class=args.max_per_class,
+        cache_dir=Path(args.cache_dir) / "videos",
+        progress=not args.quiet,
+    )
+
+
+def print_splits(splits: Any, descriptions: dict[str, str]) -> None:
+    c, t, h, w = splits.clip_shape
+    print(f"dataset: {splits.name}")
+    print(f"clip shape: (C, T, H, W) = ({c}, {t}, {h}, {w})")
+    print(f"classes: {splits.num_classes}")
+    for part in ("train", "val", "test"):
+        clips = getattr(splits, part)
+        counts = class_count_text(clips.class_counts().tolist())
+        print(f"  {part:5s}: {len(clips):6d} clips ({counts})")
+    for i, name in enumerate(splits.class_names):
+        note = f": {descriptions[name]}" if name in descriptions else ""
+        print(f"  {i:3d} {name}{note}")
+
+
+def preview_clips(data: Any, per_class: int) -> Any:
+    """The first `per_class` clips of every class (fewer where a class has fewer)."""
+    import torch
+
+    index = torch.cat([data.indices_of_class(c)[:per_class] for c in range(data.num_classes)])
+    return data.subset(index)
+
+
+# ----------------------------------------------------------------------------- tsgd teacher
+
+
+def cmd_teacher(args: argparse.Namespace) -> None:
+    from .experiments import get_teacher
+    from .storage import save_json
+    from .teacher import teacher_path
+    from .train import resolve_device
+
+    if args.out:
+        check_suffix(args.out, (".json",), "--out")
+    resolve_device(args.device)
+    _, info = get_teacher(
+        args.profile,
+        args.camera_shake,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    path = teacher_path(args.cache_dir, info.key)
+    print(f"teacher {info.key} for profile {args.profile!r} (camera shake {args.camera_shake:g})")
+    print(f"  test accuracy:  {percent(info.test_acc)} %")
+    if info.val_acc is not None:
+        print(f"  val accuracy:   {percent(info.val_acc)} %")
+    print(
+        f"  training:       {info.train_wall_s:.1f} s, {info.clips_per_s:.0f} clips/s, "
+        f"peak {info.train_peak_mb:.0f} MB"
+    )
+    print(f"  checkpoint:     {path}")
+    if args.out:
+        blob = {
+            **asdict(info),
+            "checkpoint": str(path),
+            "profile": args.profile,
+            "camera_shake": args.camera_shake,
+        }
+        print(f"  info:           {save_json(blob, args.out)}")
+
+
+# ----------------------------------------------------------------------------- distill / evaluate
+
+
+def given_spec_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunSpec fields set on the command line (unset flags keep RunSpec's defaults)."""
+    return {
+        name: getattr(args, name) for name in SPEC_FLAGS if getattr(args, name, None) is not None
+    }
+
+
+def build_spec(params: dict[str, Any]) -> Any:
+    """A RunSpec, checked: method, IPC, profile, split and the saliency parameters."""
+    from .experiments import spec_from_params
+
+    spec = spec_from_params(**params)
+    spec.saliency()  # validates k, alpha, eps, beta, spatial_pool now, not after training
+    return spec
+
+
+def check_spec_data(spec: Any) -> None:
+    """IPC against the training split, before any teacher is trained (the data is cheap)."""
+    from .experiments import load_data
+    from .selection import SELECTION_METHODS, check_ipc
+
+    # selection picks real clips and real init starts from them; noise init needs none
+    if spec.method in SELECTION_METHODS or spec.init == "real":
+        check_ipc(load_data(spec.profile, spec.camera_shake).train, spec.ipc)
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from .artifact import SUFFIX, save_distilled
+    from .experiments import distilled_path, make_distilled
+    from .train import resolve_device
+
+    if args.out:
+        check_suffix(args.out, (SUFFIX,), "--out")
+    spec = build_spec(given_spec_flags(args))
+    resolve_device(args.device)
+    check_spec_data(spec)
+    cached = distilled_path(spec, args.cache_dir)
+    was_cached = cached.is_file()
+    ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    print(
+        f"{spec.name()}: {len(ds.labels)} clips ({ds.num_classes} classes x IPC {ds.ipc}) "
+        f"of shape {tuple(ds.videos.shape[1:])}, teacher {ds.teacher_key}"
+    )
+    print(f"  distillation:   {cost_text(ds.config)}{' (from the cache)' if was_cached else ''}")
+    print(f"  cached set:     {cached}")
+    if args.out:
+        print(f"  saved:          {save_distilled(ds, args.out)}")
+
+
+def cost_text(config: dict[str, Any]) -> str:
+    wall, peak = config.get("distill_wall_s"), config.get("distill_peak_mb")
+    if wall is None:
+        return "time not recorded"
+    return f"{wall:.1f} s, peak {peak:.0f} MB" if peak is not None else f"{wall:.1f} s"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .train import resolve_device
+
+    if args.out:
+        check_suffix(args.out, (".json",), "--out")
+    resolve_device(args.device)
+    start = time.perf_counter()
+    if args.artifact:
+        spec, ds, results = evaluate_artifact(args)
+    else:
+        spec, ds, results = evaluate_new_spec(args)
+    print_results(spec, results, time.perf_counter() - start)
+    if args.out:
+        from .experiments import record
+        from .storage import save_json
+
+        row = {
+            **record(spec, ds, results),
+            "artifact": str(args.artifact) if args.artifact else None,
+        }
+        print(f"results: {save_json(row, args.out)}")
+
+
+def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.labels is not None:
+        out["labels"] = tuple(dict.fromkeys(args.labels))  # repeated modes once
+    if args.split is not None:
+        out["eval_split"] = args.split
+    return out
+
+
+def evaluate_new_spec(args: argparse.Namespace):
+    """Distil (or load from the cache) the set of the spec flags, then evaluate it (cached)."""
+    from .experiments import evaluate_spec, make_distilled
+
+    spec = build_spec({**given_spec_flags(args), **eval_overrides(args)})
+    check_spec_data(spec)
+    progress = not args.quiet
+    ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=progress)
+    results = evaluate_spec(
+        spec, ds, cache_dir=args.cache_dir, device=args.device, progress=progress
+    )
+    return spec, ds, results
+
+
+def artifact_spec(ds: Any, path: Path, args: argparse.Namespace) -> Any:
+    """The spec stored in the artifact (its profile finds the teacher), with the eval flags."""
+    given = given_spec_flags(args)
+    stored = ds.config.get("spec")
+    if stored is None:
+        fail(
+            f"{path} does not record the spec it was made with (config['spec']), so its profile "
+            "and teacher are unknown: evaluate sets written by `tsgd distill --out`"
+        )
+    if given:
+        flags = ", ".join(flag_name(name) for name in given)
+        fail(
+            f"{path} records its own spec; {flags} cannot change it: drop {flags}, or evaluate a "
+            "new spec without the artifact"
+        )
+    return build_spec({**stored, **eval_overrides(args)})
+
+
+def evaluate_artifact(args: argparse.Namespace):
+    """Evaluate the set in a file with the protocol, using the cached teacher of its profile.
+
+    The file's clips are what is evaluated, so the per-spec evaluation cache is not used.
+    """
+    from .artifact import load_distilled
+    from .evaluate import evaluate_set
+    from .experiments import get_profile, get_teacher, load_data, student_config
+    from .teacher import check_teacher_matches
+
+    path = Path(args.artifact)
+    ds = load_distilled(path)
+    spec = artifact_spec(ds, path, args)
+    teacher, info = get_teacher(
+        spec.profile,
+        spec.camera_shake,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    if ds.teacher_key is not None and ds.teacher_key != info.key:
+        fail(
+            f"the set was distilled with teacher {ds.teacher_key}, "
+            "the cached teacher for this profile "
+            f"({spec.profile!r}) is {info.key}: evaluate it with the cache dir that holds teacher "
+            f"{ds.teacher_key} (--cache-dir), or distil the set again"
+        )
+    check_teacher_matches(info, ds.to_clipset())
+    splits = load_data(spec.profile, spec.camera_shake)
+    target = splits.val if spec.eval_split == "val" else splits.test
+    results = {
+        labels: evaluate_set(
+            ds.to_clipset(),
+            target,
+            student_config(spec, labels),
+            teacher=teacher,
+            seeds=get_profile(spec.profile).seeds,
+            device=args.device,
+            progress=not args.quiet,
+        )
+        for labels in spec.labels
+    }
+    return spec, ds, results
+
+
+def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
+    print(f"{spec.name()} on the {spec.eval_split} split (augment {spec.eval_augment}):")
+    for labels, res in results.items():
+        print(
+            f"  {labels:4s} labels: {percent(res.mean)} ± {percent(res.std)} % "
+            f"over {len(res.accs)} seeds ({res.num_train} training clips; "
+            f"{sum(res.wall_s):.1f} s, peak {max(res.peak_mb):.0f} MB)"
+        )
+    print(f"  this command took {wall_s:.1f} s")
+
+
+# ----------------------------------------------------------------------------- export and grid
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .artifact import EXPORTERS, export, load_distilled
+
+    check_suffix(args.out, tuple(EXPORTERS), "the output")
+    ds = load_distilled(args.artifact)
+    path = export(ds, args.out, fps=args.fps, scale=args.scale, per_row=args.per_row)
+    frames = ds.videos.shape[2]
+    print(
+        f"{path}: {ds.num_classes} classes x IPC {ds.ipc} ({ds.method}), "
+        f"{frames} frames at {args.fps:g} fps"
+    )
+
+
+def cmd_grid(args: argparse.Namespace) -> None:
+    from .experiments import build_grid
+
+    groups = build_grid(args.profile, shake=args.shake).groups()
+    total = sum(len(specs) for specs in groups.values())
+    print(f"grid of profile {args.profile!r}: {total} runs")
+    for group, specs in groups.items():
+        print(f"{group} ({len(specs)})")
+        if args.list:
+            for spec in specs:
+                print(f"  {spec.name()}")
+    if not args.list:
+        print("(add --list for the name of every run)")
+
+
+# ----------------------------------------------------------------------------- the parser
+
+EXAMPLES = {
+    "data": """examples:
+  tsgd data --profile quick
+  tsgd data --profile default --camera-shake 0.5 --preview motion.gif
+  tsgd data --dataset miniucf --root ~/data/UCF101 --frames 8 --size 112 --preview ucf.gif""",
+    "teacher": """examples:
+  tsgd teacher --profile quick
+  tsgd teacher --profile default --device cuda --out teacher.json""",
+    "distill": """examples:
+  tsgd distill --method tsgd --ipc 1 --profile quick --out tsgd_ipc1.tsgd.pt
+  tsgd distill --method random --ipc 5 --profile default --out random_ipc5.tsgd.pt
+  tsgd distill --method tsgd --ipc 5 --no-tsgfo --init noise --seed 1""",
+    "evaluate": """examples:
+  tsgd evaluate tsgd_ipc1.tsgd.pt --labels soft hard --out results.json
+  tsgd evaluate --method herding --ipc 5 --profile quick --labels hard
+  tsgd evaluate --method tsgd --ipc 5 --k 2 --split val --labels soft""",
+    "export": """examples:
+  tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.gif
+  tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.mp4 --fps 8 --scale 8""",
+    "grid": """examples:
+  tsgd grid --profile quick --list
+  tsgd grid --profile default""",
+}
+
+
+def common_options(cache_help: str, device: bool = True) -> argparse.ArgumentParser:
+    """--cache-dir, --quiet and (for the commands that train) --device."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache-dir", default="cache", help=cache_help)
+    if device:
+        common.add_argument(
+            "--device",
+            default="auto",
+            metavar="auto|cpu|cuda",
+            help="auto takes a CUDA GPU when there is one",
+        )
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    return common
+
+
+def add_spec_options(
+    parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
+) -> None:
+    """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
+    from .distill import INITS, MODULATIONS, SALIENCY_SOURCES
+    from .experiments import RunSpec
+    from .saliency import ALPHAS
+
+    default = {f.name: f.default for f in fields(RunSpec)}
+
+    def add(group: Any, flag: str, field: str, text: str, **kwargs: Any) -> None:
+        if "type" in kwargs:
+            kwargs["metavar"] = "N" if kwargs["type"] is int else "X"
+        group.add_argument(
+            flag, dest=field, default=None, help=f"{text} (default: {default[field]})", **kwargs
+        )
+
+    run = parser.add_argument_group("what to distil (a RunSpec)")
+    add(run, "--method", "method", "selection baseline or distillation method", choices=methods)
+    add(run, "--ipc", "ipc", "clips per class", type=int)
+    add(run, "--profile", "profile", "data, teacher and budget sizes", choices=profiles)
+    add(
+        run,
+        "--camera-shake",
+        "camera_shake",
+        "global camera motion of the benchmark clips",
+        type=float,
+    )
+    add(run, "--seed", "distill_seed", "seed of the selection / distillation", type=int)
+    switch = argparse.BooleanOptionalAction
+    tsgd = parser.add_argument_group("TSGD switches (used by tsgd, sre2l and dm where they apply)")
+    add(tsgd, "--tsgfo", "tsgfo", "saliency-filtered optimisation", action=switch)
+    add(tsgd, "--tsgfa", "tsgfa", "saliency-guided augmentation of the students", action=switch)
+    add(tsgd, "--init", "init", "start from real clips or from noise", choices=INITS)
+    add(tsgd, "--modulation", "modulation", "filter per pixel or per frame", choices=MODULATIONS)
+    add(tsgd, "--lowpass", "lowpass", "also low-pass the update along time", action=switch)
+    add(
+        tsgd,
+        "--saliency-source",
+        "saliency_source",
+        "saliency of the synthetic clip or of its real init",
+        choices=SALIENCY_SOURCES,
+    )
+    add(tsgd, "--k", "k", "temporal half-window of the saliency smoothing", type=int)
+    add(tsgd, "--alpha", "alpha", "smoothing weights", choices=ALPHAS)
+    add(tsgd, "--eps", "eps", "saliency normalisation epsilon", type=float)
+    add(tsgd, "--beta", "beta", "saliency floor in [0, 1]", type=float)
+    add(
+        tsgd,
+        "--spatial-pool",
+        "spatial_pool",
+        "odd spatial pooling of the saliency (1 = off)",
+        type=int,
+    )
+    add(tsgd, "--r-bn", "r_bn", "weight of the BatchNorm statistics loss", type=float)
+
+
+def add_preview_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fps", type=float, default=4, help="frames per second of the animation")
+    parser.add_argument("--scale", type=int, default=4, help="pixel upscaling of every clip")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .evaluate import LABEL_MODES
+    from .experiments import METHODS, PROFILES
+
+    profiles, methods = tuple(PROFILES), tuple(METHODS)
+    parser = _Parser(
+        prog="tsgd",
+        description="Video dataset distillation with Temporal Saliency-Guided Distillation (TSGD).",
+        epilog="Run 'tsgd COMMAND --help' for the options and examples of a command.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tsgd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options("where teachers, sets and results are cached")
+
+    def command(
+        name: str, text: str, parents: Sequence[argparse.ArgumentParser] = ()
+    ) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=EXAMPLES[name],
+            formatter_class=_Formatter,
+            parents=list(parents),
+        )
+
+    data = command(
+        "data",
+        "describe the built-in motion benchmark or a real video dataset",
+        [common_options("decoded real clips are cached in its videos/ folder", device=False)],
+    )
+    data.add_argument(
+        "--profile", choices=profiles, default="default", help="size of the built-in benchmark"
+    )
+    data.add_argument(
+        "--camera-shake", type=float, default=0.0, help="global camera motion of the benchmark"
+    )
+    data.add_argument(
+        "--dataset", choices=DATASET_KINDS, help="load a real dataset from --root instead"
+    )
+    data.add_argument("--root", help="folder of the real dataset (nothing is downloaded)")
+    data.add_argument("--frames", type=int, default=8, help="frames per clip (real datasets)")
+    data.add_argument(
+        "--size",
+        type=image_size,
+        default=(112, 112),
+        metavar="N|HxW",
+        help="frame size of real clips",
+    )
+    data.add_argument(
+        "--split", type=int, default=1, help="official split 1-3 (UCF101, MiniUCF, HMDB51)"
+    )
+    data.add_argument(
+        "--classes", nargs="+", metavar="CLASS", help="keep only these classes (real datasets)"
+    )
+    data.add_argument(
+        "--max-per-class", type=int, help="at most this many videos per class and split"
+    )
+    data.add_argument(
+        "--preview",
+        metavar="OUT.gif",
+        help="write a GIF (or .mp4) grid of training clips per class",
+    )
+    data.add_argument(
+        "--preview-clips",
+        type=int,
+        default=PREVIEW_CLIPS_PER_CLASS,
+        help="clips per class in the preview",
+    )
+    add_preview_options(data)
+    data.set_defaults(func=cmd_data)
+
+    teacher = command(
+        "teacher", "train (or load from the cache) the teacher of a profile", [common]
+    )
+    teacher.add_argument(
+        "--profile", choices=profiles, default="default", help="data and teacher sizes"
+    )
+    teacher.add_argument(
+        "--camera-shake", type=float, default=0.0, help="global camera motion of the benchmark"
+    )
+    teacher.add_argument("--out", metavar="PATH.json", help="also write the teacher's info as JSON")
+    teacher.set_defaults(func=cmd_teacher)
+
+    distill = command("distill", "distil (or select) a set and keep it in the cache", [common])
+    add_spec_options(distill, profiles, methods)
+    distill.add_argument(
+        "--out", metavar="PATH.tsgd.pt", help="save a copy of the distilled set here"
+    )
+    distill.set_defaults(func=cmd_distill)
+
+    evaluate = command("evaluate", "train students on a set and test them (the protocol)", [common])
+    evaluate.add_argument(
+        "artifact",
+        nargs="?",
+        metavar="PATH.tsgd.pt",
+        help="a saved set; without it the set of the spec flags is distilled (cached)",
+    )
+    evaluate.add_argument(
+        "--labels",
+        nargs="+",
+        choices=LABEL_MODES,
+        help="teacher soft labels and/or hard class labels (default: soft hard)",
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=("test", "val"),
+        help="test, or val for tuning without touching test (default: test)",
+    )
+    evaluate.add_argument("--out", metavar="PATH.json", help="write the results as JSON")
+    add_spec_options(evaluate, profiles, methods)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    export = command(
+        "export", "write a saved set as a watchable GIF or MP4 grid (classes x instances)"
+    )
+    export.add_argument("artifact", metavar="PATH.tsgd.pt", help="the saved set")
+    export.add_argument(
+        "out", metavar="OUT.gif|OUT.mp4", help="the animation to write (format by suffix)"
+    )
+    add_preview_options(export)
+    export.add_argument("--per-row", type=int, help="cells per row instead of one row per class")
+    export.set_defaults(func=cmd_export)
+
+    grid = command("grid", "show the runs of the report's grid for a profile")
+    grid.add_argument("--profile", choices=profiles, default="default", help="profile of the grid")
+    grid.add_argument("--shake", type=float, default=0.5, help="camera shake of the shake group")
+    grid.add_argument("--list", action="store_true", help="print every run's name, grouped")
+    grid.set_defaults(func=cmd_grid)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code."""
+    from .data import DataError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and argparse errors
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        args.func(args)
+    except (ValueError, DataError, FileNotFoundError) as error:
+        print(f"tsgd: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
