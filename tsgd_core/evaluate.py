@@ -31,7 +31,7 @@ class StudentConfig:
 
     model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, norm="instance"))
     fit: FitConfig = field(
-        default_factory=lambda: FitConfig(steps=300, batch_size=32, lr=1e-3, weight_decay=0.01, optimizer="adamw")
+        default_factory=lambda: FitConfig(steps=300, batch_size=32, lr=2e-3, weight_decay=1e-4, optimizer="adamw")
     )
     labels: str = "soft"  # "soft": teacher relabels every view; "hard": class labels
     tau: float = 4.0

@@ -14,6 +14,7 @@ from torch import nn
 
 NORMS = ("batch", "instance", "none")
 POOLINGS = ("avg", "max")
+HEADS = ("flatten", "max", "avg")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -52,6 +53,19 @@ class VideoClassifier(nn.Module):
         return self.classifier(self.embed(x))
 
 
+def make_head(kind: str) -> nn.Module:
+    """How the last feature map becomes a vector: flattened (position-aware, as in the DD
+    literature's ConvNet) or pooled globally (position-free: max finds a small moving object
+    wherever it is, where a flat map must learn every position from few clips)."""
+    if kind == "flatten":
+        return nn.Identity()
+    if kind == "max":
+        return nn.AdaptiveMaxPool3d(1)
+    if kind == "avg":
+        return nn.AdaptiveAvgPool3d(1)
+    raise ValueError(f"unknown head {kind!r}: choose one of {', '.join(HEADS)}")
+
+
 def _flat_dim(features: nn.Module, clip_shape: tuple[int, int, int, int]) -> int:
     was_training = features.training
     features.eval()
@@ -68,8 +82,9 @@ def convnet3d(
     depth: int = 3,
     norm: str = "batch",
     pooling: str = "avg",
+    head: str = "flatten",
 ) -> VideoClassifier:
-    """ConvNet3D: `depth` blocks of conv3x3x3 - norm - ReLU - pool, then a linear layer on the flat map."""
+    """ConvNet3D: `depth` blocks of conv3x3x3 - norm - ReLU - pool, then a linear layer on the map."""
     channels, frames, height, width_px = clip_shape
     layers: list[nn.Module] = []
     c_in = channels
@@ -79,7 +94,7 @@ def convnet3d(
             layers.append(make_pool(pooling, time_too=frames >= 2))
             frames, height, width_px = max(1, frames // 2), height // 2, width_px // 2
         c_in = width
-    features = nn.Sequential(*layers)
+    features = nn.Sequential(*layers, make_head(head))
     return VideoClassifier(features, _flat_dim(features, clip_shape), num_classes)
 
 
@@ -90,6 +105,7 @@ def r2plus1d(
     depth: int = 3,
     norm: str = "batch",
     pooling: str = "avg",
+    head: str = "avg",
 ) -> VideoClassifier:
     """(2+1)D net: each block factorises a 3D conv into a spatial 1x3x3 and a temporal 3x1x1 conv."""
     frames = clip_shape[1]
@@ -107,7 +123,7 @@ def r2plus1d(
         ]
         frames = max(1, frames // 2)
         c_in = width
-    layers.append(nn.AdaptiveAvgPool3d(1))
+    layers.append(make_head(head if head != "flatten" else "avg"))
     features = nn.Sequential(*layers)
     return VideoClassifier(features, width, num_classes)
 
@@ -119,6 +135,7 @@ def c3d_small(
     depth: int = 3,
     norm: str = "batch",
     pooling: str = "max",
+    head: str = "avg",
 ) -> VideoClassifier:
     """A small C3D: first pool is spatial only (keeps early motion), later blocks double width."""
     frames = clip_shape[1]
@@ -133,7 +150,7 @@ def c3d_small(
         layers.append(make_pool(pooling, time_too=time_too))
         frames = max(1, frames // 2) if time_too else frames
         c_in = c_out
-    layers.append(nn.AdaptiveAvgPool3d(1))
+    layers.append(make_head(head if head != "flatten" else "avg"))
     features = nn.Sequential(*layers)
     return VideoClassifier(features, c_in, num_classes)
 
@@ -177,15 +194,17 @@ def build_model(
     norm: str = "batch",
     pooling: str = "avg",
     seed: int | None = None,
+    head: str = "flatten",
 ) -> VideoClassifier:
     """Build a model by name; `seed` fixes its random initialisation."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    if seed is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return MODELS[name](num_classes, clip_shape, width=width, depth=depth, norm=norm, pooling=pooling)
-    return MODELS[name](num_classes, clip_shape, width=width, depth=depth, norm=norm, pooling=pooling)
+    kwargs = dict(width=width, depth=depth, norm=norm, pooling=pooling, head=head)
+    if seed is None:
+        return MODELS[name](num_classes, clip_shape, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[name](num_classes, clip_shape, **kwargs)
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

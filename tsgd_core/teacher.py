@@ -23,17 +23,23 @@ from .train import FitConfig, accuracy, cross_entropy_loss, fit, resolve_device
 
 @dataclass
 class ModelConfig:
-    """Which network, and its size; the teacher needs norm='batch' for TSGD's BN matching."""
+    """Which network, and its size; the teacher needs norm='batch' for TSGD's BN matching.
+
+    The defaults (max pooling, global max head) are what learns the motion benchmark: with
+    average pooling or a flat head, a small ConvNet3D memorises the background instead.
+    """
 
     name: str = "convnet3d"
     width: int = 32
     depth: int = 3
     norm: str = "batch"
-    pooling: str = "avg"
+    pooling: str = "max"
+    head: str = "max"
 
     def build(self, num_classes: int, clip_shape: tuple[int, ...], seed: int | None = None) -> VideoClassifier:
         return build_model(
-            self.name, num_classes, tuple(clip_shape), self.width, self.depth, self.norm, self.pooling, seed
+            self.name, num_classes, tuple(clip_shape), self.width, self.depth, self.norm, self.pooling,
+            seed, self.head,
         )
 
 
