@@ -368,42 +368,14 @@ def evaluate_artifact(args: argparse.Namespace):
     The file's clips are what is evaluated, so the per-spec evaluation cache is not used.
     """
     from .artifact import load_distilled
-    from .evaluate import evaluate_set
-    from .experiments import get_profile, get_teacher, load_data, student_config
-    from .teacher import check_teacher_matches
+    from .experiments import evaluate_distilled
 
     path = Path(args.artifact)
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
-    teacher, info = get_teacher(
-        spec.profile,
-        spec.camera_shake,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        progress=not args.quiet,
+    results = evaluate_distilled(
+        spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
     )
-    if ds.teacher_key is not None and ds.teacher_key != info.key:
-        fail(
-            f"the set was distilled with teacher {ds.teacher_key}, "
-            "the cached teacher for this profile "
-            f"({spec.profile!r}) is {info.key}: evaluate it with the cache dir that holds teacher "
-            f"{ds.teacher_key} (--cache-dir), or distil the set again"
-        )
-    check_teacher_matches(info, ds.to_clipset())
-    splits = load_data(spec.profile, spec.camera_shake)
-    target = splits.val if spec.eval_split == "val" else splits.test
-    results = {
-        labels: evaluate_set(
-            ds.to_clipset(),
-            target,
-            student_config(spec, labels),
-            teacher=teacher,
-            seeds=get_profile(spec.profile).seeds,
-            device=args.device,
-            progress=not args.quiet,
-        )
-        for labels in spec.labels
-    }
     return spec, ds, results
 
 

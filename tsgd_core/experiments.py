@@ -27,7 +27,7 @@ from .saliency import SaliencyConfig
 from .selection import SELECTION_METHODS, select_subset
 from .storage import config_key, load_json, save_json
 from .synthetic import make_motion_benchmark
-from .teacher import ModelConfig, TeacherInfo, load_or_train_teacher
+from .teacher import ModelConfig, TeacherInfo, check_teacher_matches, load_or_train_teacher
 from .train import FitConfig, resolve_device
 
 DISTILL_METHODS = ("dm", "sre2l", "tsgd")
@@ -290,27 +290,37 @@ def student_config(spec: RunSpec, labels: str) -> StudentConfig:
     return replace(base, labels=labels, augment=spec.eval_augment, tsgfa=TSGFAConfig(saliency=spec.saliency()))
 
 
-def evaluate_spec(
+def evaluate_distilled(
     spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> dict[str, EvalResult]:
-    """Protocol evaluation of a distilled set under each label mode of `spec` (cached)."""
-    path = Path(cache_dir) / "evals" / f"{spec.eval_key()}.json"
-    if path.is_file():
-        return {k: EvalResult(**v) for k, v in load_json(path).items()}
+    """Protocol evaluation of `ds` under each label mode of `spec`, relabeled by the teacher that made it."""
     splits = load_data(spec.profile, spec.camera_shake)
     teacher, info = get_teacher(spec.profile, spec.camera_shake, cache_dir=cache_dir, device=device, progress=progress)
     if ds.teacher_key is not None and ds.teacher_key != info.key:
         raise ValueError(
-            f"the set was distilled with teacher {ds.teacher_key}, but relabeling would use {info.key}: "
-            "evaluate it with the teacher that made it"
+            f"the set was distilled with teacher {ds.teacher_key}, the cached teacher for profile "
+            f"{spec.profile!r} is {info.key}: evaluate it with the cache dir that holds teacher "
+            f"{ds.teacher_key}, or distil the set again"
         )
+    check_teacher_matches(info, ds.to_clipset())
     target = splits.val if spec.eval_split == "val" else splits.test
-    results = {}
-    for labels in spec.labels:
-        results[labels] = evaluate_set(
+    return {
+        labels: evaluate_set(
             ds.to_clipset(), target, student_config(spec, labels), teacher=teacher,
             seeds=get_profile(spec.profile).seeds, device=device, progress=progress,
         )
+        for labels in spec.labels
+    }
+
+
+def evaluate_spec(
+    spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+) -> dict[str, EvalResult]:
+    """`evaluate_distilled`, cached under the spec's evaluation key (ds must be the spec's own set)."""
+    path = Path(cache_dir) / "evals" / f"{spec.eval_key()}.json"
+    if path.is_file():
+        return {k: EvalResult(**v) for k, v in load_json(path).items()}
+    results = evaluate_distilled(spec, ds, cache_dir=cache_dir, device=device, progress=progress)
     save_json({k: asdict(v) for k, v in results.items()}, path)
     return results
 
