@@ -527,7 +527,7 @@ def add_preview_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .evaluate import LABEL_MODES
-    from .experiments import METHODS, PROFILES
+    from .experiments import DEFAULT_SHAKE, METHODS, PROFILES
 
     profiles, methods = tuple(PROFILES), tuple(METHODS)
     parser = _Parser(
@@ -652,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     grid = command("grid", "show the runs of the report's grid for a profile")
     grid.add_argument("--profile", choices=profiles, default="default", help="profile of the grid")
-    grid.add_argument("--shake", type=float, default=0.5, help="camera shake of the shake group")
+    grid.add_argument("--shake", type=float, default=DEFAULT_SHAKE, help="camera shake of the shake group")
     grid.add_argument("--list", action="store_true", help="print every run's name, grouped")
     grid.set_defaults(func=cmd_grid)
     return parser

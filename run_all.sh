@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run every experiment of the report and build it: executes the notebooks with papermill.
+#
+#   ./run_all.sh                  # the default profile (the reported numbers)
+#   ./run_all.sh --quick          # the quick profile: the whole grid in minutes
+#   ./run_all.sh --profile smoke  # any profile of tsgd_core.experiments.PROFILES
+#
+# Other options go to scripts/run_grid.py (--force, --groups main,ablation, --fresh-kernels,
+# --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help).
+# Output: reports/<profile>/README.md, tables, figures, and every executed notebook (+ HTML).
+set -euo pipefail
+cd "$(dirname "$0")"
+profile=default
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) profile=quick ;;
+    --profile) profile="${2:?--profile needs a name: smoke, quick or default}"; shift ;;
+    --profile=*) profile="${1#*=}" ;;
+    *) args+=("$1") ;;
+  esac
+  shift
+done
+source scripts/bootstrap.sh
+exec python scripts/run_grid.py --profile "$profile" --reports "reports/$profile" ${args[@]+"${args[@]}"}
