@@ -159,7 +159,9 @@ class RunSpec:
         return "tsgfa" if self.method == "tsgd" and self.tsgfa else "base"
 
     def data_fields(self) -> dict[str, Any]:
-        return {"profile": self.profile, "camera_shake": self.camera_shake}
+        # the profile's content, not only its name: resized profiles must not reuse old results
+        return {"profile": self.profile, "profile_key": config_key(get_profile(self.profile)),
+                "camera_shake": self.camera_shake}
 
     def distill_fields(self) -> dict[str, Any]:
         """What changes the distilled set (evaluation-only switches excluded, so sets are shared)."""
@@ -330,7 +332,7 @@ def full_data_results(
     profile: str, camera_shake: float = 0.0, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split with the same recipe (epochs scaled)."""
-    path = Path(cache_dir) / "evals" / f"full_{config_key(profile, camera_shake)}.json"
+    path = Path(cache_dir) / "evals" / f"full_{config_key(get_profile(profile), camera_shake)}.json"
     if path.is_file():
         return {k: EvalResult(**v) for k, v in load_json(path).items()}
     prof = get_profile(profile)
