@@ -334,3 +334,14 @@ def test_export_dispatches_on_suffix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fps must be positive"):
         export_mp4(videos, tmp_path / "y.mp4", fps=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.MP4", "x.gif"]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from tsgd_core.storage import save_json
+
+    path = save_json({"a": 1}, tmp_path / "x.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

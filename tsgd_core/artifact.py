@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import os
 import platform
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,6 +56,7 @@ import torch
 
 from . import __version__
 from .data import ClipSet, DataError, to_uint8
+from .storage import atomic_path
 
 FORMAT = "tsgd.distilled"
 FORMAT_VERSION = 1
@@ -233,17 +233,9 @@ def _plain_history(history: Any) -> dict[str, list[float]]:
 
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Call write(tmp) on a temporary file next to `path` (same suffix), then rename it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # keep the real suffix last so writers that pick the format by extension still do
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def _versions() -> dict[str, str]:
@@ -291,7 +283,7 @@ def save_distilled(ds: DistilledSet, path: str | os.PathLike[str], *, half: bool
     record = distilled_record(ds, half=half)
 
     def write(tmp: Path) -> None:
-        with open(tmp, "xb") as f:
+        with open(tmp, "wb") as f:
             torch.save(record, f)
             f.flush()
             os.fsync(f.fileno())
