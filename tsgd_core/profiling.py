@@ -3,10 +3,14 @@
 On CUDA the peak is torch's own allocator peak. On the CPU torch has no allocator counter, so a
 background thread samples the process's resident memory every few milliseconds and reports
 the peak above the level at entry: what the work added, not what the process already held.
+Freed heap memory that the C allocator still holds would hide new allocations from that
+count, so it is handed back to the OS (glibc's malloc_trim) before the baseline is read.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
 import time
@@ -17,6 +21,14 @@ from dataclasses import dataclass
 import torch
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def release_free_heap() -> None:
+    """Return freed heap pages to the OS where glibc allows it (a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def resident_bytes() -> int:
@@ -63,6 +75,7 @@ def measure(device: str | torch.device = "cpu", interval_s: float = 0.005) -> It
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
+        release_free_heap()
         base = resident_bytes()
         sampler = _RssSampler(interval_s)
         sampler.start()
