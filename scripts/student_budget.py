@@ -54,7 +54,8 @@ def main() -> None:
                 cfg = replace(cfg, tau=tau)
             res = evaluate_set(ds.to_clipset(), splits.val, cfg, teacher=teacher, seeds=prof.seeds,
                                device="cpu", progress=False)
-            rows.append({"method": experiments.METHOD_LABELS[method], "labels": labels,
+            name = experiments.METHOD_LABELS[method] + (" w/o TSGFA" if method == "tsgd" else "")
+            rows.append({"method": name, "labels": labels,
                          "tau": tau if tau is not None else "-", "steps": steps,
                          "val acc [%]": f"{100 * res.mean:.1f} ± {100 * res.std:.1f}"})
             print(rows[-1], flush=True)
