@@ -21,29 +21,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .experiments import DISTILL_SWITCHES
 
 # Mirrors tsgd_core.real_video.KINDS (tests check they agree); real_video is imported lazily.
 DATASET_KINDS = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
-SPEC_FLAGS = (
-    "method",
-    "ipc",
-    "profile",
-    "camera_shake",
-    "tsgfo",
-    "tsgfa",
-    "init",
-    "modulation",
-    "lowpass",
-    "saliency_source",
-    "k",
-    "alpha",
-    "eps",
-    "beta",
-    "spatial_pool",
-    "r_bn",
-    "distill_seed",
-)
+SPEC_FLAGS = ("method", "ipc", "profile", "camera_shake", "tsgfa", *DISTILL_SWITCHES)
 PREVIEW_CLIPS_PER_CLASS = 4
 
 

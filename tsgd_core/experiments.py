@@ -115,6 +115,13 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+# RunSpec fields that change how TSGD / SRe2L-style distil (CLI flags, report variant labels)
+DISTILL_SWITCHES = (
+    "tsgfo", "init", "modulation", "lowpass", "saliency_source", "k", "alpha", "eps", "beta",
+    "spatial_pool", "r_bn", "distill_seed",
+)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One cell of the grid. Fields that do not apply to a method are ignored by its key."""

@@ -32,7 +32,14 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from .artifact import clip_grid_frames  # noqa: E402
-from .experiments import METHOD_LABELS, RunSpec, get_profile, spec_from_params  # noqa: E402
+from .evaluate import LABEL_MODES  # noqa: E402
+from .experiments import (  # noqa: E402
+    DISTILL_SWITCHES,
+    METHOD_LABELS,
+    RunSpec,
+    get_profile,
+    spec_from_params,
+)
 from .saliency import SaliencyConfig, frame_weights, saliency_map  # noqa: E402
 from .storage import atomic_path  # noqa: E402
 
@@ -44,22 +51,8 @@ FULL_DATA = "Full data (upper bound)"
 # table and legend order: selection, distillation, then the method itself
 METHOD_ORDER = (*(METHOD_LABELS[m] for m in BASELINES), TSGD_NO_TSGFA, METHOD_LABELS["tsgd"])
 METHOD_COLORS = dict(zip(METHOD_ORDER, plt.get_cmap("tab10").colors, strict=False))
-LABEL_MODES = ("soft", "hard")
 # switches whose default value defines "the method as published" (main table rows)
-VARIANT_FIELDS = (
-    "tsgfo",
-    "init",
-    "modulation",
-    "lowpass",
-    "saliency_source",
-    "k",
-    "alpha",
-    "eps",
-    "beta",
-    "spatial_pool",
-    "r_bn",
-    "distill_seed",
-)
+VARIANT_FIELDS = DISTILL_SWITCHES
 SENSITIVITY_PARAMS = ("k", "eps", "beta", "alpha")
 _VARIANT_NAMES = {
     ("init", "noise"): "noise init",
