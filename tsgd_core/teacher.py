@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import student_augment
 from .data import ClipSet, DataError, Splits
 from .models import VideoClassifier, build_model
 from .profiling import measure
@@ -69,8 +70,6 @@ def augmented_cross_entropy(
     model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
     """Cross-entropy on a clip-consistent random crop and photometric jitter of each clip."""
-    from .augment import student_augment
-
     return F.cross_entropy(model(student_augment(videos, generator)), labels)
 
 
