@@ -6,6 +6,9 @@
 Order: 01 (data and saliency) and 02 (teacher) once; 03 (distill) and 04 (evaluate) for every
 spec of `experiments.build_grid(profile)` into `<reports>/runs/<group>/<spec name>/`; 05 (report)
 into `<reports>/`; 00 (quickstart) once; then every executed notebook to HTML (nbconvert).
+A cell repeated over several distillation seeds runs its notebooks for the first seed (the
+figures a reader looks at) and `experiments.run` directly for the others (the same numbers,
+without a notebook's figures and overhead).
 
 Reruns are cheap: the core caches (`--cache`) hold teachers, distilled sets and evaluations, and a
 step whose executed notebook is newer than its source and was run with the same parameters (for
@@ -48,6 +51,7 @@ class Step:
     params: dict[str, Any]
     always: bool = False  # rerun even when an executed notebook with these parameters exists
     needs: list[str] = field(default_factory=list)  # files in out_dir that must exist to skip
+    direct: bool = False  # run experiments.run in this process, no notebook (cached; cheap to redo)
 
     @property
     def executed(self) -> Path:
@@ -84,6 +88,7 @@ def plan(
         ),
         Step("teacher", "02_teacher.ipynb", reports / "teacher", {}, needs=["teacher.json"]),
     ]
+    first_seed = experiments.get_profile(profile).distill_seeds[0]
     for group, specs in experiments.build_grid(profile).groups().items():
         if groups and group not in groups:
             continue
@@ -91,6 +96,9 @@ def plan(
             folder = reports / "runs" / group / spec.name()
             params = {"spec": plain(asdict(spec))}
             label = f"{group}/{spec.name()}"
+            if spec.distill_seed != first_seed:
+                steps.append(Step(label, "", folder, params, direct=True))
+                continue
             steps.append(Step(label, "03_distill.ipynb", folder, params, needs=["distill.json"]))
             steps.append(Step(label, "04_evaluate.ipynb", folder, params, needs=["record.json"]))
     command = {"default": "./run_all.sh", "quick": "./run_all.sh --quick"}.get(
@@ -117,7 +125,7 @@ def plan(
 
 def is_done(step: Step) -> bool:
     """An executed notebook newer than its source, run with these parameters, with its outputs."""
-    if step.always or not step.executed.is_file():
+    if step.direct or step.always or not step.executed.is_file():
         return False
     if step.executed.stat().st_mtime < step.source.stat().st_mtime:
         return False
@@ -188,10 +196,28 @@ def register_shared_engine(kernel: SharedKernel) -> str:
     return "tsgd-shared-kernel"
 
 
+def run_direct(step: Step) -> dict[str, Any]:
+    """One grid cell without its notebooks: distil (or load) and evaluate, write record.json."""
+    from tsgd_core import experiments
+    from tsgd_core.storage import save_json
+
+    params = step.params
+    spec = experiments.spec_from_params(**{"profile": params["profile"], **params["spec"]})
+    start = time.perf_counter()
+    _, record = experiments.run(
+        spec, cache_dir=params["cache_dir"], device=params["device"], progress=False
+    )
+    save_json(record, step.out_dir / "record.json")
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "cells_s": wall, "overhead_s": 0.0}
+
+
 def execute(step: Step, engine: str | None) -> dict[str, Any]:
     """Run one notebook to a temporary file; rename it on success, to .failed.ipynb on error."""
     import papermill as pm
 
+    if step.direct:
+        return run_direct(step)
     step.out_dir.mkdir(parents=True, exist_ok=True)
     tmp = step.out_dir / f".{step.executed.stem}.running.ipynb"
     start = time.perf_counter()
@@ -279,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         for i, step in enumerate(steps, 1):
-            head = f"[{i}/{len(steps)}] {step.label} ({step.notebook})"
+            head = f"[{i}/{len(steps)}] {step.label} ({step.notebook or 'direct'})"
             if not args.force and is_done(step):
                 print(f"{head}: done, skipped", flush=True)
                 log.append({"step": step.label, "notebook": step.notebook, "skipped": True})
@@ -304,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         if kernel is not None:
             kernel.close()
     if not args.no_html:
-        export_html([s.executed for s in steps if s.executed.is_file()])
+        export_html([s.executed for s in steps if not s.direct and s.executed.is_file()])
     from tsgd_core.report import write_reports_index
     from tsgd_core.storage import save_json
 

@@ -34,6 +34,7 @@ from .artifact import DistilledSet
 from .augment import AugmentConfig, diff_augment
 from .data import ClipSet
 from .models import batchnorm_layers
+from .selection import random_indices
 from .saliency import SaliencyConfig, lowpass_time, modulate_gradient, saliency_map
 
 INITS = ("real", "noise")
@@ -55,6 +56,7 @@ class TSGDConfig:
     iterations: int = 300
     lr: float = 0.05  # Adam on pixels, betas (0.5, 0.9), cosine decay to 0 (as SRe2L)
     r_bn: float = 0.01  # weight of the BN statistics loss
+    first_bn: float = 1.0  # extra weight of the first BN layer's term (SRe2L uses 10)
     init: str = "real"  # "real": random real clips of the class (seeded) | "noise": N(0.5, 0.2)
     filter: bool = True  # TSGFO on; False == plain SRe2L-style
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
@@ -119,14 +121,20 @@ def remove_hooks(hooks: list[BNStatisticsHook]) -> None:
         hook.remove()
 
 
-def bn_statistics_loss(hooks: list[BNStatisticsHook]) -> torch.Tensor:
-    """sum_l ||mu_l - RM_l||_2 + ||var_l - RV_l||_2 over the hooks' last forward pass."""
+def bn_statistics_loss(hooks: list[BNStatisticsHook], first_bn: float = 1.0) -> torch.Tensor:
+    """sum_l c_l (||mu_l - RM_l||_2 + ||var_l - RV_l||_2), c_1 = first_bn, c_l = 1 after.
+
+    SRe2L weights the first layer more: its statistics are those of (nearly) raw pixels, the
+    ones a synthetic clip drifts from first.
+    """
     losses = [hook.loss for hook in hooks if hook.loss is not None]
     if len(losses) != len(hooks):
         raise RuntimeError("a BatchNorm hook saw no forward pass: run the model before the BN loss")
     if not losses:
         return torch.zeros(())
-    return torch.stack(losses).sum()
+    weights = torch.ones(len(losses), device=losses[0].device)
+    weights[0] = first_bn
+    return (torch.stack(losses) * weights).sum()
 
 
 class LossTerms(NamedTuple):
@@ -142,11 +150,12 @@ def tsgd_loss(
     labels: torch.Tensor,
     hooks: list[BNStatisticsHook],
     r_bn: float,
+    first_bn: float = 1.0,
 ) -> LossTerms:
     """CE(teacher(clips), labels) + r_bn * BN statistics loss; `hooks` must sit on `teacher`."""
     logits = teacher(clips)
     ce = F.cross_entropy(logits, labels)
-    bn = bn_statistics_loss(hooks).to(ce.device)
+    bn = bn_statistics_loss(hooks, first_bn).to(ce.device)
     return LossTerms(ce + r_bn * bn, ce, bn, logits)
 
 
@@ -179,12 +188,9 @@ def initial_clips(
         g = torch.Generator().manual_seed(derive_seed(seed, 11))
         clips = (0.5 + NOISE_STD * torch.randn(k, ipc, *train.clip_shape, generator=g)).clamp(0, 1)
         return clips, torch.full((k, ipc), -1, dtype=torch.long)
-    g = torch.Generator().manual_seed(derive_seed(seed, 12))
-    rows = []
-    for c in range(k):
-        idx = train.indices_of_class(c)
-        rows.append(idx[torch.randperm(len(idx), generator=g)[:ipc]])
-    index = torch.stack(rows)
+    # the random-selection baseline with the same seed: "method minus random" is exactly what
+    # the optimisation added to its own start set
+    index = random_indices(train.labels, k, ipc, seed).reshape(k, ipc)
     return train.videos[index.flatten()].reshape(k, ipc, *train.clip_shape).float().clone(), index
 
 
@@ -251,8 +257,10 @@ def validate_tsgd(teacher: nn.Module, train: ClipSet, cfg: TSGDConfig) -> None:
         raise ValueError(f"saliency_every must be >= 1, got {cfg.saliency_every}")
     if not cfg.lr > 0:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
-    if cfg.r_bn < 0:
-        raise ValueError(f"r_bn must be >= 0, got {cfg.r_bn}")
+    if not cfg.r_bn >= 0 or not math.isfinite(cfg.r_bn):
+        raise ValueError(f"r_bn must be a finite number >= 0, got {cfg.r_bn}")
+    if not cfg.first_bn >= 0 or not math.isfinite(cfg.first_bn):
+        raise ValueError(f"first_bn must be a finite number >= 0, got {cfg.first_bn}")
     if len(train) == 0:
         raise ValueError(
             "the training set is empty: TSGD needs real clips (or at least class names)"
@@ -325,7 +333,7 @@ def _optimise_batch(
         if cfg.filter and cfg.saliency_source == "synthetic" and step % cfg.saliency_every == 0:
             saliency = saliency_map(syn.detach(), cfg.saliency)
         view = diff_augment(syn, aug_gen, cfg.augment_cfg) if cfg.augment else syn
-        terms = tsgd_loss(teacher, view, labels, hooks, cfg.r_bn)
+        terms = tsgd_loss(teacher, view, labels, hooks, cfg.r_bn, cfg.first_bn)
         metrics = {
             "loss": terms.total.item(),
             "loss_ce": terms.ce.item(),
