@@ -173,7 +173,7 @@ def seed_accuracies(rows: Any, labels: str) -> dict[tuple[int, int], float]:
                 f"record {rec.get('name', '?')}: {len(accs)} accuracies for {len(students)} "
                 "student seeds; the record is damaged: evaluate the run again"
             )
-        distill = int(rec.get("distill_seed", 0) or 0)
+        distill = distill_seed_of(rec)
         for student, acc in zip(students, accs, strict=True):
             key = (distill, int(student))
             if key in out:
@@ -183,6 +183,14 @@ def seed_accuracies(rows: Any, labels: str) -> dict[tuple[int, int], float]:
                 )
             out[key] = float(acc)
     return out
+
+
+def distill_seed_of(record: Mapping[str, Any]) -> int:
+    """The record's distillation seed (0 when the record predates the field)."""
+    value = record.get("distill_seed")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 0
+    return int(value)
 
 
 def by_distill_seed(values: Mapping[tuple[int, int], float]) -> dict[int, list[float]]:
