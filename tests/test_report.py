@@ -151,7 +151,10 @@ def test_main_table_rows_columns_and_cells():
 
 
 def test_main_table_long_has_the_csv_columns_in_percent():
-    full = report.full_data_summary({"soft": [0.88, 0.90, 0.92], "hard": [0.85, 0.85, 0.85]})
+    full = report.full_data_intervals({"soft": [0.88, 0.90, 0.92], "hard": [0.85, 0.85, 0.85]})
+    assert report.full_data_summary({"soft": [0.88, 0.90, 0.92]})["soft"] == pytest.approx(
+        (0.9, 0.02)
+    )
     table = report.main_table_long(grid_records(WINS), full)
     assert list(table.columns[:8]) == [
         "method",

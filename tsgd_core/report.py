@@ -336,8 +336,13 @@ class Summary(NamedTuple):
     ci_high: float = math.nan
 
 
-def full_data_summary(results: Mapping[str, Any]) -> dict[str, Summary]:
-    """{labels: Summary} from `experiments.full_data_results` (EvalResult) or accuracy lists."""
+def full_data_summary(results: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """{labels: (mean, std)} from `experiments.full_data_results` (EvalResult) or accuracy lists."""
+    return {labels: (s.mean, s.std) for labels, s in full_data_intervals(results).items()}
+
+
+def full_data_intervals(results: Mapping[str, Any]) -> dict[str, Summary]:
+    """{labels: Summary} (mean, std, n, t-interval over student seeds) of full-data results."""
     out = {}
     for labels, res in results.items():
         accs = list(res.accs) if hasattr(res, "accs") else list(res)
@@ -424,7 +429,7 @@ def main_table_long(
     table = table.reindex(columns=MAIN_TABLE_COLUMNS)
     table["ipc"] = table["ipc"].astype("Int64")
     for col in ("mean", "std", "ci_low", "ci_high"):
-        table[col] = (PERCENT * table[col].astype(float)).round(2)
+        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
     return table
 
 
@@ -654,7 +659,7 @@ def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
         "bootstrap_low",
         "bootstrap_high",
     ):
-        table[col] = (PERCENT * table[col].astype(float)).round(2)
+        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
     table["resolved"] = ["yes" if r else "no" for r in table["resolved"]]
     return table
 
@@ -1327,6 +1332,14 @@ def plot_paired_differences(paired: pd.DataFrame, path: str | os.PathLike[str]) 
     return save_figure(fig, path)
 
 
+def _log_ticks(ax: plt.Axes, values: Sequence[float]) -> None:
+    """A log x axis with a plain tick at every value (100, 200, 400, not 2 x 10^2)."""
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(values)))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+
+
 def plot_recover(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
     """Recover plateau: validation accuracy (and final recover loss) against iterations."""
     table = recover_results(df).dropna(subset=["iterations"])
@@ -1349,7 +1362,7 @@ def plot_recover(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
                 color=METHOD_COLORS.get(method),
                 label=f"{method}, {init} init",
             )
-        ax.set_xscale("log")
+        _log_ticks(ax, table["iterations"])
         ax.set_xlabel("recover iterations")
         ax.set_title(f"{labels} labels")
         _percent_axis(ax, "validation accuracy [%]")
@@ -1366,11 +1379,16 @@ def plot_recover(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
                 color=METHOD_COLORS.get(method),
                 label=f"{method}, {init} init",
             )
-        ax.set_xscale("log")
+        _log_ticks(ax, table["iterations"])
         ax.set_xlabel("recover iterations")
-        ax.set_ylabel("final recover loss (mean over distill seeds)")
+        ax.set_ylabel("final recover loss")
+        ax.set_title("loss at the end (mean over distill seeds)")
         ax.grid(alpha=0.3)
-    fig.suptitle("Recover budget on the validation split: where do loss and accuracy plateau?")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.suptitle(
+        "Recover budget on the validation split: where do loss and accuracy plateau?", y=1.04
+    )
     return save_figure(fig, path)
 
 
@@ -1407,7 +1425,10 @@ def plot_convergence(
         ax.set_title(f"{labels} labels")
         _percent_axis(ax, "validation accuracy [%]")
         ax.legend(fontsize=8)
-    fig.suptitle("Do the students converge? Doubling the steps should move accuracy by < 1 point")
+    fig.tight_layout()
+    fig.suptitle(
+        "Do the students converge? Doubling the steps should move accuracy by < 1 point", y=1.04
+    )
     return save_figure(fig, path)
 
 
@@ -1492,6 +1513,7 @@ def plot_event_weights(
     )
     axes[1].set_xlabel("w_t")
     axes[1].set_ylabel("w_t")
+    axes[1].set_ylabel("density")
     axes[1].set_title(
         f"corr {numbers['corr']:.2f} (shuffled windows {numbers['shuffled_corr']:.2f})", fontsize=9
     )
