@@ -427,7 +427,10 @@ def test_tsgfa_parts_and_dm_lr_choices():
     assert dm.loc["lr 1", "mean_diff"] == pytest.approx(-0.22)
     lines = report.choice_sentences(report.dm_lr_results(df), "DM pixel learning rate")
     assert lines[0].startswith("DM pixel learning rate, hard labels: reference lr 0.1 42.0 [")
-    assert "-22.0 points vs lr 0.1 [-22.0, -22.0] (resolved)" in lines[-1]
+    assert lines[-1] == (
+        "DM pixel learning rate, hard labels: lr 1 20.0 [17.5, 22.5]%, -22.0 points vs lr 0.1 "
+        "[-22.0, -22.0] (resolved)"
+    )
 
 
 def test_event_alignment_and_figure(tmp_path):
@@ -501,6 +504,7 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     assert len(pd.read_csv(tmp_path / "all_runs.csv")) == len(df)
     readme = (tmp_path / "README.md").read_text()
     assert "./run_all.sh --profile smoke" in readme and "`smoke`" in readme
+    assert f"from {len(df)} runs ({len(df) // 3} configurations" in readme
     assert "does not beat the best baseline at any IPC" in readme
     assert "TSGFA helps at IPC 1 (soft labels): +5.0 points [+5.0, +5.0]" in readme
     assert "within 1 point of its best" in readme and "doubling the student steps" in readme
