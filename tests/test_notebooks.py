@@ -203,6 +203,8 @@ def test_04_evaluate(evaluated):
 def test_05_report(workspace, evaluated):
     from dataclasses import replace
 
+    import pandas as pd
+
     from tsgd_core import experiments, report
 
     spec, _ = evaluated
@@ -221,8 +223,18 @@ def test_05_report(workspace, evaluated):
         runs_dir=str(workspace / "runs"),
         command="./run_all.sh --profile smoke",
     )
-    table = (out / "main_table.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in table[1:]] == ["Random", "TSGD", report.FULL_DATA]
+    table = pd.read_csv(out / "main_table.csv")
+    assert list(table.columns[:8]) == [
+        "method",
+        "ipc",
+        "labels",
+        "mean",
+        "std",
+        "n",
+        "ci_low",
+        "ci_high",
+    ]
+    assert list(dict.fromkeys(table["method"])) == ["Random", "TSGD", report.FULL_DATA]
     readme = (out / "README.md").read_text()
     assert "./run_all.sh --profile smoke" in readme
     verdict = report.verdict_sentences(

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 
@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from . import stats  # noqa: E402
 from .artifact import clip_grid_frames  # noqa: E402
 from .evaluate import LABEL_MODES  # noqa: E402
 from .experiments import (  # noqa: E402
@@ -45,6 +46,9 @@ from .storage import atomic_path  # noqa: E402
 
 DPI = 120
 RUNSPEC_FIELDS = tuple(f.name for f in fields(RunSpec))
+# RunSpec fields the validation studies vary: records are grouped by them wherever they appear
+STUDY_FIELDS = ("iterations", "student_scale", "tsgfa_parts", "first_bn", "dm_lr")
+CONFIG_FIELDS = tuple(dict.fromkeys((*RUNSPEC_FIELDS, *STUDY_FIELDS)))
 BASELINES = ("random", "herding", "kcenter", "dm", "sre2l")
 TSGD_NO_TSGFA = "TSGD w/o TSGFA"
 FULL_DATA = "Full data (upper bound)"
@@ -54,6 +58,8 @@ METHOD_COLORS = dict(zip(METHOD_ORDER, plt.get_cmap("tab10").colors, strict=Fals
 # switches whose default value defines "the method as published" (main table rows)
 VARIANT_FIELDS = DISTILL_SWITCHES
 SENSITIVITY_PARAMS = ("k", "eps", "beta", "alpha")
+PERCENT = 100.0  # tables and CSV files give accuracies and differences in percent (points)
+POOLED = "n_distill"  # the column that marks a frame already pooled over distill seeds
 _VARIANT_NAMES = {
     ("init", "noise"): "noise init",
     ("modulation", "frame"): "per-frame modulation",
@@ -68,7 +74,7 @@ _VARIANT_NAMES = {
 def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Every `record.json` under `runs_dir` as one row; `group` is the first folder below it.
 
-    A run that appears in several groups (same `name`) is kept once.
+    A run that appears in several groups (same `name`) is kept once, in `main` when it is there.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -86,6 +92,7 @@ def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
         raise FileNotFoundError(
             f"no record.json under {runs_dir}: run notebooks/04_evaluate.ipynb (or the grid) first"
         )
+    rows.sort(key=lambda row: row["group"] != "main")  # stable: main first, then by path
     df = pd.DataFrame(rows)
     return df.drop_duplicates(subset="name", keep="first").reset_index(drop=True)
 
@@ -101,6 +108,80 @@ def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
 def _plain(value: Any) -> Any:
     """numpy scalars (from a DataFrame row) to Python values, so RunSpec compares equal."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _normal(value: Any) -> Any:
+    """A JSON-able, comparable form of a record value (lists, None for missing)."""
+    value = _plain(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_normal(v) for v in value]
+    return None if _missing(value) else value
+
+
+def config_id(record: Mapping[str, Any]) -> str:
+    """The configuration of a record: every RunSpec field except `distill_seed`, as JSON."""
+    spec = {f: _normal(record.get(f)) for f in CONFIG_FIELDS if f != "distill_seed"}
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+def pool_records(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration, its distillation seeds pooled.
+
+    Per label mode L: `acc_L_mean` (mean of the distill-seed means), `acc_L_std` and
+    `acc_L_seeds` over every (distill seed, student seed) pair, `acc_L_n` (pairs),
+    `acc_L_ci_low` / `acc_L_ci_high` (`stats.two_level_interval`); `n_distill`,
+    `distill_seeds`, the mean distillation time, the largest peak memory, and `records` (the
+    raw records, for paired differences). A pooled frame is returned as it is.
+    """
+    if POOLED in df.columns:
+        return df
+    records = df.to_dict("records")
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_config.setdefault(config_id(rec), []).append(rec)
+    rows = [_pool(members) for members in by_config.values()]
+    columns = list(df.columns) + [c for c in (rows[0] if rows else {}) if c not in df.columns]
+    if not rows:
+        columns += [POOLED, "distill_seeds", "records"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _pool(members: list[dict[str, Any]]) -> dict[str, Any]:
+    row = dict(members[0])
+    seeds = sorted({stats.distill_seed_of(m) for m in members})
+    row.update(distill_seed=seeds[0], distill_seeds=seeds, n_distill=len(seeds), records=members)
+    for labels in LABEL_MODES:
+        row.update(_pooled_accuracy(members, labels))
+    row["distill_wall_s"] = _mean_of(members, "distill_wall_s", statistics.fmean)
+    row["distill_peak_mb"] = _mean_of(members, "distill_peak_mb", max)
+    if any("distill_final_loss" in m for m in members):
+        row["distill_final_loss"] = _mean_of(members, "distill_final_loss", statistics.fmean)
+    return row
+
+
+def _mean_of(members: list[dict[str, Any]], key: str, reduce: Any) -> float:
+    values = [float(m[key]) for m in members if not _missing(_plain(m.get(key)))]
+    return reduce(values) if values else math.nan
+
+
+def _pooled_accuracy(members: list[dict[str, Any]], labels: str) -> dict[str, Any]:
+    values = stats.seed_accuracies(members, labels)
+    interval = stats.two_level_interval(stats.by_distill_seed(values))
+    accs = list(values.values())
+    return {
+        f"acc_{labels}_mean": interval.mean,
+        f"acc_{labels}_std": statistics.stdev(accs)
+        if len(accs) > 1
+        else (0.0 if accs else math.nan),
+        f"acc_{labels}_seeds": accs,
+        f"acc_{labels}_n": interval.n,
+        f"acc_{labels}_ci_low": interval.low,
+        f"acc_{labels}_ci_high": interval.high,
+    }
 
 
 def row_label(row: Mapping[str, Any]) -> str:
@@ -133,7 +214,7 @@ def variant_label(row: Mapping[str, Any]) -> str:
     changes = [name for name, on in switches if not on]
     for f in VARIANT_FIELDS:
         value = _plain(row.get(f, getattr(defaults, f)))
-        if f == "tsgfo" or _same(value, getattr(defaults, f)):
+        if f in ("tsgfo", "distill_seed") or _same(value, getattr(defaults, f)):
             continue
         changes.append(_VARIANT_NAMES.get((f, value), f"{f}={value}"))
     if not changes:
@@ -141,14 +222,27 @@ def variant_label(row: Mapping[str, Any]) -> str:
     return "TSGD " + ", ".join(changes).replace(", -", " -")
 
 
+def _in_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The pooled runs of one grid group (empty when the records carry no such group)."""
+    runs = pool_records(df)
+    if "group" not in runs.columns:
+        return runs.iloc[0:0]
+    return runs[runs["group"] == group]
+
+
 def _test_runs(df: pd.DataFrame) -> pd.DataFrame:
-    return df[(df["eval_split"] == "test") & (df["camera_shake"] == 0)]
+    runs = pool_records(df)
+    return runs[(runs["eval_split"] == "test") & (runs["camera_shake"] == 0)]
 
 
 def main_records(df: pd.DataFrame) -> pd.DataFrame:
-    """The main-table runs: test split, no camera shake, default switches."""
+    """The main-table runs, pooled over distill seeds: test split, no camera shake, and the
+    `main` group when the records name groups (otherwise: default switches)."""
     runs = _test_runs(df)
-    runs = runs[_mask(runs, is_default_variant)].copy()
+    if "group" in runs.columns and (runs["group"] == "main").any():
+        runs = runs[runs["group"] == "main"].copy()
+    else:
+        runs = runs[_mask(runs, is_default_variant)].copy()
     runs["row"] = [row_label(row) for _, row in runs.iterrows()]
     return runs
 
@@ -170,12 +264,24 @@ def _acc_columns(row: Mapping[str, Any], labels: str) -> tuple[float, float, lis
     )
 
 
+def _ci_columns(row: Mapping[str, Any], labels: str) -> dict[str, Any]:
+    """n, ci_low, ci_high of a pooled row's label mode."""
+    return {
+        "n": int(row.get(f"acc_{labels}_n", 0) or 0),
+        "ci_low": float(row.get(f"acc_{labels}_ci_low", math.nan)),
+        "ci_high": float(row.get(f"acc_{labels}_ci_high", math.nan)),
+    }
+
+
+RESULT_COLUMNS = ["mean", "std", "n", "ci_low", "ci_high"]
+
+
 def main_results(df: pd.DataFrame) -> pd.DataFrame:
-    """Long numeric table of the main runs: one row per (method, IPC, label mode)."""
+    """Long numeric table of the main runs: one row per (method, IPC, label mode), pooled."""
     out = []
     for _, row in main_records(df).iterrows():
         for labels in LABEL_MODES:
-            mean, std, seeds = _acc_columns(row, labels)
+            mean, std, _ = _acc_columns(row, labels)
             if math.isnan(mean):
                 continue
             out.append(
@@ -185,7 +291,8 @@ def main_results(df: pd.DataFrame) -> pd.DataFrame:
                     "labels": labels,
                     "mean": mean,
                     "std": std,
-                    "n_seeds": len(seeds),
+                    **_ci_columns(row, labels),
+                    "n_distill": int(row["n_distill"]),
                     "distill_wall_s": row.get("distill_wall_s"),
                     "distill_peak_mb": row.get("distill_peak_mb"),
                 }
@@ -194,9 +301,8 @@ def main_results(df: pd.DataFrame) -> pd.DataFrame:
         "method",
         "ipc",
         "labels",
-        "mean",
-        "std",
-        "n_seeds",
+        *RESULT_COLUMNS,
+        "n_distill",
         "distill_wall_s",
         "distill_peak_mb",
     ]
@@ -210,13 +316,45 @@ def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int =
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
 
 
+def format_ci(mean: float, low: float, high: float, scale: float = 100.0, digits: int = 1) -> str:
+    """'45.2 [41.0, 49.4]' (mean and 95 % CI, in % by default); no brackets without an interval."""
+    if mean is None or math.isnan(mean):
+        return "—"
+    text = f"{mean * scale:.{digits}f}"
+    if math.isnan(low) or math.isnan(high):
+        return text
+    return f"{text} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+class Summary(NamedTuple):
+    """Mean and std of a set of student accuracies, with the t-interval of the mean."""
+
+    mean: float
+    std: float
+    n: int = 0
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+
+
 def full_data_summary(results: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
     """{labels: (mean, std)} from `experiments.full_data_results` (EvalResult) or accuracy lists."""
+    return {labels: (s.mean, s.std) for labels, s in full_data_intervals(results).items()}
+
+
+def full_data_intervals(results: Mapping[str, Any]) -> dict[str, Summary]:
+    """{labels: Summary} (mean, std, n, t-interval over student seeds) of full-data results."""
     out = {}
     for labels, res in results.items():
         accs = list(res.accs) if hasattr(res, "accs") else list(res)
-        out[labels] = (statistics.fmean(accs), statistics.stdev(accs) if len(accs) > 1 else 0.0)
+        mean, low, high = stats.mean_ci(accs)
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        out[labels] = Summary(mean, std, len(accs), low, high)
     return out
+
+
+def _summary(value: Sequence[float]) -> Summary:
+    """A Summary from a Summary or a plain (mean, std) pair."""
+    return value if isinstance(value, Summary) else Summary(*value)
 
 
 def _ordered(labels: Sequence[str]) -> list[str]:
@@ -224,13 +362,11 @@ def _ordered(labels: Sequence[str]) -> list[str]:
     return sorted(set(labels), key=lambda name: (rank.get(name, len(rank)), name))
 
 
-def main_table(
-    df: pd.DataFrame, full: Mapping[str, tuple[float, float]] | None = None
-) -> pd.DataFrame:
-    """Methods x IPC: 'mean ± std' test accuracy (%) per label mode, distill time and memory.
+def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
+    """Methods x IPC: 'mean [95 % CI]' test accuracy (%) per label mode, distill time and memory.
 
     Time and memory are those of the largest IPC; `full` adds the full-data row. Without
-    main-table runs (test split, no shake, default switches) the table is empty.
+    main-table runs (test split, no shake, main group) the table is empty.
     """
     results = main_results(df)
     if results.empty:
@@ -246,7 +382,7 @@ def main_table(
             for labels in LABEL_MODES:
                 hit = mine[(mine["ipc"] == ipc) & (mine["labels"] == labels)]
                 row[f"IPC {ipc} {labels}"] = (
-                    format_mean_std(hit["mean"].iloc[0], hit["std"].iloc[0]) if len(hit) else "—"
+                    format_ci(*hit[["mean", "ci_low", "ci_high"]].iloc[0]) if len(hit) else "—"
                 )
         at_top = mine[mine["ipc"] == top]
         row[time_col] = _format_number(at_top["distill_wall_s"].iloc[0] if len(at_top) else None)
@@ -256,12 +392,53 @@ def main_table(
         row = {"Method": FULL_DATA}
         for ipc in ipcs:
             for labels in LABEL_MODES:
-                row[f"IPC {ipc} {labels}"] = (
-                    format_mean_std(*full[labels]) if labels in full else "—"
-                )
+                s = _summary(full[labels]) if labels in full else None
+                row[f"IPC {ipc} {labels}"] = format_ci(s.mean, s.ci_low, s.ci_high) if s else "—"
         row[time_col] = row[mem_col] = "—"
         rows.append(row)
     return pd.DataFrame(rows).set_index("Method")
+
+
+MAIN_TABLE_COLUMNS = ["method", "ipc", "labels", *RESULT_COLUMNS, "n_distill"]
+
+
+def main_table_long(
+    df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = None
+) -> pd.DataFrame:
+    """`main_table.csv`: one row per (method, IPC, label mode); accuracies in percent.
+
+    mean: mean over distill seeds of the mean over student seeds; std: over all (distill seed,
+    student seed) pairs; n: pairs; ci_low / ci_high: the 95 % interval of `stats.two_level_interval`.
+    The full-data rows have no IPC and n_distill 0 (their interval is over student seeds).
+    """
+    results = main_results(df)
+    results = results.assign(
+        _rank=results["method"].map(_rank_of), _lrank=results["labels"].map(_label_rank)
+    ).sort_values(["_rank", "ipc", "_lrank"])
+    table = results.reindex(columns=MAIN_TABLE_COLUMNS)
+    rows = [table]
+    for labels, value in (full or {}).items():
+        s = _summary(value)
+        row = dict(zip(["mean", "std", "n", "ci_low", "ci_high"], s, strict=True))
+        rows.append(
+            pd.DataFrame(
+                [{"method": FULL_DATA, "ipc": None, "labels": labels, **row, "n_distill": 0}]
+            )
+        )
+    table = pd.concat([r for r in rows if not r.empty] or [table], ignore_index=True)
+    table = table.reindex(columns=MAIN_TABLE_COLUMNS)
+    table["ipc"] = table["ipc"].astype("Int64")
+    for col in ("mean", "std", "ci_low", "ci_high"):
+        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+    return table
+
+
+def _rank_of(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def _label_rank(labels: str) -> int:
+    return LABEL_MODES.index(labels) if labels in LABEL_MODES else len(LABEL_MODES)
 
 
 def _format_number(value: Any) -> str:
@@ -356,21 +533,152 @@ def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
     return lines
 
 
-def filter_gain_sentences(df: pd.DataFrame, labels: str = "soft") -> list[str]:
-    """TSGD against SRe2L-style (the same recipe without the filter) at each IPC."""
-    results = main_results(df)
-    results = results[results["labels"] == labels]
-    lines = []
-    for ipc in sorted(results["ipc"].unique()):
-        at = results[results["ipc"] == ipc].set_index("method")["mean"]
-        if METHOD_LABELS["tsgd"] in at and METHOD_LABELS["sre2l"] in at:
-            gap = 100 * (at[METHOD_LABELS["tsgd"]] - at[METHOD_LABELS["sre2l"]])
-            word = "adds" if gap > 0 else "does not add accuracy:"
-            lines.append(
-                f"IPC {ipc}: the temporal saliency filter (TSGD vs SRe2L-style) {word} "
-                f"{gap:+.1f} points ({labels} labels)."
+RANDOM, SRE2L, TSGD = METHOD_LABELS["random"], METHOD_LABELS["sre2l"], METHOD_LABELS["tsgd"]
+# the sets that start from the random draw of the same distill seed
+OPTIMISED = (METHOD_LABELS["dm"], SRE2L, TSGD_NO_TSGFA, TSGD)
+# (question, a, b, subject, verbs when a - b is resolved above / below 0)
+COMPARISONS = (
+    ("filter", TSGD_NO_TSGFA, SRE2L, "the filter", ("helps", "hurts")),
+    ("tsgfa", TSGD, TSGD_NO_TSGFA, "TSGFA", ("helps", "hurts")),
+    (
+        "tsgd",
+        TSGD,
+        SRE2L,
+        "TSGD (filter and TSGFA)",
+        ("beats SRe2L-style", "falls below SRe2L-style"),
+    ),
+)
+PAIRED_COLUMNS = [
+    "question",
+    "comparison",
+    "ipc",
+    "labels",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_distill",
+    "resolved",
+    "ci_method",
+    "pairs_t_low",
+    "pairs_t_high",
+    "bootstrap_low",
+    "bootstrap_high",
+]
+
+
+def _comparisons(methods: Sequence[str]) -> list[tuple[str, str, str, str, tuple[str, str]]]:
+    """The fixed questions, then every other method against Random (its start set, if optimised)."""
+    out = list(COMPARISONS)
+    for method in _ordered(methods):
+        if method != RANDOM:
+            start = " (its start set)" if method in OPTIMISED else ""
+            out.append(
+                (
+                    "vs_random",
+                    method,
+                    RANDOM,
+                    method,
+                    (f"beats Random{start}", f"falls below Random{start}"),
+                )
             )
+    return out
+
+
+def paired_difference_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Paired differences of the main runs at each IPC and label mode, with 95 % intervals.
+
+    Pairs share the distill seed and the student seed (`stats.paired_differences`); the
+    interval is `stats.difference_summary`'s. Differences are fractions (x100 = points);
+    `diffs` holds the per-pair differences, `subject`/`verbs` the words of the sentences.
+    """
+    runs = main_records(df)
+    out = []
+    for ipc in sorted(runs["ipc"].unique()):
+        at = {row["row"]: row for _, row in runs[runs["ipc"] == ipc].iterrows()}
+        for question, a, b, subject, verbs in _comparisons(list(at)):
+            if a not in at or b not in at:
+                continue
+            for labels in LABEL_MODES:
+                pairs = stats.paired_differences(at[a]["records"], at[b]["records"], labels)
+                if pairs.empty:
+                    continue
+                out.append(
+                    {
+                        "question": question,
+                        "comparison": f"{a} − {b}",
+                        "ipc": int(ipc),
+                        "labels": labels,
+                        **stats.difference_summary(pairs),
+                        "subject": subject,
+                        "verbs": verbs,
+                        "diffs": list(pairs["diff"]),
+                    }
+                )
+    return pd.DataFrame(out, columns=[*PAIRED_COLUMNS, "subject", "verbs", "diffs"])
+
+
+def difference_sentence(row: Mapping[str, Any], where: str) -> str:
+    """'the filter helps at IPC 5 (soft labels): +2.1 points [+0.4, +3.8] (15 pairs, 3 distill seeds).'"""
+    span = (
+        f"{PERCENT * row['mean_diff']:+.1f} points "
+        f"[{PERCENT * row['ci_low']:+.1f}, {PERCENT * row['ci_high']:+.1f}]"
+    )
+    if math.isnan(row["ci_low"]):
+        span = f"{PERCENT * row['mean_diff']:+.1f} points (no interval: too few pairs)"
+    count = f"({row['n']} pairs, {row['n_distill']} distill seeds)"
+    if row["resolved"]:
+        up, down = row["verbs"]
+        verb = up if row["mean_diff"] > 0 else down
+        return f"{row['subject']} {verb} {where}: {span} {count}."
+    return f"not resolved {where}: {row['subject']} {span}, the interval includes 0 {count}."
+
+
+def difference_sentences(paired: pd.DataFrame, question: str) -> list[str]:
+    """One computed sentence per IPC and label mode for one question of `paired_difference_results`."""
+    lines = []
+    for _, row in paired[paired["question"] == question].iterrows():
+        where = f"at IPC {row['ipc']} ({row['labels']} labels)"
+        lines.append(_capitalised(difference_sentence(row, where)))
     return lines
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
+    """`paired_differences.csv`: differences and intervals in percentage points, resolved yes/no."""
+    table = paired.reindex(columns=PAIRED_COLUMNS).copy()
+    for col in (
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "pairs_t_low",
+        "pairs_t_high",
+        "bootstrap_low",
+        "bootstrap_high",
+    ):
+        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+    table["resolved"] = ["yes" if r else "no" for r in table["resolved"]]
+    return table
+
+
+def paired_markdown(paired: pd.DataFrame) -> pd.DataFrame:
+    """The paired differences as a readable table: 'diff [low, high]' in points."""
+    rows = [
+        {
+            "comparison": r["comparison"],
+            "IPC": r["ipc"],
+            "labels": r["labels"],
+            "difference [points], 95 % CI": format_ci(r["mean_diff"], r["ci_low"], r["ci_high"]),
+            "pairs": r["n"],
+            "distill seeds": r["n_distill"],
+            "resolved": "yes" if r["resolved"] else "no",
+        }
+        for _, r in paired.iterrows()
+    ]
+    return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
 
 
 def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
@@ -401,7 +709,10 @@ def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
 
 def sensitivity_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
     """Validation accuracy as one TSGF parameter moves and the others stay at their defaults."""
-    runs = df[(df["eval_split"] == "val") & (df["method"] == "tsgd")]
+    runs = pool_records(df)
+    if "group" in runs.columns:  # records without groups: every TSGD run on the validation split
+        runs = runs[runs["group"] == "sensitivity"]
+    runs = runs[(runs["eval_split"] == "val") & (runs["method"] == "tsgd")]
     defaults = RunSpec()
     out = []
     for param in SENSITIVITY_PARAMS:
@@ -434,7 +745,8 @@ def sensitivity_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
 
 def shake_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
     """SRe2L-style and TSGD with and without camera shake, at the IPCs of the shake runs."""
-    runs = df[(df["eval_split"] == "test") & df["method"].isin(["sre2l", "tsgd"])]
+    runs = pool_records(df)
+    runs = runs[(runs["eval_split"] == "test") & runs["method"].isin(["sre2l", "tsgd"])]
     runs = runs[_mask(runs, is_default_variant) & runs["tsgfa"].astype(bool)]
     ipcs = set(runs.loc[runs["camera_shake"] > 0, "ipc"])
     out = []
@@ -507,6 +819,334 @@ def cost_results(df: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="_rank").reset_index(drop=True)
 
 
+# ----------------------------------------------------------------------------- validation studies
+
+PLATEAU_POINTS = 1.0  # "on the plateau": within this many points of the best value
+CONVERGED_POINTS = 1.0  # doubling the student steps moves accuracy by less: converged
+ALL_TSGFA_PARTS = ("crop", "mix", "temporal")
+
+
+def _profile_or_none(name: Any) -> Any:
+    try:
+        return get_profile(str(name))
+    except ValueError:
+        return None
+
+
+def iterations_of(row: Mapping[str, Any]) -> float:
+    """The recover iterations of a run: its `iterations`, or its profile's default when null."""
+    value = _plain(row.get("iterations"))
+    if _missing(value):
+        value = getattr(_profile_or_none(row.get("profile")), "distill_iterations", None)
+    return math.nan if value is None else float(value)
+
+
+def _scale_of(row: Mapping[str, Any]) -> float:
+    value = _plain(row.get("student_scale"))
+    return 1.0 if _missing(value) else float(value)
+
+
+RECOVER_COLUMNS = ["method", "init", "iterations", "labels", *RESULT_COLUMNS, "final_loss"]
+
+
+def recover_results(df: pd.DataFrame) -> pd.DataFrame:
+    """The `recover` group: validation accuracy (and final recover loss) per iteration budget."""
+    out = []
+    for _, row in _in_group(df, "recover").iterrows():
+        for labels in LABEL_MODES:
+            mean, std, _ = _acc_columns(row, labels)
+            if math.isnan(mean):
+                continue
+            out.append(
+                {
+                    "method": row_label(row),
+                    "init": row.get("init", "real"),
+                    "iterations": iterations_of(row),
+                    "labels": labels,
+                    "mean": mean,
+                    "std": std,
+                    **_ci_columns(row, labels),
+                    "final_loss": float(_plain(row.get("distill_final_loss", math.nan))),
+                }
+            )
+    table = pd.DataFrame(out, columns=RECOVER_COLUMNS)
+    return table.sort_values(["method", "init", "labels", "iterations"]).reset_index(drop=True)
+
+
+def recover_sentences(table: pd.DataFrame) -> list[str]:
+    """Where each recover curve reaches its plateau (within PLATEAU_POINTS of its best)."""
+    lines = []
+    for (method, init, labels), sub in table.groupby(["method", "init", "labels"], sort=False):
+        sub = sub.dropna(subset=["iterations"]).sort_values("iterations")
+        if len(sub) < 2:
+            continue
+        means, its = list(PERCENT * sub["mean"]), list(sub["iterations"])
+        best = max(means)
+        reached = next(it for it, m in zip(its, means, strict=True) if m >= best - PLATEAU_POINTS)
+        line = (
+            f"{method}, {init} init ({labels} labels): {means[0]:.1f}% at {its[0]:g} iterations, "
+            f"{means[-1]:.1f}% at {its[-1]:g}; within {PLATEAU_POINTS:g} point of its best "
+            f"({best:.1f}%) from {reached:g} iterations on; the last step ({its[-2]:g} -> "
+            f"{its[-1]:g}) moves it by {means[-1] - means[-2]:+.1f} points"
+        )
+        losses = list(sub["final_loss"])
+        if not any(math.isnan(v) for v in (losses[0], losses[-1])):
+            line += f"; final recover loss {losses[0]:.3g} -> {losses[-1]:.3g}"
+        lines.append(line + ".")
+    return lines
+
+
+CONVERGENCE_COLUMNS = ["method", "ipc", "student_scale", "labels", *RESULT_COLUMNS]
+
+
+def convergence_scales(df: pd.DataFrame) -> list[float]:
+    """The student step scales of the `convergence` group (what full-data runs to ask for)."""
+    return sorted({_scale_of(row) for _, row in _in_group(df, "convergence").iterrows()})
+
+
+def convergence_results(
+    df: pd.DataFrame, full_scales: Mapping[float, Mapping[str, Sequence[float]]] | None = None
+) -> pd.DataFrame:
+    """The `convergence` group: validation accuracy per student step scale; plus full-data rows."""
+    out = []
+    for _, row in _in_group(df, "convergence").iterrows():
+        for labels in LABEL_MODES:
+            mean, std, _ = _acc_columns(row, labels)
+            if not math.isnan(mean):
+                out.append(
+                    {
+                        "method": row_label(row),
+                        "ipc": int(row["ipc"]),
+                        "student_scale": _scale_of(row),
+                        "labels": labels,
+                        "mean": mean,
+                        "std": std,
+                        **_ci_columns(row, labels),
+                    }
+                )
+    for scale, results in (full_scales or {}).items():
+        for labels, value in results.items():
+            s = _summary(value)
+            out.append(
+                {
+                    "method": FULL_DATA,
+                    "ipc": None,
+                    "student_scale": float(scale),
+                    "labels": labels,
+                    **s._asdict(),
+                }
+            )
+    table = pd.DataFrame(out, columns=CONVERGENCE_COLUMNS)
+    return table.sort_values(["method", "labels", "student_scale"]).reset_index(drop=True)
+
+
+DOUBLING_COLUMNS = [
+    "method",
+    "ipc",
+    "labels",
+    "from_scale",
+    "to_scale",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_distill",
+    "resolved",
+    "converged",
+]
+
+
+def convergence_doublings(df: pd.DataFrame) -> pd.DataFrame:
+    """Paired change of validation accuracy when the student steps double (same sets, same seeds).
+
+    `converged` is |mean change| < CONVERGED_POINTS.
+    """
+    runs = _in_group(df, "convergence")
+    curves: dict[tuple[str, int], dict[float, Any]] = {}
+    for _, row in runs.iterrows():
+        curves.setdefault((row_label(row), int(row["ipc"])), {})[_scale_of(row)] = row
+    out = []
+    for (method, ipc), by_scale in curves.items():
+        for scale in sorted(by_scale):
+            if 2 * scale not in by_scale:
+                continue
+            for labels in LABEL_MODES:
+                pairs = stats.paired_differences(
+                    by_scale[2 * scale]["records"], by_scale[scale]["records"], labels
+                )
+                if pairs.empty:
+                    continue
+                s = stats.difference_summary(pairs)
+                out.append(
+                    {
+                        "method": method,
+                        "ipc": ipc,
+                        "labels": labels,
+                        "from_scale": scale,
+                        "to_scale": 2 * scale,
+                        **{k: s[k] for k in DOUBLING_COLUMNS if k in s},
+                        "converged": abs(PERCENT * s["mean_diff"]) < CONVERGED_POINTS,
+                    }
+                )
+    return pd.DataFrame(out, columns=DOUBLING_COLUMNS)
+
+
+def convergence_sentences(doublings: pd.DataFrame) -> list[str]:
+    """'Random (IPC 5, soft labels): doubling the student steps (1x -> 2x) moves ... : under 1 point.'"""
+    lines = []
+    for _, r in doublings.iterrows():
+        verdict = (
+            f"under {CONVERGED_POINTS:g} point: converged at {r['from_scale']:g}x"
+            if r["converged"]
+            else f"{CONVERGED_POINTS:g} point or more: not converged at {r['from_scale']:g}x"
+        )
+        lines.append(
+            f"{r['method']} (IPC {r['ipc']}, {r['labels']} labels): doubling the student steps "
+            f"({r['from_scale']:g}x -> {r['to_scale']:g}x) moves validation accuracy by "
+            f"{PERCENT * r['mean_diff']:+.1f} points "
+            f"[{PERCENT * r['ci_low']:+.1f}, {PERCENT * r['ci_high']:+.1f}]: {verdict}."
+        )
+    return lines
+
+
+def tsgfa_parts_label(row: Mapping[str, Any]) -> str:
+    """'crop+mix+temporal', 'crop+mix', 'base only' or 'no TSGFA' for a TSGD run."""
+    if not row.get("tsgfa", True):
+        return "no TSGFA"
+    parts = _normal(row.get("tsgfa_parts"))
+    if parts is None:
+        parts = list(ALL_TSGFA_PARTS)
+    return "+".join(parts) if parts else "base only"
+
+
+def dm_lr_label(row: Mapping[str, Any]) -> str:
+    value = _plain(row.get("dm_lr"))
+    return "lr default" if _missing(value) else f"lr {float(value):g}"
+
+
+CHOICE_COLUMNS = [
+    "choice",
+    "labels",
+    *RESULT_COLUMNS,
+    "reference",
+    "mean_diff",
+    "diff_low",
+    "diff_high",
+    "resolved",
+]
+
+
+def choice_results(runs: pd.DataFrame, name_of: Any, reference: str | None = None) -> pd.DataFrame:
+    """Accuracy of each named choice, and its paired difference to `reference` (None: the best).
+
+    `runs` are pooled runs evaluated on the same split; `name_of(row)` names each choice.
+    """
+    named = {name_of(row): row for _, row in runs.iterrows()}
+    out = []
+    for labels in LABEL_MODES:
+        mine = {n: r for n, r in named.items() if not math.isnan(_acc_columns(r, labels)[0])}
+        if not mine:
+            continue
+        ref = (
+            reference
+            if reference in mine
+            else max(mine, key=lambda n: mine[n][f"acc_{labels}_mean"])
+        )
+        for name, row in mine.items():
+            mean, std, _ = _acc_columns(row, labels)
+            diff = {"mean_diff": 0.0, "ci_low": math.nan, "ci_high": math.nan, "resolved": False}
+            if name != ref:
+                pairs = stats.paired_differences(row["records"], mine[ref]["records"], labels)
+                diff = stats.difference_summary(pairs) if not pairs.empty else diff
+            out.append(
+                {
+                    "choice": name,
+                    "labels": labels,
+                    "mean": mean,
+                    "std": std,
+                    **_ci_columns(row, labels),
+                    "reference": ref,
+                    "mean_diff": diff["mean_diff"],
+                    "diff_low": diff["ci_low"],
+                    "diff_high": diff["ci_high"],
+                    "resolved": bool(diff["resolved"]),
+                }
+            )
+    return pd.DataFrame(out, columns=CHOICE_COLUMNS)
+
+
+def tsgfa_parts_results(df: pd.DataFrame) -> pd.DataFrame:
+    """The `tsgfa` group (validation): each subset of TSGFA's parts against all parts."""
+    runs = _in_group(df, "tsgfa")
+    return choice_results(runs, tsgfa_parts_label, "+".join(ALL_TSGFA_PARTS))
+
+
+def dm_lr_results(df: pd.DataFrame) -> pd.DataFrame:
+    """The `dm` group (validation): DM's pixel learning rates against the best of them."""
+    return choice_results(_in_group(df, "dm"), dm_lr_label)
+
+
+def choice_sentences(table: pd.DataFrame, what: str) -> list[str]:
+    """Per label mode: the reference choice, then each other choice's paired difference to it."""
+    lines = []
+    for labels in LABEL_MODES:
+        sub = table[table["labels"] == labels]
+        if sub.empty:
+            continue
+        ref = sub[sub["choice"] == sub["reference"].iloc[0]].iloc[0]
+        lines.append(
+            f"{what}, {labels} labels: reference {ref['choice']} "
+            f"{format_ci(ref['mean'], ref['ci_low'], ref['ci_high'])}% on validation"
+        )
+        for _, r in sub[sub["choice"] != ref["choice"]].iterrows():
+            state = "resolved" if r["resolved"] else "not resolved"
+            lines.append(
+                f"{what}, {labels} labels: {r['choice']} {format_ci(r['mean'], r['ci_low'], r['ci_high'])}%, "
+                f"{PERCENT * r['mean_diff']:+.1f} points vs {ref['choice']} "
+                f"[{PERCENT * r['diff_low']:+.1f}, {PERCENT * r['diff_high']:+.1f}] ({state})"
+            )
+    return lines
+
+
+def event_alignment(weights: Any, mask: Any, *, seed: int = 0) -> dict[str, float]:
+    """How well per-frame weights w_t (N, T) follow the true event window `mask` (N, T).
+
+    corr: mean over clips of the Pearson correlation of w_t with the mask (clips where either is
+    constant are left out); shuffled_corr: the same with the masks of other clips (a seeded
+    permutation), the control; w_inside / w_outside: mean weight in and out of the window.
+    """
+    w, m = _weights_and_mask(weights, mask)
+    perm = np.random.default_rng(seed).permutation(len(m))
+    return {
+        "corr": _mean_row_corr(w, m),
+        "shuffled_corr": _mean_row_corr(w, m[perm]),
+        "w_inside": float(w[m > 0].mean()) if (m > 0).any() else math.nan,
+        "w_outside": float(w[m == 0].mean()) if (m == 0).any() else math.nan,
+        "n_clips": int(len(w)),
+    }
+
+
+def _weights_and_mask(weights: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+    w = np.asarray(torch.as_tensor(weights).detach().cpu(), dtype=float)
+    m = np.asarray(torch.as_tensor(mask).detach().cpu(), dtype=float)
+    if w.ndim != 2 or w.shape != m.shape:
+        raise ValueError(
+            f"weights {w.shape} and mask {m.shape} must both be (clips, frames): pass w_t of "
+            "saliency.frame_weights and the benchmark's per-frame event mask"
+        )
+    return w, m
+
+
+def _mean_row_corr(w: np.ndarray, m: np.ndarray) -> float:
+    ok = (w.std(axis=1) > 0) & (m.std(axis=1) > 0)
+    if not ok.any():
+        return math.nan
+    wc = w[ok] - w[ok].mean(axis=1, keepdims=True)
+    mc = m[ok] - m[ok].mean(axis=1, keepdims=True)
+    corr = (wc * mc).sum(axis=1) / np.sqrt((wc**2).sum(axis=1) * (mc**2).sum(axis=1))
+    return float(corr.mean())
+
+
 def first_per_class(labels: torch.Tensor, per_class: int = 1) -> torch.Tensor:
     """Indices of the first `per_class` clips of every class, class by class."""
     labels = torch.as_tensor(labels).cpu().long()
@@ -571,37 +1211,51 @@ def write_table(table: pd.DataFrame, path_stem: str | os.PathLike[str]) -> tuple
 # ----------------------------------------------------------------------------- figures
 
 
+def _percent_formatter() -> mticker.Formatter:
+    """Fractions as percent without the sign, with as many decimals as the axis range needs."""
+    return mticker.PercentFormatter(xmax=1.0, decimals=None, symbol="")
+
+
 def _percent_axis(ax: plt.Axes, label: str = "top-1 accuracy [%]") -> None:
     ax.set_ylabel(label)
-    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}"))
+    ax.yaxis.set_major_formatter(_percent_formatter())
     ax.grid(axis="y", alpha=0.3)
+
+
+def _ci_errors(table: pd.DataFrame) -> np.ndarray:
+    """Asymmetric error bars (2, n) from mean, ci_low, ci_high (no bar where there is no interval)."""
+    low = (table["mean"] - table["ci_low"]).astype(float)
+    high = (table["ci_high"] - table["mean"]).astype(float)
+    return np.nan_to_num(np.vstack([low, high]), nan=0.0)
 
 
 def plot_accuracy_vs_ipc(
     df: pd.DataFrame,
     path: str | os.PathLike[str],
-    full: Mapping[str, tuple[float, float]] | None = None,
+    full: Mapping[str, Sequence[float]] | None = None,
 ) -> Path | None:
-    """Test accuracy against IPC per method (mean ± std error bars), soft and hard labels."""
+    """Test accuracy against IPC per method (mean with 95 % CI), soft and hard labels."""
     results = main_results(df)
     if results.empty:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, labels in zip(axes, LABEL_MODES, strict=True):
         at = results[results["labels"] == labels]
-        for method in _ordered(at["method"]):
+        methods = _ordered(at["method"])
+        for j, method in enumerate(methods):
             m = at[at["method"] == method].sort_values("ipc")
+            dodge = 1.0 + 0.03 * (j - (len(methods) - 1) / 2)  # intervals side by side (log x)
             ax.errorbar(
-                m["ipc"],
+                m["ipc"] * dodge,
                 m["mean"],
-                yerr=m["std"],
+                yerr=_ci_errors(m),
                 marker="o",
                 capsize=3,
                 label=method,
                 color=METHOD_COLORS.get(method),
             )
         if full and labels in full:
-            ax.axhline(full[labels][0], color="black", ls="--", lw=1, label=FULL_DATA)
+            ax.axhline(_summary(full[labels]).mean, color="black", ls="--", lw=1, label=FULL_DATA)
         ax.set_xscale("log")
         ax.set_xticks(sorted(results["ipc"].unique()) or [1])
         ax.xaxis.set_major_formatter(mticker.ScalarFormatter())
@@ -609,7 +1263,263 @@ def plot_accuracy_vs_ipc(
         ax.set_title(f"{labels} labels")
         _percent_axis(ax)
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle("Test accuracy vs distillation budget (mean ± std over student seeds)")
+    fig.suptitle(
+        "Test accuracy vs distillation budget (mean and 95 % CI over distill x student seeds)"
+    )
+    return save_figure(fig, path)
+
+
+def plot_paired_differences(paired: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
+    """Forest plot: each paired difference with its 95 % CI and every (distill, student) pair."""
+    if paired.empty:
+        return None
+    import seaborn as sns
+
+    modes = [m for m in LABEL_MODES if (paired["labels"] == m).any()]
+    rows = list(
+        dict.fromkeys(
+            f"{c} @ IPC {i}" for c, i in zip(paired["comparison"], paired["ipc"], strict=True)
+        )
+    )
+    fig, axes = plt.subplots(
+        1,
+        len(modes),
+        figsize=(5.5 * len(modes), 0.38 * len(rows) + 1.8),
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, labels in zip(axes[0], modes, strict=True):
+        sub = paired[paired["labels"] == labels]
+        names = [f"{c} @ IPC {i}" for c, i in zip(sub["comparison"], sub["ipc"], strict=True)]
+        dots = pd.DataFrame(
+            [(n, PERCENT * d) for n, diffs in zip(names, sub["diffs"], strict=True) for d in diffs],
+            columns=["row", "diff"],
+        )
+        sns.stripplot(
+            data=dots,
+            x="diff",
+            y="row",
+            order=rows,
+            ax=ax,
+            color="grey",
+            alpha=0.45,
+            size=3,
+            jitter=0.15,
+        )
+        y = [rows.index(n) for n in names]
+        colors = [
+            "tab:green" if r and d > 0 else "tab:red" if r else "black"
+            for r, d in zip(sub["resolved"], sub["mean_diff"], strict=True)
+        ]
+        err = np.nan_to_num(
+            PERCENT
+            * np.vstack(
+                [sub["mean_diff"] - sub["ci_low"], sub["ci_high"] - sub["mean_diff"]]
+            ).astype(float)
+        )
+        for yi, x, e0, e1, c in zip(
+            y, PERCENT * sub["mean_diff"], err[0], err[1], colors, strict=True
+        ):
+            ax.errorbar([x], [yi], xerr=[[e0], [e1]], fmt="D", color=c, capsize=3, ms=5, zorder=3)
+        ax.axvline(0, color="black", lw=1)
+        ax.set_xlabel("difference [points], 95 % CI")
+        ax.set_ylabel("")
+        ax.set_title(f"{labels} labels")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(
+        "Paired differences (same distill and student seed): green/red resolved, black not; "
+        "grey dots: single pairs",
+        fontsize=10,
+    )
+    return save_figure(fig, path)
+
+
+def _log_ticks(ax: plt.Axes, values: Sequence[float]) -> None:
+    """A log x axis with a plain tick at every value (100, 200, 400, not 2 x 10^2)."""
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(set(values)))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+
+
+def plot_recover(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
+    """Recover plateau: validation accuracy (and final recover loss) against iterations."""
+    table = recover_results(df).dropna(subset=["iterations"])
+    if table.empty:
+        return None
+    modes = [m for m in LABEL_MODES if (table["labels"] == m).any()]
+    has_loss = table["final_loss"].notna().any()
+    panels = len(modes) + int(has_loss)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8), squeeze=False)
+    styles = {"real": "-", "noise": "--"}
+    for ax, labels in zip(axes[0], modes, strict=False):
+        for (method, init), sub in table[table["labels"] == labels].groupby(["method", "init"]):
+            ax.errorbar(
+                sub["iterations"],
+                sub["mean"],
+                yerr=_ci_errors(sub),
+                marker="o",
+                capsize=3,
+                ls=styles.get(init, ":"),
+                color=METHOD_COLORS.get(method),
+                label=f"{method}, {init} init",
+            )
+        _log_ticks(ax, table["iterations"])
+        ax.set_xlabel("recover iterations")
+        ax.set_title(f"{labels} labels")
+        _percent_axis(ax, "validation accuracy [%]")
+        ax.legend(fontsize=8)
+    if has_loss:
+        ax = axes[0][-1]
+        first = table.drop_duplicates(subset=["method", "init", "iterations"])
+        for (method, init), sub in first.groupby(["method", "init"]):
+            ax.plot(
+                sub["iterations"],
+                sub["final_loss"],
+                marker="o",
+                ls=styles.get(init, ":"),
+                color=METHOD_COLORS.get(method),
+                label=f"{method}, {init} init",
+            )
+        _log_ticks(ax, table["iterations"])
+        ax.set_xlabel("recover iterations")
+        ax.set_ylabel("final recover loss")
+        ax.set_title("loss at the end (mean over distill seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.suptitle(
+        "Recover budget on the validation split: where do loss and accuracy plateau?", y=1.04
+    )
+    return save_figure(fig, path)
+
+
+def plot_convergence(
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    full_scales: Mapping[float, Mapping[str, Sequence[float]]] | None = None,
+) -> Path | None:
+    """Student convergence: validation accuracy against the student step scale (mean, 95 % CI)."""
+    table = convergence_results(df, full_scales)
+    if table.empty:
+        return None
+    modes = [m for m in LABEL_MODES if (table["labels"] == m).any()]
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(5.5 * len(modes), 3.8), sharey=True, squeeze=False
+    )
+    for ax, labels in zip(axes[0], modes, strict=True):
+        for method, sub in table[table["labels"] == labels].groupby("method", sort=False):
+            full = method == FULL_DATA
+            ax.errorbar(
+                sub["student_scale"],
+                sub["mean"],
+                yerr=_ci_errors(sub),
+                marker="s" if full else "o",
+                ls="--" if full else "-",
+                capsize=3,
+                color="black" if full else METHOD_COLORS.get(method),
+                label=method,
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(table["student_scale"].unique()))
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.set_xlabel("student steps (x the profile's)")
+        ax.set_title(f"{labels} labels")
+        _percent_axis(ax, "validation accuracy [%]")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.suptitle(
+        "Do the students converge? Doubling the steps should move accuracy by < 1 point", y=1.04
+    )
+    return save_figure(fig, path)
+
+
+def plot_choices(table: pd.DataFrame, path: str | os.PathLike[str], *, title: str) -> Path | None:
+    """Validation accuracy (mean, 95 % CI) of each choice of a setting, per label mode."""
+    if table.empty:
+        return None
+    choices = list(dict.fromkeys(table["choice"]))
+    modes = [m for m in LABEL_MODES if (table["labels"] == m).any()]
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(choices) + 1.6))
+    height = 0.8 / len(modes)
+    for j, labels in enumerate(modes):
+        sub = (
+            table[table["labels"] == labels]
+            .set_index("choice")
+            .reindex(choices)
+            .dropna(subset=["mean"])
+        )
+        ys = [choices.index(c) + (j - (len(modes) - 1) / 2) * height for c in sub.index]
+        ax.errorbar(
+            sub["mean"], ys, xerr=_ci_errors(sub), fmt="o", capsize=3, label=f"{labels} labels"
+        )
+    ax.set_yticks(range(len(choices)))
+    ax.set_yticklabels(choices)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(_percent_formatter())
+    ax.set_xlabel("validation accuracy [%], 95 % CI")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def plot_event_weights(
+    weights: Any,
+    mask: Any,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "TSGF frame weights vs the event window",
+    seed: int = 0,
+) -> Path:
+    """w_t (N, T) aligned to each clip's event onset (mean ± std), and w_t inside vs outside the window."""
+    import seaborn as sns
+
+    w, m = _weights_and_mask(weights, mask)
+    numbers = event_alignment(w, m, seed=seed)
+    has_event = (m > 0).any(axis=1)
+    onsets = np.argmax(m > 0, axis=1)
+    t = w.shape[1]
+    rel = np.arange(-(t - 1), t)
+    aligned = np.full((len(w), len(rel)), np.nan)
+    for i in np.flatnonzero(has_event):
+        aligned[i, (t - 1) - onsets[i] : (t - 1) - onsets[i] + t] = w[i]
+    keep = ~np.isnan(aligned).all(axis=0)
+    mean = np.nanmean(aligned[:, keep], axis=0)
+    std = np.nanstd(aligned[:, keep], axis=0)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    ax = axes[0]
+    ax.plot(rel[keep], mean, marker="o", color="tab:blue", label="mean w_t")
+    ax.fill_between(rel[keep], mean - std, mean + std, alpha=0.2, color="tab:blue", label="± std")
+    length = float(m[has_event].sum(axis=1).mean()) if has_event.any() else 0.0
+    ax.axvspan(
+        -0.5,
+        length - 0.5,
+        color="tab:orange",
+        alpha=0.15,
+        label=f"event (mean length {length:.1f})",
+    )
+    ax.set_xlabel("frame relative to the event onset")
+    ax.set_ylabel("w_t")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    where = np.where(m > 0, "inside the event", "outside")
+    sns.histplot(
+        x=w.ravel(),
+        hue=where.ravel(),
+        hue_order=["inside the event", "outside"],
+        stat="density",
+        common_norm=False,
+        element="step",
+        ax=axes[1],
+    )
+    axes[1].set_xlabel("w_t")
+    axes[1].set_ylabel("w_t")
+    axes[1].set_ylabel("density")
+    axes[1].set_title(
+        f"corr {numbers['corr']:.2f} (shuffled windows {numbers['shuffled_corr']:.2f})", fontsize=9
+    )
+    fig.suptitle(f"{title} ({numbers['n_clips']} clips)")
     return save_figure(fig, path)
 
 
@@ -655,7 +1565,7 @@ def plot_ablation(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None
     ax.set_yticks(range(len(order)))
     ax.set_yticklabels(order)
     ax.invert_yaxis()
-    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}"))
+    ax.xaxis.set_major_formatter(_percent_formatter())
     ax.set_xlabel("top-1 test accuracy [%]")
     ax.grid(axis="x", alpha=0.3)
     full = table[(table["variant"] == "TSGD (full)") & (table["labels"] == "soft")]
@@ -1009,18 +1919,18 @@ def _bullets(lines: Sequence[str]) -> str:
 
 
 def _profile_line(profile: str) -> str:
+    prof = _profile_or_none(profile)
     try:
-        prof = get_profile(profile)
-    except ValueError:
+        d = prof.data
+        return (
+            f"Data: the built-in motion benchmark, {d['num_classes']} classes, clips of "
+            f"{d['frames']} frames x {d['height']}x{d['width']} pixels, {d['clips_per_class']} "
+            f"train / {d['val_per_class']} val / {d['test_per_class']} test clips per class. "
+            f"Students: {prof.student.fit.steps} steps each, {len(prof.seeds)} seeds. "
+            f"Distillation: {prof.distill_iterations} iterations (DM: {prof.dm_iterations}).\n"
+        )
+    except (AttributeError, KeyError, TypeError):  # an unknown or reshaped profile: no line
         return ""
-    d = prof.data
-    return (
-        f"Data: the built-in motion benchmark, {d['num_classes']} classes, clips of "
-        f"{d['frames']} frames x {d['height']}x{d['width']} pixels, {d['clips_per_class']} train / "
-        f"{d['val_per_class']} val / {d['test_per_class']} test clips per class. Students: "
-        f"{prof.student.fit.steps} steps each, {len(prof.seeds)} seeds. Distillation: "
-        f"{prof.distill_iterations} iterations (DM: {prof.dm_iterations}).\n"
-    )
 
 
 def ablation_sentences(df: pd.DataFrame, labels: str = "soft") -> list[str]:
@@ -1061,6 +1971,30 @@ def sensitivity_sentences(df: pd.DataFrame) -> list[str]:
     return lines
 
 
+QUESTIONS = (
+    (
+        "filter",
+        "Does the temporal saliency filter help?",
+        "TSGD w/o TSGFA − SRe2L-style: the same recipe and budget, the filter on or off",
+    ),
+    (
+        "tsgfa",
+        "Does TSGFA help?",
+        "TSGD − TSGD w/o TSGFA: the same distilled set, students trained with or without TSGFA",
+    ),
+    (
+        "tsgd",
+        "TSGD as a whole against SRe2L-style",
+        "TSGD − SRe2L-style: filter and TSGFA together",
+    ),
+    (
+        "vs_random",
+        "Each method against Random",
+        "method − Random with the same distill seed: for DM, SRe2L-style and TSGD that random draw is their own start set",
+    ),
+)
+
+
 def readme_text(
     df: pd.DataFrame,
     *,
@@ -1068,17 +2002,28 @@ def readme_text(
     command: str,
     figures: Mapping[str, Path | None],
     base: str | os.PathLike[str],
-    full: Mapping[str, tuple[float, float]] | None = None,
+    full: Mapping[str, Sequence[float]] | None = None,
+    full_scales: Mapping[float, Mapping[str, Sequence[float]]] | None = None,
+    event: Mapping[str, float] | None = None,
+    paired: pd.DataFrame | None = None,
     generated: str | None = None,
 ) -> str:
-    """The report's README.md: verdicts computed from the numbers, the main table, the figures."""
+    """The report's README.md: paired differences with intervals, verdicts, tables, figures.
+
+    Every sentence is computed from the records; `event` is `event_alignment`'s numbers for
+    the w_t figure, `paired` the `paired_difference_results` when already computed.
+    """
     base = Path(base)
     generated = generated or datetime.now(timezone.utc).isoformat(timespec="seconds")
     table = main_table(df, full)
-    seeds = int(main_results(df)["n_seeds"].max()) if not table.empty else 0
+    results = main_results(df)
+    paired = paired_difference_results(df) if paired is None else paired
+    configs = pool_records(df)
+    n_runs = int(sum(len(r) for r in configs["records"]))
     text = [f"# TSGD experiments: profile `{profile}`\n\n"]
     text.append(
-        f"Generated by `notebooks/05_report.ipynb` from {len(df)} runs on {generated}. "
+        f"Generated by `notebooks/05_report.ipynb` from {n_runs} runs ({len(configs)} "
+        f"configurations, distill seeds pooled) on {generated}. "
         f"Regenerate everything with:\n\n```bash\n{command}\n```\n\n"
     )
     text.append(_profile_line(profile))
@@ -1087,34 +2032,76 @@ def readme_text(
             f"\n> The `{profile}` profile is sized to check the pipeline in minutes; its numbers are "
             "too small and noisy to support claims. Read the `default` profile's report for results.\n"
         )
+    text.append("\n## What the paired comparisons say\n\n")
+    if paired.empty:
+        text.append("No pair of main-table methods to compare: run the grid's `main` group.\n")
+    else:
+        text.append(
+            "Accuracies and differences in percent (points). Each difference pairs runs with the same "
+            "distill seed and the same student seed; the 95 % interval is the t-interval over the "
+            "per-distill-seed mean differences (with one distill seed: over student seeds), see "
+            "`tsgd_core/stats.py`. A difference is *resolved* only when its interval excludes 0.\n\n"
+        )
+        for question, heading, what in QUESTIONS:
+            lines = difference_sentences(paired, question)
+            if lines:
+                text.append(f"- **{heading}** ({what}):\n")
+                text.append("".join(f"  - {line}\n" for line in lines))
+        text.append("\n" + _image("paired differences", figures.get("paired_differences"), base))
     text.append("\n## Does TSGD beat the baselines?\n\n")
     text.append(
-        "Computed from the main table below (test split, mean over student seeds); the best "
-        "baseline is the strongest of random, herding, k-center, DM and SRe2L-style.\n\n"
+        "Computed from the main table below (test split, pooled means); the best baseline is the "
+        "strongest of random, herding, k-center, DM and SRe2L-style. A gap is ranked by the paired "
+        "intervals above, not by this comparison of means.\n\n"
     )
     for labels in LABEL_MODES:
         overall, *per_ipc = verdict_sentences(tsgd_verdicts(df, labels))
         text.append(f"- **{labels.capitalize()} labels.** {overall}\n")
         text.append("".join(f"  - {line}\n" for line in per_ipc))
-    gains = filter_gain_sentences(df)
-    if gains:
-        text.append("- **What the filter adds** (TSGD vs SRe2L-style, same budget and recipe):\n")
-        text.append("".join(f"  - {line}\n" for line in gains))
     label_gains = label_gain_sentences(df)
     if label_gains:
         text.append("- **Soft vs hard labels** (gain over the random subset, same training):\n")
         text.append("".join(f"  - {line}\n" for line in label_gains))
+    pairs = int(results["n"].max()) if not results.empty else 0
+    seeds = int(results["n_distill"].max()) if not results.empty else 0
     text.append(
-        f"\n## Main table\n\nTop-1 accuracy [%] on the real test split, mean ± std over {seeds} "
-        "student seeds; students trained from scratch on the distilled set only. "
-        "Soft: teacher relabels every augmented view; hard: class labels.\n\n"
+        f"\n## Main table\n\nTop-1 accuracy [%] on the real test split: mean over {seeds} distill "
+        f"seeds of the mean over student seeds (up to {pairs} pairs), with its 95 % interval "
+        "[low, high]; students trained from scratch on the distilled set only. Soft: teacher "
+        "relabels every augmented view; hard: class labels. `main_table.csv` has the same numbers "
+        "in percent with std and n.\n\n"
     )
     if table.empty:
         text.append("No main-table runs in the records: run the grid's `main` group.\n\n")
     else:
         text.append(table.to_markdown() + "\n\n")
     text.append(_image("accuracy vs IPC", figures.get("accuracy_vs_ipc"), base))
+    event_lines = []
+    if event:
+        event_lines.append(
+            f"Mean correlation of w_t with the true event window over {event['n_clips']} clips: "
+            f"{event['corr']:.2f}, against {event['shuffled_corr']:.2f} with the windows of other "
+            f"clips (control); mean w_t {event['w_inside']:.3f} inside the window, "
+            f"{event['w_outside']:.3f} outside."
+        )
     sections = [
+        ("Saliency weights w_t and the event window", "event_weights", event_lines),
+        ("Recover budget (validation split)", "recover", recover_sentences(recover_results(df))),
+        (
+            "Student convergence (validation split)",
+            "convergence",
+            convergence_sentences(convergence_doublings(df)),
+        ),
+        (
+            "TSGFA parts (validation split)",
+            "tsgfa_parts",
+            choice_sentences(tsgfa_parts_results(df), "TSGFA parts"),
+        ),
+        (
+            "DM learning rate (validation split)",
+            "dm_lr",
+            choice_sentences(dm_lr_results(df), "DM pixel learning rate"),
+        ),
         ("Ablations", "ablation", ablation_sentences(df)),
         ("Sensitivity of the filter (validation split)", "sensitivity", sensitivity_sentences(df)),
         ("Camera shake", "shake", shake_sentences(shake_results(df))),
@@ -1132,9 +2119,12 @@ def readme_text(
         for key, path in clips:
             text.append(_image(key.removeprefix("distilled_"), path, base))
     text.append(
-        "\n## Files\n\n- `main_table.md`, `main_table.csv`: the table above; `all_runs.csv`: every "
-        "run's record\n- `runs/<group>/<run>/`: executed notebooks, figures and `record.json` of "
-        "each run\n"
+        "\n## Files\n\n- `main_table.md`: the table above; `main_table.csv`: one row per method, "
+        "IPC and label mode (mean, std, n, ci_low, ci_high in percent)\n"
+        "- `paired_differences.md`, `paired_differences.csv`: every paired difference in points, "
+        "with the reported interval, the alternatives (t over all pairs, two-level bootstrap) and "
+        "`resolved`\n- `all_runs.csv`: every run's record\n- `runs/<group>/<run>/`: executed "
+        "notebooks, figures and `record.json` of each run\n"
     )
     return "".join(text)
 
@@ -1145,33 +2135,72 @@ def write_report(
     *,
     profile: str,
     command: str,
-    full: Mapping[str, tuple[float, float]] | None = None,
+    full: Mapping[str, Sequence[float]] | None = None,
+    full_scales: Mapping[float, Mapping[str, Sequence[float]]] | None = None,
+    event: Mapping[str, float] | None = None,
     extra_figures: Mapping[str, Path | None] | None = None,
 ) -> dict[str, Path | None]:
-    """Tables, figures and README.md of the records `df` into `reports_dir`."""
+    """Tables, figures and README.md of the records `df` into `reports_dir`.
+
+    `full`: full-data results per label mode (`full_data_summary`); `full_scales`: the same per
+    student step scale, for the convergence figure; `event`: `event_alignment` of the w_t
+    figure passed in `extra_figures["event_weights"]` (see `plot_event_weights`).
+    """
     out = Path(reports_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    pooled = pool_records(df)
+    paired = paired_difference_results(pooled)
     files: dict[str, Path | None] = {}
-    files["main_table_md"], files["main_table_csv"] = write_table(
-        main_table(df, full), out / "main_table"
+    files["main_table_md"] = write_text(
+        main_table(pooled, full).to_markdown() + "\n", out / "main_table.md"
+    )
+    files["main_table_csv"] = write_text(
+        main_table_long(pooled, full).to_csv(index=False), out / "main_table.csv"
+    )
+    files["paired_md"] = write_text(
+        paired_markdown(paired).to_markdown() + "\n", out / "paired_differences.md"
+    )
+    files["paired_csv"] = write_text(
+        paired_table(paired).to_csv(index=False), out / "paired_differences.csv"
     )
     files["all_runs"] = write_text(
         df.drop(columns=["record_path"], errors="ignore").to_csv(index=False), out / "all_runs.csv"
     )
     figures = {
-        "accuracy_vs_ipc": plot_accuracy_vs_ipc(df, fig_dir / "accuracy_vs_ipc.png", full),
-        "ablation": plot_ablation(df, fig_dir / "ablation.png"),
-        "sensitivity": plot_sensitivity(df, fig_dir / "sensitivity.png"),
-        "shake": plot_shake(df, fig_dir / "shake.png"),
-        "cost": plot_cost(df, fig_dir / "cost.png"),
+        "accuracy_vs_ipc": plot_accuracy_vs_ipc(pooled, fig_dir / "accuracy_vs_ipc.png", full),
+        "paired_differences": plot_paired_differences(paired, fig_dir / "paired_differences.png"),
+        "recover": plot_recover(pooled, fig_dir / "recover.png"),
+        "convergence": plot_convergence(pooled, fig_dir / "convergence.png", full_scales),
+        "tsgfa_parts": plot_choices(
+            tsgfa_parts_results(pooled),
+            fig_dir / "tsgfa_parts.png",
+            title="TSGFA parts on the validation split",
+        ),
+        "dm_lr": plot_choices(
+            dm_lr_results(pooled),
+            fig_dir / "dm_lr.png",
+            title="DM pixel learning rate on the validation split",
+        ),
+        "ablation": plot_ablation(pooled, fig_dir / "ablation.png"),
+        "sensitivity": plot_sensitivity(pooled, fig_dir / "sensitivity.png"),
+        "shake": plot_shake(pooled, fig_dir / "shake.png"),
+        "cost": plot_cost(pooled, fig_dir / "cost.png"),
         **(extra_figures or {}),
     }
     files.update(figures)
-    files["readme"] = write_text(
-        readme_text(df, profile=profile, command=command, figures=figures, base=out, full=full),
-        out / "README.md",
+    text = readme_text(
+        pooled,
+        profile=profile,
+        command=command,
+        figures=figures,
+        base=out,
+        full=full,
+        full_scales=full_scales,
+        event=event,
+        paired=paired,
     )
+    files["readme"] = write_text(text, out / "README.md")
     return files
 
 
