@@ -338,9 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - start
     ran = [e for e in log if not e["skipped"]]
     overhead = sum(e["overhead_s"] for e in ran)
+    by_group: dict[str, float] = {}
+    for entry in ran:  # where the time went: "main/..." -> main, "teacher" -> teacher
+        group = entry["step"].split("/")[0]
+        by_group[group] = by_group.get(group, 0.0) + entry["wall_s"]
     summary = {
         "profile": args.profile,
         "total_wall_s": total,
+        "wall_s_by_group": by_group,
         "notebooks_run": len(ran),
         "notebooks_skipped": len(log) - len(ran),
         "overhead_s": overhead,
@@ -355,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         f"notebook overhead outside cells {overhead:.0f} s ({per:.1f} s each). "
         f"Report: {reports / 'README.md'}"
     )
+    for group, wall in sorted(by_group.items(), key=lambda kv: -kv[1]):
+        print(f"  {group:<20} {wall:8.0f} s")
     return 0
 
 

@@ -253,8 +253,10 @@ class RunSpec:
 
     def eval_fields(self) -> dict[str, Any]:
         out = {**self.distill_fields(), "augment": self.eval_augment, "labels": list(self.labels),
-               "split": self.eval_split, "student_scale": self.student_scale,
-               "student": asdict(get_profile(self.profile).student), "seeds": list(get_profile(self.profile).seeds)}
+               "split": self.eval_split, "seeds": list(get_profile(self.profile).seeds),
+               # the resolved recipe: a scaled study cell shares its key with the profile's own
+               # cell when the steps agree
+               "student": asdict(self.student_recipe())}
         if self.eval_augment == "tsgfa":
             out["tsgfa_saliency"] = asdict(self.saliency())
             out["tsgfa_parts"] = sorted(self.tsgfa_parts)
@@ -292,6 +294,11 @@ class RunSpec:
         if self.distill_seed:
             parts.append(f"dseed{self.distill_seed}")
         return "_".join(parts) + f"_{self.eval_key()[:6]}"
+
+    def student_recipe(self) -> StudentConfig:
+        """The profile's student recipe with this spec's steps (labels and augmentation aside)."""
+        base = get_profile(self.profile).student
+        return replace(base, fit=scaled_fit(base.fit, self.student_scale))
 
     def saliency(self) -> SaliencyConfig:
         return SaliencyConfig(k=self.k, alpha=self.alpha, eps=self.eps, beta=self.beta, spatial_pool=self.spatial_pool)
@@ -379,15 +386,13 @@ def scaled_fit(fit_cfg: FitConfig, scale: float) -> FitConfig:
 
 
 def student_config(spec: RunSpec, labels: str) -> StudentConfig:
-    base = get_profile(spec.profile).student
     default = TSGFAConfig()
     tsgfa = TSGFAConfig(
         saliency=spec.saliency(),
         **{f"p_{part}": getattr(default, f"p_{part}") if part in spec.tsgfa_parts else 0.0
            for part in TSGFA_PARTS},
     )
-    return replace(base, labels=labels, augment=spec.eval_augment, tsgfa=tsgfa,
-                   fit=scaled_fit(base.fit, spec.student_scale))
+    return replace(spec.student_recipe(), labels=labels, augment=spec.eval_augment, tsgfa=tsgfa)
 
 
 def evaluate_distilled(
