@@ -14,6 +14,8 @@ from tsgd_core.saliency import (
     saliency_map,
     smooth_time,
     temporal_kernel,
+    weights_per_frame,
+    window_correlation,
 )
 
 T, H, W, SIDE = 16, 32, 32, 6
@@ -173,6 +175,54 @@ def test_modulate_gradient_pixel_and_frame():
         modulate_gradient(grad, sal, "region")
     with pytest.raises(ValueError, match="saliency"):
         modulate_gradient(grad, sal[:, :, :-1], "pixel")
+
+
+def test_frame_norm_max_renormalises_the_frame_weights_across_frames():
+    clip, _ = textured_clip(burst_positions())
+    plain = frame_weights(clip)[0]
+    renormalised = frame_weights(clip, SaliencyConfig(frame_norm="max"))[0]
+    # the busiest frame gets 1, still frames keep the floor, the ranking is unchanged
+    assert renormalised.max().item() == pytest.approx(1.0)
+    torch.testing.assert_close(renormalised[:3], torch.full((3,), 0.2))
+    assert torch.equal(renormalised.argsort(), plain.argsort())
+    above_floor = (plain - 0.2) / (plain.max() - 0.2)
+    torch.testing.assert_close(renormalised, 0.2 + 0.8 * above_floor)
+    assert plain.max() < 0.3  # "clip": a small object barely lifts its frames' spatial mean
+    # a still clip keeps the floor everywhere
+    static = torch.rand(1, 3, 1, H, W).expand(1, 3, T, H, W)
+    cfg = SaliencyConfig(frame_norm="max", beta=0.25)
+    torch.testing.assert_close(frame_weights(static, cfg), torch.full((1, T), 0.25))
+    assert (frame_weights(clip, SaliencyConfig(frame_norm="max", beta=1.0)) == 1.0).all()
+
+
+def test_modulate_gradient_frame_mode_follows_frame_norm():
+    grad = torch.randn(2, 3, T, H, W)
+    clip = torch.cat([textured_clip(sweep_positions())[0], textured_clip(burst_positions())[0]])
+    cfg = SaliencyConfig(frame_norm="max")
+    sal = saliency_map(clip, cfg)
+    w = frame_weights(clip, cfg)
+    torch.testing.assert_close(weights_per_frame(sal, cfg), w)
+    frame = modulate_gradient(grad, sal, "frame", cfg)
+    torch.testing.assert_close(frame, grad * w[:, None, :, None, None])
+    # pixel mode does not depend on frame_norm
+    torch.testing.assert_close(modulate_gradient(grad, sal, "pixel", cfg), grad * sal)
+    with pytest.raises(ValueError, match="frame_norm"):
+        SaliencyConfig(frame_norm="peak")
+
+
+def test_window_correlation_is_pearson_per_clip_and_nan_when_flat():
+    mask = torch.tensor([[0, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1], [0, 1, 0, 1]]).float()
+    weights = torch.tensor(
+        [[0.2, 0.9, 0.8, 0.2], [0.1, 0.2, 0.9, 0.9], [0.3, 0.5, 0.4, 0.2], [0.5, 0.5, 0.5, 0.5]]
+    )
+    corr = window_correlation(weights, mask)
+    expected = torch.corrcoef(torch.stack([weights[0], mask[0]]))[0, 1]
+    torch.testing.assert_close(corr[0], expected)
+    assert corr[1] < -0.9  # weights high where the mask is 0
+    assert corr[2:].isnan().all()  # constant mask, constant weights: nothing to correlate
+    torch.testing.assert_close(window_correlation(3 * weights + 1, mask)[:2], corr[:2])
+    with pytest.raises(ValueError, match="N, T"):
+        window_correlation(weights, mask[:, :3])
 
 
 def test_lowpass_time_keeps_constants_and_damps_flicker():

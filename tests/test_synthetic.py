@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from tsgd_core.data import DataError
+from tsgd_core.saliency import SaliencyConfig, frame_weights, window_correlation
 from tsgd_core.synthetic import (
     MOTION_CLASSES,
+    benchmark_event_masks,
     describe_motion_classes,
     generate_motion_clips,
     make_motion_benchmark,
@@ -23,12 +25,17 @@ def labels_for(classes: list[int], per_class: int) -> torch.Tensor:
     return torch.tensor(classes).repeat_interleave(per_class)
 
 
-def clean_render(classes: list[int], per_class: int, frames: int = 8, seed: int = 0):
-    """Object alone on a flat backdrop, no noise: its motion can be measured exactly."""
+def clean_render(
+    classes: list[int], per_class: int, frames: int = 8, seed: int = 0, timing: str = "constant"
+):
+    """Object alone on a flat backdrop, no noise: its motion can be measured exactly.
+
+    Constant timing by default: every step of the clip is a motion step.
+    """
     g = torch.Generator().manual_seed(seed)
     labels = labels_for(classes, per_class)
     return labels, render_motion_clips(
-        labels, frames, 32, 32, noise=0.0, generator=g, clutter=False
+        labels, frames, 32, 32, noise=0.0, generator=g, clutter=False, timing=timing
     )
 
 
@@ -131,6 +138,8 @@ def test_benchmark_shapes_range_balance_and_config():
         "appearance_cue": 0.0,
         "noise": 0.02,
         "seed": 7,
+        "timing": "window",
+        "event_fraction": (1 / 3, 2 / 3),
     }
 
 
@@ -200,12 +209,13 @@ def test_single_frames_carry_no_class_unless_appearance_cue_is_on():
     assert with_cue > 0.8, with_cue
 
 
-def test_single_frame_object_statistics_do_not_depend_on_the_class():
+@pytest.mark.parametrize("timing", ["constant", "window"])
+def test_single_frame_object_statistics_do_not_depend_on_the_class(timing):
     # position, size and coverage of the object in any one frame look alike for every class
-    labels, rendered = clean_render(list(range(12)), 60, frames=8)
+    labels, rendered = clean_render(list(range(12)), 60, frames=8, timing=timing)
     alpha = rendered.object_alpha
     log_area = alpha.sum((2, 3)).log()  # (N, T)
-    for frame in (0, 7):
+    for frame in (0, 3, 7):
         per_class = torch.stack([log_area[labels == c, frame].mean() for c in range(12)])
         standard_error = log_area[:, frame].std() / math.sqrt(60)
         assert (per_class - log_area[:, frame].mean()).abs().max() < 4 * standard_error
@@ -329,6 +339,126 @@ def test_appearance_cue_and_shake_leave_the_motion_alone():
 )
 def test_bad_benchmark_arguments_are_refused(kwargs):
     with pytest.raises(DataError):
+        make_motion_benchmark(
+            **{"clips_per_class": 1, "val_per_class": 1, "test_per_class": 1, **kwargs}
+        )
+
+
+# --- timing: the class motion happens in a window ---------------------------------------------
+
+
+def test_event_windows_cover_the_asked_fraction_and_vary():
+    labels = torch.arange(10).repeat(30)
+    g = torch.Generator().manual_seed(0)
+    mask = render_motion_clips(labels, 8, 16, 16, generator=g).event_mask
+    assert mask.shape == (300, 8) and mask.dtype == torch.float32
+    lengths = mask.sum(1)
+    # 1/3-2/3 of 8 frames: 3 to 5 frames, all of them drawn
+    assert set(lengths.tolist()) == {3.0, 4.0, 5.0}
+    # one run of consecutive frames per clip
+    assert (mask.diff(dim=1).abs().sum(1) <= 2).all()
+    starts = mask.argmax(1)
+    assert set(starts.tolist()) == set(range(6))  # every start that fits occurs
+    g = torch.Generator().manual_seed(0)
+    wide = render_motion_clips(labels, 8, 16, 16, generator=g, event_fraction=(0.7, 1.0))
+    assert set(wide.event_mask.sum(1).tolist()) <= {6.0, 7.0, 8.0}
+    g = torch.Generator().manual_seed(0)
+    constant = render_motion_clips(labels, 8, 16, 16, generator=g, timing="constant")
+    assert (constant.event_mask == 1).all()
+
+
+def test_object_moves_inside_its_window_and_rests_outside():
+    classes = list(range(10))
+    labels, rendered = clean_render(classes, 20, timing="window")
+    alpha = rendered.object_alpha
+    change = rendered.videos.diff(dim=2).abs().sum((1, 3, 4))  # (N, T-1), flat backdrop
+    mask = rendered.event_mask
+    step_in_window = (mask[:, 1:] * mask[:, :-1]).bool()  # both frames inside the window
+    assert (change[~step_in_window] < 1e-4).all()  # outside: the object holds its pose exactly
+    # inside: every step visibly moves it (zoom's sawtooth reset and spins included)
+    assert change[step_in_window].min() > 2.0
+    # the window's motion is sped up: a translation step is ~EVENT_SPEEDUP times a constant one
+    translate = labels < 4
+    steps = torus_steps(torus_centroid(alpha)).norm(dim=-1)
+    assert steps[translate][step_in_window[translate]].mean() > 2 * 1.5
+
+
+def test_window_timing_changes_when_not_what_moves():
+    # the same translation, with either timing, goes the same way
+    name = "translate_right"
+    _, rendered = clean_render([MOTION_CLASSES.index(name)], 20, timing="window")
+    steps = torus_steps(torus_centroid(rendered.object_alpha))[..., 0]  # x steps
+    inside = (rendered.event_mask[:, 1:] * rendered.event_mask[:, :-1]).bool()
+    assert steps[inside].min() > 2.0
+    assert steps[~inside].abs().max() < 1e-3
+
+
+def test_benchmark_event_masks_match_the_rendered_windows():
+    splits = make_motion_benchmark(
+        num_classes=5, clips_per_class=4, val_per_class=2, test_per_class=3, frames=8, seed=9
+    )
+    for split, per_class in (("train", 4), ("test", 3)):
+        g = torch.Generator().manual_seed(split_seed(9, split))
+        labels = getattr(splits, split).labels
+        torch.randperm(5 * per_class, generator=g)  # the split's label shuffle
+        rendered = render_motion_clips(labels, 8, 32, 32, generator=g)
+        torch.testing.assert_close(rendered.videos, getattr(splits, split).videos)
+        assert torch.equal(benchmark_event_masks(splits.config, split), rendered.event_mask)
+    constant = make_motion_benchmark(
+        num_classes=5, clips_per_class=2, val_per_class=1, test_per_class=1, timing="constant"
+    )
+    assert (benchmark_event_masks(constant.config, "val") == 1).all()
+
+
+@pytest.fixture(scope="module")
+def window_and_constant_clips():
+    labels = torch.arange(10).repeat(12)
+    out = {}
+    for timing in ("window", "constant"):
+        g = torch.Generator().manual_seed(3)
+        out[timing] = render_motion_clips(labels, 8, 32, 32, generator=g, timing=timing)
+    return out
+
+
+def test_frame_weights_find_the_event_window(window_and_constant_clips):
+    rendered = window_and_constant_clips["window"]
+    mask = rendered.event_mask
+    shuffled = mask[torch.randperm(len(mask), generator=torch.Generator().manual_seed(0))]
+    weights = frame_weights(rendered.videos)
+    found = window_correlation(weights, mask).nanmean()
+    control = window_correlation(weights, shuffled).nanmean()
+    # measured 0.90 and 0.17 (the control is above 0: windows favour the middle frames)
+    assert found > 0.75, found
+    assert control < 0.35, control
+    # renormalising across frames widens the range without changing the ranking
+    spread = weights.amax(1) - weights.amin(1)
+    renormalised = frame_weights(rendered.videos, SaliencyConfig(frame_norm="max"))
+    torch.testing.assert_close(window_correlation(renormalised, mask).nanmean(), found)
+    assert (renormalised.amax(1) - renormalised.amin(1)).mean() > 4 * spread.mean()
+
+
+def test_constant_timing_leaves_frame_weights_flat(window_and_constant_clips):
+    # why timing="window" exists: when every frame moves alike, w_t has nothing to find
+    def spread(timing: str) -> float:
+        weights = frame_weights(window_and_constant_clips[timing].videos)
+        return (weights.amax(1) - weights.amin(1)).mean().item()
+
+    assert spread("constant") < 0.03, spread("constant")
+    assert spread("window") > 2 * spread("constant")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timing": "sometimes"},
+        {"event_fraction": (0.0, 0.5)},
+        {"event_fraction": (0.6, 0.4)},
+        {"event_fraction": (0.5, 1.2)},
+        {"event_fraction": (0.05, 0.1)},  # no window of >= 2 of 8 frames fits
+    ],
+)
+def test_bad_timing_arguments_are_refused(kwargs):
+    with pytest.raises(DataError, match="timing|event_fraction|window"):
         make_motion_benchmark(
             **{"clips_per_class": 1, "val_per_class": 1, "test_per_class": 1, **kwargs}
         )

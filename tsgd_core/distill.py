@@ -301,7 +301,7 @@ class _FrozenTeacher:
 
 def _filter_step(delta: torch.Tensor, saliency: torch.Tensor, cfg: TSGDConfig) -> torch.Tensor:
     """The saliency filter applied to a gradient or an update: modulation, then optional low-pass."""
-    delta = modulate_gradient(delta, saliency, mode=cfg.modulation)
+    delta = modulate_gradient(delta, saliency, mode=cfg.modulation, cfg=cfg.saliency)
     if cfg.lowpass:
         delta = lowpass_time(delta, cfg.saliency)
     return delta

@@ -10,6 +10,14 @@ For a batch of clips x (N, C, T, H, W) with frames x_1..x_T:
 * normalisation           W = S / (max(S) + eps), per clip (max over T, H, W), in [0, 1];
 * floor                   W' = beta + (1 - beta) W, so static content still gets some update.
 
+Per-frame weights w_t (`frame_weights`, and `modulate_gradient` in "frame" mode), by `frame_norm`:
+* "clip": w_t = spatial mean of W'. Normalised by the whole clip's peak and diluted by the many
+  still pixels, it spans a narrow range (e.g. 0.36-0.39 on a clip that moves for 3 of 8 frames);
+* "max":  w_t = beta + (1 - beta) m_t / max_t m_t, with m_t the spatial mean of W (before the
+  floor): renormalised across frames, so the clip's busiest frame gets 1. (The same formula on
+  the floored w_t would hardly widen the range: w_t / max_t w_t stays above beta.)
+Both are affine in m_t per clip, so they rank frames alike (same `window_correlation`).
+
 The saliency W' is used two ways: TSGFO multiplies the pixel gradient of a synthetic clip by it
 (`modulate_gradient`, optionally followed by `lowpass_time`), and TSGFA places student-time
 augmentations by it (see `tsgd_core.augment`).
@@ -29,6 +37,7 @@ from torch import Tensor
 
 ALPHAS = ("uniform", "gaussian")
 MODES = ("pixel", "frame")
+FRAME_NORMS = ("clip", "max")
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class SaliencyConfig:
     eps: float = 1e-3  # same scale as S: mean |diff| in [0, 1] pixel units
     beta: float = 0.2  # floor: W' = beta + (1 - beta) W
     spatial_pool: int = 3  # odd average-pool kernel over H, W (1 = off), stride 1, same size
+    frame_norm: str = "clip"  # per-frame weights: "clip" (mean of W') | "max" (renormalised over T)
 
     def __post_init__(self) -> None:
         _check_kernel_args(self.k, self.alpha, self.sigma)
@@ -54,6 +64,8 @@ class SaliencyConfig:
             raise ValueError(
                 f"spatial_pool must be an odd integer >= 1 (1 = off), got {self.spatial_pool}"
             )
+        if self.frame_norm not in FRAME_NORMS:
+            raise ValueError(f"frame_norm must be one of {FRAME_NORMS}, got {self.frame_norm!r}")
 
 
 def _check_kernel_args(k: int, alpha: str, sigma: float | None) -> None:
@@ -127,15 +139,49 @@ def saliency_map(clips: Tensor, cfg: SaliencyConfig = SaliencyConfig()) -> Tenso
 
 
 def frame_weights(clips: Tensor, cfg: SaliencyConfig = SaliencyConfig()) -> Tensor:
-    """Per-frame weights w_t (N, T): the spatial mean of W'."""
-    return saliency_map(clips, cfg).mean(dim=(1, 3, 4))
+    """Per-frame weights w_t (N, T) in [beta, 1], normalised as `cfg.frame_norm` says."""
+    return weights_per_frame(saliency_map(clips, cfg), cfg)
 
 
-def modulate_gradient(grad: Tensor, saliency: Tensor, mode: str = "pixel") -> Tensor:
+def weights_per_frame(saliency: Tensor, cfg: SaliencyConfig = SaliencyConfig()) -> Tensor:
+    """w_t (N, T) from a W' map (N, 1, T, H, W) made with the same `cfg` (its beta)."""
+    mean = saliency.mean(dim=(1, 3, 4))
+    if cfg.frame_norm == "clip" or cfg.beta >= 1.0:
+        return mean
+    m = (mean - cfg.beta) / (1.0 - cfg.beta)  # spatial mean of W, before the floor
+    peak = m.amax(dim=1, keepdim=True)
+    # a still clip (m = 0 everywhere) keeps the floor, like W' itself
+    relative = torch.where(peak > 0, m / peak.clamp(min=torch.finfo(m.dtype).tiny), 0.0)
+    return cfg.beta + (1.0 - cfg.beta) * relative
+
+
+def window_correlation(weights: Tensor, mask: Tensor) -> Tensor:
+    """Pearson correlation (N,) over frames between per-frame weights (N, T) and an event mask (N, T).
+
+    How well w_t finds when each clip moves. A clip whose weights or mask are constant over its
+    frames (no contrast to correlate, e.g. a mask of all ones) gets nan; average with nanmean.
+    """
+    if weights.ndim != 2 or weights.shape != mask.shape:
+        raise ValueError(
+            f"weights and mask must both be (N, T), got {tuple(weights.shape)} "
+            f"and {tuple(mask.shape)}"
+        )
+    flat = (weights == weights[:, :1]).all(1) | (mask == mask[:, :1]).all(1)
+    w = weights.double() - weights.double().mean(dim=1, keepdim=True)
+    m = mask.double() - mask.double().mean(dim=1, keepdim=True)
+    denominator = (w.square().sum(1) * m.square().sum(1)).sqrt()
+    corr = (w * m).sum(1) / denominator.masked_fill(flat, 1.0)
+    return corr.masked_fill(flat, float("nan")).to(weights.dtype)
+
+
+def modulate_gradient(
+    grad: Tensor, saliency: Tensor, mode: str = "pixel", cfg: SaliencyConfig = SaliencyConfig()
+) -> Tensor:
     """TSGFO: scale a clip gradient (N, C, T, H, W) by W' per pixel or by w_t per frame.
 
-    `saliency` is the (N, 1, T, H, W) map of `saliency_map`; in "frame" mode a (N, T) tensor of
-    frame weights is accepted as well.
+    `saliency` is the (N, 1, T, H, W) map of `saliency_map(..., cfg)`; in "frame" mode its
+    per-frame weights follow `cfg.frame_norm` (see `weights_per_frame`), and a (N, T) tensor of
+    frame weights is accepted as well (used as given).
     """
     _check_clips(grad, "grad")
     if mode not in MODES:
@@ -149,7 +195,7 @@ def modulate_gradient(grad: Tensor, saliency: Tensor, mode: str = "pixel") -> Te
             f"got {tuple(saliency.shape)}"
         )
     if mode == "frame":
-        saliency = saliency.mean(dim=(3, 4), keepdim=True)
+        saliency = weights_per_frame(saliency, cfg).view(n, 1, t, 1, 1)
     return grad * saliency.to(grad.dtype)
 
 
@@ -165,6 +211,8 @@ __all__ = [
     "smooth_time",
     "saliency_map",
     "frame_weights",
+    "weights_per_frame",
+    "window_correlation",
     "modulate_gradient",
     "lowpass_time",
 ]

@@ -5,10 +5,21 @@ checkered, with an off-centre mark so that rotation shows) over a smooth colour 
 drifts on its own, with 1-3 small distractor blobs drifting in random directions, plus pixel
 noise. The class is the object's motion (translation, rotation, zoom, circling, oscillation).
 
+Motion happens at a time (`timing="window"`, the default): the class motion fills one window of
+consecutive frames, its start and length drawn per clip so that it covers `event_fraction` of the
+clip (at least two frames); before and after it the object rests in the pose it has at the
+window's edge, while the background and the distractors keep moving throughout, so raw frame
+differences alone are not the class. Inside the window the object moves EVENT_SPEEDUP times as
+fast as in `timing="constant"`, where it moves at one speed from the first frame to the last
+(the first version of the benchmark, kept as an option). `RenderedClips.event_mask` and
+`benchmark_event_masks` give the true window of every clip.
+
 A single frame carries no class at the default `appearance_cue=0`:
 * the scene lives on a torus (what leaves one edge re-enters at the opposite one), and every
   class draws its start position uniformly, so the object's position is uniform at every frame;
 * orientation is uniform at every frame (a uniform start angle plus any spin stays uniform);
+* the event window only changes how far along its path the object is at each frame, and every
+  path is an offset from a uniform start, so the three points above hold for either timing;
 * log-size is uniform in a fixed range at every frame for every class: zoom is a sawtooth in
   log-size (the object grows, or shrinks, steadily and jumps back when it leaves the range);
 * shape, texture, colour, background and distractors are drawn independently of the class.
@@ -23,8 +34,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
@@ -84,8 +96,14 @@ MARK_RADIUS = 0.28  # in object radii
 MAX_DISTRACTORS = 3
 BACKGROUND_MODES = 5
 MAX_PIXELS_PER_CHUNK = 1 << 22  # clips x frames x height x width rendered at once
+# Inside its window the class motion runs this many times as fast as with constant timing, so a
+# window of 2-4 of 7 steps covers roughly the path of a whole constant clip (oscillation: the
+# amplitude grows, the period stays, so a swing never aliases).
+EVENT_SPEEDUP = 2.0
+DEFAULT_EVENT_FRACTION = (1 / 3, 2 / 3)
 
 _SPLITS = ("train", "val", "test")
+TIMINGS = ("window", "constant")
 
 
 def describe_motion_classes(num_classes: int | None = None) -> dict[str, str]:
@@ -114,14 +132,19 @@ def make_motion_benchmark(
     appearance_cue: float = 0.0,
     noise: float = 0.02,
     seed: int = 0,
+    timing: str = "window",
+    event_fraction: tuple[float, float] = DEFAULT_EVENT_FRACTION,
 ) -> Splits:
     """Balanced train / val / test splits of motion clips, each split from its own seed.
 
     The classes are the first `num_classes` of MOTION_CLASSES. `camera_shake` is the std of
     a per-frame random offset of the whole frame, in pixels of a 32-pixel frame (scaled with
     the frame); `appearance_cue` in [0, 1] is how much of the object's colour is the class's
-    colour; `noise` is the std of Gaussian pixel noise. Split "train", "val" and "test" use
+    colour; `noise` is the std of Gaussian pixel noise. `timing` is "window" (the class motion
+    fills a window covering `event_fraction` of each clip, see the module docstring) or
+    "constant" (motion from the first frame to the last). Split "train", "val" and "test" use
     the seeds `split_seed(seed, split)`; labels are shuffled within each split.
+    `benchmark_event_masks(splits.config, split)` gives each clip's true event window.
     """
     config = {
         "num_classes": num_classes,
@@ -135,6 +158,8 @@ def make_motion_benchmark(
         "appearance_cue": appearance_cue,
         "noise": noise,
         "seed": seed,
+        "timing": timing,
+        "event_fraction": tuple(float(f) for f in event_fraction),
     }
     names = _class_names(num_classes)
     if clips_per_class < 1:
@@ -146,8 +171,7 @@ def make_motion_benchmark(
     sets = {}
     for split, count in per_class.items():
         g = torch.Generator().manual_seed(split_seed(seed, split))
-        labels = torch.arange(num_classes).repeat_interleave(count)
-        labels = labels[torch.randperm(len(labels), generator=g)]
+        labels = _split_labels(num_classes, count, g)
         videos = generate_motion_clips(
             labels,
             frames,
@@ -157,9 +181,38 @@ def make_motion_benchmark(
             appearance_cue=appearance_cue,
             noise=noise,
             generator=g,
+            timing=timing,
+            event_fraction=event_fraction,
         )
         sets[split] = ClipSet(videos, labels, list(names))
     return Splits(sets["train"], sets["val"], sets["test"], name="motion", config=config)
+
+
+def benchmark_event_masks(config: Mapping[str, Any], split: str) -> torch.Tensor:
+    """True event window (N, T) float, 1 where the object moves, of one benchmark split.
+
+    `config` is the `Splits.config` of make_motion_benchmark; the rows follow the split's clip
+    order. Only the labels' shuffle and the windows are redrawn (the clips are not rendered):
+    they are the split generator's first draws.
+    """
+    _class_names(config["num_classes"])
+    per_class = {
+        "train": config["clips_per_class"],
+        "val": config["val_per_class"],
+        "test": config["test_per_class"],
+    }
+    g = torch.Generator().manual_seed(split_seed(config["seed"], split))
+    labels = _split_labels(config["num_classes"], per_class[split], g)
+    timing = config.get("timing", "constant")  # configs from before timing existed: constant
+    fraction = tuple(config.get("event_fraction", DEFAULT_EVENT_FRACTION))
+    _check_timing(timing, fraction, config["frames"])
+    return _draw_event_windows(len(labels), config["frames"], timing, fraction, g).mask
+
+
+def _split_labels(num_classes: int, per_class: int, g: torch.Generator) -> torch.Tensor:
+    """`per_class` labels of each class, shuffled: a split generator's first draw."""
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    return labels[torch.randperm(len(labels), generator=g)]
 
 
 def generate_motion_clips(
@@ -174,6 +227,8 @@ def generate_motion_clips(
     generator: torch.Generator,
     clutter: bool = True,
     chunk_size: int | None = None,
+    timing: str = "window",
+    event_fraction: tuple[float, float] = DEFAULT_EVENT_FRACTION,
 ) -> torch.Tensor:
     """Clips (N, 3, T, H, W) float32 in [0, 1] showing the motion class `labels[i]` each.
 
@@ -193,15 +248,22 @@ def generate_motion_clips(
         generator=generator,
         clutter=clutter,
         chunk_size=chunk_size,
+        timing=timing,
+        event_fraction=event_fraction,
     ).videos
 
 
 @dataclass
 class RenderedClips:
-    """Rendered clips and the object's coverage: videos (N, 3, T, H, W), object_alpha (N, T, H, W)."""
+    """Rendered clips with the object's coverage and when it moves.
+
+    videos (N, 3, T, H, W); object_alpha (N, T, H, W), before noise; event_mask (N, T) float,
+    1.0 on the frames that a class-motion step touches (the event window), else 0.0.
+    """
 
     videos: torch.Tensor
     object_alpha: torch.Tensor
+    event_mask: torch.Tensor
 
 
 def render_motion_clips(
@@ -216,14 +278,22 @@ def render_motion_clips(
     generator: torch.Generator,
     clutter: bool = True,
     chunk_size: int | None = None,
+    timing: str = "window",
+    event_fraction: tuple[float, float] = DEFAULT_EVENT_FRACTION,
 ) -> RenderedClips:
-    """Like generate_motion_clips, also returning where the object is (its alpha, before noise)."""
+    """Like generate_motion_clips, also returning where the object is and when it moves."""
     labels = _check_labels(labels)
     _check_render_args(frames, height, width, camera_shake, appearance_cue, noise, chunk_size)
+    _check_timing(timing, event_fraction, frames)
     n = len(labels)
     # Every random draw happens here, up front and in a fixed order, so that chunking and the
-    # nuisance switches (clutter, shake, cue, noise level) never change the other draws.
-    scene = _draw_scene(labels, frames, height, width, camera_shake, appearance_cue, generator)
+    # nuisance switches (clutter, shake, cue, noise level) never change the other draws. The
+    # event windows come first (benchmark_event_masks relies on it); constant timing draws none,
+    # so its clips are those of the first version of the benchmark.
+    window = _draw_event_windows(n, frames, timing, tuple(event_fraction), generator)
+    scene = _draw_scene(
+        labels, frames, height, width, camera_shake, appearance_cue, window, generator
+    )
     videos = torch.empty(n, 3, frames, height, width)
     if noise > 0 and n > 0:
         videos.normal_(0.0, noise, generator=generator)
@@ -239,7 +309,7 @@ def render_motion_clips(
         frame, obj_alpha = _render_scene(scene.rows(index), height, width, clutter)
         videos.index_add_(0, index, frame)
         alpha[index] = obj_alpha
-    return RenderedClips(videos.clamp_(0.0, 1.0), alpha)
+    return RenderedClips(videos.clamp_(0.0, 1.0), alpha, window.mask)
 
 
 # --- input checks -------------------------------------------------------------------------
@@ -292,7 +362,69 @@ def _check_render_args(
         raise DataError(f"chunk_size must be >= 1 or None (automatic), got {chunk_size}")
 
 
+def _check_timing(timing: str, event_fraction: tuple[float, float], frames: int) -> None:
+    if timing not in TIMINGS:
+        raise DataError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+    if len(event_fraction) != 2 or not 0 < event_fraction[0] <= event_fraction[1] <= 1:
+        raise DataError(
+            "event_fraction must be (low, high) with 0 < low <= high <= 1 (the share of the "
+            f"clip the motion window covers), got {tuple(event_fraction)}"
+        )
+    if timing == "window":
+        _window_lengths(frames, event_fraction)  # refuses fractions no window length fits
+
+
 # --- random scene draws -------------------------------------------------------------------
+
+
+@dataclass
+class _EventWindows:
+    """When each clip's class motion happens: frames start..start+length-1 (N,) each, at what speed."""
+
+    start: torch.Tensor
+    length: torch.Tensor
+    frames: int
+    speedup: float  # motion speed inside the window, relative to constant timing
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(N, T) float: 1.0 inside the window."""
+        t = torch.arange(self.frames)[None, :]
+        inside = (t >= self.start[:, None]) & (t < (self.start + self.length)[:, None])
+        return inside.float()
+
+    def clock(self) -> torch.Tensor:
+        """(N, T) motion steps made by each frame: 0 before the window, frozen after it."""
+        t = torch.arange(self.frames, dtype=torch.float32)[None, :]
+        return torch.minimum((t - self.start[:, None]).clamp(min=0), self.length[:, None] - 1)
+
+
+def _window_lengths(frames: int, fraction: tuple[float, float]) -> tuple[int, int]:
+    """Shortest and longest window (frames, >= 2) covering `fraction` of a clip."""
+    shortest = max(2, math.ceil(fraction[0] * frames - 1e-9))
+    longest = min(frames, math.floor(fraction[1] * frames + 1e-9))
+    if shortest > longest:
+        raise DataError(
+            f"no window of at least 2 frames covers {fraction[0]:.3g}-{fraction[1]:.3g} of a "
+            f"{frames}-frame clip: widen event_fraction or use more frames"
+        )
+    return shortest, longest
+
+
+def _draw_event_windows(
+    n: int, frames: int, timing: str, fraction: tuple[float, float], g: torch.Generator
+) -> _EventWindows:
+    """Per-clip event windows: uniform length in range, then uniform start; constant: all frames."""
+    if timing == "constant":
+        return _EventWindows(
+            torch.zeros(n, dtype=torch.long), torch.full((n,), frames), frames, 1.0
+        )
+    shortest, longest = _window_lengths(frames, fraction)
+    length = shortest + (torch.rand(n, generator=g) * (longest - shortest + 1)).long()
+    length = length.clamp(max=longest)
+    start = (torch.rand(n, generator=g) * (frames - length + 1)).long()
+    start = torch.minimum(start, frames - length)
+    return _EventWindows(start, length, frames, EVENT_SPEEDUP)
 
 
 @dataclass
@@ -352,15 +484,21 @@ def _is(labels: torch.Tensor, *names: str) -> torch.Tensor:
 
 
 def _object_tracks(
-    labels: torch.Tensor, frames: int, scale: float, size: torch.Tensor, g: torch.Generator
+    labels: torch.Tensor,
+    window: _EventWindows,
+    scale: float,
+    size: torch.Tensor,
+    g: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Centre (N, T, 2), angle (N, T) and radius (N, T) of the object in every frame.
 
     All parameters are drawn for every clip and switched off by class, so the draws do not
-    depend on the labels' mix. Angles grow clockwise on screen (image y points down).
+    depend on the labels' mix. Angles grow clockwise on screen (image y points down). Each
+    path is evaluated at the window's clock: still outside the event, sped up inside it.
     """
     n = len(labels)
-    t = torch.arange(frames, dtype=torch.float32)[None, :]  # (1, T)
+    steps = window.clock()  # (N, T), unscaled: the oscillation keeps its period in frames
+    t = steps * window.speedup  # (N, T) constant-timing frames of travel
     start = torch.rand(n, 2, generator=g) * size  # uniform on the torus
     # translation: one of four directions, angle 0 = right, pi/2 = down (y grows downwards)
     heading = (
@@ -381,10 +519,12 @@ def _object_tracks(
         _unit(circle_angle) - _unit(circle_phase)[:, None, :]
     )
     # oscillation: sinusoidal swing along x or y
-    amplitude = _uniform(g, (n,), *OSCILLATION_AMPLITUDE) * scale
+    amplitude = _uniform(g, (n,), *OSCILLATION_AMPLITUDE) * scale * window.speedup
     period = _uniform(g, (n,), *OSCILLATION_PERIOD)
     osc_phase = _uniform(g, (n,), 0.0, 2 * math.pi)
-    swing = amplitude[:, None] * torch.sin(2 * math.pi * t / period[:, None] + osc_phase[:, None])
+    swing = amplitude[:, None] * torch.sin(
+        2 * math.pi * steps / period[:, None] + osc_phase[:, None]
+    )
     axis = torch.stack(
         [_is(labels, "oscillate_horizontal"), _is(labels, "oscillate_vertical")], dim=-1
     )
@@ -410,6 +550,7 @@ def _draw_scene(
     width: int,
     camera_shake: float,
     appearance_cue: float,
+    window: _EventWindows,
     g: torch.Generator,
 ) -> _Scene:
     n, d, k = len(labels), MAX_DISTRACTORS, BACKGROUND_MODES
@@ -417,7 +558,7 @@ def _draw_scene(
     size = torch.tensor([float(width), float(height)])
     t = torch.arange(frames, dtype=torch.float32)[None, :, None]  # (1, T, 1)
 
-    centre, angle, radius = _object_tracks(labels, frames, scale, size, g)
+    centre, angle, radius = _object_tracks(labels, window, scale, size, g)
     shape = torch.randint(len(SHAPES), (n,), generator=g)
     # object colour: random hue, fairly saturated and bright; the cue mixes in the class colour
     colour = _hsv_to_rgb(
