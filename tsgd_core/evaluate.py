@@ -92,7 +92,7 @@ class EvalResult:
 def make_view(
     cfg: StudentConfig, videos: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """The augmented view of a batch, and for mixed views the partner index and kept fraction."""
+    """The augmented view of a batch; for mixed views the partner index and label weight lam."""
     if cfg.augment == "base":
         return student_augment(videos, generator, cfg.augment_cfg), None, None
     if cfg.augment == "tsgfa":
@@ -128,9 +128,8 @@ class RelabelPlan:
 
     indices: torch.Tensor  # (steps, batch) clip indices into the set
     view_seeds: torch.Tensor  # (steps,) int64 seed of each batch's augmentation generator
-    soft: (
-        torch.Tensor | None
-    )  # (steps, batch, classes) teacher probabilities at tau; None for hard labels
+    # (steps, batch, classes) teacher probabilities at tau; None for hard labels
+    soft: torch.Tensor | None
 
     def __len__(self) -> int:
         return len(self.view_seeds)
