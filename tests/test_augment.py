@@ -137,11 +137,11 @@ def test_saliency_cutmix_pastes_the_partners_salient_box():
         clips.append(clip + 0.1 * i)  # every clip differs from every other everywhere
     x = torch.cat(clips)
     sal = saliency_map(x)
-    mixed, partner, lam = saliency_cutmix(x, sal, gen(3), lam_range=(0.3, 0.7))
+    mixed, partner, lam = saliency_cutmix(x, sal, gen(3), area_range=(0.3, 0.7))
     assert mixed.shape == x.shape and partner.shape == (n,) and lam.shape == (n,)
     assert torch.all(partner != torch.arange(n))  # nobody is mixed with itself
     assert sorted(partner.tolist()) == list(range(n))
-    assert lam.min() >= 0.25 and lam.max() <= 0.75
+    assert lam.min() >= 0 and lam.max() <= 1
     for i in range(n):
         j = partner[i].item()
         changed = (mixed[i] != x[i]).any(dim=0)  # (T, H, W)
@@ -150,30 +150,51 @@ def test_saliency_cutmix_pastes_the_partners_salient_box():
         rows, cols = box.any(1).nonzero(), box.any(0).nonzero()
         assert box.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
         assert torch.equal(mixed[i][:, :, box], x[j][:, :, box])  # pasted from the partner
-        torch.testing.assert_close(1 - box.float().mean(), lam[i])
+        assert 0.25 <= 1 - box.float().mean() <= 0.75
         # the box holds the partner's motion: most of its saliency above the floor is inside
         excess = sal[j, 0] - 0.2
         inside = excess[:, box].sum() / excess.sum()
         assert inside > 0.7 and inside > 1.3 * box.float().mean()
 
 
-def test_temporal_salient_crop_keeps_the_burst_window():
-    n = 24
+def timecode_clips(n: int, t: int = T) -> torch.Tensor:
+    """Clips whose frame f has every pixel equal to f / t: the output tells which frame it is."""
+    return (torch.arange(t, dtype=torch.float32) / t).view(1, 1, t, 1, 1).expand(n, 1, t, 4, 4)
+
+
+def test_temporal_salient_crop_keeps_the_burst_window_at_its_own_speed():
+    n = 48
     clip, _ = square_clip(burst_positions())
     weights = frame_weights(clip).expand(n, T)
-    # channel 0 codes the source frame: the output tells which window was kept
-    timecode = torch.linspace(0, 1, T).view(1, 1, T, 1, 1).expand(n, 1, T, 4, 4)
-    out = temporal_salient_crop(timecode, weights, gen(2), min_fraction=0.5)
-    first = out[:, 0, 0, 0, 0] * (T - 1)
-    last = out[:, 0, -1, 0, 0] * (T - 1)
-    assert torch.all(first <= 5 + 1e-4) and torch.all(last >= 8 - 1e-4)
-    assert torch.all(last - first >= T / 2 - 1 - 1e-4)  # L >= min_fraction * T
-    assert len(set((last - first).round().tolist())) > 1  # random lengths
-    steps = out[:, 0, 1:, 0, 0] - out[:, 0, :-1, 0, 0]
-    assert torch.all(steps >= 0)  # linear resampling, never reversed
-    torch.testing.assert_close(steps, steps[:, :1].expand_as(steps))
-    full = temporal_salient_crop(timecode, weights, gen(2), min_fraction=1.0)
-    torch.testing.assert_close(full, timecode)
+    out = temporal_salient_crop(timecode_clips(n), weights, gen(2), min_fraction=0.5)
+    frames = out[:, 0, :, 0, 0] * T  # source frame index of every output frame, (n, T)
+    assert torch.equal(out, out[:, :, :, :1, :1].expand_as(out))  # whole frames, no blending
+    torch.testing.assert_close(frames, frames.round())  # every output frame is a source frame
+    steps = (frames[:, 1:] - frames[:, :-1]).round()
+    assert set(steps.unique().tolist()) <= {0.0, 1.0}  # original speed or held; never reversed
+    # the moving steps are one run: a window of consecutive frames, held frames only around it
+    for row in steps:
+        moving = row.nonzero().flatten()
+        assert torch.equal(moving, torch.arange(moving[0], moving[-1] + 1))
+    lengths = steps.sum(dim=1) + 1
+    assert torch.all(lengths >= T / 2)  # L >= min_fraction * T
+    assert len(set(lengths.tolist())) > 1  # random lengths
+    first, last = frames.amin(dim=1), frames.amax(dim=1)
+    assert torch.all(first <= 5) and torch.all(last >= 8)  # the burst is kept
+    offsets = (steps != 0).int().argmax(dim=1)  # output position where the window starts
+    assert len(set(offsets.tolist())) > 1  # placed at random offsets
+    full = temporal_salient_crop(timecode_clips(n), weights, gen(2), min_fraction=1.0)
+    torch.testing.assert_close(full, timecode_clips(n))
+
+
+def test_tsgfa_temporal_crop_keeps_speed_inside_the_whole_view():
+    n = 16
+    x = timecode_clips(n).expand(n, 3, T, 4, 4).contiguous()
+    cfg = TSGFAConfig(p_crop=0.0, p_mix=0.0, p_temporal=1.0)
+    still = AugmentConfig(crop_scale=(1.0, 1.0), translate=0.0, brightness=0.0, contrast=0.0)
+    out, _, _ = tsgfa_augment(x, gen(4), cfg, still)
+    steps = ((out[:, 0, 1:, 0, 0] - out[:, 0, :-1, 0, 0]) * T).round()
+    assert set(steps.unique().tolist()) == {0.0, 1.0}
 
 
 def test_tsgfa_augment_policy_outputs():
@@ -183,10 +204,89 @@ def test_tsgfa_augment_policy_outputs():
     assert out.min() >= 0 and out.max() <= 1
     cfg = TSGFAConfig(p_crop=1.0, p_mix=1.0, p_temporal=1.0, saliency=SaliencyConfig(k=2))
     out, partner, lam = tsgfa_augment(x, gen(), cfg)
-    assert out.shape == x.shape
-    assert torch.all(partner != torch.arange(4)) and torch.all((lam > 0.2) & (lam < 0.8))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert torch.all(partner != torch.arange(4)) and torch.all((lam >= 0) & (lam <= 1))
     x.requires_grad_(True)
     assert not tsgfa_augment(x, gen())[0].requires_grad
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        AugmentConfig(),
+        AugmentConfig(flip=True, brightness=0.5),
+        AugmentConfig(crop_scale=(1.0, 1.0), translate=0.0),
+    ],
+)
+def test_tsgfa_with_every_op_off_is_exactly_the_base_augmentation(base):
+    x = torch.rand(6, 3, 8, H, W, generator=gen())
+    off = TSGFAConfig(p_crop=0.0, p_mix=0.0, p_temporal=0.0)
+    out, partner, lam = tsgfa_augment(x, gen(9), off, base)
+    assert torch.equal(out, student_augment(x, gen(9), base))
+    assert partner is None and lam is None
+
+
+def test_tsgfa_adds_to_the_base_augmentation_instead_of_replacing_it():
+    # the temporal crop cannot change a clip of identical frames, so what is left is the base
+    x = frozen_clips()
+    only_time = TSGFAConfig(p_crop=0.0, p_mix=0.0, p_temporal=1.0)
+    torch.testing.assert_close(tsgfa_augment(x, gen(3), only_time)[0], student_augment(x, gen(3)))
+    # a saliency crop acts inside the base window: a static clip has a uniform centre and the
+    # view still differs from both the clip and the base view alone
+    only_crop = TSGFAConfig(p_crop=1.0, p_mix=0.0, p_temporal=0.0)
+    cropped = tsgfa_augment(x, gen(3), only_crop)[0]
+    assert frames_identical(cropped)
+    assert not torch.allclose(cropped, student_augment(x, gen(3)), atol=1e-3)
+
+
+def test_tsgfa_config_is_frozen_and_hashable():
+    cfg = TSGFAConfig()
+    assert hash(cfg) == hash(TSGFAConfig()) and cfg == TSGFAConfig()
+    assert {cfg: 1}[TSGFAConfig()] == 1
+    with pytest.raises(AttributeError):
+        cfg.p_mix = 0.0  # type: ignore[misc]
+
+
+def box_saliency(boxes: list[tuple[int, int, int, int]], floor: float = 0.2) -> torch.Tensor:
+    """(N, 1, T, H, W) saliency at `floor`, rising to 1 inside each clip's (y0, y1, x0, x1) box."""
+    sal = torch.full((len(boxes), 1, T, H, W), floor)
+    for i, (y0, y1, x0, x1) in enumerate(boxes):
+        sal[i, :, :, y0:y1, x0:x1] = 1.0
+    return sal
+
+
+def pasted_box(mixed: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+    """(H, W) mask of the pixels a cutmix replaced (the same in every frame and channel)."""
+    return (mixed != clip).any(dim=0).any(dim=0)
+
+
+def test_cutmix_lam_is_the_own_share_of_visible_saliency_mass():
+    # two clips of distinct flat colours; each moves in its own known region
+    x = torch.stack([torch.full((3, T, H, W), 0.1), torch.full((3, T, H, W), 0.9)])
+    sal = box_saliency([(2, 10, 2, 10), (16, 28, 12, 30)])
+    mixed, partner, lam = saliency_cutmix(x, sal, gen(5), area_range=(0.5, 0.5))
+    assert partner.tolist() == [1, 0]
+    excess = sal - 0.2  # above each clip's floor
+    for i in range(2):
+        box = pasted_box(mixed[i], x[i])
+        own = excess[i][:, :, ~box].sum()
+        other = excess[1 - i][:, :, box].sum()
+        torch.testing.assert_close(lam[i], own / (own + other))
+    # the saliency-drawn box covers much of the partner's motion, so the partner weighs more
+    # than the area it covers (a half), and the label is not the area
+    box0 = pasted_box(mixed[0], x[0])
+    assert abs(lam[0] - (1 - box0.float().mean())) > 0.05
+
+
+def test_cutmix_lam_without_own_motion_is_zero_and_without_any_motion_the_area():
+    x = torch.stack([torch.full((3, T, H, W), 0.1), torch.full((3, T, H, W), 0.9)])
+    moving_partner = box_saliency([(0, 0, 0, 0), (16, 20, 16, 20)])  # clip 0 static
+    _, _, lam = saliency_cutmix(x, moving_partner, gen(1), area_range=(0.6, 0.6))
+    assert lam[0] == 0.0  # all visible motion is the partner's
+    still = box_saliency([(0, 0, 0, 0), (0, 0, 0, 0)])
+    mixed, _, lam = saliency_cutmix(x, still, gen(1), area_range=(0.6, 0.6))
+    for i in range(2):
+        torch.testing.assert_close(lam[i], 1 - pasted_box(mixed[i], x[i]).float().mean())
 
 
 @pytest.mark.parametrize(
@@ -195,6 +295,8 @@ def test_tsgfa_augment_policy_outputs():
         (lambda: AugmentConfig(crop_scale=(0.0, 1.0)), "crop_scale"),
         (lambda: AugmentConfig(translate=-0.1), "translate"),
         (lambda: TSGFAConfig(p_mix=1.5), "p_mix"),
+        (lambda: TSGFAConfig(min_fraction=0.0), "min_fraction"),
+        (lambda: TSGFAConfig(mix_area=(0.8, 0.2)), "mix_area"),
         (lambda: diff_augment(torch.rand(3, T, H, W), gen()), "N, C, T, H, W"),
         (lambda: saliency_crop(frozen_clips(), torch.rand(4, T, H, W), gen()), "saliency"),
         (lambda: temporal_salient_crop(frozen_clips(), torch.rand(4, T - 1), gen()), "weights"),

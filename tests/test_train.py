@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from tsgd_core.models import build_model
-from tsgd_core.train import FitConfig, accuracy, fit, resolve_device, total_steps
+from tsgd_core.train import FitConfig, accuracy, endless_batches, fit, resolve_device, total_steps
 
 
 def test_fit_learns_motion_direction(tiny_clips, tiny_test_clips):
@@ -23,9 +23,29 @@ def test_fit_is_deterministic(tiny_clips):
     assert torch.equal(run(), run())
 
 
+def test_fit_trains_on_a_given_batch_source_like_on_its_own_batches(tiny_clips):
+    cfg = FitConfig(steps=5, batch_size=8)
+
+    def run(batches=None):
+        model = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
+        fit(model, tiny_clips, cfg, progress=False, batches=batches)
+        return torch.cat([p.flatten() for p in model.parameters()])
+
+    same = endless_batches(tiny_clips, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+    other = endless_batches(tiny_clips, cfg.batch_size, torch.Generator().manual_seed(cfg.seed + 1))
+    assert torch.equal(run(same), run())
+    assert not torch.equal(run(other), run())
+
+
 def test_fit_keeps_best_validation_weights(tiny_clips, tiny_test_clips):
     model = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
-    result = fit(model, tiny_clips, FitConfig(steps=12, batch_size=8, eval_every=3), val=tiny_test_clips, progress=False)
+    result = fit(
+        model,
+        tiny_clips,
+        FitConfig(steps=12, batch_size=8, eval_every=3),
+        val=tiny_test_clips,
+        progress=False,
+    )
     assert result.history["val_step"] == [3, 6, 9, 12]
     assert result.best_val_acc == max(result.history["val_acc"])
     assert accuracy(model, tiny_test_clips) == pytest.approx(result.best_val_acc)

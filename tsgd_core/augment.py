@@ -9,6 +9,10 @@ Domain warning: in motion-defined classes a horizontal flip turns "moves left" i
 and "clockwise" into "counter-clockwise", and time reversal does the same for every direction
 class. Both change the label, so time is never reversed here and `AugmentConfig.flip` is off by
 default; switch it on only for datasets whose classes are mirror-symmetric.
+
+TSGFA (`tsgfa_augment`) adds saliency-placed ops to the base augmentation, never replaces it:
+a temporal crop that keeps the high-motion frames at their own speed, a spatial crop centred on
+the motion, and a cutmix whose label weight is the share of visible motion each clip keeps.
 """
 
 from __future__ import annotations
@@ -42,12 +46,21 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TSGFAConfig:
-    """Student-time saliency-guided augmentation policy: probabilities are per clip."""
+    """Student-time saliency-guided augmentation (TSGFA), added on top of the base augmentation.
 
-    p_crop: float = 0.5  # saliency-placed spatial crop
+    Each probability is per clip and 0 switches that op off (all three at 0: exactly the base
+    augmentation, for ablations). Defaults: a saliency crop for half the clips, a cutmix and a
+    temporal crop for about a third each, so most views still show one whole clip at its own
+    speed. The saliency window's area (0.6-1.0) multiplies the base window's (0.6-1.0 by
+    default), so a combined view keeps at least about a third of the frame around the motion.
+    """
+
+    p_crop: float = 0.5  # saliency-placed spatial crop, composed with the base crop
     p_mix: float = 0.3  # saliency cutmix with a partner clip
-    p_temporal: float = 0.3  # temporal crop around the high-motion segment
-    crop_scale: tuple[float, float] = (0.5, 0.9)
+    p_temporal: float = 0.3  # temporal crop around the high-motion segment (no stretching)
+    crop_scale: tuple[float, float] = (0.6, 1.0)  # area fraction of the saliency window
+    mix_area: tuple[float, float] = (0.3, 0.7)  # area fraction a mixed clip keeps of itself
+    min_fraction: float = 0.5  # shortest kept temporal window, as a fraction of T
     saliency: SaliencyConfig = field(default_factory=SaliencyConfig)
 
     def __post_init__(self) -> None:
@@ -57,6 +70,9 @@ class TSGFAConfig:
                     f"{name} must be a probability in [0, 1], got {getattr(self, name)}"
                 )
         _check_range(self.crop_scale, "crop_scale", low_open=True)
+        _check_range(self.mix_area, "mix_area")
+        if not 0 < self.min_fraction <= 1:
+            raise ValueError(f"min_fraction must be in (0, 1], got {self.min_fraction}")
 
 
 def _check_range(r: tuple[float, float], name: str, low_open: bool = False) -> None:
@@ -125,12 +141,32 @@ def random_resized_crop(
     return _warp(clips, _theta(*_random_window(clips.shape[0], scale, generator)))
 
 
-def _photometric(clips: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
+@dataclass(frozen=True)
+class _BaseDraw:
+    """One clip batch's draws of the base augmentation: crop window + shift, flip, photometry."""
+
+    theta: Tensor  # (N, 2, 3) affine of the crop/translate (and flip) window
+    brightness: Tensor  # (N,) additive offset
+    contrast: Tensor  # (N,) factor around the clip mean
+
+
+def _draw_base(n: int, cfg: AugmentConfig, generator: torch.Generator) -> _BaseDraw:
+    """All random draws of `diff_augment`, in its order, so sharing them reproduces it exactly."""
+    side, cx, cy = _random_window(n, cfg.crop_scale, generator)
+    shift = 2 * cfg.translate  # the frame spans 2 units in normalised coordinates
+    cx = cx + _uniform(n, -shift, shift, generator)
+    cy = cy + _uniform(n, -shift, shift, generator)
+    theta = _theta(side, cx, cy, _flip_draw(n, cfg, generator))
+    b = _uniform(n, -cfg.brightness, cfg.brightness, generator)
+    c = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, generator)
+    return _BaseDraw(theta, b, c)
+
+
+def _photometric(clips: Tensor, brightness: Tensor, contrast: Tensor) -> Tensor:
     """Per-clip brightness offset and contrast factor around the clip mean."""
     n = clips.shape[0]
-    b = _uniform(n, -cfg.brightness, cfg.brightness, generator).to(clips.device, clips.dtype)
-    c = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, generator).to(clips.device, clips.dtype)
-    b, c = b.view(n, 1, 1, 1, 1), c.view(n, 1, 1, 1, 1)
+    b = brightness.to(clips.device, clips.dtype).view(n, 1, 1, 1, 1)
+    c = contrast.to(clips.device, clips.dtype).view(n, 1, 1, 1, 1)
     mean = clips.mean(dim=(1, 2, 3, 4), keepdim=True)
     return (clips - mean) * c + mean + b
 
@@ -144,13 +180,8 @@ def diff_augment(
 ) -> Tensor:
     """Differentiable crop/translate (+ optional flip) and brightness/contrast; no clamping."""
     _check_clips(clips)
-    n = clips.shape[0]
-    side, cx, cy = _random_window(n, cfg.crop_scale, generator)
-    shift = 2 * cfg.translate  # the frame spans 2 units in normalised coordinates
-    cx = cx + _uniform(n, -shift, shift, generator)
-    cy = cy + _uniform(n, -shift, shift, generator)
-    out = _warp(clips, _theta(side, cx, cy, _flip_draw(n, cfg, generator)))
-    return _photometric(out, cfg, generator)
+    draw = _draw_base(clips.shape[0], cfg, generator)
+    return _photometric(_warp(clips, draw.theta), draw.brightness, draw.contrast)
 
 
 def student_augment(
@@ -179,26 +210,43 @@ def _salient_centres(saliency: Tensor, generator: torch.Generator) -> tuple[Tens
     return cx, cy
 
 
+def _saliency_theta(
+    saliency: Tensor, generator: torch.Generator, scale: tuple[float, float]
+) -> Tensor:
+    """The (N, 2, 3) affine of a window of area fraction in `scale` centred on a salient pixel.
+
+    Clamping the centre to keep the window inside the frame moves the window towards the drawn
+    pixel's side, so the drawn salient pixel always stays inside the window.
+    """
+    side = _uniform(saliency.shape[0], *scale, generator).sqrt()
+    cx, cy = _salient_centres(saliency, generator)
+    cx = torch.maximum(torch.minimum(cx, 1 - side), side - 1)
+    cy = torch.maximum(torch.minimum(cy, 1 - side), side - 1)
+    return _theta(side, cx, cy)
+
+
 def saliency_crop(
     clips: Tensor,
     saliency: Tensor,
     generator: torch.Generator,
     scale: tuple[float, float] = (0.5, 0.9),
 ) -> Tensor:
-    """Crop (same window for all frames) centred on a salient pixel, resized back to (H, W).
-
-    Clamping the centre to keep the window inside the frame moves the window towards the drawn
-    pixel's side, so the drawn salient pixel always stays inside the crop.
-    """
+    """Crop (same window for all frames) centred on a salient pixel, resized back to (H, W)."""
     _check_clips(clips)
     _check_saliency(clips, saliency)
     _check_range(scale, "scale", low_open=True)
-    n = clips.shape[0]
-    side = _uniform(n, *scale, generator).sqrt()
-    cx, cy = _salient_centres(saliency, generator)
-    cx = torch.maximum(torch.minimum(cx, 1 - side), side - 1)
-    cy = torch.maximum(torch.minimum(cy, 1 - side), side - 1)
-    return _warp(clips, _theta(side, cx, cy))
+    return _warp(clips, _saliency_theta(saliency, generator, scale))
+
+
+def _compose(outer: Tensor, inner: Tensor) -> Tensor:
+    """The affine of warping by `outer`, then warping that result by `inner`: outer o inner.
+
+    `_warp(x, theta)` reads x at theta(u) for each output point u, so warping twice reads x at
+    outer(inner(u)); one warp with the composition interpolates once instead of twice.
+    """
+    return torch.cat(
+        [outer[:, :, :2] @ inner[:, :, :2], outer[:, :, :2] @ inner[:, :, 2:] + outer[:, :, 2:]], 2
+    )
 
 
 def _derangement(n: int, generator: torch.Generator) -> Tensor:
@@ -211,28 +259,39 @@ def _derangement(n: int, generator: torch.Generator) -> Tensor:
     return partner
 
 
+def _excess(saliency: Tensor) -> Tensor:
+    """Saliency above each clip's floor (its minimum): the part that marks motion."""
+    return saliency - saliency.amin(dim=(1, 2, 3, 4), keepdim=True)
+
+
 def saliency_cutmix(
     clips: Tensor,
     saliency: Tensor,
     generator: torch.Generator,
-    lam_range: tuple[float, float] = (0.3, 0.7),
+    area_range: tuple[float, float] = (0.3, 0.7),
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Paste the salient box of a partner clip into each clip, at the same place, in all frames.
 
-    The box has area (1 - lam) of the frame and is centred on a pixel drawn from the partner's
-    time-averaged saliency, so what is pasted is the partner's moving region. Returns
-    (mixed, partner_index (N,), lam (N,)); lam is the exact fraction of the original clip kept
-    (after rounding the box to pixels), to mix labels as lam * y + (1 - lam) * y[partner].
+    The clip keeps an area fraction drawn from `area_range`; the pasted box is centred on a pixel
+    drawn from the partner's time-averaged saliency, so what is pasted is the partner's moving
+    region. Returns (mixed, partner_index (N,), lam (N,)), labels to be mixed as
+    lam * y + (1 - lam) * y[partner] (`relabel.hard_label_loss`).
+
+    lam follows the visible motion, not the pasted area: it is the clip's share of the saliency
+    mass (saliency above each clip's floor) that is visible in the mixed clip, own outside the
+    box against the partner's inside it. Pasting a partner's moving object over a mostly static
+    clip thus gives the partner most of the label. Where neither part shows any motion, lam is
+    the kept area.
     """
     _check_clips(clips)
     _check_saliency(clips, saliency)
-    _check_range(lam_range, "lam_range")
+    _check_range(area_range, "area_range")
     n, _, _, h, w = clips.shape
     dev = clips.device
     partner = _derangement(n, generator).to(dev)
-    lam = _uniform(n, *lam_range, generator).to(dev)
-    bh = (h * (1 - lam).sqrt()).round().long().clamp(0, h)
-    bw = (w * (1 - lam).sqrt()).round().long().clamp(0, w)
+    kept_area = _uniform(n, *area_range, generator).to(dev)
+    bh = (h * (1 - kept_area).sqrt()).round().long().clamp(0, h)
+    bw = (w * (1 - kept_area).sqrt()).round().long().clamp(0, w)
     cx, cy = (v.to(dev) for v in _salient_centres(saliency[partner], generator))
     col = ((cx + 1) * w / 2).floor().long()  # pixel index of the drawn centre
     row = ((cy + 1) * h / 2).floor().long()
@@ -243,10 +302,15 @@ def saliency_cutmix(
     rows, cols = torch.arange(h, device=dev), torch.arange(w, device=dev)
     in_rows = (rows[None] >= y0[:, None]) & (rows[None] < (y0 + bh)[:, None])
     in_cols = (cols[None] >= x0[:, None]) & (cols[None] < (x0 + bw)[:, None])
-    box = in_rows[:, :, None] & in_cols[:, None, :]  # (N, H, W)
-    mixed = torch.where(box[:, None, None], clips[partner], clips)
-    kept = 1.0 - (bh * bw).float() / (h * w)
-    return mixed, partner, kept.to(clips.dtype)
+    box = (in_rows[:, :, None] & in_cols[:, None, :])[:, None, None]  # (N, 1, 1, H, W)
+    mixed = torch.where(box, clips[partner], clips)
+    excess = _excess(saliency.detach().float())
+    own = torch.where(box, 0.0, excess).sum(dim=(1, 2, 3, 4))
+    other = torch.where(box, excess[partner], 0.0).sum(dim=(1, 2, 3, 4))
+    area = 1.0 - box.float().mean(dim=(1, 2, 3, 4))
+    visible = own + other
+    lam = torch.where(visible > 1e-12, own / visible.clamp_min(1e-12), area)
+    return mixed, partner, lam.to(clips.dtype)
 
 
 def temporal_salient_crop(
@@ -256,12 +320,15 @@ def temporal_salient_crop(
     min_fraction: float = 0.5,
     keep: float = 0.9,
 ) -> Tensor:
-    """Keep a window of L consecutive frames around the highest motion, resampled back to T.
+    """Keep L consecutive frames around the highest motion at their own speed; hold the edges.
 
     L is drawn uniformly from [ceil(min_fraction * T), T]. Each window is scored by the sum of
     its frame weights above the clip's smallest weight; the start is drawn uniformly among the
     windows scoring at least `keep` times the best one (a static clip: any window). The window
-    is stretched back to T frames by linear interpolation along time, never reversed.
+    is placed at a random offset in the T output frames, and the frames before and after it
+    hold its first and last frame (stillness). Time is never resampled nor reversed: every
+    output frame is a source frame, and inside the window consecutive output frames are
+    consecutive source frames.
     """
     _check_clips(clips)
     n, _, t, _, _ = clips.shape
@@ -275,24 +342,28 @@ def temporal_salient_crop(
     excess = excess - excess.amin(dim=1, keepdim=True)
     csum = torch.cat([torch.zeros(n, 1), excess.cumsum(dim=1)], dim=1)
     l_min = max(1, math.ceil(min_fraction * t))
-    lengths = torch.randint(l_min, t + 1, (n,), generator=generator, device=generator.device)
-    starts = torch.empty(n)
+    lengths = torch.randint(l_min, t + 1, (n,), generator=generator, device=generator.device).cpu()
+    starts = torch.empty(n, dtype=torch.long)
     for i, length in enumerate(lengths.tolist()):  # one scalar choice per clip
         score = csum[i, length:] - csum[i, : t - length + 1]  # every start 0..T-L
         near_best = torch.nonzero(score >= keep * score.max() - 1e-12).flatten()
         pick = torch.randint(len(near_best), (1,), generator=generator, device=generator.device)
         starts[i] = near_best[pick.item()]
-    step = (lengths.float().cpu() - 1) / max(t - 1, 1)
-    pos = starts[:, None] + step[:, None] * torch.arange(t, dtype=torch.float32)[None]  # (N, T)
-    lo = pos.floor().long().clamp(0, t - 1)
-    hi = (lo + 1).clamp(max=t - 1)
-    frac = (pos - lo.float()).to(device=clips.device, dtype=clips.dtype)
-    frac = frac.view(n, 1, t, 1, 1)
+    room = (t - lengths + 1).float()  # offsets 0..T-L where the window can sit
+    offsets = (_uniform(n, 0.0, 1.0, generator).cpu() * room).floor().long()
+    offsets = torch.minimum(offsets, t - lengths)
+    frame = torch.arange(t)[None] - offsets[:, None]  # position inside the window, (N, T)
+    source = starts[:, None] + torch.minimum(frame.clamp_min(0), lengths[:, None] - 1)
+    index = source.to(clips.device).view(n, 1, t, 1, 1).expand_as(clips)
+    return clips.gather(2, index)
 
-    def take(index: Tensor) -> Tensor:
-        return clips.gather(2, index.to(clips.device).view(n, 1, t, 1, 1).expand_as(clips))
 
-    return take(lo) * (1 - frac) + take(hi) * frac
+def _chosen(n: int, p: float, generator: torch.Generator) -> Tensor | None:
+    """Indices of the clips an op with probability p picks; p = 0 draws nothing (base stream)."""
+    if p <= 0:
+        return None
+    picked = (_uniform(n, 0.0, 1.0, generator) < p).nonzero().flatten()
+    return picked if len(picked) else None
 
 
 def tsgfa_augment(
@@ -301,44 +372,53 @@ def tsgfa_augment(
     cfg: TSGFAConfig = TSGFAConfig(),
     base: AugmentConfig = AugmentConfig(),
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """TSGFA: saliency-placed temporal crop, spatial crop and cutmix, then photometric jitter.
+    """TSGFA: the base augmentation of `student_augment`, plus saliency-placed extras.
 
-    Each clip independently gets the temporal crop (p_temporal), the saliency crop (p_crop) and
-    the cutmix (p_mix). The saliency map travels through the same temporal and spatial crops as
-    the clip, so the cutmix box follows the partner's moving region as it is after cropping.
-    Returns (augmented in [0, 1], partner_index, lam); the last two are None when no clip in the
-    batch was mixed, else unmixed clips have partner = self and lam = 1.
+    Every clip gets the base crop/translate (one transform for all frames) and photometric
+    jitter, drawn first and exactly as `student_augment` draws them. On top, per clip:
+    * temporal crop (p_temporal): the high-motion window at its own speed, edges held;
+    * saliency crop (p_crop): a window centred on a salient pixel, composed with the base
+      window into one warp (the base crop then acts inside the salient window);
+    * saliency cutmix (p_mix): a partner's moving region pasted in, after the geometry and
+      before the photometric jitter; lam is the clip's share of the visible saliency mass.
+    An op with probability 0 draws no random numbers, so all three at 0 give `student_augment`
+    exactly. Returns (augmented in [0, 1], partner_index, lam); the last two are None when no
+    clip in the batch was mixed, else unmixed clips have partner = self and lam = 1.
     """
     _check_clips(clips)
-    n, c = clips.shape[:2]
+    n = clips.shape[0]
     with torch.no_grad():
-        sal = saliency_map(clips, cfg.saliency)
-        both = torch.cat([clips.detach(), sal.to(clips.dtype)], dim=1)
+        x = clips.detach()
+        draw = _draw_base(n, base, generator)
+        theta = draw.theta
+        uses_saliency = max(cfg.p_temporal, cfg.p_crop, cfg.p_mix) > 0
+        sal = saliency_map(x, cfg.saliency).to(x.dtype) if uses_saliency else None
 
-        chosen = _uniform(n, 0.0, 1.0, generator) < cfg.p_temporal
-        if chosen.any():
-            idx = chosen.nonzero().flatten().to(clips.device)
-            w = sal[idx].mean(dim=(1, 3, 4))  # frame weights w_t of those clips
-            both[idx] = temporal_salient_crop(both[idx], w, generator)
+        idx = _chosen(n, cfg.p_temporal, generator)
+        if idx is not None:
+            idx = idx.to(x.device)
+            x = x.clone()
+            weights = sal[idx].mean(dim=(1, 3, 4))  # frame weights w_t of those clips
+            x[idx] = temporal_salient_crop(x[idx], weights, generator, cfg.min_fraction)
+            sal[idx] = saliency_map(x[idx], cfg.saliency).to(x.dtype)  # motion as now shown
 
-        chosen = _uniform(n, 0.0, 1.0, generator) < cfg.p_crop
-        if chosen.any():
-            idx = chosen.nonzero().flatten().to(clips.device)
-            both[idx] = saliency_crop(both[idx], both[idx, c:], generator, cfg.crop_scale)
+        idx = _chosen(n, cfg.p_crop, generator)
+        if idx is not None:
+            theta = theta.clone()
+            salient = _saliency_theta(sal[idx.to(x.device)], generator, cfg.crop_scale)
+            theta[idx] = _compose(salient, theta[idx])
 
-        out, sal = both[:, :c], both[:, c:]
+        out = _warp(x, theta)
         partner, lam = None, None
-        chosen = (_uniform(n, 0.0, 1.0, generator) < cfg.p_mix).to(clips.device)
-        if n > 1 and chosen.any():
-            mixed, partner, lam = saliency_cutmix(out, sal, generator)
+        idx = _chosen(n, cfg.p_mix, generator) if n > 1 else None
+        if idx is not None:
+            chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
+            chosen[idx.to(x.device)] = True
+            mixed, partner, lam = saliency_cutmix(out, _warp(sal, theta), generator, cfg.mix_area)
             out = torch.where(chosen.view(n, 1, 1, 1, 1), mixed, out)
-            partner = torch.where(chosen, partner, torch.arange(n, device=clips.device))
+            partner = torch.where(chosen, partner, torch.arange(n, device=x.device))
             lam = torch.where(chosen, lam, torch.ones_like(lam))
-
-        flip = _flip_draw(n, base, generator)
-        if flip is not None:
-            out = torch.where(flip.to(clips.device).view(n, 1, 1, 1, 1), out.flip(-1), out)
-        out = _photometric(out, base, generator).clamp(0.0, 1.0)
+        out = _photometric(out, draw.brightness, draw.contrast).clamp(0.0, 1.0)
     return out, partner, lam
 
 

@@ -3,23 +3,41 @@ real test split, report mean +- std over seeds with wall time and peak memory.
 
 A student sees augmented views of the set (one spatial transform per clip; TSGFA when asked)
 labelled by the teacher's soft labels (relabel) or by the hard class labels.
+
+The student seeds of one evaluation share a relabel plan (FKD-style, `build_relabel_plan`): a
+fixed list of `steps` batches, each with its clip indices, the seed that regenerates its view
+and, for soft labels, the teacher's labels of that view, computed once. Each seed trains on the
+plan's batches in its own order (a seed-specific permutation of the steps) from its own
+initialisation, so seeds differ in init and order and share the views and their labels; the
+teacher runs once per evaluation instead of once per seed.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
 from .data import ClipSet
 from .profiling import measure
-from .relabel import hard_label_loss, soft_label_loss, teacher_soft_labels
+from .relabel import hard_label_loss, mixed_label_targets, soft_label_loss, teacher_soft_labels
 from .teacher import ModelConfig
-from .train import BatchLoss, FitConfig, accuracy, fit, resolve_device
+from .train import (
+    BatchLoss,
+    FitConfig,
+    accuracy,
+    autocast,
+    endless_index_batches,
+    fit,
+    resolve_device,
+    total_steps,
+)
 
 LABEL_MODES = ("soft", "hard")
 AUGMENT_MODES = ("none", "base", "tsgfa")
@@ -31,7 +49,9 @@ class StudentConfig:
 
     model: ModelConfig = field(default_factory=lambda: ModelConfig(width=16, norm="instance"))
     fit: FitConfig = field(
-        default_factory=lambda: FitConfig(steps=300, batch_size=32, lr=2e-3, weight_decay=1e-4, optimizer="adamw")
+        default_factory=lambda: FitConfig(
+            steps=300, batch_size=32, lr=2e-3, weight_decay=1e-4, optimizer="adamw"
+        )
     )
     labels: str = "soft"  # "soft": teacher relabels every view; "hard": class labels
     tau: float = 4.0
@@ -72,7 +92,7 @@ class EvalResult:
 def make_view(
     cfg: StudentConfig, videos: torch.Tensor, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """The augmented view of a batch, and for mixed views the partner index and kept fraction."""
+    """The augmented view of a batch; for mixed views the partner index and label weight lam."""
     if cfg.augment == "base":
         return student_augment(videos, generator, cfg.augment_cfg), None, None
     if cfg.augment == "tsgfa":
@@ -85,13 +105,109 @@ def student_batch_loss(cfg: StudentConfig, teacher: nn.Module | None) -> BatchLo
     if cfg.labels == "soft" and teacher is None:
         raise ValueError("soft labels need the teacher: pass teacher=..., or use labels='hard'")
 
-    def loss(model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
+    def loss(
+        model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ):
         with torch.no_grad():
             views, partner, lam = make_view(cfg, videos, generator)
         logits = model(views)
         if cfg.labels == "soft":
             return soft_label_loss(logits, teacher_soft_labels(teacher, views, cfg.tau), cfg.tau)
         return hard_label_loss(logits, labels, partner, lam)
+
+    return loss
+
+
+@dataclass
+class RelabelPlan:
+    """The batches every student seed of one evaluation trains on, with their soft labels.
+
+    Views are not stored (steps x batch clips would be large): each is regenerated, bit for
+    bit, by `make_view` from its seed. Soft labels are tiny (steps x batch x classes).
+    """
+
+    indices: torch.Tensor  # (steps, batch) clip indices into the set
+    view_seeds: torch.Tensor  # (steps,) int64 seed of each batch's augmentation generator
+    # (steps, batch, classes) teacher probabilities at tau; None for hard labels
+    soft: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.view_seeds)
+
+
+def plan_view(
+    plan: RelabelPlan, step: int, data: ClipSet, cfg: StudentConfig, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The augmented view of plan step `step` (and partner, lam for mixed views), regenerated."""
+    videos = data.videos[plan.indices[step]].to(device)
+    generator = torch.Generator().manual_seed(int(plan.view_seeds[step]))
+    with torch.no_grad():
+        return make_view(cfg, videos, generator)
+
+
+def build_relabel_plan(
+    data: ClipSet,
+    cfg: StudentConfig,
+    *,
+    teacher: nn.Module | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = False,
+) -> RelabelPlan:
+    """`steps` shuffled batches of `data` with view seeds and, for soft labels, the teacher's labels."""
+    if cfg.labels == "soft" and teacher is None:
+        raise ValueError("soft labels need the teacher: pass teacher=..., or use labels='hard'")
+    dev = resolve_device(device)
+    steps = total_steps(len(data), cfg.fit)
+    generator = torch.Generator().manual_seed(seed)
+    view_seeds = torch.randint(0, 2**62, (steps,), generator=generator)
+    batches = endless_index_batches(len(data), cfg.fit.batch_size, generator)
+    indices = torch.stack([next(batches) for _ in range(steps)])
+    plan = RelabelPlan(indices, view_seeds, None)
+    if cfg.labels == "soft":
+        teacher.to(dev).eval()
+        soft = []
+        for step in tqdm(range(steps), desc="relabel plan", disable=not progress, leave=False):
+            views, _, _ = plan_view(plan, step, data, cfg, dev)
+            with autocast(dev):  # as the teacher ran inside fit's autocast when relabelling live
+                soft.append(teacher_soft_labels(teacher, views, cfg.tau).cpu())
+        plan.soft = torch.stack(soft)
+    return plan
+
+
+def plan_order(steps: int, seed: int) -> torch.Tensor:
+    """The seed's own order of the plan's steps."""
+    return torch.randperm(steps, generator=torch.Generator().manual_seed(seed))
+
+
+def plan_batches(
+    plan: RelabelPlan,
+    data: ClipSet,
+    cfg: StudentConfig,
+    order: torch.Tensor,
+    device: str | torch.device = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(view, targets) per step in `order`: the stored soft labels, or the (mixed) hard labels."""
+    dev = resolve_device(device)
+    for step in order.tolist():
+        views, partner, lam = plan_view(plan, step, data, cfg, dev)
+        if cfg.labels == "soft":
+            yield views, plan.soft[step]
+        else:
+            labels = data.labels[plan.indices[step]].to(dev)
+            yield views, mixed_label_targets(labels, data.num_classes, partner, lam)
+
+
+def plan_batch_loss(cfg: StudentConfig) -> BatchLoss:
+    """The student's loss on a plan batch: the view is ready, the targets are distributions."""
+
+    def loss(
+        model: nn.Module, views: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    ):
+        logits = model(views)
+        if cfg.labels == "soft":
+            return soft_label_loss(logits, targets, cfg.tau)
+        return hard_label_loss(logits, targets)
 
     return loss
 
@@ -104,15 +220,45 @@ def train_student(
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
+    plan: RelabelPlan | None = None,
 ) -> nn.Module:
-    """A fresh, randomly initialised student (seeded) trained on `data` only."""
+    """A fresh, randomly initialised student (seeded) trained on `data` only.
+
+    With a `plan`, it trains on the plan's batches in the seed's order (`plan_order`) and needs
+    no teacher; without, it draws batches and views itself and relabels them live.
+    """
     dev = resolve_device(device)
-    if teacher is not None:
-        teacher.to(dev).eval()
     student = cfg.model.build(data.num_classes, data.clip_shape, seed=seed)
     fit_cfg = FitConfig(**{**asdict(cfg.fit), "seed": seed})
-    fit(student, data, fit_cfg, batch_loss=student_batch_loss(cfg, teacher), device=dev,
-        progress=progress, desc=f"student seed {seed}")
+    desc = f"student seed {seed}"
+    if plan is not None:
+        if len(plan) != total_steps(len(data), cfg.fit):
+            raise ValueError(
+                f"the plan has {len(plan)} steps, the student trains {total_steps(len(data), cfg.fit)}: build it for this set and config"
+            )
+        batches = plan_batches(plan, data, cfg, plan_order(len(plan), seed), dev)
+        fit(
+            student,
+            data,
+            fit_cfg,
+            batch_loss=plan_batch_loss(cfg),
+            device=dev,
+            progress=progress,
+            desc=desc,
+            batches=batches,
+        )
+        return student
+    if teacher is not None:
+        teacher.to(dev).eval()
+    fit(
+        student,
+        data,
+        fit_cfg,
+        batch_loss=student_batch_loss(cfg, teacher),
+        device=dev,
+        progress=progress,
+        desc=desc,
+    )
     return student
 
 
@@ -125,18 +271,35 @@ def evaluate_set(
     seeds: tuple[int, ...] | list[int] = (0, 1, 2),
     device: str = "auto",
     progress: bool = True,
+    shared_plan: bool = True,
 ) -> EvalResult:
-    """Train one student per seed on `data`, test each on the real `test` split."""
+    """Train one student per seed on `data`, test each on the real `test` split.
+
+    With `shared_plan` (default) the seeds share one relabel plan, built with the first seed;
+    its cost is split evenly over the seeds' wall times, its peak memory counts in each.
+    Without, every seed augments and relabels its own batches live.
+    """
     if len(seeds) == 0:
         raise ValueError("evaluation needs at least one seed (the protocol reports >= 3)")
     if data.class_names != test.class_names:
-        raise ValueError("the set and the test split have different classes: evaluate on the same dataset")
+        raise ValueError(
+            "the set and the test split have different classes: evaluate on the same dataset"
+        )
     dev = resolve_device(device)
+    plan, plan_wall, plan_peak = None, 0.0, 0.0
+    if shared_plan:
+        with measure(dev) as usage:
+            plan = build_relabel_plan(
+                data, cfg, teacher=teacher, seed=seeds[0], device=dev, progress=progress
+            )
+        plan_wall, plan_peak = usage.wall_s / len(seeds), usage.peak_mb
     accs, walls, peaks = [], [], []
     for seed in seeds:
         with measure(dev) as usage:
-            student = train_student(data, cfg, teacher=teacher, seed=seed, device=dev, progress=progress)
+            student = train_student(
+                data, cfg, teacher=teacher, seed=seed, device=dev, progress=progress, plan=plan
+            )
         accs.append(accuracy(student, test, device=dev))
-        walls.append(usage.wall_s)
-        peaks.append(usage.peak_mb)
+        walls.append(usage.wall_s + plan_wall)
+        peaks.append(max(usage.peak_mb, plan_peak))
     return EvalResult(accs, walls, peaks, cfg.labels, cfg.augment, len(data))

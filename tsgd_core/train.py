@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -30,7 +30,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible: use --device cpu or auto")
+        raise ValueError(
+            "device 'cuda' was asked for but no CUDA GPU is visible: use --device cpu or auto"
+        )
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N]")
     return torch.device(device)
@@ -45,7 +47,10 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, videos: torch.Tensor, batch_size: int = 256, device: str | torch.device = "cpu"
+    model: nn.Module,
+    videos: torch.Tensor,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
 ) -> torch.Tensor:
     """Logits of `model` (put in eval mode) for every clip, returned on the CPU as float32."""
     device = resolve_device(device)
@@ -99,7 +104,11 @@ class FitResult:
 def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
+            model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=True,
         )
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -112,14 +121,21 @@ def total_steps(num_clips: int, cfg: FitConfig) -> int:
     return cfg.epochs * math.ceil(num_clips / min(cfg.batch_size, num_clips))
 
 
-def endless_batches(data: ClipSet, batch_size: int, generator: torch.Generator):
-    """Shuffled mini-batches, epoch after epoch (a set smaller than a batch is one batch)."""
-    batch_size = min(batch_size, len(data))
+def endless_index_batches(
+    num_clips: int, batch_size: int, generator: torch.Generator
+) -> Iterator[torch.Tensor]:
+    """Indices of shuffled mini-batches, epoch after epoch (a set smaller than a batch is one batch)."""
+    batch_size = min(batch_size, num_clips)
     while True:
-        order = torch.randperm(len(data), generator=generator)
-        for start in range(0, len(data) - batch_size + 1, batch_size):
-            idx = order[start : start + batch_size]
-            yield data.videos[idx], data.labels[idx]
+        order = torch.randperm(num_clips, generator=generator)
+        for start in range(0, num_clips - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]
+
+
+def endless_batches(data: ClipSet, batch_size: int, generator: torch.Generator):
+    """Shuffled mini-batches (videos, labels) of `data`, epoch after epoch."""
+    for idx in endless_index_batches(len(data), batch_size, generator):
+        yield data.videos[idx], data.labels[idx]
 
 
 def fit(
@@ -132,8 +148,14 @@ def fit(
     device: str | torch.device = "cpu",
     progress: bool = True,
     desc: str = "train",
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> FitResult:
-    """Train `model` in place; with `val`, keep the weights of the best validation accuracy."""
+    """Train `model` in place; with `val`, keep the weights of the best validation accuracy.
+
+    `batches` replaces the default shuffled mini-batches of `train` (`endless_batches`) with
+    (inputs, targets) pairs that `batch_loss` understands, e.g. the prepared views of a
+    relabel plan; `train` still sets the epoch length for `eval_every` and `epochs`.
+    """
     device = resolve_device(device)
     model.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -143,7 +165,8 @@ def fit(
     eval_every = cfg.eval_every or max(1, math.ceil(len(train) / cfg.batch_size))
     result = FitResult(history={"step": [], "loss": [], "val_acc": [], "val_step": []})
     best_state = None
-    batches = endless_batches(train, cfg.batch_size, generator)
+    if batches is None:
+        batches = endless_batches(train, cfg.batch_size, generator)
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
         model.train()
