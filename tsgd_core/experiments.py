@@ -254,6 +254,8 @@ class RunSpec:
     def eval_fields(self) -> dict[str, Any]:
         out = {**self.distill_fields(), "augment": self.eval_augment, "labels": list(self.labels),
                "split": self.eval_split, "seeds": list(get_profile(self.profile).seeds),
+               # 2: TSGFA on top of the base augmentation; seeds share one relabel plan
+               "protocol": 2,
                # the resolved recipe: a scaled study cell shares its key with the profile's own
                # cell when the steps agree
                "student": asdict(self.student_recipe())}
