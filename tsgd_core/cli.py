@@ -13,6 +13,9 @@ at import time of this module; `tsgd_core.real_video` is imported only by `tsgd 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -443,6 +446,12 @@ def common_options(cache_help: str, device: bool = True) -> argparse.ArgumentPar
             help="auto takes a CUDA GPU when there is one",
         )
     common.add_argument("--quiet", action="store_true", help="no progress bars")
+    if device:
+        common.add_argument(
+            "--channels-last",
+            action="store_true",
+            help="train in the channels_last_3d memory format on CUDA (ignored on the CPU)",
+        )
     return common
 
 
@@ -641,6 +650,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(args: argparse.Namespace) -> None:
+    """Run the command; under torchrun as one rank of the job, with rank 0 printing and writing."""
+    from .distributed import launched_by_torchrun, process_group
+    from .train import CHANNELS_LAST_ENV
+
+    if getattr(args, "channels_last", False):
+        os.environ[CHANNELS_LAST_ENV] = "1"
+    if not launched_by_torchrun():
+        args.func(args)
+        return
+    with process_group(getattr(args, "device", "auto")) as ctx:
+        if ctx.is_main:
+            args.func(args)
+            return
+        for name in ("out", "preview"):  # files are written by rank 0
+            if hasattr(args, name):
+                setattr(args, name, None)
+        args.quiet = True
+        with contextlib.redirect_stdout(io.StringIO()):
+            args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code."""
     from .data import DataError
@@ -651,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version and argparse errors
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
-        args.func(args)
+        run_command(args)
     except (ValueError, DataError, FileNotFoundError) as error:
         print(f"tsgd: error: {one_line(error)}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
 from .data import ClipSet
 from .profiling import measure
@@ -132,11 +133,12 @@ def evaluate_set(
     if data.class_names != test.class_names:
         raise ValueError("the set and the test split have different classes: evaluate on the same dataset")
     dev = resolve_device(device)
-    accs, walls, peaks = [], [], []
-    for seed in seeds:
+    done: dict[int, tuple[float, float, float]] = {}
+    # under torchrun the seeds are spread over the ranks, one student per rank at a time
+    for i in distributed.owned(len(seeds)):
         with measure(dev) as usage:
-            student = train_student(data, cfg, teacher=teacher, seed=seed, device=dev, progress=progress)
-        accs.append(accuracy(student, test, device=dev))
-        walls.append(usage.wall_s)
-        peaks.append(usage.peak_mb)
+            student = train_student(data, cfg, teacher=teacher, seed=seeds[i], device=dev, progress=progress)
+        done[i] = (accuracy(student, test, device=dev), usage.wall_s, usage.peak_mb)
+    rows = distributed.gather_ordered(done, len(seeds))
+    accs, walls, peaks = ([row[j] for row in rows] for j in range(3))
     return EvalResult(accs, walls, peaks, cfg.labels, cfg.augment, len(data))

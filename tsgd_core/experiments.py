@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .artifact import DistilledSet
 from .augment import TSGFAConfig
 from .data import Splits
@@ -273,7 +274,7 @@ def make_distilled(
     from .artifact import load_distilled, save_distilled
 
     path = distilled_path(spec, cache_dir)
-    if path.is_file():
+    if distributed.agree(path.is_file()):  # under torchrun: all ranks load, or all make it
         return load_distilled(path)
     prof = get_profile(spec.profile)
     splits = load_data(spec.profile, spec.camera_shake)
@@ -291,7 +292,8 @@ def make_distilled(
             ds = distill_tsgd(teacher, splits.train, tsgd_config(spec, prof), device=dev, progress=progress)
     ds.teacher_key = info.key
     ds.config = {**ds.config, "spec": asdict(spec), "distill_wall_s": usage.wall_s, "distill_peak_mb": usage.peak_mb}
-    save_distilled(ds, path)
+    if distributed.is_main():  # rank 0 writes the one artifact
+        save_distilled(ds, path)
     return ds
 
 
@@ -328,10 +330,11 @@ def evaluate_spec(
 ) -> dict[str, EvalResult]:
     """`evaluate_distilled`, cached under the spec's evaluation key (ds must be the spec's own set)."""
     path = Path(cache_dir) / "evals" / f"{spec.eval_key()}.json"
-    if path.is_file():
+    if distributed.agree(path.is_file()):
         return {k: EvalResult(**v) for k, v in load_json(path).items()}
     results = evaluate_distilled(spec, ds, cache_dir=cache_dir, device=device, progress=progress)
-    save_json({k: asdict(v) for k, v in results.items()}, path)
+    if distributed.is_main():
+        save_json({k: asdict(v) for k, v in results.items()}, path)
     return results
 
 
@@ -340,7 +343,7 @@ def full_data_results(
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split with the same recipe (epochs scaled)."""
     path = Path(cache_dir) / "evals" / f"full_{config_key(get_profile(profile), camera_shake)}.json"
-    if path.is_file():
+    if distributed.agree(path.is_file()):
         return {k: EvalResult(**v) for k, v in load_json(path).items()}
     prof = get_profile(profile)
     splits = load_data(profile, camera_shake)
@@ -351,7 +354,8 @@ def full_data_results(
         cfg = replace(cfg, fit=replace(cfg.fit, steps=None, epochs=prof.full_epochs, batch_size=prof.teacher_fit.batch_size))
         results[labels] = evaluate_set(splits.train, splits.test, cfg, teacher=teacher, seeds=prof.seeds,
                                        device=device, progress=progress)
-    save_json({k: asdict(v) for k, v in results.items()}, path)
+    if distributed.is_main():
+        save_json({k: asdict(v) for k, v in results.items()}, path)
     return results
 
 
