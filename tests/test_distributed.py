@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +16,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tsgd_core import distributed
-from tsgd_core.artifact import DistilledSet
+from tsgd_core.artifact import DistilledSet, load_distilled
+from tsgd_core.cli import main as cli_main
 from tsgd_core.data import ClipSet
 from tsgd_core.distill import TSGDConfig, distill_tsgd
 from tsgd_core.evaluate import StudentConfig, evaluate_set
@@ -193,3 +198,74 @@ def test_torchrun_detection_reads_world_size(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE")
     assert not distributed.launched_by_torchrun()
     assert distributed.backend_for("cpu") == "gloo" and distributed.backend_for("cuda:1") == "nccl"
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line under torchrun
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_DISTILL = ["distill", "--method", "tsgd", "--ipc", "2", "--profile", "smoke"]
+
+
+def torchrun(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli ...` (its rendezvous picks
+    a free port), on one thread per rank as the in-process reference."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc_per_node", str(WORLD), "-m", "tsgd_core.cli", *argv]
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+    )
+
+
+def one_thread_cli(*argv: str) -> int:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return cli_main(list(argv))
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_torchrun_distill_trains_a_ddp_teacher_and_writes_the_single_process_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    two = tmp_path / "two.tsgd.pt"
+    done = torchrun(
+        *SMOKE_DISTILL,
+        "--cache-dir",
+        "ddp",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(two),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("saved:") == 1, "rank 0 alone prints and writes"
+    teachers = list((tmp_path / "ddp" / "teachers").glob("*.pt"))
+    assert len(teachers) == 1 and not list(tmp_path.rglob(".*.tmp*")), "one atomic checkpoint"
+    stamp = teachers[0].stat().st_mtime_ns
+
+    # the 2-process teacher is reused from the cache, not trained again
+    assert (
+        one_thread_cli(
+            "teacher", "--profile", "smoke", "--cache-dir", str(tmp_path / "ddp"), "--quiet"
+        )
+        == 0
+    )
+    assert teachers[0].name.removesuffix(".pt") in capsys.readouterr().out
+    assert teachers[0].stat().st_mtime_ns == stamp
+
+    # one process distilling against the same teacher gives the same set, bit for bit
+    shutil.copytree(tmp_path / "ddp" / "teachers", tmp_path / "single" / "teachers")
+    one = tmp_path / "one.tsgd.pt"
+    code = one_thread_cli(
+        *SMOKE_DISTILL, "--cache-dir", str(tmp_path / "single"), "--quiet", "--out", str(one)
+    )
+    assert code == 0
+    a, b = load_distilled(one), load_distilled(two)
+    assert torch.equal(a.videos, b.videos) and torch.equal(a.labels, b.labels)
+    assert a.history == b.history and a.teacher_key == b.teacher_key
