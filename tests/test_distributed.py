@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -18,12 +19,13 @@ import torch.multiprocessing as mp
 from tsgd_core import distributed
 from tsgd_core.artifact import DistilledSet, load_distilled
 from tsgd_core.cli import main as cli_main
+from tsgd_core.cli import run_command
 from tsgd_core.data import ClipSet
 from tsgd_core.distill import TSGDConfig, distill_tsgd
 from tsgd_core.evaluate import StudentConfig, evaluate_set
 from tsgd_core.models import build_model
 from tsgd_core.teacher import ModelConfig
-from tsgd_core.train import FitConfig, fit
+from tsgd_core.train import CHANNELS_LAST_ENV, FitConfig, fit, to_device, use_channels_last
 
 SHAPE = (3, 4, 8, 8)
 K = 3
@@ -269,3 +271,15 @@ def test_torchrun_distill_trains_a_ddp_teacher_and_writes_the_single_process_set
     a, b = load_distilled(one), load_distilled(two)
     assert torch.equal(a.videos, b.videos) and torch.equal(a.labels, b.labels)
     assert a.history == b.history and a.teacher_key == b.teacher_key
+
+
+def test_cuda_options_stay_off_on_the_cpu(monkeypatch):
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "0")  # put back as it was after the test
+    args = argparse.Namespace(func=lambda args: None, channels_last=True)
+    run_command(args)  # --channels-last asks for the format through the environment
+    assert os.environ[CHANNELS_LAST_ENV] == "1"
+    assert use_channels_last(torch.device("cuda")) and not use_channels_last(torch.device("cpu"))
+    videos = torch.rand(2, *SHAPE)
+    assert to_device(videos, torch.device("cpu")) is videos, "no pinning or copy on the CPU"
+    monkeypatch.setenv(CHANNELS_LAST_ENV, "0")
+    assert not use_channels_last(torch.device("cuda"))

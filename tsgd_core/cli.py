@@ -6,6 +6,10 @@ asked, writes one output file atomically. Bad input (an IPC a class cannot give,
 file, a teacher for other classes, ...) ends with one line ``tsgd: error: ...`` on stderr and
 exit code 2, before anything is written.
 
+Under torchrun (`torchrun --nproc_per_node N -m tsgd_core.cli ...`) a command runs as one rank
+of the job (see `tsgd_core.distributed`): the work is split over the ranks, and rank 0 alone
+prints and writes files.
+
 Heavy modules (torch and everything that uses it) are imported when the parser is built, not
 at import time of this module; `tsgd_core.real_video` is imported only by `tsgd data --dataset`.
 """
@@ -416,11 +420,13 @@ EXAMPLES = {
   tsgd data --dataset miniucf --root ~/data/UCF101 --frames 8 --size 112 --preview ucf.gif""",
     "teacher": """examples:
   tsgd teacher --profile quick
-  tsgd teacher --profile default --device cuda --out teacher.json""",
+  tsgd teacher --profile default --device cuda --out teacher.json
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli teacher --profile default""",
     "distill": """examples:
   tsgd distill --method tsgd --ipc 1 --profile quick --out tsgd_ipc1.tsgd.pt
   tsgd distill --method random --ipc 5 --profile default --out random_ipc5.tsgd.pt
-  tsgd distill --method tsgd --ipc 5 --no-tsgfo --init noise --seed 1""",
+  tsgd distill --method tsgd --ipc 5 --no-tsgfo --init noise --seed 1
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli distill --method tsgd --ipc 10""",
     "evaluate": """examples:
   tsgd evaluate tsgd_ipc1.tsgd.pt --labels soft hard --out results.json
   tsgd evaluate --method herding --ipc 5 --profile quick --labels hard

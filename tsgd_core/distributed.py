@@ -167,7 +167,9 @@ def data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
     net = copy.deepcopy(model).to(device)
     if device.type == "cuda":
         net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        return DistributedDataParallel(net, device_ids=[device.index or 0])
+        # plain 'cuda' is the rank's own GPU: process_group() made it the current device
+        index = torch.cuda.current_device() if device.index is None else device.index
+        return DistributedDataParallel(net, device_ids=[index])
     return DistributedDataParallel(net)
 
 
