@@ -14,11 +14,12 @@ to a temporary name and renamed on success, so an interrupted run loses only the
 a failing notebook stops the run with its name and the failing cell's error (exit code 1) and is
 kept as `<name>.failed.ipynb` for inspection.
 
-Across workers: `--workers N` runs 01 and 02 once, then the grid's cells (03 + 04 of one spec)
-in N parallel processes (`--shard i/N` each, one GPU each when there are several), then 05 and
-00. `--shard i/n` runs setup and the i-th of n parts of the cells only (for a job array:
-`--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`), and `--merge` builds the report from
-the runs the shards left in `<reports>/runs` (the cache is shared; its writes are atomic).
+Across workers: `--workers N` runs 01, 02 and the teachers of the cells once, then the cells
+(03 + 04 of one spec) in N parallel processes (`--shard i/N` each, one GPU each when there are
+several), then 05 and 00. `--shard i/n` runs setup and the i-th of n parts of the cells only
+(for a job array: `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`), and `--merge` builds
+the report from the runs the shards left in `<reports>/runs` (the cache is shared; its writes
+are atomic).
 
 By default one kernel executes all notebooks in turn (its namespace is reset between
 notebooks): a fresh kernel per notebook costs its start and the imports of torch and matplotlib
@@ -363,6 +364,17 @@ def worker_env(index: int, device: str) -> dict[str, str]:
     return env
 
 
+def train_cell_teachers(steps: list[Step], cache: Path, device: str) -> None:
+    """Every teacher the cells need (one per camera shake), trained once before the workers
+    start, instead of by several workers at once (same result, wasted time)."""
+    from tsgd_core.experiments import get_teacher
+
+    specs = [s.params["spec"] for s in steps if s.stage == "cell"]
+    for profile, shake in dict.fromkeys((spec["profile"], spec["camera_shake"]) for spec in specs):
+        print(f"[teacher] profile {profile!r}, camera shake {shake:g} (cached once for all)")
+        get_teacher(profile, shake, cache_dir=cache, device=device, progress=False)
+
+
 def run_workers(args: argparse.Namespace, reports: Path, count: int) -> int:
     """`count` processes of this script, one shard each, in parallel; 0 when all succeeded."""
     logs = reports / "logs"
@@ -472,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         # setup once here (the teacher is trained once), the cells in the workers, then the rest
         code, log = run_steps([s for s in steps if s.stage == "setup"], **run)
         if code == 0:
+            train_cell_teachers(steps, args.cache.resolve(), args.device)
             code = run_workers(args, reports, args.workers)
             log += worker_logs(reports, args.workers)
         if code == 0:

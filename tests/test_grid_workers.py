@@ -92,6 +92,18 @@ def test_each_worker_runs_its_shard_of_cells_on_one_gpu_of_its_own(run_grid, mon
     assert run_grid.worker_env(1, "cpu")["CUDA_VISIBLE_DEVICES"] == "4,5"
 
 
+def test_the_cells_teachers_are_trained_once_before_the_workers(run_grid, tmp_path, monkeypatch):
+    from tsgd_core import experiments
+
+    calls = []
+    monkeypatch.setattr(experiments, "get_teacher", lambda *a, **kw: calls.append((a, kw)))
+    steps = smoke_plan(run_grid, tmp_path)
+    run_grid.train_cell_teachers(steps, tmp_path / "cache", "cpu")
+    shakes = {s.params["spec"]["camera_shake"] for s in steps if s.stage == "cell"}
+    assert sorted(a for a, _ in calls) == sorted(("smoke", shake) for shake in shakes)
+    assert len(calls) == len(shakes) == 2 and calls[0][1]["cache_dir"] == tmp_path / "cache"
+
+
 def test_cache_files_survive_concurrent_writers(tmp_path):
     """Two writers race on one cache file while a reader loads it: never a torn file."""
     path = tmp_path / "cache" / "distilled" / "key.pt"
