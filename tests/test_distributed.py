@@ -192,6 +192,15 @@ def test_a_batch_smaller_than_the_ranks_is_refused():
         distributed.check_batch_splits(3, distributed.DistContext(rank=0, world_size=4))
 
 
+def test_a_rank_without_a_gpu_of_its_own_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert distributed.own_gpu(1) == 1
+    with pytest.raises(
+        ValueError, match="local rank 2 has no GPU of its own .2 visible.: start at"
+    ):
+        distributed.own_gpu(2)
+
+
 def test_torchrun_detection_reads_world_size(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert distributed.launched_by_torchrun()

@@ -374,6 +374,8 @@ def distill_tsgd(
     augmented synthetic batch), averaged over the batches (slots) at each step.
     The teacher is moved to `device`; its train/eval mode and requires_grad flags are restored.
     `callback(step, metrics)` gets the step within the batch and that batch's metrics.
+    Under torchrun each rank optimises its share of the batches (slots) and every rank returns
+    the whole set, gathered; each batch is seeded by its index, so the set is the same.
     """
     validate_tsgd(teacher, train, cfg)
     device = torch.device(device)

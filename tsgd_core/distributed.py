@@ -86,6 +86,17 @@ def backend_for(device: str | torch.device) -> str:
     return "nccl" if kind.startswith("cuda") else "gloo"
 
 
+def own_gpu(local_rank: int) -> int:
+    """The GPU of a rank: one GPU per rank on each machine."""
+    visible = torch.cuda.device_count()
+    if local_rank >= visible:
+        raise ValueError(
+            f"local rank {local_rank} has no GPU of its own ({visible} visible): start at most "
+            f"{visible} processes per machine (--nproc_per_node {visible}) or use --device cpu"
+        )
+    return local_rank
+
+
 @contextmanager
 def process_group(
     device: str | torch.device = "auto", timeout_s: float = DEFAULT_TIMEOUT_S
@@ -101,7 +112,7 @@ def process_group(
         return
     backend = backend_for(device)
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(own_gpu(int(os.environ.get("LOCAL_RANK", "0"))))
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
     try:
         yield context()

@@ -1,8 +1,8 @@
 """Training and testing classifiers: the one loop used by the teacher and by every student.
 
-`fit` owns the optimiser, the cosine schedule, the progress bar, mixed precision on CUDA and
-model choice on a validation split; what a batch's loss is (augmentation, hard or soft labels)
-is the caller's `batch_loss`.
+`fit` owns the optimiser, the cosine schedule, the progress bar, mixed precision on CUDA,
+model choice on a validation split and, when asked under torchrun, data-parallel training;
+what a batch's loss is (augmentation, hard or soft labels) is the caller's `batch_loss`.
 """
 
 from __future__ import annotations
