@@ -6,7 +6,12 @@
 #   ./run_all.sh --profile smoke  # any profile of tsgd_core.experiments.PROFILES
 #
 # Other options go to scripts/run_grid.py (--force, --groups main,ablation, --fresh-kernels,
-# --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help).
+# --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
+# scale-out ones:
+#
+#   ./run_all.sh --quick --workers 2          # the grid's cells in 2 parallel processes
+#   ./run_all.sh --profile default --shard 0/4  # one part of 4 (a job array task), no report
+#   ./run_all.sh --profile default --merge    # the report from the parts, once all have run
 # Output: reports/<profile>/README.md, tables, figures, and every executed notebook (+ HTML).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -17,6 +17,13 @@ to a temporary name and renamed on success, so an interrupted run loses only the
 a failing notebook stops the run with its name and the failing cell's error (exit code 1) and is
 kept as `<name>.failed.ipynb` for inspection.
 
+Across workers: `--workers N` runs 01, 02 and the teachers of the cells once, then the cells
+(03 + 04 of one spec) in N parallel processes (`--shard i/N` each, one GPU each when there are
+several), then 05 and 00. `--shard i/n` runs setup and the i-th of n parts of the cells only
+(for a job array: `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`), and `--merge` builds
+the report from the runs the shards left in `<reports>/runs` (the cache is shared; its writes
+are atomic).
+
 By default one kernel executes all notebooks in turn (its namespace is reset between
 notebooks): a fresh kernel per notebook costs its start and the imports of torch and matplotlib
 again, seconds per notebook. `--fresh-kernels` starts one per notebook instead.
@@ -30,6 +37,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +60,7 @@ class Step:
     always: bool = False  # rerun even when an executed notebook with these parameters exists
     needs: list[str] = field(default_factory=list)  # files in out_dir that must exist to skip
     direct: bool = False  # run experiments.run in this process, no notebook (cached; cheap to redo)
+    stage: str = "cell"  # "setup" (before the cells), "cell" (one grid cell), "final" (after)
 
     @property
     def executed(self) -> Path:
@@ -85,8 +94,16 @@ def plan(
             reports / "data_and_saliency",
             {},
             needs=["data_summary.json"],
+            stage="setup",
         ),
-        Step("teacher", "02_teacher.ipynb", reports / "teacher", {}, needs=["teacher.json"]),
+        Step(
+            "teacher",
+            "02_teacher.ipynb",
+            reports / "teacher",
+            {},
+            needs=["teacher.json"],
+            stage="setup",
+        ),
     ]
     first_seed = experiments.get_profile(profile).distill_seeds[0]
     for group, specs in experiments.build_grid(profile).groups().items():
@@ -111,11 +128,17 @@ def plan(
             reports,
             {"runs_dir": str(reports / "runs"), "command": command},
             always=True,
+            stage="final",
         )
     )
     steps.append(
         Step(
-            "quickstart", "00_quickstart.ipynb", reports / "quickstart", {}, needs=["results.json"]
+            "quickstart",
+            "00_quickstart.ipynb",
+            reports / "quickstart",
+            {},
+            needs=["results.json"],
+            stage="final",
         )
     )
     for step in steps:
@@ -219,7 +242,8 @@ def execute(step: Step, engine: str | None) -> dict[str, Any]:
     if step.direct:
         return run_direct(step)
     step.out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = step.out_dir / f".{step.executed.stem}.running.ipynb"
+    # the process id keeps two shards that run the same setup notebook off each other's file
+    tmp = step.out_dir / f".{step.executed.stem}.{os.getpid()}.running.ipynb"
     start = time.perf_counter()
     try:
         nb = pm.execute_notebook(
@@ -259,6 +283,162 @@ def export_html(notebooks: list[Path]) -> None:
     subprocess.run([*cmd, *map(str, stale)], check=True)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n (SLURM's array task id and count give exactly that)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(
+            f"--shard takes i/n with 0 <= i < n (e.g. 0/4), got {text!r}"
+        )
+    return index, count
+
+
+def cell_labels(steps: list[Step]) -> list[str]:
+    """The grid cells of a plan, in plan order (a cell is its 03 and 04 steps)."""
+    return list(dict.fromkeys(s.label for s in steps if s.stage == "cell"))
+
+
+def shard_steps(steps: list[Step], shard: tuple[int, int], with_setup: bool = True) -> list[Step]:
+    """Setup (unless not asked for) and every n-th cell from the i-th on: shards split the cells."""
+    index, count = shard
+    mine = set(cell_labels(steps)[index::count])
+    return [
+        s
+        for s in steps
+        if (s.stage == "setup" and with_setup) or (s.stage == "cell" and s.label in mine)
+    ]
+
+
+def merge_steps(steps: list[Step]) -> list[Step]:
+    """What builds the report from the shards' runs: setup (done already: skipped) and final."""
+    return [s for s in steps if s.stage != "cell"]
+
+
+def entry(step: Step) -> dict[str, Any]:
+    return {"step": step.label, "notebook": step.notebook, "stage": step.stage}
+
+
+def run_steps(
+    steps: list[Step], *, force: bool, fresh_kernels: bool
+) -> tuple[int, list[dict[str, Any]]]:
+    """Execute `steps` in order (skipping done ones); the exit code and a log entry per step."""
+    import papermill as pm
+
+    log: list[dict[str, Any]] = []
+    if not steps:
+        return 0, log
+    kernel = None if fresh_kernels else SharedKernel(NOTEBOOKS)
+    engine = None if kernel is None else register_shared_engine(kernel)
+    try:
+        for i, step in enumerate(steps, 1):
+            head = f"[{i}/{len(steps)}] {step.label} ({step.notebook or 'direct'})"
+            if not force and is_done(step):
+                print(f"{head}: done, skipped", flush=True)
+                log.append({**entry(step), "skipped": True})
+                continue
+            print(head, flush=True)
+            try:
+                timing = execute(step, engine)
+            except pm.PapermillExecutionError as err:
+                print(
+                    f"\nFAILED {head}\n  cell {err.cell_index} of the executed notebook: "
+                    f"{err.ename}: {err.evalue}\n"
+                    f"  executed notebook: {step.out_dir / (step.executed.stem + '.failed.ipynb')}\n"
+                    "  results of earlier steps are intact; fix and rerun to continue from here",
+                    file=sys.stderr,
+                )
+                return 1, log
+            except Exception as err:  # the kernel died, a timeout, a file we could not write
+                print(f"\nFAILED {head}\n  {type(err).__name__}: {err}", file=sys.stderr)
+                return 1, log
+            log.append({**entry(step), "skipped": False, **timing})
+    finally:
+        if kernel is not None:
+            kernel.close()
+    return 0, log
+
+
+def worker_command(args: argparse.Namespace, reports: Path, index: int, count: int) -> list[str]:
+    """This script's command line for worker `index` of `count`: its shard, cells only."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--profile", args.profile]
+    cmd += ["--reports", str(reports), "--cache", str(args.cache.resolve())]
+    cmd += ["--device", args.device, "--threads", str(args.threads), "--no-html"]
+    cmd += ["--shard", f"{index}/{count}", "--cells-only"]
+    if args.groups:
+        cmd += ["--groups", args.groups]
+    if args.force:
+        cmd.append("--force")
+    if args.fresh_kernels:
+        cmd.append("--fresh-kernels")
+    return cmd
+
+
+def worker_env(index: int, device: str) -> dict[str, str]:
+    """The environment of worker `index`: one GPU of its own when several are visible."""
+    env = dict(os.environ)
+    if device == "cpu":
+        return env
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus > 1:
+        visible = env.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(gpus)))).split(",")
+        env["CUDA_VISIBLE_DEVICES"] = visible[index % len(visible)]
+    return env
+
+
+def train_cell_teachers(steps: list[Step], cache: Path, device: str) -> None:
+    """Every teacher the cells need (one per camera shake), trained once before the workers
+    start, instead of by several workers at once (same result, wasted time)."""
+    from tsgd_core.experiments import get_teacher
+
+    specs = [s.params["spec"] for s in steps if s.stage == "cell"]
+    for profile, shake in dict.fromkeys((spec["profile"], spec["camera_shake"]) for spec in specs):
+        print(f"[teacher] profile {profile!r}, camera shake {shake:g} (cached once for all)")
+        get_teacher(profile, shake, cache_dir=cache, device=device, progress=False)
+
+
+def run_workers(args: argparse.Namespace, reports: Path, count: int) -> int:
+    """`count` processes of this script, one shard each, in parallel; 0 when all succeeded."""
+    logs = reports / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+
+    def one(index: int) -> int:
+        log_path = logs / f"worker{index}of{count}.log"
+        print(f"[worker {index}/{count}] started, log: {log_path}", flush=True)
+        with open(log_path, "w") as out:
+            code = subprocess.run(
+                worker_command(args, reports, index, count),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=worker_env(index, args.device),
+            ).returncode
+        state = "done" if code == 0 else f"FAILED (exit code {code}; see the log)"
+        print(f"[worker {index}/{count}] {state}: {log_path}", flush=True)
+        return code
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        codes = list(pool.map(one, range(count)))
+    return max(codes)
+
+
+def shard_summary_path(reports: Path, shard: tuple[int, int]) -> Path:
+    return reports / "run_grid.shard{}of{}.json".format(*shard)
+
+
+def worker_logs(reports: Path, count: int) -> list[dict[str, Any]]:
+    """The step logs the workers left in their shard summaries (so the total counts them)."""
+    log = []
+    for index in range(count):
+        path = shard_summary_path(reports, (index, count))
+        if path.is_file():
+            log += [e for e in json.loads(path.read_text())["steps"] if e["stage"] == "cell"]
+    return log
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", help="smoke | quick | default")
@@ -276,7 +456,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
     parser.add_argument("--dry-run", action="store_true", help="print the steps and exit")
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="run the grid's cells in this many parallel processes (one GPU each if several)",
+    )
+    scale.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="i/n",
+        help="run setup and the i-th of n parts of the cells, no report (job arrays)",
+    )
+    scale.add_argument(
+        "--merge", action="store_true", help="build the report from the runs the shards left"
+    )
+    parser.add_argument(
+        "--cells-only", action="store_true", help="with --shard: skip the setup notebooks"
+    )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.cells_only and args.shard is None:
+        parser.error("--cells-only applies to --shard")
 
     # The kernels inherit this environment. One thread: the models are tiny, and on a shared
     # CPU two OpenMP threads per process were ten times slower than one (measured).
@@ -291,50 +494,41 @@ def main(argv: list[str] | None = None) -> int:
 
     get_profile(args.profile)  # a clear error for an unknown profile, before anything runs
     steps = plan(args.profile, reports, args.cache.resolve(), args.device, groups)
+    if args.shard is not None:
+        steps = shard_steps(steps, args.shard, with_setup=not args.cells_only)
+    elif args.merge:
+        steps = merge_steps(steps)
     if args.dry_run:
         for i, step in enumerate(steps, 1):
             state = "done" if is_done(step) and not args.force else "todo"
             print(f"[{i}/{len(steps)}] {state} {step.label} {step.notebook} -> {step.out_dir}")
         return 0
 
-    import papermill as pm
-
-    kernel = None if args.fresh_kernels else SharedKernel(NOTEBOOKS)
-    engine = None if kernel is None else register_shared_engine(kernel)
-    log: list[dict[str, Any]] = []
     start = time.perf_counter()
-    try:
-        for i, step in enumerate(steps, 1):
-            head = f"[{i}/{len(steps)}] {step.label} ({step.notebook or 'direct'})"
-            if not args.force and is_done(step):
-                print(f"{head}: done, skipped", flush=True)
-                log.append({"step": step.label, "notebook": step.notebook, "skipped": True})
-                continue
-            print(head, flush=True)
-            try:
-                timing = execute(step, engine)
-            except pm.PapermillExecutionError as err:
-                print(
-                    f"\nFAILED {head}\n  cell {err.cell_index} of the executed notebook: "
-                    f"{err.ename}: {err.evalue}\n"
-                    f"  executed notebook: {step.out_dir / (step.executed.stem + '.failed.ipynb')}\n"
-                    "  results of earlier steps are intact; fix and rerun to continue from here",
-                    file=sys.stderr,
-                )
-                return 1
-            except Exception as err:  # the kernel died, a timeout, a file we could not write
-                print(f"\nFAILED {head}\n  {type(err).__name__}: {err}", file=sys.stderr)
-                return 1
-            log.append({"step": step.label, "notebook": step.notebook, "skipped": False, **timing})
-    finally:
-        if kernel is not None:
-            kernel.close()
+    run = {"force": args.force, "fresh_kernels": args.fresh_kernels}
+    if args.workers > 1:
+        # setup once here (the teacher is trained once), the cells in the workers, then the rest
+        code, log = run_steps([s for s in steps if s.stage == "setup"], **run)
+        if code == 0:
+            train_cell_teachers(steps, args.cache.resolve(), args.device)
+            code = run_workers(args, reports, args.workers)
+            log += worker_logs(reports, args.workers)
+        if code == 0:
+            code, more = run_steps(
+                [s for s in steps if s.stage != "setup" and s.stage != "cell"], **run
+            )
+            log += more
+    else:
+        code, log = run_steps(steps, **run)
+    if code:
+        return code
     if not args.no_html:
         export_html([s.executed for s in steps if not s.direct and s.executed.is_file()])
     from tsgd_core.report import write_reports_index
     from tsgd_core.storage import save_json
 
-    write_reports_index(reports.parent)
+    if args.shard is None:
+        write_reports_index(reports.parent)
     total = time.perf_counter() - start
     ran = [e for e in log if not e["skipped"]]
     overhead = sum(e["overhead_s"] for e in ran)
@@ -349,16 +543,25 @@ def main(argv: list[str] | None = None) -> int:
         "notebooks_run": len(ran),
         "notebooks_skipped": len(log) - len(ran),
         "overhead_s": overhead,
-        "shared_kernel": kernel is not None,
+        "shared_kernel": not args.fresh_kernels,
         "threads": os.environ["OMP_NUM_THREADS"],
+        "workers": args.workers,
+        "shard": list(args.shard) if args.shard else None,
         "steps": log,
     }
-    save_json(summary, reports / "run_grid.json")
+    path = (
+        reports / "run_grid.json" if args.shard is None else shard_summary_path(reports, args.shard)
+    )
+    save_json(summary, path)
     per = overhead / len(ran) if ran else 0.0
+    what = (
+        f"Report: {reports / 'README.md'}"
+        if args.shard is None
+        else "Build the report with --merge once every shard is done."
+    )
     print(
         f"done in {total:.0f} s: {len(ran)} notebook(s) run, {len(log) - len(ran)} skipped; "
-        f"notebook overhead outside cells {overhead:.0f} s ({per:.1f} s each). "
-        f"Report: {reports / 'README.md'}"
+        f"notebook overhead outside cells {overhead:.0f} s ({per:.1f} s each). {what}"
     )
     for group, wall in sorted(by_group.items(), key=lambda kv: -kv[1]):
         print(f"  {group:<20} {wall:8.0f} s")

@@ -6,6 +6,10 @@ asked, writes one output file atomically. Bad input (an IPC a class cannot give,
 file, a teacher for other classes, ...) ends with one line ``tsgd: error: ...`` on stderr and
 exit code 2, before anything is written.
 
+Under torchrun (`torchrun --nproc_per_node N -m tsgd_core.cli ...`) a command runs as one rank
+of the job (see `tsgd_core.distributed`): the work is split over the ranks, and rank 0 alone
+prints and writes files.
+
 Heavy modules (torch and everything that uses it) are imported when the parser is built, not
 at import time of this module; `tsgd_core.real_video` is imported only by `tsgd data --dataset`.
 """
@@ -13,6 +17,9 @@ at import time of this module; `tsgd_core.real_video` is imported only by `tsgd 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -413,11 +420,13 @@ EXAMPLES = {
   tsgd data --dataset miniucf --root ~/data/UCF101 --frames 8 --size 112 --preview ucf.gif""",
     "teacher": """examples:
   tsgd teacher --profile quick
-  tsgd teacher --profile default --device cuda --out teacher.json""",
+  tsgd teacher --profile default --device cuda --out teacher.json
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli teacher --profile default""",
     "distill": """examples:
   tsgd distill --method tsgd --ipc 1 --profile quick --out tsgd_ipc1.tsgd.pt
   tsgd distill --method random --ipc 5 --profile default --out random_ipc5.tsgd.pt
-  tsgd distill --method tsgd --ipc 5 --no-tsgfo --init noise --seed 1""",
+  tsgd distill --method tsgd --ipc 5 --no-tsgfo --init noise --seed 1
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli distill --method tsgd --ipc 10""",
     "evaluate": """examples:
   tsgd evaluate tsgd_ipc1.tsgd.pt --labels soft hard --out results.json
   tsgd evaluate --method herding --ipc 5 --profile quick --labels hard
@@ -443,6 +452,12 @@ def common_options(cache_help: str, device: bool = True) -> argparse.ArgumentPar
             help="auto takes a CUDA GPU when there is one",
         )
     common.add_argument("--quiet", action="store_true", help="no progress bars")
+    if device:
+        common.add_argument(
+            "--channels-last",
+            action="store_true",
+            help="train in the channels_last_3d memory format on CUDA (ignored on the CPU)",
+        )
     return common
 
 
@@ -641,6 +656,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(args: argparse.Namespace) -> None:
+    """Run the command; under torchrun as one rank of the job, with rank 0 printing and writing."""
+    from .distributed import launched_by_torchrun, process_group
+    from .train import CHANNELS_LAST_ENV
+
+    if getattr(args, "channels_last", False):
+        os.environ[CHANNELS_LAST_ENV] = "1"
+    if not launched_by_torchrun():
+        args.func(args)
+        return
+    with process_group(getattr(args, "device", "auto")) as ctx:
+        if ctx.is_main:
+            args.func(args)
+            return
+        for name in ("out", "preview"):  # files are written by rank 0
+            if hasattr(args, name):
+                setattr(args, name, None)
+        args.quiet = True
+        with contextlib.redirect_stdout(io.StringIO()):
+            args.func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code."""
     from .data import DataError
@@ -651,7 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version and argparse errors
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
-        args.func(args)
+        run_command(args)
     except (ValueError, DataError, FileNotFoundError) as error:
         print(f"tsgd: error: {one_line(error)}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .artifact import DistilledSet
 from .augment import AugmentConfig, diff_augment
 from .data import ClipSet
@@ -381,6 +382,8 @@ def distill_tsgd(
     augmented synthetic batch), averaged over the batches (slots) at each step.
     The teacher is moved to `device`; its train/eval mode and requires_grad flags are restored.
     `callback(step, metrics)` gets the step within the batch and that batch's metrics.
+    Under torchrun each rank optimises its share of the batches (slots) and every rank returns
+    the whole set, gathered; each batch is seeded by its index, so the set is the same.
     """
     validate_tsgd(teacher, train, cfg)
     device = torch.device(device)
@@ -397,12 +400,13 @@ def distill_tsgd(
         ]
 
     method = "tsgd" if cfg.filter else "sre2l"
-    results, histories = [], []
+    done: dict[int, tuple[torch.Tensor, dict[str, list[float]]]] = {}
     with _FrozenTeacher(teacher, device) as frozen:
         hooks = attach_bn_hooks(frozen)
         try:
-            for b, (clips, labels) in enumerate(batches):
-                clips, labels = clips.to(device), labels.to(device)
+            # under torchrun each rank optimises its own slots (all of them in one process)
+            for b in distributed.owned(len(batches)):
+                clips, labels = (t.to(device) for t in batches[b])
                 real_saliency = None
                 if cfg.filter and cfg.saliency_source == "real":
                     real_saliency = saliency_map(clips, cfg.saliency)
@@ -410,10 +414,11 @@ def distill_tsgd(
                 final, history = _optimise_batch(
                     frozen, hooks, clips, labels, real_saliency, cfg, b, progress, callback, desc
                 )
-                results.append(final.cpu().float())
-                histories.append(history)
+                done[b] = (final.cpu().float(), history)
         finally:
             remove_hooks(hooks)
+    gathered = distributed.gather_ordered(done, len(batches))
+    results, histories = [r for r, _ in gathered], [h for _, h in gathered]
 
     if cfg.batch_by_slot:
         videos = class_major(results)

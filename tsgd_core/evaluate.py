@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
 from .data import ClipSet
 from .profiling import measure
@@ -293,13 +294,15 @@ def evaluate_set(
                 data, cfg, teacher=teacher, seed=seeds[0], device=dev, progress=progress
             )
         plan_wall, plan_peak = usage.wall_s / len(seeds), usage.peak_mb
-    accs, walls, peaks = [], [], []
-    for seed in seeds:
+    done: dict[int, tuple[float, float, float]] = {}
+    # under torchrun the seeds are spread over the ranks, one student per rank at a time
+    for i in distributed.owned(len(seeds)):
         with measure(dev) as usage:
             student = train_student(
-                data, cfg, teacher=teacher, seed=seed, device=dev, progress=progress, plan=plan
+                data, cfg, teacher=teacher, seed=seeds[i], device=dev, progress=progress, plan=plan
             )
-        accs.append(accuracy(student, test, device=dev))
-        walls.append(usage.wall_s + plan_wall)
-        peaks.append(max(usage.peak_mb, plan_peak))
+        done[i] = (accuracy(student, test, device=dev), usage.wall_s + plan_wall,
+                   max(usage.peak_mb, plan_peak))
+    rows = distributed.gather_ordered(done, len(seeds))
+    accs, walls, peaks = ([row[j] for row in rows] for j in range(3))
     return EvalResult(accs, walls, peaks, cfg.labels, cfg.augment, len(data))

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .artifact import DistilledSet
 from .augment import TSGFAConfig
 from .data import Splits
@@ -357,7 +358,7 @@ def make_distilled(
     from .artifact import load_distilled, save_distilled
 
     path = distilled_path(spec, cache_dir)
-    if path.is_file():
+    if distributed.agree(path.is_file()):  # under torchrun: all ranks load, or all make it
         return load_distilled(path)
     prof = get_profile(spec.profile)
     splits = load_data(spec.profile, spec.camera_shake)
@@ -378,7 +379,8 @@ def make_distilled(
             ds = distill_tsgd(teacher, splits.train, tsgd_config(spec, prof), device=dev, progress=progress)
     ds.teacher_key = info.key
     ds.config = {**ds.config, "spec": asdict(spec), "distill_wall_s": usage.wall_s, "distill_peak_mb": usage.peak_mb}
-    save_distilled(ds, path)
+    if distributed.is_main():  # rank 0 writes the one artifact
+        save_distilled(ds, path)
     return ds
 
 
@@ -425,10 +427,11 @@ def evaluate_spec(
 ) -> dict[str, EvalResult]:
     """`evaluate_distilled`, cached under the spec's evaluation key (ds must be the spec's own set)."""
     path = Path(cache_dir) / "evals" / f"{spec.eval_key()}.json"
-    if path.is_file():
+    if distributed.agree(path.is_file()):
         return {k: EvalResult(**v) for k, v in load_json(path).items()}
     results = evaluate_distilled(spec, ds, cache_dir=cache_dir, device=device, progress=progress)
-    save_json({k: asdict(v) for k, v in results.items()}, path)
+    if distributed.is_main():
+        save_json({k: asdict(v) for k, v in results.items()}, path)
     return results
 
 
@@ -444,9 +447,11 @@ def full_data_results(
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split (profile's full_steps)."""
     prof = get_profile(profile)
-    key = config_key(prof, camera_shake, student_scale, split)
+    # the data, the teacher and the student recipe; 2: the evaluation protocol's version
+    key = config_key(prof.data, prof.teacher_model, prof.teacher_fit, prof.student, prof.full_steps,
+                     prof.seeds, camera_shake, student_scale, split, 2)
     path = Path(cache_dir) / "evals" / f"full_{key}.json"
-    if path.is_file():
+    if distributed.agree(path.is_file()):
         return {k: EvalResult(**v) for k, v in load_json(path).items()}
     splits = load_data(profile, camera_shake)
     teacher, _ = get_teacher(profile, camera_shake, cache_dir=cache_dir, device=device, progress=progress)
@@ -457,7 +462,8 @@ def full_data_results(
         cfg = replace(prof.student, labels=labels, fit=scaled_fit(fit_cfg, student_scale))
         results[labels] = evaluate_set(splits.train, target, cfg, teacher=teacher, seeds=prof.seeds,
                                        device=device, progress=progress)
-    save_json({k: asdict(v) for k, v in results.items()}, path)
+    if distributed.is_main():
+        save_json({k: asdict(v) for k, v in results.items()}, path)
     return results
 
 

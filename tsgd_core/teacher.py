@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .augment import student_augment
 from .data import ClipSet, DataError, Splits
 from .models import VideoClassifier, build_model
@@ -82,7 +83,10 @@ def train_teacher(
     device: str = "auto",
     progress: bool = True,
 ) -> tuple[VideoClassifier, TeacherInfo]:
-    """Train on the full train split, choose the weights by validation accuracy, test once."""
+    """Train on the full train split, choose the weights by validation accuracy, test once.
+
+    Under torchrun the training is data-parallel over the ranks (`fit(data_parallel=True)`).
+    """
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
     dev = resolve_device(device)
@@ -97,6 +101,7 @@ def train_teacher(
             progress=progress,
             desc="teacher",
             batch_loss=augmented_cross_entropy if augment else cross_entropy_loss,
+            data_parallel=True,  # DDP under torchrun; one process trains as before
         )
     info = TeacherInfo(
         key=teacher_key(splits, model_cfg, fit_cfg, augment),
@@ -148,13 +153,15 @@ def load_or_train_teacher(
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
     path = teacher_path(cache_dir, teacher_key(splits, model_cfg, fit_cfg, augment))
-    if path.is_file():
+    if distributed.agree(path.is_file()):  # under torchrun all ranks load, or all train
         model, info = load_teacher(path)
     else:
         model, info = train_teacher(
             splits, model_cfg, fit_cfg, augment=augment, device=device, progress=progress
         )
-        save_teacher(model, info, path)
+        if distributed.is_main():
+            save_teacher(model, info, path)
+        distributed.barrier()
     check_teacher_matches(info, splits.train)
     return model, info
 

@@ -1,8 +1,8 @@
 """Training and testing classifiers: the one loop used by the teacher and by every student.
 
-`fit` owns the optimiser, the cosine schedule, the progress bar, mixed precision on CUDA and
-model choice on a validation split; what a batch's loss is (augmentation, hard or soft labels)
-is the caller's `batch_loss`.
+`fit` owns the optimiser, the cosine schedule, the progress bar, mixed precision on CUDA,
+model choice on a validation split and, when asked under torchrun, data-parallel training;
+what a batch's loss is (augmentation, hard or soft labels) is the caller's `batch_loss`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -18,7 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .data import ClipSet
+
+# Set to 1 to train in the channels_last_3d memory format on CUDA (often faster with cuDNN).
+CHANNELS_LAST_ENV = "TSGD_CHANNELS_LAST"
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -36,6 +41,21 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N]")
     return torch.device(device)
+
+
+def use_channels_last(device: torch.device) -> bool:
+    """channels_last_3d memory format: asked for with TSGD_CHANNELS_LAST=1, and CUDA only."""
+    return device.type == "cuda" and os.environ.get(CHANNELS_LAST_ENV, "0") == "1"
+
+
+def to_device(videos: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch of clips on `device`; on CUDA from pinned memory, without blocking the host."""
+    if device.type != "cuda":
+        return videos.to(device)
+    videos = videos.pin_memory().to(device, non_blocking=True)
+    if use_channels_last(device):
+        videos = videos.contiguous(memory_format=torch.channels_last_3d)
+    return videos
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -149,31 +169,49 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    data_parallel: bool = False,
 ) -> FitResult:
     """Train `model` in place; with `val`, keep the weights of the best validation accuracy.
 
     `batches` replaces the default shuffled mini-batches of `train` (`endless_batches`) with
     (inputs, targets) pairs that `batch_loss` understands, e.g. the prepared views of a
     relabel plan; `train` still sets the epoch length for `eval_every` and `epochs`.
+    `data_parallel`: under torchrun, train with DDP, every rank on its share of each global
+    batch of cfg.batch_size (see tsgd_core.distributed); in one process it changes nothing.
     """
     device = resolve_device(device)
     model.to(device)
+    if use_channels_last(device):
+        model.to(memory_format=torch.channels_last_3d)
     generator = torch.Generator().manual_seed(cfg.seed)
-    optimizer = make_optimizer(model, cfg)
+    own_batches = batches is None
+    if own_batches:
+        batches = endless_batches(train, cfg.batch_size, generator)
+    ctx = distributed.context() if data_parallel else distributed.SINGLE
+    net = model
+    if ctx.active:
+        distributed.check_batch_splits(min(cfg.batch_size, len(train)), ctx)
+        net = distributed.data_parallel(model, device)
+        # one order of global batches on every rank; augmentation draws of each rank's own
+        if own_batches:
+            batches = endless_batches(train, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+        generator = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed, ctx))
+    optimizer = make_optimizer(net, cfg)
     steps = total_steps(len(train), cfg)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     eval_every = cfg.eval_every or max(1, math.ceil(len(train) / cfg.batch_size))
     result = FitResult(history={"step": [], "loss": [], "val_acc": [], "val_step": []})
     best_state = None
-    if batches is None:
-        batches = endless_batches(train, cfg.batch_size, generator)
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(steps), desc=desc, disable=not progress or not ctx.is_main, leave=False)
     for step in bar:
-        model.train()
+        net.train()
         videos, labels = next(batches)
-        videos, labels = videos.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        global_batch = len(labels)
+        if ctx.active:
+            videos, labels = distributed.rank_share((videos, labels), ctx)
+        videos, labels = to_device(videos, device), labels.to(device, non_blocking=True)
         with autocast(device):
-            loss = batch_loss(model, videos, labels, generator)
+            loss = batch_loss(net, videos, labels, generator)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"{desc}: loss became {loss.item()} at step {step}: lower lr (now {cfg.lr})"
@@ -184,16 +222,21 @@ def fit(
         schedule.step()
         result.history["step"].append(step)
         result.history["loss"].append(loss.item())
-        result.clips_seen += len(labels)
+        result.clips_seen += global_batch
         if val is not None and ((step + 1) % eval_every == 0 or step + 1 == steps):
-            acc = accuracy(model, val, device=device)
+            # every rank holds the same weights, so every rank picks the same best step
+            distributed.sync_buffers(distributed.unwrap(net), ctx)
+            acc = accuracy(distributed.unwrap(net), val, device=device)
             result.history["val_acc"].append(acc)
             result.history["val_step"].append(step + 1)
             if result.best_val_acc is None or acc > result.best_val_acc:
                 result.best_val_acc, result.best_step = acc, step + 1
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = copy.deepcopy(distributed.unwrap(net).state_dict())
             bar.set_postfix(loss=f"{loss.item():.3f}", val_acc=f"{acc:.3f}")
     result.steps = steps
+    if best_state is None and net is not model:
+        distributed.sync_buffers(distributed.unwrap(net), ctx)
+        best_state = distributed.unwrap(net).state_dict()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

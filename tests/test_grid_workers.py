@@ -1,0 +1,163 @@
+"""The grid across workers: shards of the cells, a merge into one report, a cache many write."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from tsgd_core.storage import save_torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ("wall_s", "peak_mb")  # record fields that measure the run, not its result
+
+
+@pytest.fixture
+def run_grid(monkeypatch):
+    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "run_grid", module)  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    for name in ("PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # main sets them: restore
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+    return module
+
+
+def smoke_plan(run_grid, tmp_path: Path):
+    return run_grid.plan("smoke", tmp_path / "reports", tmp_path / "cache", "cpu", None)
+
+
+def test_shards_split_the_cells_and_each_runs_the_setup(run_grid, tmp_path):
+    steps = smoke_plan(run_grid, tmp_path)
+    cells = run_grid.cell_labels(steps)
+    assert len(cells) > 4 and len(set(cells)) == len(cells)
+    shares = [run_grid.shard_steps(steps, (i, 3)) for i in range(3)]
+    seen = [s.label for share in shares for s in share if s.stage == "cell"]
+    assert sorted(seen) == sorted(s.label for s in steps if s.stage == "cell"), "each cell once"
+    for share in shares:
+        assert [s.notebook for s in share if s.stage == "setup"] == [
+            "01_data_and_saliency.ipynb",
+            "02_teacher.ipynb",
+        ]
+        assert not [s for s in share if s.stage == "final"], "no shard builds the report"
+        labels = [s.label for s in share if s.stage == "cell"]
+        assert all(labels.count(label) == 2 for label in labels), "03 and 04 stay together"
+    cells_only = run_grid.shard_steps(steps, (0, 3), with_setup=False)
+    assert {s.stage for s in cells_only} == {"cell"}
+    merged = run_grid.merge_steps(steps)
+    assert [s.notebook for s in merged if s.stage == "final"] == [
+        "05_report.ipynb",
+        "00_quickstart.ipynb",
+    ]
+
+
+@pytest.mark.parametrize("text", ["2/2", "-1/2", "1", "a/b", "0/0"])
+def test_a_bad_shard_is_refused_with_the_expected_form(run_grid, text):
+    with pytest.raises(argparse.ArgumentTypeError, match="--shard takes i/n with 0 <= i < n"):
+        run_grid.parse_shard(text)
+    assert run_grid.parse_shard("3/4") == (3, 4)
+
+
+def test_each_worker_runs_its_shard_of_cells_on_one_gpu_of_its_own(run_grid, monkeypatch):
+    args = argparse.Namespace(
+        profile="smoke",
+        cache=Path("cache"),
+        device="cuda",
+        threads=1,
+        groups="main",
+        force=False,
+        fresh_kernels=True,
+    )
+    cmd = run_grid.worker_command(args, Path("/r"), 1, 2)
+    assert cmd[cmd.index("--shard") + 1] == "1/2" and "--cells-only" in cmd
+    assert cmd[cmd.index("--groups") + 1] == "main" and "--fresh-kernels" in cmd
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    assert [run_grid.worker_env(i, "cuda")["CUDA_VISIBLE_DEVICES"] for i in range(3)] == [
+        "4",
+        "5",
+        "4",
+    ]
+    assert run_grid.worker_env(1, "cpu")["CUDA_VISIBLE_DEVICES"] == "4,5"
+
+
+def test_the_cells_teachers_are_trained_once_before_the_workers(run_grid, tmp_path, monkeypatch):
+    from tsgd_core import experiments
+
+    calls = []
+    monkeypatch.setattr(experiments, "get_teacher", lambda *a, **kw: calls.append((a, kw)))
+    steps = smoke_plan(run_grid, tmp_path)
+    run_grid.train_cell_teachers(steps, tmp_path / "cache", "cpu")
+    shakes = {s.params["spec"]["camera_shake"] for s in steps if s.stage == "cell"}
+    assert sorted(a for a, _ in calls) == sorted(("smoke", shake) for shake in shakes)
+    assert len(calls) == len(shakes) == 2 and calls[0][1]["cache_dir"] == tmp_path / "cache"
+
+
+def test_cache_files_survive_concurrent_writers(tmp_path):
+    """Two writers race on one cache file while a reader loads it: never a torn file."""
+    path = tmp_path / "cache" / "distilled" / "key.pt"
+    payloads = [torch.full((64, 64), float(w)) for w in range(2)]
+    save_torch(payloads[0], path)
+    stop, seen = threading.Event(), []
+
+    def write(w: int) -> None:
+        for _ in range(30):
+            save_torch(payloads[w], path)
+
+    def read() -> None:
+        while not stop.is_set():
+            seen.append(float(torch.load(path, weights_only=True).unique().item()))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(write, range(2)))
+    stop.set()
+    reader.join()
+    assert seen and set(seen) <= {0.0, 1.0}, "every load saw one writer's whole file"
+    assert [p.name for p in path.parent.iterdir()] == ["key.pt"], "no temporary file left"
+
+
+# ----------------------------------------------------------------------------- execution
+
+
+def records(reports: Path) -> dict[str, dict]:
+    """Every run's record, without the fields that time the run."""
+    out = {}
+    for path in sorted((reports / "runs").rglob("record.json")):
+        row = json.loads(path.read_text())
+        key = str(path.parent.relative_to(reports / "runs"))
+        out[key] = {k: v for k, v in row.items() if not k.endswith(TIMING)}
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_two_shards_and_a_merge_give_the_report_of_one_run(run_grid, tmp_path):
+    pytest.importorskip("papermill")
+    common = ["--profile", "smoke", "--groups", "shake", "--cache", str(tmp_path / "cache")]
+    common += ["--device", "cpu", "--no-html"]
+    one, sharded = tmp_path / "one", tmp_path / "sharded"
+    assert run_grid.main([*common, "--reports", str(one)]) == 0
+    for part in (["--shard", "0/2"], ["--shard", "1/2"], ["--merge"]):
+        assert run_grid.main([*common, "--reports", str(sharded), *part]) == 0
+        if part[0] == "--shard":
+            assert not (sharded / "README.md").exists(), "a shard builds no report"
+    assert records(sharded) == records(one) and len(records(one)) == 4
+    for table in ("main_table.csv", "main_table.md"):
+        assert (sharded / table).read_text() == (one / table).read_text()
+    shard_logs = [json.loads((sharded / f"run_grid.shard{i}of2.json").read_text()) for i in (0, 1)]
+    ran = [e for log in shard_logs for e in log["steps"] if not e["skipped"]]
+    cells = [e["step"] for e in ran if e["stage"] == "cell"]
+    assert len(cells) == 8 and len(set(cells)) == 4, "each cell's 03 and 04 ran in one shard"
