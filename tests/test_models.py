@@ -26,7 +26,7 @@ def test_seeded_build_is_deterministic_and_leaves_global_rng_alone():
     b = build_model("convnet3d", 3, (3, 8, 16, 16), width=8, seed=7)
     c = build_model("convnet3d", 3, (3, 8, 16, 16), width=8, seed=8)
     assert torch.equal(torch.random.get_rng_state(), state)
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert not torch.equal(next(a.parameters()), next(c.parameters()))
 
 

@@ -29,7 +29,7 @@ def test_select_subset_gives_ipc_per_class(method, tiny_clips):
     assert ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ds.method == method and ds.ipc == 3
     # every selected clip is a real training clip of its class
-    for v, y in zip(ds.videos, ds.labels):
+    for v, y in zip(ds.videos, ds.labels, strict=True):
         match = (tiny_clips.videos == v).flatten(1).all(1)
         assert match.any() and tiny_clips.labels[match][0] == y
 

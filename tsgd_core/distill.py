@@ -35,8 +35,8 @@ from .artifact import DistilledSet
 from .augment import AugmentConfig, diff_augment
 from .data import ClipSet
 from .models import batchnorm_layers
-from .selection import random_indices
 from .saliency import SaliencyConfig, lowpass_time, modulate_gradient, saliency_map
+from .selection import random_indices
 
 INITS = ("real", "noise")
 MODULATIONS = ("pixel", "frame")
