@@ -25,7 +25,7 @@ from .evaluate import EvalResult, StudentConfig, evaluate_set
 from .profiling import measure
 from .saliency import SaliencyConfig
 from .selection import SELECTION_METHODS, select_subset
-from .storage import config_key, load_json, save_json
+from .storage import config_key, load_json_keyed, save_json_keyed
 from .synthetic import make_motion_benchmark
 from .teacher import ModelConfig, TeacherInfo, check_teacher_matches, load_or_train_teacher
 from .train import FitConfig, resolve_device
@@ -270,11 +270,12 @@ def make_distilled(
     spec: RunSpec, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> DistilledSet:
     """The distilled (or selected) set of `spec`, made once and then loaded from the cache."""
-    from .artifact import load_distilled, save_distilled
+    from .artifact import load_cached_distilled, save_cached_distilled
 
     path = distilled_path(spec, cache_dir)
-    if path.is_file():
-        return load_distilled(path)
+    cached = load_cached_distilled(path)  # None when missing or damaged (then rebuilt)
+    if cached is not None:
+        return cached
     prof = get_profile(spec.profile)
     splits = load_data(spec.profile, spec.camera_shake)
     teacher, info = get_teacher(spec.profile, spec.camera_shake, cache_dir=cache_dir, device=device, progress=progress)
@@ -291,7 +292,7 @@ def make_distilled(
             ds = distill_tsgd(teacher, splits.train, tsgd_config(spec, prof), device=dev, progress=progress)
     ds.teacher_key = info.key
     ds.config = {**ds.config, "spec": asdict(spec), "distill_wall_s": usage.wall_s, "distill_peak_mb": usage.peak_mb}
-    save_distilled(ds, path)
+    save_cached_distilled(ds, path)
     return ds
 
 
@@ -326,12 +327,24 @@ def evaluate_distilled(
 def evaluate_spec(
     spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> dict[str, EvalResult]:
-    """`evaluate_distilled`, cached under the spec's evaluation key (ds must be the spec's own set)."""
-    path = Path(cache_dir) / "evals" / f"{spec.eval_key()}.json"
-    if path.is_file():
-        return {k: EvalResult(**v) for k, v in load_json(path).items()}
+    """`evaluate_distilled`, cached under the spec's evaluation key and the contents of `ds`."""
+    from .artifact import content_digest
+
+    key = config_key(spec.eval_key(), content_digest(ds))  # a rebuilt set is evaluated again
+    path = Path(cache_dir) / "evals" / f"{key}.json"
+    cached = load_json_keyed(path, key, eval_results_from_json)
+    if cached is not None:
+        return cached
     results = evaluate_distilled(spec, ds, cache_dir=cache_dir, device=device, progress=progress)
-    save_json({k: asdict(v) for k, v in results.items()}, path)
+    save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
+    return results
+
+
+def eval_results_from_json(value: Any) -> dict[str, EvalResult]:
+    """Cached evaluation results; TypeError / ValueError / AttributeError when malformed."""
+    results = {str(k): EvalResult(**v) for k, v in value.items()}
+    for res in results.values():
+        _ = res.mean, sum(res.wall_s), max(res.peak_mb)  # fail now on malformed values
     return results
 
 
@@ -339,9 +352,11 @@ def full_data_results(
     profile: str, camera_shake: float = 0.0, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split with the same recipe (epochs scaled)."""
-    path = Path(cache_dir) / "evals" / f"full_{config_key(get_profile(profile), camera_shake)}.json"
-    if path.is_file():
-        return {k: EvalResult(**v) for k, v in load_json(path).items()}
+    key = f"full_{config_key(get_profile(profile), camera_shake)}"
+    path = Path(cache_dir) / "evals" / f"{key}.json"
+    cached = load_json_keyed(path, key, eval_results_from_json)
+    if cached is not None:
+        return cached
     prof = get_profile(profile)
     splits = load_data(profile, camera_shake)
     teacher, _ = get_teacher(profile, camera_shake, cache_dir=cache_dir, device=device, progress=progress)
@@ -351,7 +366,7 @@ def full_data_results(
         cfg = replace(cfg, fit=replace(cfg.fit, steps=None, epochs=prof.full_epochs, batch_size=prof.teacher_fit.batch_size))
         results[labels] = evaluate_set(splits.train, splits.test, cfg, teacher=teacher, seeds=prof.seeds,
                                        device=device, progress=progress)
-    save_json({k: asdict(v) for k, v in results.items()}, path)
+    save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
     return results
 
 
