@@ -12,7 +12,9 @@ step whose executed notebook is newer than its source and was run with the same 
 04 also: its record.json exists) is skipped unless `--force`. Executed notebooks are written
 to a temporary name and renamed on success, so an interrupted run loses only the step in flight;
 a failing notebook stops the run with its name and the failing cell's error (exit code 1) and is
-kept as `<name>.failed.ipynb` for inspection.
+kept as `<name>.failed.ipynb` for inspection until the step succeeds. Ctrl-C stops the run with one
+line saying what was kept (exit code 130); bad options are one line (exit code 2). Temporary files
+that a killed run (kill -9) left in the cache or the reports are removed at the start.
 
 By default one kernel executes all notebooks in turn (its namespace is reset between
 notebooks): a fresh kernel per notebook costs its start and the imports of torch and matplotlib
@@ -29,7 +31,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package was installed
@@ -124,10 +126,11 @@ def is_done(step: Step) -> bool:
     if not all((step.out_dir / name).is_file() for name in step.needs):
         return False
     try:
-        meta = json.loads(step.executed.read_text())["metadata"]["papermill"]
-    except (KeyError, ValueError):
+        notebook = json.loads(step.executed.read_text())
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: run the step again
         return False
-    return meta.get("parameters") == step.params
+    meta = notebook.get("metadata", {}).get("papermill") if isinstance(notebook, dict) else None
+    return isinstance(meta, dict) and meta.get("parameters") == step.params
 
 
 class SharedKernel:
@@ -208,14 +211,19 @@ def execute(step: Step, engine: str | None) -> dict[str, Any]:
         )
     except BaseException:
         if tmp.exists():
-            os.replace(tmp, step.out_dir / f"{step.executed.stem}.failed.ipynb")
+            os.replace(tmp, failed_path(step))
         raise
     os.replace(tmp, step.executed)
+    failed_path(step).unlink(missing_ok=True)  # an earlier failure of this step is history now
     wall = time.perf_counter() - start
     cells = sum(
         (c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.cells
     )
     return {"wall_s": wall, "cells_s": cells, "overhead_s": wall - cells}
+
+
+def failed_path(step: Step) -> Path:
+    return step.out_dir / f"{step.executed.stem}.failed.ipynb"
 
 
 def export_html(notebooks: list[Path]) -> None:
@@ -233,18 +241,89 @@ def export_html(notebooks: list[Path]) -> None:
     subprocess.run([*cmd, *map(str, stale)], check=True)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors ('run_grid: error: ...') and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"run_grid: error: {message} (see --help)\n")
+
+
+def grid_groups(text: str) -> list[str]:
+    """--groups main,ablation -> ['main', 'ablation'], each a group of the grid."""
+    from tsgd_core.experiments import Grid
+
+    known = list(Grid().groups())
+    groups = [g.strip() for g in text.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in known]
+    if not groups or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown group(s) {', '.join(unknown) or repr(text)}: use a comma-separated list "
+            f"of {', '.join(known)}"
+        )
+    return groups
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="default", help="smoke | quick | default")
+    """Run the grid; one line and exit 2 for bad options or files, 130 for Ctrl-C."""
+    progress = Progress()
+    try:
+        return run(argv, progress)
+    except KeyboardInterrupt:
+        print(f"\nrun_grid: interrupted{progress.kept()}", file=sys.stderr)
+        return 130
+    except OSError as err:
+        target = f"{err.filename}: " if err.filename else ""
+        print(f"run_grid: error: {target}{err.strerror or err}", file=sys.stderr)
+        return 2
+
+
+@dataclass
+class Progress:
+    """Where a run is, to say what an interrupt kept."""
+
+    step: str | None = None
+    finished: int = 0
+    reports: Path | None = None
+
+    def kept(self) -> str:
+        if self.reports is None:
+            return ": nothing was run"
+        where = f" during {self.step}" if self.step else ""
+        return (
+            f"{where}; the {self.finished} step(s) finished in this run and all earlier results "
+            f"are kept (notebooks in {self.reports}, sets and evaluations in the cache): run the "
+            "same command again to continue from here"
+        )
+
+
+def run(argv: list[str] | None, progress: Progress) -> int:
+    from tsgd_core.experiments import PROFILES
+
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--profile", default="default", choices=list(PROFILES), help="data and budget sizes"
+    )
     parser.add_argument("--reports", type=Path, help="output folder (default reports/<profile>)")
     parser.add_argument("--cache", type=Path, default=ROOT / "cache", help="core cache folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--groups", help="comma-separated grid groups to run (default: all)")
+    parser.add_argument(
+        "--groups", type=grid_groups, help="comma-separated grid groups to run (default: all)"
+    )
     parser.add_argument("--force", action="store_true", help="rerun steps that look done")
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="torch CPU threads per kernel (OMP_NUM_THREADS; default 1)",
     )
@@ -260,11 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
     )
     reports = (args.reports or Path("reports") / args.profile).resolve()
-    groups = args.groups.split(",") if args.groups else None
-    from tsgd_core.experiments import get_profile
+    from tsgd_core.storage import remove_stale_temporaries
 
-    get_profile(args.profile)  # a clear error for an unknown profile, before anything runs
-    steps = plan(args.profile, reports, args.cache.resolve(), args.device, groups)
+    steps = plan(args.profile, reports, args.cache.resolve(), args.device, args.groups)
     if args.dry_run:
         for i, step in enumerate(steps, 1):
             state = "done" if is_done(step) and not args.force else "todo"
@@ -273,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import papermill as pm
 
+    for folder in (args.cache, reports):  # what a killed run (kill -9) left half-written
+        remove_stale_temporaries(folder, recursive=True)
+    progress.reports = reports
     kernel = None if args.fresh_kernels else SharedKernel(NOTEBOOKS)
     engine = None if kernel is None else register_shared_engine(kernel)
     log: list[dict[str, Any]] = []
@@ -285,9 +365,12 @@ def main(argv: list[str] | None = None) -> int:
                 log.append({"step": step.label, "notebook": step.notebook, "skipped": True})
                 continue
             print(head, flush=True)
+            progress.step = head
             try:
                 timing = execute(step, engine)
             except pm.PapermillExecutionError as err:
+                if err.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+                    raise KeyboardInterrupt from err
                 print(
                     f"\nFAILED {head}\n  cell {err.cell_index} of the executed notebook: "
                     f"{err.ename}: {err.evalue}\n"
@@ -300,9 +383,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\nFAILED {head}\n  {type(err).__name__}: {err}", file=sys.stderr)
                 return 1
             log.append({"step": step.label, "notebook": step.notebook, "skipped": False, **timing})
+            progress.finished += 1
+        progress.step = None
     finally:
         if kernel is not None:
-            kernel.close()
+            try:
+                kernel.close()
+            except (Exception, KeyboardInterrupt):  # a second Ctrl-C while shutting it down
+                pass
     if not args.no_html:
         export_html([s.executed for s in steps if s.executed.is_file()])
     from tsgd_core.report import write_reports_index

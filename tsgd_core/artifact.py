@@ -62,6 +62,9 @@ from .storage import atomic_path, discard_bad_entry, first_line, tensor_digest
 FORMAT = "tsgd.distilled"
 FORMAT_VERSION = 1
 SUFFIX = ".tsgd.pt"
+# GIF frame delays are whole hundredths of a second (at most 655.35 s; browsers slow delays
+# under 0.02 s down); MP4 rates are kept as fractions with denominators up to 1000
+MIN_FPS, MAX_FPS = 0.01, 50.0
 REQUIRED_KEYS = (
     "format",
     "format_version",
@@ -505,8 +508,8 @@ def _grid_from(
 def _check_export(path: Path, suffix: str, fps: float) -> None:
     if path.suffix.lower() != suffix:
         raise ValueError(f"{path} must end in {suffix} for this export (got {path.suffix!r})")
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise ValueError(f"fps must lie in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps!r}")
 
 
 def export_gif(

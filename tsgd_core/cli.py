@@ -34,9 +34,6 @@ DATASET_KINDS = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
 SPEC_FLAGS = ("method", "ipc", "profile", "camera_shake", "tsgfa", *DISTILL_SWITCHES)
 PREVIEW_CLIPS_PER_CLASS = 4
-# GIF frame delays are whole hundredths of a second (at most 655.35 s; browsers slow delays
-# under 0.02 s down), and MP4 rates are kept as fractions with denominators up to 1000
-MIN_FPS, MAX_FPS = 0.01, 50.0
 BUG_REPORT_HINT = "this is a bug in tsgd: please report it with the command line (TSGD_DEBUG=1 shows the traceback)"
 # The Python loader's advice, in the words of this command line
 CLI_ADVICE = {
@@ -148,6 +145,8 @@ def probability(text: str) -> float:
 
 
 def frame_rate(text: str) -> float:
+    from .artifact import MAX_FPS, MIN_FPS
+
     value = _parsed(text, float)
     if not MIN_FPS <= value <= MAX_FPS:
         raise argparse.ArgumentTypeError(
@@ -614,6 +613,8 @@ def add_spec_options(
 
 
 def add_preview_options(parser: argparse.ArgumentParser) -> None:
+    from .artifact import MAX_FPS, MIN_FPS
+
     parser.add_argument(
         "--fps",
         type=frame_rate,
