@@ -129,8 +129,9 @@ def is_done(step: Step) -> bool:
         notebook = json.loads(step.executed.read_text())
     except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: run the step again
         return False
-    meta = notebook.get("metadata", {}).get("papermill") if isinstance(notebook, dict) else None
-    return isinstance(meta, dict) and meta.get("parameters") == step.params
+    meta = notebook.get("metadata") if isinstance(notebook, dict) else None
+    papermill = meta.get("papermill") if isinstance(meta, dict) else None
+    return isinstance(papermill, dict) and papermill.get("parameters") == step.params
 
 
 class SharedKernel:

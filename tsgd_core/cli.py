@@ -863,17 +863,14 @@ def kept_after_interrupt(args: argparse.Namespace | None) -> str:
 
 @contextmanager
 def one_line_warnings() -> Iterator[None]:
-    """Warnings as 'tsgd: warning: ...' lines (not file, line and source) while a command runs."""
-    original = warnings.formatwarning
+    """Warnings as 'tsgd: warning: ...' lines on stderr (not file, line and source) meanwhile."""
 
-    def format_one_line(message: Warning | str, *_: Any, **__: Any) -> str:
-        return f"tsgd: warning: {' '.join(str(message).split())}\n"
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"tsgd: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
-    warnings.formatwarning = format_one_line  # type: ignore[assignment]
-    try:
+    with warnings.catch_warnings():
+        warnings.showwarning = show  # restored by catch_warnings
         yield
-    finally:
-        warnings.formatwarning = original
 
 
 if __name__ == "__main__":

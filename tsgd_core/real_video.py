@@ -913,10 +913,14 @@ def _lines(path: Path) -> list[str]:
 
 
 def _listed_path(line: str) -> str:
-    """The video of a split-file line '<path>' or '<path> <number>'; the path may hold spaces."""
+    """The video of a split-file line '<path>' or '<file.ext> <class index>'.
+
+    Paths may hold spaces: a trailing number is a class index only after a file name with an
+    extension ('Punch/v_Punch 1.avi 5'); 'Punch/clip 0' is a folder named 'clip 0'.
+    """
     words = line.rsplit(None, 1)
-    path = words[0] if len(words) == 2 and words[1].isdigit() else line
-    return path.strip().replace("\\", "/")
+    numbered = len(words) == 2 and words[1].isdigit() and Path(words[0]).suffix != ""
+    return (words[0] if numbered else line).strip().replace("\\", "/")
 
 
 def _restrict_classes(listing: VideoListing, classes: Sequence[str]) -> VideoListing:
