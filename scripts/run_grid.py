@@ -340,7 +340,7 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
     )
     reports = (args.reports or Path("reports") / args.profile).resolve()
-    from tsgd_core.storage import remove_stale_temporaries
+    from tsgd_core.storage import remove_stale_temporaries, sweep_cache
 
     steps = plan(args.profile, reports, args.cache.resolve(), args.device, args.groups)
     if args.dry_run:
@@ -351,8 +351,8 @@ def run(argv: list[str] | None, progress: Progress) -> int:
 
     import papermill as pm
 
-    for folder in (args.cache, reports):  # what a killed run (kill -9) left half-written
-        remove_stale_temporaries(folder, recursive=True)
+    sweep_cache(args.cache)  # what a killed run (kill -9) left half-written
+    remove_stale_temporaries(reports, recursive=True)
     progress.reports = reports
     kernel = None if args.fresh_kernels else SharedKernel(NOTEBOOKS)
     engine = None if kernel is None else register_shared_engine(kernel)

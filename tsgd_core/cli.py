@@ -42,7 +42,6 @@ CLI_ADVICE = {
     "pass annotations=<folder>": "pass --annotations FOLDER",
     "and annotations at the split files": "and --annotations at the split files",
     "with classes=[...]": "with --classes NAME ...",
-    "lower val_fraction": "the command line keeps 10% of each class for validation",
 }
 
 
@@ -167,10 +166,10 @@ def check_output(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
 
 
 def check_cache_dir(args: argparse.Namespace) -> None:
-    from .storage import check_writable_dir, remove_stale_temporaries
+    from .storage import check_writable_dir, sweep_cache
 
     check_writable_dir(args.cache_dir, "--cache-dir")
-    remove_stale_temporaries(args.cache_dir, recursive=True)
+    sweep_cache(args.cache_dir)  # what a killed run (kill -9) left half-written
 
 
 def percent(acc: float) -> str:
@@ -804,7 +803,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return exit_.code if isinstance(exit_.code, int) else 2
             args.func(args)
     except KeyboardInterrupt:
-        print(f"tsgd: interrupted: {kept_after_interrupt(args)}", file=sys.stderr)
+        bar_open = args is not None and not getattr(args, "quiet", True)
+        newline = "\n" if bar_open else ""  # end a progress bar's line first
+        print(f"{newline}tsgd: interrupted: {kept_after_interrupt(args)}", file=sys.stderr)
         return 130
     except Exception as error:
         code, text = error_line(error)

@@ -101,6 +101,15 @@ def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> lis
     return removed
 
 
+def sweep_cache(cache_dir: str | Path) -> list[Path]:
+    """remove_stale_temporaries in a cache folder and its entry folders (teachers, sets, ...)."""
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        return []
+    folders = [cache_dir, *(p for p in cache_dir.iterdir() if p.is_dir())]
+    return [path for folder in folders for path in remove_stale_temporaries(folder)]
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix); rename it onto `path` only on success."""
