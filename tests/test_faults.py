@@ -117,7 +117,12 @@ def assert_one_repair_line(lines: list[str], path: Path) -> None:
 
 
 def damage_teacher(path: Path, damage: str) -> None:
-    if damage == "wrong content":
+    if damage == "changed weights":
+        blob = torch.load(path, weights_only=True)
+        first = next(iter(blob["state_dict"]))
+        blob["state_dict"][first] = blob["state_dict"][first] + 1  # a flipped bit, in spirit
+        torch.save(blob, path)
+    elif damage == "wrong content":
         torch.save({"state_dict": {}}, path)  # loads, but is no teacher (KeyError: 'info')
     elif damage == "other key":
         blob = torch.load(path, weights_only=True)
@@ -127,7 +132,7 @@ def damage_teacher(path: Path, damage: str) -> None:
         DAMAGES[damage](path)
 
 
-@pytest.mark.parametrize("damage", [*DAMAGES, "wrong content", "other key"])
+@pytest.mark.parametrize("damage", [*DAMAGES, "wrong content", "other key", "changed weights"])
 def test_damaged_teacher_is_detected_by_path_and_removed(cache, damage):
     from tsgd_core.teacher import load_cached_teacher
 
@@ -175,10 +180,11 @@ def test_damaged_distilled_set_is_reported_by_path_and_rebuilt(cache, capsys, da
         '{"cache_key": "k", "val',  # truncated
         "",  # empty
         "\x89PNG garbage",  # not JSON
-        '{"cache_key": "k", "value": {"hard": {"accs": "x"}}}',  # TypeError on load
-        '{"cache_key": "k", "value": [1, 2]}',  # AttributeError on load
+        {"hard": {"accs": "x"}},  # a well-formed record whose value fails (TypeError)
+        [1, 2],  # a well-formed record whose value fails (AttributeError)
         "[1, 2]",  # JSON, but no record
         '{"cache_key": "other", "value": {}}',  # another entry's file
+        "edited",  # a record whose value changed after it was written
     ],
 )
 def test_damaged_evaluation_entry_is_reported_and_dropped(tmp_path, content):
@@ -186,7 +192,16 @@ def test_damaged_evaluation_entry_is_reported_and_dropped(tmp_path, content):
 
     path = tmp_path / "evals" / "k.json"
     path.parent.mkdir()
-    path.write_text(content)
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        save_json_keyed(content, path, "k")
+    if content == "edited":
+        result = {"accs": [0.5], "wall_s": [1.0], "peak_mb": [1.0]}
+        save_json_keyed(
+            {"hard": {**result, "labels": "hard", "augment": "base", "num_train": 4}}, path, "k"
+        )
+        path.write_text(path.read_text().replace("0.5", "0.9"))
     with pytest.warns(CacheRepairWarning, match=str(path)) as caught:
         assert load_json_keyed(path, "k", eval_results_from_json) is None
     assert len(caught) == 1

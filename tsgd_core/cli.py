@@ -456,15 +456,16 @@ def artifact_spec(ds: Any, path: Path, args: argparse.Namespace) -> Any:
 def evaluate_artifact(args: argparse.Namespace):
     """Evaluate the set in a file with the protocol, using the cached teacher of its profile.
 
-    The file's clips are what is evaluated, so the per-spec evaluation cache is not used.
+    Evaluations are cached by the spec and the contents of the set, so an evaluation of the same
+    file (or of the same clips under another name) is not repeated.
     """
     from .artifact import load_distilled
-    from .experiments import evaluate_distilled
+    from .experiments import evaluate_spec
 
     path = Path(args.artifact)
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
-    results = evaluate_distilled(
+    results = evaluate_spec(
         spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
     )
     return spec, ds, results

@@ -215,15 +215,22 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:150]}" if text else type(error).__name__
 
 
+def json_digest(value: Any) -> str:
+    """A short hash of a JSON value (key order ignored)."""
+    return config_key("json", value, length=16)
+
+
 def save_json_keyed(value: Any, path: str | Path, key: str) -> Path:
-    """Write a cache entry that records the key it is stored under (checked by load_json_keyed)."""
-    return save_json({"cache_key": key, "value": value}, path)
+    """Write a cache entry that records its key and a digest of its value (see load_json_keyed)."""
+    value = to_jsonable(value)
+    return save_json({"cache_key": key, "digest": json_digest(value), "value": value}, path)
 
 
 def load_json_keyed(path: str | Path, key: str, parse: Callable[[Any], Any] = lambda v: v) -> Any:
     """The parsed value of a cache entry written by save_json_keyed, or None when there is none.
 
-    An entry that is not JSON, records another key, or that `parse` rejects is reported by path
+    An entry that is not JSON, records another key, whose value changed since it was written, or
+    that `parse` rejects is reported by path
     (CacheRepairWarning) and removed, so the caller computes it again.
     """
     path = Path(path)
@@ -239,6 +246,9 @@ def load_json_keyed(path: str | Path, key: str, parse: Callable[[Any], Any] = la
         return None
     if blob.get("cache_key") != key:
         discard_bad_entry(path, f"recorded key {blob.get('cache_key')!r}, expected {key!r}")
+        return None
+    if blob.get("digest") != json_digest(blob.get("value")):
+        discard_bad_entry(path, "its value does not match the digest recorded when it was saved")
         return None
     try:
         return parse(blob.get("value"))

@@ -18,7 +18,7 @@ from .augment import student_augment
 from .data import ClipSet, DataError, Splits
 from .models import VideoClassifier, build_model
 from .profiling import measure
-from .storage import config_key, discard_bad_entry, first_line, save_torch
+from .storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
 from .train import FitConfig, accuracy, cross_entropy_loss, fit, resolve_device
 
 
@@ -119,8 +119,14 @@ def teacher_path(cache_dir: str | Path, key: str) -> Path:
     return Path(cache_dir) / "teachers" / f"{key}.pt"
 
 
+def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """A short hash of a model's weights and buffers (names included)."""
+    return config_key(sorted(state_dict), tensor_digest(*(state_dict[k] for k in sorted(state_dict))))
+
+
 def save_teacher(model: nn.Module, info: TeacherInfo, path: str | Path) -> Path:
-    return save_torch({"state_dict": model.state_dict(), "info": asdict(info)}, path)
+    state = model.state_dict()
+    return save_torch({"state_dict": state, "info": asdict(info), "digest": state_digest(state)}, path)
 
 
 def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:
@@ -133,6 +139,8 @@ def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:
         info = TeacherInfo(**blob["info"])
         model = ModelConfig(**info.model).build(len(info.class_names), tuple(info.clip_shape))
         model.load_state_dict(blob["state_dict"])
+        if "digest" in blob and blob["digest"] != state_digest(blob["state_dict"]):
+            raise ValueError("its weights do not match the digest recorded when it was saved")
     except Exception as error:  # torch.load, pickle, zip and shape errors all mean "damaged"
         raise DataError(
             f"{path} is not a readable teacher checkpoint ({first_line(error)}): delete it and "
