@@ -551,7 +551,7 @@ def test_run_grid_bad_options_are_one_line(run_grid_module, capsys, argv, words)
         assert word in lines[0]
 
 
-def test_run_all_sh_bad_profile_is_one_line(tmp_path):
+def test_run_grid_script_bad_profile_is_one_line_exit_2(tmp_path):
     # run_all.sh passes --profile on to run_grid.py; the venv is the one running these tests
     result = subprocess.run(
         [sys.executable, "scripts/run_grid.py", "--profile", "nope", "--reports", str(tmp_path)],
@@ -687,3 +687,13 @@ def test_python_loader_arguments(tmp_path):
     with pytest.raises(DataError, match="whole numbers.*2.7"):
         load_video_dataset("frames", root, frames=2.7, **common)
     assert load_video_dataset("frames", root, frames=2.0, **common).clip_shape[1] == 2
+
+
+def test_decoding_more_than_fits_is_refused_before_decoding(tmp_path, monkeypatch):
+    from tsgd_core.budget import MemoryBudgetError
+    from tsgd_core.real_video import load_video_dataset
+
+    root = write_png_clips(tmp_path / "frames", {"a": 2, "b": 2})
+    monkeypatch.setenv("TSGD_MEMORY_LIMIT_MB", "64")
+    with pytest.raises(MemoryBudgetError, match=r"4 videos of 16 frames at 2000x2000 needs about"):
+        load_video_dataset("frames", root, frames=16, size=(2000, 2000), progress=False)
