@@ -15,7 +15,9 @@ step whose executed notebook is newer than its source and was run with the same 
 04 also: its record.json exists) is skipped unless `--force`. Executed notebooks are written
 to a temporary name and renamed on success, so an interrupted run loses only the step in flight;
 a failing notebook stops the run with its name and the failing cell's error (exit code 1) and is
-kept as `<name>.failed.ipynb` for inspection.
+kept as `<name>.failed.ipynb` for inspection until the step succeeds. Ctrl-C stops the run with one
+line saying what was kept (exit code 130); bad options are one line (exit code 2). Temporary files
+that a killed run (kill -9) left in the cache or the reports are removed at the start.
 
 Across workers: `--workers N` runs 01, 02 and the teachers of the cells once, then the cells
 (03 + 04 of one spec) in N parallel processes (`--shard i/N` each, one GPU each when there are
@@ -40,7 +42,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package was installed
@@ -155,10 +157,12 @@ def is_done(step: Step) -> bool:
     if not all((step.out_dir / name).is_file() for name in step.needs):
         return False
     try:
-        meta = json.loads(step.executed.read_text())["metadata"]["papermill"]
-    except (KeyError, ValueError):
+        notebook = json.loads(step.executed.read_text())
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: run the step again
         return False
-    return meta.get("parameters") == step.params
+    meta = notebook.get("metadata") if isinstance(notebook, dict) else None
+    papermill = meta.get("papermill") if isinstance(meta, dict) else None
+    return isinstance(papermill, dict) and papermill.get("parameters") == step.params
 
 
 class SharedKernel:
@@ -258,14 +262,19 @@ def execute(step: Step, engine: str | None) -> dict[str, Any]:
         )
     except BaseException:
         if tmp.exists():
-            os.replace(tmp, step.out_dir / f"{step.executed.stem}.failed.ipynb")
+            os.replace(tmp, failed_path(step))
         raise
     os.replace(tmp, step.executed)
+    failed_path(step).unlink(missing_ok=True)  # an earlier failure of this step is history now
     wall = time.perf_counter() - start
     cells = sum(
         (c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.cells
     )
     return {"wall_s": wall, "cells_s": cells, "overhead_s": wall - cells}
+
+
+def failed_path(step: Step) -> Path:
+    return step.out_dir / f"{step.executed.stem}.failed.ipynb"
 
 
 def export_html(notebooks: list[Path]) -> None:
@@ -282,6 +291,37 @@ def export_html(notebooks: list[Path]) -> None:
     cmd = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--log-level", "ERROR"]
     subprocess.run([*cmd, *map(str, stale)], check=True)
 
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors ('run_grid: error: ...') and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"run_grid: error: {message} (see --help)\n")
+
+
+def grid_groups(text: str) -> list[str]:
+    """--groups main,ablation -> ['main', 'ablation'], each a group of the grid."""
+    from tsgd_core.experiments import Grid
+
+    known = list(Grid().groups())
+    groups = [g.strip() for g in text.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in known]
+    if not groups or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown group(s) {', '.join(unknown) or repr(text)}: use a comma-separated list "
+            f"of {', '.join(known)}"
+        )
+    return groups
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 def parse_shard(text: str) -> tuple[int, int]:
     """'i/n' -> (i, n) with 0 <= i < n (SLURM's array task id and count give exactly that)."""
@@ -322,7 +362,7 @@ def entry(step: Step) -> dict[str, Any]:
 
 
 def run_steps(
-    steps: list[Step], *, force: bool, fresh_kernels: bool
+    steps: list[Step], *, force: bool, fresh_kernels: bool, progress: Progress | None = None
 ) -> tuple[int, list[dict[str, Any]]]:
     """Execute `steps` in order (skipping done ones); the exit code and a log entry per step."""
     import papermill as pm
@@ -340,9 +380,13 @@ def run_steps(
                 log.append({**entry(step), "skipped": True})
                 continue
             print(head, flush=True)
+            if progress is not None:
+                progress.step = head
             try:
                 timing = execute(step, engine)
             except pm.PapermillExecutionError as err:
+                if err.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+                    raise KeyboardInterrupt from err
                 print(
                     f"\nFAILED {head}\n  cell {err.cell_index} of the executed notebook: "
                     f"{err.ename}: {err.evalue}\n"
@@ -355,9 +399,16 @@ def run_steps(
                 print(f"\nFAILED {head}\n  {type(err).__name__}: {err}", file=sys.stderr)
                 return 1, log
             log.append({**entry(step), "skipped": False, **timing})
+            if progress is not None:
+                progress.finished += 1
+        if progress is not None:
+            progress.step = None
     finally:
         if kernel is not None:
-            kernel.close()
+            try:
+                kernel.close()
+            except (Exception, KeyboardInterrupt):  # a second Ctrl-C while shutting it down
+                pass
     return 0, log
 
 
@@ -440,17 +491,56 @@ def worker_logs(reports: Path, count: int) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", default="default", help="smoke | quick | default")
+    """Run the grid; one line and exit 2 for bad options or files, 130 for Ctrl-C."""
+    progress = Progress()
+    try:
+        return run(argv, progress)
+    except KeyboardInterrupt:
+        print(f"\nrun_grid: interrupted{progress.kept()}", file=sys.stderr)
+        return 130
+    except OSError as err:
+        target = f"{err.filename}: " if err.filename else ""
+        print(f"run_grid: error: {target}{err.strerror or err}", file=sys.stderr)
+        return 2
+
+
+@dataclass
+class Progress:
+    """Where a run is, to say what an interrupt kept."""
+
+    step: str | None = None
+    finished: int = 0
+    reports: Path | None = None
+
+    def kept(self) -> str:
+        if self.reports is None:
+            return ": nothing was run"
+        where = f" during {self.step}" if self.step else ""
+        return (
+            f"{where}; the {self.finished} step(s) finished in this run and all earlier results "
+            f"are kept (notebooks in {self.reports}, sets and evaluations in the cache): run the "
+            "same command again to continue from here"
+        )
+
+
+def run(argv: list[str] | None, progress: Progress) -> int:
+    from tsgd_core.experiments import PROFILES
+
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--profile", default="default", choices=list(PROFILES), help="data and budget sizes"
+    )
     parser.add_argument("--reports", type=Path, help="output folder (default reports/<profile>)")
     parser.add_argument("--cache", type=Path, default=ROOT / "cache", help="core cache folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--groups", help="comma-separated grid groups to run (default: all)")
+    parser.add_argument(
+        "--groups", type=grid_groups, help="comma-separated grid groups to run (default: all)"
+    )
     parser.add_argument("--force", action="store_true", help="rerun steps that look done")
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="torch CPU threads per kernel (OMP_NUM_THREADS; default 1)",
     )
@@ -489,11 +579,9 @@ def main(argv: list[str] | None = None) -> int:
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
     )
     reports = (args.reports or Path("reports") / args.profile).resolve()
-    groups = args.groups.split(",") if args.groups else None
-    from tsgd_core.experiments import get_profile
+    from tsgd_core.storage import remove_stale_temporaries, sweep_cache
 
-    get_profile(args.profile)  # a clear error for an unknown profile, before anything runs
-    steps = plan(args.profile, reports, args.cache.resolve(), args.device, groups)
+    steps = plan(args.profile, reports, args.cache.resolve(), args.device, args.groups)
     if args.shard is not None:
         steps = shard_steps(steps, args.shard, with_setup=not args.cells_only)
     elif args.merge:
@@ -504,8 +592,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i}/{len(steps)}] {state} {step.label} {step.notebook} -> {step.out_dir}")
         return 0
 
+    sweep_cache(args.cache)  # what a killed run (kill -9) left half-written
+    remove_stale_temporaries(reports, recursive=True)
+    progress.reports = reports
     start = time.perf_counter()
-    run = {"force": args.force, "fresh_kernels": args.fresh_kernels}
+    run = {"force": args.force, "fresh_kernels": args.fresh_kernels, "progress": progress}
     if args.workers > 1:
         # setup once here (the teacher is trained once), the cells in the workers, then the rest
         code, log = run_steps([s for s in steps if s.stage == "setup"], **run)
@@ -533,9 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     ran = [e for e in log if not e["skipped"]]
     overhead = sum(e["overhead_s"] for e in ran)
     by_group: dict[str, float] = {}
-    for entry in ran:  # where the time went: "main/..." -> main, "teacher" -> teacher
-        group = entry["step"].split("/")[0]
-        by_group[group] = by_group.get(group, 0.0) + entry["wall_s"]
+    for row in ran:  # where the time went: "main/..." -> main, "teacher" -> teacher
+        group = row["step"].split("/")[0]
+        by_group[group] = by_group.get(group, 0.0) + row["wall_s"]
     summary = {
         "profile": args.profile,
         "total_wall_s": total,

@@ -331,8 +331,9 @@ def test_export_dispatches_on_suffix(tmp_path: Path) -> None:
         export(videos, tmp_path / "x.avi")
     with pytest.raises(ValueError, match="must end in .gif"):
         export_gif(videos, tmp_path / "x.png")
-    with pytest.raises(ValueError, match="fps must be positive"):
-        export_mp4(videos, tmp_path / "y.mp4", fps=0)
+    for fps in (0, 0.0001, float("inf"), float("nan")):  # a rate no GIF or MP4 keeps
+        with pytest.raises(ValueError, match=r"fps must lie in \[0.01, 50\]"):
+            export_mp4(videos, tmp_path / "y.mp4", fps=fps)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.MP4", "x.gif"]
 
 

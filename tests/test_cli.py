@@ -225,7 +225,7 @@ def bad_inputs(root: Path, cache: Path, artifact: Path) -> dict[str, tuple[list,
     return {
         "ipc zero": (
             [*DISTILL, "--ipc", "0", "--cache-dir", cache, "--out", pt],
-            "IPC must be >= 1, got 0",
+            "argument --ipc: must be a positive integer, got 0",
             pt,
         ),
         "ipc negative": (
@@ -285,7 +285,7 @@ def bad_inputs(root: Path, cache: Path, artifact: Path) -> dict[str, tuple[list,
         ),
         "bad saliency parameter": (
             [*DISTILL, "--beta", "2", "--cache-dir", cache, "--out", pt],
-            "beta must be in [0, 1]",
+            "argument --beta: must lie in [0, 1], got 2",
             pt,
         ),
     }

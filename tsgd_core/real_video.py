@@ -36,12 +36,16 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import os
 import re
+import sys
+import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tsgd_core.budget import check_decode_fits
 from tsgd_core.data import ClipSet, DataError, Splits, stratified_split
 from tsgd_core.storage import atomic_path, config_key
 
@@ -220,18 +225,51 @@ def _read_with_decord(path: Path, frames: int, size: tuple[int, int]) -> np.ndar
         )
     import decord
 
-    try:
-        reader = decord.VideoReader(str(path), width=size[1], height=size[0])
-        count = len(reader)
-        if count == 0:
-            raise VideoDecodeError(path, "decord: no frames")
-        batch = reader.get_batch(sample_indices(count, frames).tolist())
-    except VideoDecodeError:
-        raise
-    except Exception as error:  # decord raises its own DECORDError / RuntimeError
-        raise VideoDecodeError(path, f"decord: {_first_line(error)}") from error
+    failure: Exception | None = None
+    # decord's C++ side logs straight to the stderr file descriptor: keep those lines out of the
+    # terminal and put their gist into the one error (or warning) that names the file
+    with _native_stderr_captured() as native:
+        try:
+            reader = decord.VideoReader(str(path), width=size[1], height=size[0])
+            count = len(reader)
+            batch = reader.get_batch(sample_indices(count, frames).tolist()) if count else None
+        except Exception as error:  # decord raises its own DECORDError / RuntimeError
+            failure = error
+    if failure is not None:
+        detail = _native_detail(native)
+        raise VideoDecodeError(path, f"decord: {_first_line(failure)}{detail}") from failure
+    if batch is None:
+        raise VideoDecodeError(path, "decord: no frames")
     # A torch bridge set elsewhere returns a tensor instead of a decord NDArray.
     return np.asarray(batch.asnumpy() if hasattr(batch, "asnumpy") else batch)
+
+
+@contextmanager
+def _native_stderr_captured() -> Iterator[list[str]]:
+    """Send what native code writes to file descriptor 2 into a list (filled on exit)."""
+    lines: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real descriptor 2 (embedded, notebook)
+        yield lines
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines += sink.read().decode(errors="replace").splitlines()
+
+
+def _native_detail(lines: list[str]) -> str:
+    """The last native log line without its time stamp and source location, as ' (...)'."""
+    text = [re.sub(r"^\[[^\]]*\]\s*(\S+:\d+:\s*)?", "", line).strip() for line in lines]
+    text = [t for t in text if t]
+    return f" ({text[-1]})" if text else ""
 
 
 def _read_with_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -351,6 +389,7 @@ def load_video_dataset(
     _check_choice("backend", backend, BACKENDS)
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    classes = _class_list(classes)
     listing = list_video_dataset(
         kind,
         root,
@@ -361,6 +400,7 @@ def load_video_dataset(
         on_missing=on_missing,
         test_fraction=test_fraction,
     )
+    check_decode_fits(len(listing.train) + len(listing.test), frames, size)
     key = _cache_key(listing, split, frames, size, backend)
     cache_file = _cache_file(cache_dir, listing.name, frames, size, key)
     parts, skipped = _load_cache(cache_file) if cache_file else (None, [])
@@ -375,6 +415,7 @@ def load_video_dataset(
 
     train_videos, train_labels = parts["train"]
     train_idx, val_idx = _carve_validation(torch.from_numpy(train_labels), val_fraction, seed)
+    _require_training_clips(train_labels, train_idx, listing.class_names, val_fraction)
     # pick in uint8, then convert: the float copies are the large ones
     train, val, test = (
         _clip_set(videos, labels, listing.class_names)
@@ -416,6 +457,7 @@ def list_video_dataset(
     """The videos `load_video_dataset` would decode (same arguments), without decoding them."""
     kind = kind.lower() if isinstance(kind, str) else kind
     _check_choice("kind", kind, KINDS)
+    classes = _class_list(classes)
     _check_choice("on_missing", on_missing, ("error", "skip"))
     root = _existing_dir(root, f"the {kind} root folder")
     notes = Path(annotations) if annotations is not None else None
@@ -458,7 +500,7 @@ def list_ucf101(
         root, annotations, ("ucfTrainTestlist", "annotations"), "classInd.txt"
     )
     class_file = folder / "classInd.txt"
-    class_names = [line.split()[1] for line in _lines(class_file) if len(line.split()) >= 2]
+    class_names = [line.split(None, 1)[1] for line in _lines(class_file) if len(line.split()) >= 2]
     if not class_names:
         raise DataError(f"{class_file} lists no classes (expected lines like '1 ApplyEyeMakeup')")
     index = {name: i for i, name in enumerate(class_names)}
@@ -471,7 +513,7 @@ def list_ucf101(
             raise DataError(f"UCF101 split file {list_file} is missing (official ucfTrainTestlist)")
         named = []
         for line in _lines(list_file):
-            rel = line.split()[0].replace("\\", "/")
+            rel = _listed_path(line)
             class_name = rel.split("/")[0]
             if class_name not in index:
                 raise DataError(
@@ -510,7 +552,7 @@ def list_hmdb51(
     for label, (class_name, split_file) in enumerate(zip(class_names, split_files, strict=True)):
         named: dict[str, list[tuple[str, int]]] = {"1": [], "2": []}
         for line in _lines(split_file):
-            words = line.split()
+            words = line.rsplit(None, 1)
             if len(words) != 2 or words[1] not in ("0", "1", "2"):
                 raise DataError(f"{split_file}: expected '<video> <0|1|2>', got {line!r}")
             if words[1] in named:
@@ -598,34 +640,33 @@ def _kinetics_csv_files(root: Path, annotations: Path | str | None) -> list[Path
 
 
 def _kinetics_rows(csv_file: Path) -> list[dict[str, Any]]:
-    with open(csv_file, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = {c.strip() for c in reader.fieldnames or []}
-        has_id = {"youtube_id", "time_start", "time_end"} <= columns
-        if "label" not in columns or not (has_id or "path" in columns):
-            raise DataError(
-                f"{csv_file}: needs a 'label' column and either 'path' or 'youtube_id', "
-                f"'time_start', 'time_end'; found columns {sorted(columns)}"
-            )
-        rows = []
-        for line_no, raw in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-            part = _kinetics_part(row.get("split") or csv_file.stem)
-            if part is None:
-                raise DataError(f"{csv_file}:{line_no}: unknown split {row.get('split')!r}")
-            path = row.get("path") or None
-            stem = None
-            if path is None:
-                try:
-                    start, end = int(float(row["time_start"])), int(float(row["time_end"]))
-                except (KeyError, ValueError) as error:
-                    raise DataError(
-                        f"{csv_file}:{line_no}: needs a path or youtube_id with numeric "
-                        "time_start / time_end"
-                    ) from error
-                stem = f"{row['youtube_id']}_{start:06d}_{end:06d}"
-            source = str(csv_file)
-            rows.append(dict(label=row["label"], part=part, path=path, stem=stem, source=source))
+    reader = csv.DictReader(io.StringIO(_read_text(csv_file), newline=""))
+    columns = {c.strip() for c in reader.fieldnames or []}
+    has_id = {"youtube_id", "time_start", "time_end"} <= columns
+    if "label" not in columns or not (has_id or "path" in columns):
+        raise DataError(
+            f"{csv_file}: needs a 'label' column and either 'path' or 'youtube_id', "
+            f"'time_start', 'time_end'; found columns {sorted(columns)}"
+        )
+    rows = []
+    for line_no, raw in enumerate(reader, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        part = _kinetics_part(row.get("split") or csv_file.stem)
+        if part is None:
+            raise DataError(f"{csv_file}:{line_no}: unknown split {row.get('split')!r}")
+        path = row.get("path") or None
+        stem = None
+        if path is None:
+            try:
+                start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+            except (KeyError, ValueError) as error:
+                raise DataError(
+                    f"{csv_file}:{line_no}: needs a path or youtube_id with numeric "
+                    "time_start / time_end"
+                ) from error
+            stem = f"{row['youtube_id']}_{start:06d}_{end:06d}"
+        source = str(csv_file)
+        rows.append(dict(label=row["label"], part=part, path=path, stem=stem, source=source))
     return rows
 
 
@@ -729,7 +770,7 @@ def list_frame_folders(
 
 
 def _listed_names(list_file: Path, known: dict[str, VideoEntry]) -> set[str]:
-    names = {line.split()[0].replace("\\", "/").rstrip("/") for line in _lines(list_file)}
+    names = {_listed_path(line).rstrip("/") for line in _lines(list_file)}
     unknown = sorted(names - set(known))
     if unknown:
         raise DataError(
@@ -852,13 +893,34 @@ def _first_existing(folder: Path, names: Sequence[str]) -> Path:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise DataError(f"{path} is not valid JSON: {error}") from error
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+            f"{error.start}): save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from error
+
+
 def _lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+
+
+def _listed_path(line: str) -> str:
+    """The video of a split-file line '<path>' or '<file.ext> <class index>'.
+
+    Paths may hold spaces: a trailing number is a class index only after a file name with an
+    extension ('Punch/v_Punch 1.avi 5'); 'Punch/clip 0' is a folder named 'clip 0'.
+    """
+    words = line.rsplit(None, 1)
+    numbered = len(words) == 2 and words[1].isdigit() and Path(words[0]).suffix != ""
+    return (words[0] if numbered else line).strip().replace("\\", "/")
 
 
 def _restrict_classes(listing: VideoListing, classes: Sequence[str]) -> VideoListing:
@@ -1064,14 +1126,49 @@ def _load_cache(
 # ----------------------------------------------------------------------------- argument checks
 
 
+def _whole_number(value: Any) -> int | None:
+    """`value` as an int if it is a whole number (3, 3.0, numpy ints), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
 def _check_geometry(frames: int, size: tuple[int, int]) -> tuple[int, tuple[int, int]]:
     try:
-        h, w = (int(s) for s in size)
+        h, w = (_whole_number(s) for s in size)
     except (TypeError, ValueError) as error:
         raise DataError(f"size must be (height, width), got {size!r}") from error
-    if int(frames) < 1 or h < 1 or w < 1:
+    t = _whole_number(frames)
+    if t is None or h is None or w is None:
+        raise DataError(
+            f"frames and size must be whole numbers, got frames={frames!r}, size={size!r}"
+        )
+    if t < 1 or h < 1 or w < 1:
         raise DataError(f"frames and size must be positive, got frames={frames}, size={size}")
-    return int(frames), (h, w)
+    return t, (h, w)
+
+
+def _class_list(classes: str | Sequence[str] | None) -> list[str] | None:
+    """One class name as a str means that class (not its letters)."""
+    if classes is None:
+        return None
+    return [classes] if isinstance(classes, str) else list(classes)
+
+
+def _require_training_clips(
+    labels: np.ndarray, train_idx: torch.Tensor, class_names: list[str], val_fraction: float
+) -> None:
+    counts = np.bincount(labels[train_idx.numpy()], minlength=len(class_names))
+    empty = [class_names[c] for c in np.flatnonzero(counts == 0).tolist()]
+    if empty:
+        raise DataError(
+            f"val_fraction={val_fraction:g} leaves class(es) {_shorten(empty)} without a training "
+            "clip: lower val_fraction"
+        )
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

@@ -1,12 +1,18 @@
-"""Files on disk: atomic writes (nothing half-written survives a crash) and configuration keys."""
+"""Files on disk: atomic writes (nothing half-written survives a crash), configuration keys, and
+cache entries that are checked on load (a damaged or misplaced entry is reported and rebuilt).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -42,12 +48,78 @@ def _umask() -> int:
     return mask
 
 
+# Temporary files of `atomic_path`: ".<stem>.<host>~<pid>~<random>.tmp<suffix>". The owner in
+# the name lets a later run remove what a killed process (kill -9, power loss) left behind.
+_TEMP_NAME = re.compile(r"^\..*\.(?P<host>[A-Za-z0-9-]+)~(?P<pid>\d+)~[^.]*\.tmp[^/]*$")
+_ANY_TEMP_NAME = re.compile(r"^\..+\.tmp(\.[^/]*)?$")
+# Temporaries of another host (or of the old naming) are removed only when this old.
+STALE_TEMP_AGE_S = 24 * 3600
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def is_stale_temporary(path: Path, now: float | None = None) -> bool:
+    """A hidden `.tmp` file whose writer is gone (same host, dead pid) or that is a day old."""
+    if not _ANY_TEMP_NAME.match(path.name):
+        return False
+    match = _TEMP_NAME.match(path.name)
+    if match and match["host"] == _host():
+        return not _pid_alive(int(match["pid"]))
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_TEMP_AGE_S
+
+
+def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Delete the temporaries that interrupted writes left in `folder`; returns what went."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    candidates = folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")
+    removed = []
+    for path in candidates:
+        if path.is_file() and is_stale_temporary(path):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass  # another process got there first, or no permission: harmless
+    return removed
+
+
+def sweep_cache(cache_dir: str | Path) -> list[Path]:
+    """remove_stale_temporaries in a cache folder and its entry folders (teachers, sets, ...)."""
+    cache_dir = Path(cache_dir)
+    if not cache_dir.is_dir():
+        return []
+    folders = [cache_dir, *(p for p in cache_dir.iterdir() if p.is_dir())]
+    return [path for folder in folders for path in remove_stale_temporaries(folder)]
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path` (same suffix); rename it onto `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    remove_stale_temporaries(path.parent)
+    owner = f"{_host()}~{os.getpid()}~"
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.{owner}", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -73,3 +145,126 @@ def save_json(obj: Any, path: str | Path) -> Path:
 
 def load_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+# ----------------------------------------------------------------------------- checks before work
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def check_writable_file(path: str | Path, what: str) -> Path:
+    """`path` can be written (by atomic_path): raise ValueError naming `what` before any work."""
+    if str(path).strip() == "":
+        raise ValueError(f"{what} is empty: give a file name")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder: give a file name")
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise ValueError(f"{what} {path} cannot be written: {base} is a file, not a folder")
+    if not _can_create_in(base):
+        raise ValueError(f"{what} {path} cannot be written: {base} is not writable")
+    return path
+
+
+def check_writable_dir(path: str | Path, what: str) -> Path:
+    """`path` is (or can become) a folder we can write in: raise ValueError naming `what`."""
+    if str(path).strip() == "":
+        raise ValueError(f"{what} is empty: give a folder (e.g. cache)")
+    path = Path(path).expanduser()
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise ValueError(f"{what} {path} cannot be used: {base} is a file, not a folder")
+    if not _can_create_in(base):
+        raise ValueError(f"{what} {path} is not writable: use a folder you can write in")
+    return path
+
+
+# ----------------------------------------------------------------------------- verified cache entries
+
+
+class CacheRepairWarning(UserWarning):
+    """A cache entry was damaged or belonged to another key; it was removed and is rebuilt."""
+
+
+def discard_bad_entry(path: str | Path, reason: str) -> None:
+    """Warn (naming the file) and remove a cache entry that cannot be trusted."""
+    warnings.warn(
+        f"damaged cache entry {path} ({reason}); rebuilding it", CacheRepairWarning, stacklevel=3
+    )
+    try:
+        Path(path).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:150]}" if text else type(error).__name__
+
+
+def json_digest(value: Any) -> str:
+    """A short hash of a JSON value (key order ignored)."""
+    return config_key("json", value, length=16)
+
+
+def save_json_keyed(value: Any, path: str | Path, key: str) -> Path:
+    """Write a cache entry that records its key and a digest of its value (see load_json_keyed)."""
+    value = to_jsonable(value)
+    return save_json({"cache_key": key, "digest": json_digest(value), "value": value}, path)
+
+
+def load_json_keyed(path: str | Path, key: str, parse: Callable[[Any], Any] = lambda v: v) -> Any:
+    """The parsed value of a cache entry written by save_json_keyed, or None when there is none.
+
+    An entry that is not JSON, records another key, whose value changed since it was written, or
+    that `parse` rejects is reported by path
+    (CacheRepairWarning) and removed, so the caller computes it again.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        blob = load_json(path)
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        discard_bad_entry(path, first_line(error))
+        return None
+    if not isinstance(blob, dict):
+        discard_bad_entry(path, f"holds a JSON {type(blob).__name__}, not a cache record")
+        return None
+    if blob.get("cache_key") != key:
+        discard_bad_entry(path, f"recorded key {blob.get('cache_key')!r}, expected {key!r}")
+        return None
+    if blob.get("digest") != json_digest(blob.get("value")):
+        discard_bad_entry(path, "its value does not match the digest recorded when it was saved")
+        return None
+    try:
+        return parse(blob.get("value"))
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        discard_bad_entry(path, first_line(error))
+        return None
+
+
+def tensor_digest(*tensors: torch.Tensor | None) -> str:
+    """A short hash of tensor contents (shape, dtype and bytes): equal data, equal digest."""
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is None:
+            h.update(b"none")
+            continue
+        t = t.detach().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]

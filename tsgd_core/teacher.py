@@ -19,7 +19,7 @@ from .augment import student_augment
 from .data import ClipSet, DataError, Splits
 from .models import VideoClassifier, build_model
 from .profiling import measure
-from .storage import config_key, save_torch
+from .storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
 from .train import FitConfig, accuracy, cross_entropy_loss, fit, resolve_device
 
 
@@ -124,19 +124,49 @@ def teacher_path(cache_dir: str | Path, key: str) -> Path:
     return Path(cache_dir) / "teachers" / f"{key}.pt"
 
 
+def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """A short hash of a model's weights and buffers (names included)."""
+    return config_key(sorted(state_dict), tensor_digest(*(state_dict[k] for k in sorted(state_dict))))
+
+
 def save_teacher(model: nn.Module, info: TeacherInfo, path: str | Path) -> Path:
-    return save_torch({"state_dict": model.state_dict(), "info": asdict(info)}, path)
+    state = model.state_dict()
+    return save_torch({"state_dict": state, "info": asdict(info), "digest": state_digest(state)}, path)
 
 
 def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:
+    """A teacher checkpoint written by save_teacher; DataError naming the file if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no teacher checkpoint at {path}: train one with `tsgd teacher`")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    info = TeacherInfo(**blob["info"])
-    model = ModelConfig(**info.model).build(len(info.class_names), tuple(info.clip_shape))
-    model.load_state_dict(blob["state_dict"])
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        info = TeacherInfo(**blob["info"])
+        model = ModelConfig(**info.model).build(len(info.class_names), tuple(info.clip_shape))
+        model.load_state_dict(blob["state_dict"])
+        if "digest" in blob and blob["digest"] != state_digest(blob["state_dict"]):
+            raise ValueError("its weights do not match the digest recorded when it was saved")
+    except Exception as error:  # torch.load, pickle, zip and shape errors all mean "damaged"
+        raise DataError(
+            f"{path} is not a readable teacher checkpoint ({first_line(error)}): delete it and "
+            "train the teacher again (`tsgd teacher`)"
+        ) from error
     return model.eval(), info
+
+
+def load_cached_teacher(path: Path, key: str) -> tuple[VideoClassifier, TeacherInfo] | None:
+    """The teacher cached at `path` if it loads and records `key`; otherwise None (removed)."""
+    if not path.is_file():
+        return None
+    try:
+        model, info = load_teacher(path)
+    except DataError as error:
+        discard_bad_entry(path, first_line(error.__cause__ or error))
+        return None
+    if info.key != key:
+        discard_bad_entry(path, f"recorded key {info.key!r}, expected {key!r}")
+        return None
+    return model, info
 
 
 def load_or_train_teacher(
@@ -152,9 +182,11 @@ def load_or_train_teacher(
     """The cached teacher for this data and configuration, trained (and cached) on first use."""
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
-    path = teacher_path(cache_dir, teacher_key(splits, model_cfg, fit_cfg, augment))
-    if distributed.agree(path.is_file()):  # under torchrun all ranks load, or all train
-        model, info = load_teacher(path)
+    key = teacher_key(splits, model_cfg, fit_cfg, augment)
+    path = teacher_path(cache_dir, key)
+    cached = load_cached_teacher(path, key)
+    if distributed.agree(cached is not None):  # under torchrun all ranks load, or all train
+        model, info = cached
     else:
         model, info = train_teacher(
             splits, model_cfg, fit_cfg, augment=augment, device=device, progress=progress
