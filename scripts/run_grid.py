@@ -8,7 +8,8 @@ spec of `experiments.build_grid(profile)` into `<reports>/runs/<group>/<spec nam
 into `<reports>/`; 00 (quickstart) once; then every executed notebook to HTML (nbconvert).
 A cell repeated over several distillation seeds runs its notebooks for the first seed (the
 figures a reader looks at) and `experiments.run` directly for the others (the same numbers,
-without a notebook's figures and overhead).
+without a notebook's figures and overhead); so do the validation studies (NUMBERS_ONLY_GROUPS),
+whose figures are the report's.
 
 Reruns are cheap: the core caches (`--cache`) hold teachers, distilled sets and evaluations, and a
 step whose executed notebook is newer than its source and was run with the same parameters (for
@@ -48,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package was installed
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "python3"
+# grid groups run without notebooks: validation studies whose figures live in the report
+NUMBERS_ONLY_GROUPS = ("sensitivity", "recover", "convergence", "tsgfa", "dm")
 RESET_CODE = "%reset -f\nimport matplotlib.pyplot as _plt\n_plt.close('all')\ndel _plt\n"
 
 
@@ -115,7 +118,9 @@ def plan(
             folder = reports / "runs" / group / spec.name()
             params = {"spec": plain(asdict(spec))}
             label = f"{group}/{spec.name()}"
-            if spec.distill_seed != first_seed:
+            # validation studies and repeated draws: numbers only (the notebooks of the test
+            # split's first draw show what a reader looks at)
+            if spec.distill_seed != first_seed or group in NUMBERS_ONLY_GROUPS:
                 steps.append(Step(label, "", folder, params, direct=True))
                 continue
             steps.append(Step(label, "03_distill.ipynb", folder, params, needs=["distill.json"]))
@@ -228,6 +233,10 @@ def run_direct(step: Step) -> dict[str, Any]:
     from tsgd_core import experiments
     from tsgd_core.storage import save_json
 
+    import torch
+
+    # this process imported torch before OMP_NUM_THREADS was set: give it the kernels' threads
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     params = step.params
     spec = experiments.spec_from_params(**{"profile": params["profile"], **params["spec"]})
     start = time.perf_counter()

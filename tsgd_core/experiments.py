@@ -105,20 +105,22 @@ PROFILES: dict[str, Profile] = {
         dm_batch_real=8,
         full_steps=40,
         seeds=(0, 1),
-        distill_seeds=(0, 1),
+        distill_seeds=(0,),
+        ipcs=(1, 5),
     ),
     # The reported CPU profile: 10 motion classes, 8 frames of 16x16, budgets chosen on the
     # validation split (the `recover`, `convergence` and `dm` groups of the grid record why).
     "default": Profile(
         name="default",
-        data=dict(num_classes=10, clips_per_class=100, val_per_class=50, test_per_class=250, frames=8, height=16, width=16),
+        data=dict(num_classes=10, clips_per_class=300, val_per_class=50, test_per_class=250, frames=8, height=16, width=16,
+                  event_fraction=(0.5, 0.875)),
         teacher_model=ModelConfig(width=32, depth=3),
-        teacher_fit=_teacher_fit(epochs=30, batch=32),
-        student=_student(width=16, depth=3, steps=400, batch=32),
+        teacher_fit=_teacher_fit(epochs=80, batch=32),
+        student=_student(width=16, depth=3, steps=300, batch=32),
         distill_iterations=400,
         dm_iterations=200,
         dm_batch_real=32,
-        full_steps=1200,
+        full_steps=900,
         seeds=(0, 1, 2, 3, 4),
         distill_seeds=(0, 1, 2),
     ),
@@ -541,8 +543,8 @@ class Grid:
 DEFAULT_SHAKE = 2.0
 # Settings tried on the validation split (multiples of the profile's budget where a budget)
 RECOVER_SCALES = (0.25, 0.5, 1.0, 2.0)
-STUDENT_SCALES = (0.5, 1.0, 2.0)
-DM_LRS = (0.03, 0.3, 3.0)
+STUDENT_SCALES = (1.0, 2.0)  # does doubling the student's steps still move the numbers?
+DM_LRS = (0.1, 1.0)
 
 
 def _per_seed(spec: RunSpec, seeds: tuple[int, ...]) -> list[RunSpec]:
@@ -556,9 +558,11 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
     mid = prof.ipcs[min(1, len(prof.ipcs) - 1)]  # ablations and studies at the middle IPC
     grid = Grid()
     for ipc in prof.ipcs:
+        # the largest IPC costs the most and moves the least: its first draw only
+        ipc_seeds = seeds[:1] if ipc == max(prof.ipcs) and len(prof.ipcs) > 2 else seeds
         for method in METHODS:
-            grid.main += _per_seed(RunSpec(method=method, ipc=ipc, profile=profile), seeds)
-        grid.main += _per_seed(RunSpec(method="tsgd", ipc=ipc, profile=profile, tsgfa=False), seeds)
+            grid.main += _per_seed(RunSpec(method=method, ipc=ipc, profile=profile), ipc_seeds)
+        grid.main += _per_seed(RunSpec(method="tsgd", ipc=ipc, profile=profile, tsgfa=False), ipc_seeds)
     # TSGD's parts and the open choices of METHOD.md, on the test split like the main table
     base = RunSpec(method="tsgd", ipc=mid, profile=profile)
     for variant in (
@@ -569,33 +573,31 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
         replace(base, lowpass=True, tsgfa=False),
         replace(base, saliency_source="real", tsgfa=False),
     ):
-        grid.ablation += _per_seed(variant, seeds)
+        grid.ablation += _per_seed(variant, seeds[:1])
     # validation split from here on: the test split stays for the reported numbers
     val = replace(base, eval_split="val", tsgfa=False)
     grid.sensitivity += [replace(val, labels=("soft",), k=k) for k in (0, 2)]
-    grid.sensitivity += [replace(val, labels=("soft",), eps=1e-1)]
     grid.sensitivity += [replace(val, labels=("soft",), beta=b) for b in (0.0, 1.0)]
     grid.sensitivity += [replace(val, labels=("soft",), alpha="uniform")]
     grid.sensitivity += [replace(val, labels=("soft",))]  # the defaults, for reference
-    for method, tsgfo in (("sre2l", True), ("tsgd", True)):
-        for init in ("real", "noise"):
-            for scale in RECOVER_SCALES:
+    for method in ("sre2l", "tsgd"):
+        for init, scales in (("real", RECOVER_SCALES), ("noise", RECOVER_SCALES[-2:])):
+            for scale in scales:
                 iterations = max(1, round(prof.distill_iterations * scale))
-                grid.recover.append(replace(val, method=method, tsgfo=tsgfo, init=init, iterations=iterations,
+                grid.recover.append(replace(val, method=method, init=init, iterations=iterations,
                                             labels=("hard",)))
         grid.recover.append(replace(val, method=method, first_bn=10.0, labels=("hard",)))
     for scale in STUDENT_SCALES:
         grid.convergence += [replace(val, method=m, student_scale=scale) for m in ("random", "tsgd")]
     parts = [(), ("crop",), ("mix",), ("temporal",), TSGFA_PARTS]
     grid.tsgfa += [replace(val, tsgfa=True, tsgfa_parts=p) for p in parts]
-    grid.tsgfa.append(replace(val, method="sre2l"))  # the set without the filter, base augmentation
     grid.dm += [replace(val, method="dm", dm_lr=lr, dm_net=net, labels=("hard",))
                 for net in DM_NETS for lr in DM_LRS]
     # camera shake: TSGD vs SRe2L-style when raw frame differences fire everywhere
     for ipc in prof.ipcs[:2]:
         for spec in (RunSpec(method="sre2l", ipc=ipc, profile=profile, camera_shake=shake),
                      RunSpec(method="tsgd", ipc=ipc, profile=profile, camera_shake=shake, tsgfa=False)):
-            grid.shake += _per_seed(spec, seeds)
+            grid.shake += _per_seed(spec, seeds[:1])
     return grid
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -134,10 +134,12 @@ def make_motion_benchmark(
     seed: int = 0,
     timing: str = "window",
     event_fraction: tuple[float, float] = DEFAULT_EVENT_FRACTION,
+    classes: Sequence[str] | None = None,
 ) -> Splits:
     """Balanced train / val / test splits of motion clips, each split from its own seed.
 
-    The classes are the first `num_classes` of MOTION_CLASSES. `camera_shake` is the std of
+    The classes are the first `num_classes` of MOTION_CLASSES, or `classes` (names from
+    MOTION_CLASSES, in that order; `num_classes` is then their number). `camera_shake` is the std of
     a per-frame random offset of the whole frame, in pixels of a 32-pixel frame (scaled with
     the frame); `appearance_cue` in [0, 1] is how much of the object's colour is the class's
     colour; `noise` is the std of Gaussian pixel noise. `timing` is "window" (the class motion
@@ -161,7 +163,13 @@ def make_motion_benchmark(
         "timing": timing,
         "event_fraction": tuple(float(f) for f in event_fraction),
     }
-    names = _class_names(num_classes)
+    if classes is not None:
+        names = _chosen_classes(classes)
+        num_classes = config["num_classes"] = len(names)
+        config["classes"] = list(names)
+    else:
+        names = _class_names(num_classes)
+    motion_index = torch.tensor([MOTION_CLASSES.index(name) for name in names])
     if clips_per_class < 1:
         raise DataError(f"clips_per_class must be >= 1, got {clips_per_class}")
     for key in ("val_per_class", "test_per_class"):
@@ -173,7 +181,7 @@ def make_motion_benchmark(
         g = torch.Generator().manual_seed(split_seed(seed, split))
         labels = _split_labels(num_classes, count, g)
         videos = generate_motion_clips(
-            labels,
+            motion_index[labels],
             frames,
             height,
             width,
@@ -195,7 +203,7 @@ def benchmark_event_masks(config: Mapping[str, Any], split: str) -> torch.Tensor
     order. Only the labels' shuffle and the windows are redrawn (the clips are not rendered):
     they are the split generator's first draws.
     """
-    _class_names(config["num_classes"])
+    _chosen_classes(config["classes"]) if "classes" in config else _class_names(config["num_classes"])
     per_class = {
         "train": config["clips_per_class"],
         "val": config["val_per_class"],
@@ -313,6 +321,20 @@ def render_motion_clips(
 
 
 # --- input checks -------------------------------------------------------------------------
+
+
+def _chosen_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    """Named motion classes: known, distinct, at least two (a lone string is one name)."""
+    names = (classes,) if isinstance(classes, str) else tuple(classes)
+    unknown = [name for name in names if name not in MOTION_CLASSES]
+    if unknown:
+        raise DataError(
+            f"unknown motion class(es) {', '.join(map(repr, unknown))}: choose from "
+            f"{', '.join(MOTION_CLASSES)}"
+        )
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise DataError(f"classes must be at least two distinct names, got {list(names)}")
+    return names
 
 
 def _class_names(num_classes: int) -> tuple[str, ...]:
