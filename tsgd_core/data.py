@@ -39,11 +39,13 @@ class UInt8Clips:
         clip_shape: tuple[int, int, int, int],
         rows: np.ndarray | None = None,
         offset: int = 0,
+        time: slice | None = None,
     ) -> None:
         self.source = source if isinstance(source, np.ndarray) else Path(source)
         self.clip_shape = tuple(int(s) for s in clip_shape)
         self.clip_bytes = int(np.prod(self.clip_shape))
         self.offset = int(offset)
+        self.time = time  # frames kept of every clip (None: all)
         if isinstance(source, np.ndarray):
             total = len(source)
         else:
@@ -52,23 +54,31 @@ class UInt8Clips:
 
     @property
     def shape(self) -> torch.Size:
-        return torch.Size((len(self.rows), *self.clip_shape))
+        c, t, h, w = self.clip_shape
+        kept = len(range(t)[self.time]) if self.time is not None else t
+        return torch.Size((len(self.rows), c, kept, h, w))
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def take(self, index: Any) -> UInt8Clips:
         """The same storage restricted to some rows (no pixels are read)."""
-        return UInt8Clips(
-            self.source, self.clip_shape, self.rows[_as_numpy_index(index)], self.offset
-        )
+        rows = self.rows[_as_numpy_index(index)]
+        return UInt8Clips(self.source, self.clip_shape, rows, self.offset, self.time)
+
+    def select_time(self, frames: slice) -> UInt8Clips:
+        """The same clips with only some frames (read whole, cut per batch)."""
+        return UInt8Clips(self.source, self.clip_shape, self.rows, self.offset, frames)
 
     def __getitem__(self, key: Any) -> torch.Tensor:
         rest: tuple[Any, ...] = ()
         if isinstance(key, tuple):
             key, rest = key[0], key[1:]
         rows = self.rows[_as_numpy_index(key)]
-        out = from_uint8(torch.from_numpy(self.read_uint8(np.atleast_1d(rows))))
+        raw = self.read_uint8(np.atleast_1d(rows))
+        if self.time is not None:
+            raw = np.ascontiguousarray(raw[:, :, self.time])
+        out = from_uint8(torch.from_numpy(raw))
         if rows.ndim == 0:  # one clip: (C, T, H, W)
             return out[0][rest] if rest else out[0]
         return out[(slice(None), *rest)] if rest else out
@@ -158,10 +168,6 @@ class ClipSet:
 
     def subset(self, index: torch.Tensor | list[int]) -> ClipSet:
         index = torch.as_tensor(index, dtype=torch.long)
-        if isinstance(
-            self.videos, UInt8Clips
-        ):  # stay lazy: a subset of a real dataset can be large
-            return ClipSet(self.videos.take(index), self.labels[index], list(self.class_names))
         return ClipSet(self.videos[index], self.labels[index], list(self.class_names))
 
     def indices_of_class(self, c: int) -> torch.Tensor:
@@ -236,6 +242,9 @@ def single_frame(splits: Splits, frame: int | None = None) -> Splits:
         raise DataError(f"frame {frame} is outside clips of {t} frames")
 
     def one(c: ClipSet) -> ClipSet:
+        if isinstance(c.videos, UInt8Clips):  # real data: cut each batch, never hold all clips
+            time = slice(frame, frame + 1 if frame != -1 else None)
+            return ClipSet(c.videos.select_time(time), c.labels, c.class_names)
         return ClipSet(
             c.videos[:, :, frame : frame + 1 if frame != -1 else None].contiguous(),
             c.labels,

@@ -19,6 +19,7 @@ import torch
 from .artifact import DistilledSet
 from .augment import TSGFAConfig
 from .data import Splits
+from .datasets import data_spec, teacher_warnings, warn_about_teacher, with_budget
 from .distill import TSGDConfig, distill_tsgd
 from .dm import DMConfig, distill_dm
 from .evaluate import EvalResult, StudentConfig, evaluate_set
@@ -130,6 +131,7 @@ class RunSpec:
     ipc: int = 1
     profile: str = "default"
     camera_shake: float = 0.0
+    dataset: str = ""  # a real dataset (DataSpec.to_text()); empty: the built-in benchmark
     # TSGD / SRe2L-style switches (sre2l is tsgd with the filter off and base augmentation)
     tsgfo: bool = True
     tsgfa: bool = True
@@ -156,6 +158,8 @@ class RunSpec:
         if self.eval_split not in ("val", "test"):
             raise ValueError(f"eval_split must be val or test, got {self.eval_split!r}")
         get_profile(self.profile)
+        if data_spec(self.dataset) is not None and self.camera_shake:
+            raise ValueError("camera_shake applies to the built-in benchmark, not to a real dataset")
 
     @property
     def uses_filter(self) -> bool:
@@ -167,8 +171,11 @@ class RunSpec:
 
     def data_fields(self) -> dict[str, Any]:
         # the profile's content, not only its name: resized profiles must not reuse old results
-        return {"profile": self.profile, "profile_key": config_key(get_profile(self.profile)),
-                "camera_shake": self.camera_shake}
+        out = {"profile": self.profile, "profile_key": config_key(get_profile(self.profile)),
+               "camera_shake": self.camera_shake}
+        if self.dataset:  # only for real data: the benchmark's keys stay as they were
+            out["dataset"] = data_spec(self.dataset).identity()
+        return out
 
     def distill_fields(self) -> dict[str, Any]:
         """What changes the distilled set (evaluation-only switches excluded, so sets are shared)."""
@@ -236,19 +243,44 @@ def spec_from_params(**params: Any) -> RunSpec:
 
 
 @functools.lru_cache(maxsize=4)
-def load_data(profile: str, camera_shake: float = 0.0, seed: int = 0) -> Splits:
-    """The built-in motion benchmark at the profile's size (generated; cached in memory)."""
+def load_data(
+    profile: str, camera_shake: float = 0.0, seed: int = 0, *, dataset: str = "", cache_dir: str | Path = "cache",
+) -> Splits:
+    """The built-in motion benchmark at the profile's size (generated; cached in memory), or the
+    real `dataset` (DataSpec text), decoded once into `<cache_dir>/videos/` and read per batch."""
+    spec = data_spec(dataset)
+    if spec is not None:
+        return spec.load(cache_dir, progress=True)
     return make_motion_benchmark(**get_profile(profile).data, camera_shake=camera_shake, seed=seed)
 
 
+_CHECKED_TEACHERS: set[str] = set()
+
+
 def get_teacher(
-    profile: str, camera_shake: float = 0.0, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+    profile: str, camera_shake: float = 0.0, *, dataset: str = "", cache_dir: str | Path = "cache",
+    device: str = "auto", progress: bool = True,
 ) -> tuple[torch.nn.Module, TeacherInfo]:
+    """The profile's teacher for the benchmark or a real dataset (trained once, then cached).
+
+    On real data the budget follows the dataset's size (steps, not epochs), the loss is
+    class-balanced, and a weak teacher or flat soft labels are warned about.
+    """
     prof = get_profile(profile)
-    return load_or_train_teacher(
-        load_data(profile, camera_shake), prof.teacher_model, prof.teacher_fit,
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    if not dataset:
+        return load_or_train_teacher(
+            splits, prof.teacher_model, prof.teacher_fit, cache_dir=cache_dir, device=device, progress=progress,
+        )
+    teacher, info = load_or_train_teacher(
+        splits, prof.teacher_model, with_budget(prof.teacher_fit, len(splits.train)), balanced=True,
         cache_dir=cache_dir, device=device, progress=progress,
     )
+    if info.key not in _CHECKED_TEACHERS:  # once per process: it costs a pass over held-out clips
+        _CHECKED_TEACHERS.add(info.key)
+        held_out = splits.val if len(splits.val) else splits.test
+        warn_about_teacher(teacher_warnings(teacher, held_out, prof.student.tau, profile=profile, device=device))
+    return teacher, info
 
 
 # ----------------------------------------------------------------------------- distill and evaluate
@@ -276,8 +308,9 @@ def make_distilled(
     if path.is_file():
         return load_distilled(path)
     prof = get_profile(spec.profile)
-    splits = load_data(spec.profile, spec.camera_shake)
-    teacher, info = get_teacher(spec.profile, spec.camera_shake, cache_dir=cache_dir, device=device, progress=progress)
+    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    teacher, info = get_teacher(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir,
+                                device=device, progress=progress)
     dev = resolve_device(device)
     with measure(dev) as usage:
         if spec.method in SELECTION_METHODS:
@@ -304,8 +337,9 @@ def evaluate_distilled(
     spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> dict[str, EvalResult]:
     """Protocol evaluation of `ds` under each label mode of `spec`, relabeled by the teacher that made it."""
-    splits = load_data(spec.profile, spec.camera_shake)
-    teacher, info = get_teacher(spec.profile, spec.camera_shake, cache_dir=cache_dir, device=device, progress=progress)
+    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    teacher, info = get_teacher(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir,
+                                device=device, progress=progress)
     if ds.teacher_key is not None and ds.teacher_key != info.key:
         raise ValueError(
             f"the set was distilled with teacher {ds.teacher_key}, the cached teacher for profile "
@@ -336,15 +370,18 @@ def evaluate_spec(
 
 
 def full_data_results(
-    profile: str, camera_shake: float = 0.0, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+    profile: str, camera_shake: float = 0.0, *, dataset: str = "", cache_dir: str | Path = "cache",
+    device: str = "auto", progress: bool = True,
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split with the same recipe (epochs scaled)."""
-    path = Path(cache_dir) / "evals" / f"full_{config_key(get_profile(profile), camera_shake)}.json"
+    what = (get_profile(profile), camera_shake) + ((data_spec(dataset).identity(),) if dataset else ())
+    path = Path(cache_dir) / "evals" / f"full_{config_key(*what)}.json"
     if path.is_file():
         return {k: EvalResult(**v) for k, v in load_json(path).items()}
     prof = get_profile(profile)
-    splits = load_data(profile, camera_shake)
-    teacher, _ = get_teacher(profile, camera_shake, cache_dir=cache_dir, device=device, progress=progress)
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    teacher, _ = get_teacher(profile, camera_shake, dataset=dataset, cache_dir=cache_dir, device=device,
+                             progress=progress)
     results = {}
     for labels in ("soft", "hard"):
         cfg = replace(prof.student, labels=labels)
@@ -435,14 +472,28 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
 
 
 def single_frame_control(
-    profile: str, camera_shake: float = 0.0, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+    profile: str, camera_shake: float = 0.0, *, dataset: str = "", cache_dir: str | Path = "cache",
+    device: str = "auto", progress: bool = True,
 ) -> TeacherInfo:
     """The teacher's recipe on one (middle) frame per clip: near chance if classes live in motion."""
     from .data import single_frame
 
     prof = get_profile(profile)
+    splits = single_frame(load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir))
+    fit_cfg = with_budget(prof.teacher_fit, len(splits.train)) if dataset else prof.teacher_fit
     _, info = load_or_train_teacher(
-        single_frame(load_data(profile, camera_shake)), prof.teacher_model, prof.teacher_fit,
+        splits, prof.teacher_model, fit_cfg, balanced=bool(dataset),
         cache_dir=cache_dir, device=device, progress=progress,
     )
     return info
+
+
+def build_dataset_grid(profile: str, dataset: str, shake: float = DEFAULT_SHAKE) -> Grid:
+    """The report's grid on a real dataset (`RunSpec.dataset` text): every spec of `build_grid`
+    with the dataset, without the camera-shake group (a knob of the built-in benchmark)."""
+    if not dataset:
+        return build_grid(profile, shake)
+    out = Grid()
+    for name, specs in build_grid(profile, shake).groups().items():
+        setattr(out, name, [] if name == "shake" else [replace(s, dataset=dataset, camera_shake=0.0) for s in specs])
+    return out
