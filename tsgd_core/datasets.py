@@ -196,6 +196,10 @@ def splits_identity(splits: Splits) -> Any:
 MIN_STEPS_PER_EPOCH = 15
 
 
+# How a teacher on real data differs from the profile's (it enters the keys of runs on real data)
+REAL_TEACHER_RECIPE = {"min_steps_per_epoch": MIN_STEPS_PER_EPOCH, "balanced": True}
+
+
 def teacher_steps(num_train: int, epochs: int, batch_size: int) -> int:
     """Steps for the teacher from the dataset's size: the profile's epochs over the train split,
     and at least MIN_STEPS_PER_EPOCH per epoch."""

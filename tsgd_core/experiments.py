@@ -19,7 +19,13 @@ import torch
 from .artifact import DistilledSet
 from .augment import TSGFAConfig
 from .data import Splits
-from .datasets import data_spec, teacher_warnings, warn_about_teacher, with_budget
+from .datasets import (
+    REAL_TEACHER_RECIPE,
+    data_spec,
+    teacher_warnings,
+    warn_about_teacher,
+    with_budget,
+)
 from .distill import TSGDConfig, distill_tsgd
 from .dm import DMConfig, distill_dm
 from .evaluate import EvalResult, StudentConfig, evaluate_set
@@ -174,7 +180,7 @@ class RunSpec:
         out = {"profile": self.profile, "profile_key": config_key(get_profile(self.profile)),
                "camera_shake": self.camera_shake}
         if self.dataset:  # only for real data: the benchmark's keys stay as they were
-            out["dataset"] = data_spec(self.dataset).identity()
+            out.update(dataset=data_spec(self.dataset).identity(), teacher_recipe=REAL_TEACHER_RECIPE)
         return out
 
     def distill_fields(self) -> dict[str, Any]:
