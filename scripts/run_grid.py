@@ -2,6 +2,12 @@
 """Execute the notebooks of the report with papermill: the grid of experiments, then the report.
 
     python scripts/run_grid.py --profile quick --reports reports/quick
+    python scripts/run_grid.py --profile real-cpu --dataset ucf101 --root ~/data/UCF101
+
+With `--dataset KIND --root DIR` (and the loader's options of `tsgd teacher --help`) every
+notebook runs on that real dataset: it is decoded once into the cache (parallel, resumable),
+the grid is `experiments.build_dataset_grid` (no camera-shake group) and the report names the
+dataset and its sizes.
 
 Order: 01 (data and saliency) and 02 (teacher) once; 03 (distill) and 04 (evaluate) for every
 spec of `experiments.build_grid(profile)` into `<reports>/runs/<group>/<spec name>/`; 05 (report)
@@ -68,12 +74,21 @@ def plain(value: Any) -> Any:
 
 
 def plan(
-    profile: str, reports: Path, cache: Path, device: str, groups: list[str] | None
+    profile: str,
+    reports: Path,
+    cache: Path,
+    device: str,
+    groups: list[str] | None,
+    dataset: str = "",
+    command: str | None = None,
+    ipcs: list[int] | None = None,
 ) -> list[Step]:
-    """Every step of the run, in order."""
+    """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "")."""
     from tsgd_core import experiments
 
     common = {"profile": profile, "cache_dir": str(cache), "device": device, "progress": False}
+    if dataset:  # only then: the benchmark's executed notebooks keep their parameters
+        common["dataset"] = dataset
     steps = [
         Step(
             "data and saliency",
@@ -84,16 +99,18 @@ def plan(
         ),
         Step("teacher", "02_teacher.ipynb", reports / "teacher", {}, needs=["teacher.json"]),
     ]
-    for group, specs in experiments.build_grid(profile).groups().items():
+    for group, specs in experiments.build_dataset_grid(profile, dataset).groups().items():
         if groups and group not in groups:
             continue
         for spec in specs:
+            if ipcs and spec.ipc not in ipcs:
+                continue
             folder = reports / "runs" / group / spec.name()
-            params = {"spec": plain(asdict(spec))}
+            params = {"spec": plain(spec_params(spec))}
             label = f"{group}/{spec.name()}"
             steps.append(Step(label, "03_distill.ipynb", folder, params, needs=["distill.json"]))
             steps.append(Step(label, "04_evaluate.ipynb", folder, params, needs=["record.json"]))
-    command = {"default": "./run_all.sh", "quick": "./run_all.sh --quick"}.get(
+    command = command or {"default": "./run_all.sh", "quick": "./run_all.sh --quick"}.get(
         profile, f"./run_all.sh --profile {profile}"
     )
     steps.append(
@@ -113,6 +130,25 @@ def plan(
     for step in steps:
         step.params = {**common, "out_dir": str(step.out_dir), **step.params}
     return steps
+
+
+def spec_params(spec: Any) -> dict[str, Any]:
+    """A spec as notebook parameters; the empty dataset of the benchmark is left out."""
+    params = asdict(spec)
+    if not params.get("dataset"):
+        params.pop("dataset", None)
+    return params
+
+
+def dataset_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """The dataset options as given on the command line (each flag with its values)."""
+    out, keep = [], False
+    for token in argv:
+        if token.startswith("--"):
+            keep = token.split("=")[0] in flags
+        if keep:
+            out.append(token)
+    return out
 
 
 def is_done(step: Step) -> bool:
@@ -240,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "cache", help="core cache folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument("--groups", help="comma-separated grid groups to run (default: all)")
+    parser.add_argument("--ipcs", help="comma-separated IPCs to run (default: the profile's)")
     parser.add_argument("--force", action="store_true", help="rerun steps that look done")
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
@@ -250,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
     parser.add_argument("--dry-run", action="store_true", help="print the steps and exit")
+    from tsgd_core import cli
+
+    cli.add_dataset_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar while decoding")
     args = parser.parse_args(argv)
 
     # The kernels inherit this environment. One thread: the models are tiny, and on a shared
@@ -259,12 +300,28 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
     )
-    reports = (args.reports or Path("reports") / args.profile).resolve()
+    folder = f"{args.profile}-{args.dataset}" if args.dataset else args.profile
+    reports = (args.reports or Path("reports") / folder).resolve()
     groups = args.groups.split(",") if args.groups else None
     from tsgd_core.experiments import get_profile
 
     get_profile(args.profile)  # a clear error for an unknown profile, before anything runs
-    steps = plan(args.profile, reports, args.cache.resolve(), args.device, groups)
+    args.cache_dir = args.cache.resolve()
+    try:
+        dataset = cli.dataset_text(args)
+        if dataset and not args.dry_run:  # decode once, in parallel, before any notebook
+            cli.prepare_dataset(args, dataset)
+    except (ValueError, cli.CliError) as error:
+        print(f"run_grid: error: {cli.one_line(error)}", file=sys.stderr)
+        return 2
+    command = None
+    if dataset:
+        flags = dataset_flags(
+            sys.argv[1:] if argv is None else argv, ("--dataset", *cli.DATASET_ONLY_FLAGS)
+        )
+        command = f"./run_all.sh --profile {args.profile} {' '.join(flags)}"
+    ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
+    steps = plan(args.profile, reports, args.cache_dir, args.device, groups, dataset, command, ipcs)
     if args.dry_run:
         for i, step in enumerate(steps, 1):
             state = "done" if is_done(step) and not args.force else "todo"

@@ -177,6 +177,31 @@ def data_spec(text: str) -> DataSpec | None:
     return DataSpec.from_text(text) if text else None
 
 
+def as_text(dataset: str | dict[str, Any] | DataSpec | None) -> str:
+    """A notebook's `dataset` parameter (DataSpec, its fields as a dict, its text, or empty)
+    as `RunSpec.dataset` text; a relative root is made absolute."""
+    if not dataset:
+        return ""
+    if isinstance(dataset, str):
+        dataset = DataSpec.from_text(dataset)
+    if isinstance(dataset, dict):
+        dataset = DataSpec(**dataset)
+    return replace(dataset, root=str(Path(dataset.root).expanduser().resolve())).to_text()
+
+
+def describe(dataset: str, splits: Splits) -> str:
+    """One line naming the data and its sizes (for reports)."""
+    spec = data_spec(dataset)
+    sizes = f"{len(splits.train)} train / {len(splits.val)} val / {len(splits.test)} test clips"
+    c, t, h, w = splits.clip_shape
+    if spec is None:
+        return f"the built-in motion benchmark ({splits.name}), {splits.num_classes} classes, {sizes} of {t}x{h}x{w}"
+    return (
+        f"{spec.label()} from {spec.root}: {splits.num_classes} classes, {sizes} "
+        f"(validation: {spec.val_fraction:g} of each training class)"
+    )
+
+
 def clip_geometry(profile: str, kind: str) -> tuple[int, int, int]:
     """(frames, height, width) of real clips for a profile when none are given."""
     return PROFILE_CLIPS.get(profile) or LITERATURE_CLIPS.get(kind, DEFAULT_CLIPS)
