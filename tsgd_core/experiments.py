@@ -116,6 +116,37 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+# Profiles for real datasets (`--dataset`; they also run the benchmark at the same sizes). Real
+# clips take their geometry from datasets.PROFILE_CLIPS unless --frames / --size are given; the
+# teacher's steps follow the dataset's size (datasets.teacher_steps). Time and memory to expect
+# are in README.md ("Real video").
+# On this machine's CPU: 8 frames of 32x32, a small ConvNet3D, IPC 1 and 5.
+PROFILES["real-cpu"] = Profile(
+    name="real-cpu",
+    data=dict(num_classes=10, clips_per_class=100, val_per_class=20, test_per_class=40, frames=8, height=32, width=32),
+    teacher_model=ModelConfig(width=32, depth=3),
+    teacher_fit=_teacher_fit(epochs=20, batch=32),
+    student=_student(width=16, depth=3, steps=200, batch=16),
+    distill_iterations=200,
+    dm_iterations=200,
+    dm_batch_real=16,
+    ipcs=(1, 5),
+)
+# The literature's sizes, for a GPU: ConvNet3D (width 128, depth 4) on 16x112x112 (MiniUCF,
+# HMDB51) or 8x64x64 (Kinetics, SSv2) clips, IPC 1 and 5.
+PROFILES["literature"] = Profile(
+    name="literature",
+    data=dict(num_classes=10, clips_per_class=100, val_per_class=20, test_per_class=40, frames=16, height=112, width=112),
+    teacher_model=ModelConfig(width=128, depth=4),
+    teacher_fit=_teacher_fit(epochs=30, batch=64),
+    student=_student(width=128, depth=4, steps=1000, batch=64),
+    distill_iterations=1000,
+    dm_iterations=1000,
+    dm_batch_real=64,
+    ipcs=(1, 5),
+)
+
+
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: use {', '.join(PROFILES)}")
