@@ -12,7 +12,6 @@ Decoded clips live in `<cache_dir>/videos/` for the CLI, the notebooks and the A
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import warnings
@@ -151,7 +150,6 @@ class DataSpec:
         )
 
 
-@functools.lru_cache(maxsize=64)
 def _identity(text: str) -> str:
     from .real_video import decode_key, list_video_dataset
 
@@ -328,7 +326,7 @@ def write_video_tree(
     if layout not in TREE_LAYOUTS:
         raise DataError(f"unknown layout {layout!r}: use {', '.join(TREE_LAYOUTS)}")
     root = Path(root)
-    names = [name.replace("_", " ").title().replace(" ", "") for name in splits.class_names]
+    names = [folder_name(name) for name in splits.class_names]
     videos: dict[str, list[tuple[str, int]]] = {"train": [], "test": []}
     n = 0
     for part, clips in (("train", splits.train), ("train", splits.val), ("test", splits.test)):
@@ -346,6 +344,11 @@ def write_video_tree(
             n += 1
     _write_split_files(root, layout, names, videos)
     return root
+
+
+def folder_name(class_name: str) -> str:
+    """A class's folder in a written dataset: UCF101's CamelCase (translate_left -> TranslateLeft)."""
+    return class_name.replace("_", " ").title().replace(" ", "")
 
 
 def _to_frames(clip: torch.Tensor, scale: int) -> Any:

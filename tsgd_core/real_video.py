@@ -1127,6 +1127,21 @@ def content_stamp(path: Path) -> list[Any] | None:
     copy of the same files elsewhere has the same stamp.
     """
     try:
+        st = path.stat()
+    except OSError:
+        return None
+    # remembered per (path, size, mtime): listing a dataset again re-reads only changed files
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _STAMPS:
+        _STAMPS[memo] = _read_stamp(path)
+    return _STAMPS[memo]
+
+
+_STAMPS: dict[tuple[str, int, int], list[Any] | None] = {}
+
+
+def _read_stamp(path: Path) -> list[Any] | None:
+    try:
         if path.is_dir():
             return sorted(
                 [p.name, p.stat().st_size]
