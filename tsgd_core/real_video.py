@@ -1000,27 +1000,30 @@ def decode_listing(
     clip_shape = (3, frames, *size)
     clip_bytes = int(np.prod(clip_shape))
     if store is None:
-        target: np.ndarray = np.empty((len(entries), clip_bytes), dtype=np.uint8)
+        target: Any = np.empty((len(entries), clip_bytes), dtype=np.uint8)
         status = np.zeros(len(entries), dtype=np.int8)
     else:
         target, status = _open_store(store, len(entries), clip_bytes)
     todo = np.flatnonzero(status == 0)
-    if len(todo):
-        _decode_rows(
-            entries,
-            todo,
-            target,
-            status,
-            frames,
-            size,
-            backend,
-            progress,
-            workers,
-            store,
-            listing.name,
-        )
+    try:
+        if len(todo):
+            _decode_rows(
+                entries,
+                todo,
+                target,
+                status,
+                frames,
+                size,
+                backend,
+                progress,
+                workers,
+                store,
+                listing.name,
+            )
+    finally:
+        if store is not None:
+            target.close()
     if store is not None:
-        del target  # flush and unmap; reads go through the file
         _finish_store(store, listing, labels, status)
         clips = UInt8Clips(store / CLIPS_FILE, clip_shape)
     else:
@@ -1031,7 +1034,7 @@ def decode_listing(
 def _decode_rows(
     entries: list[VideoEntry],
     todo: np.ndarray,
-    target: np.ndarray,
+    target: Any,
     status: np.ndarray,
     frames: int,
     size: tuple[int, int],
@@ -1192,7 +1195,7 @@ def _store_folder(
     return Path(cache_dir) / f"{name}-{frames}x{size[0]}x{size[1]}-{key}"
 
 
-def _open_store(store: Path, rows: int, clip_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+def _open_store(store: Path, rows: int, clip_bytes: int) -> tuple[_RowFile, np.ndarray]:
     """The rows file (created, or reopened to resume) and each row's status."""
     store.mkdir(parents=True, exist_ok=True)
     data, status_file = store / CLIPS_FILE, store / STATUS_FILE
@@ -1204,9 +1207,27 @@ def _open_store(store: Path, rows: int, clip_bytes: int) -> tuple[np.ndarray, np
         (store / META_FILE).unlink(missing_ok=True)
     if (store / META_FILE).is_file() and (status == 0).any():
         (store / META_FILE).unlink()  # a finished store cannot have rows to do
-    if rows == 0:
-        return np.empty((0, clip_bytes), dtype=np.uint8), status
-    return np.memmap(data, dtype=np.uint8, mode="r+", shape=(rows, clip_bytes)), status
+    return _RowFile(data, clip_bytes), status
+
+
+class _RowFile:
+    """Rows written straight to the file (not a memory map: mapped pages would count in RSS)."""
+
+    def __init__(self, path: Path, row_bytes: int) -> None:
+        self.fd = os.open(path, os.O_RDWR)
+        self.row_bytes = row_bytes
+
+    def __setitem__(self, row: int, data: np.ndarray) -> None:
+        view, offset = memoryview(np.ascontiguousarray(data)).cast("B"), row * self.row_bytes
+        while len(view):
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
+
+    def flush(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _read_status(path: Path, rows: int) -> np.ndarray | None:
@@ -1221,9 +1242,9 @@ def _read_status(path: Path, rows: int) -> np.ndarray | None:
     return status.astype(np.int8) if status.shape == (rows,) else None
 
 
-def _checkpoint(store: Path, target: np.ndarray, status: np.ndarray) -> None:
+def _checkpoint(store: Path, target: Any, status: np.ndarray) -> None:
     """Rows reach the disk before the status that says they are there."""
-    if isinstance(target, np.memmap):
+    if isinstance(target, _RowFile):
         target.flush()
     with atomic_path(store / STATUS_FILE) as tmp:
         np.save(tmp, status)
