@@ -119,7 +119,7 @@ PROFILES: dict[str, Profile] = {
 # Profiles for real datasets (`--dataset`; they also run the benchmark at the same sizes). Real
 # clips take their geometry from datasets.PROFILE_CLIPS unless --frames / --size are given; the
 # teacher's steps follow the dataset's size (datasets.teacher_steps). Time and memory to expect
-# are in README.md ("Real video").
+# are in README.md ("Real datasets").
 # On this machine's CPU: 8 frames of 32x32, a small ConvNet3D, IPC 1 and 5.
 PROFILES["real-cpu"] = Profile(
     name="real-cpu",
