@@ -287,9 +287,10 @@ def teacher_warnings(
     top = float(torch.softmax(logits / tau, dim=1).max(1).values.mean())
     if top < FLAT_SOFT_LABELS / k:
         out.append(
-            f"the teacher's soft labels are near uniform at tau {tau:g} (mean top probability {top:.2f}, "
-            f"uniform is {1 / k:.2f}): lower the student's tau (StudentConfig.tau of {where}) "
-            "or evaluate with --labels hard"
+            f"the teacher's soft labels are near uniform at tau {tau:g} (mean top probability "
+            f"{top:.2f}, uniform is {1 / k:.2f}), and soft-label students can collapse to one "
+            f"answer: lower the student's tau (StudentConfig.tau of {where}) or evaluate with "
+            "--labels hard"
         )
     return out
 
