@@ -274,41 +274,54 @@ def _pyav_every_frame(container: Any, stream: Any, size: tuple[int, int]) -> lis
     return [_pyav_frame(frame, size) for frame in container.decode(stream)]
 
 
-# Seek (to the keyframe before the next sampled frame) only across gaps longer than this many
-# frames; closer frames are reached faster by decoding on.
-PYAV_SEEK_GAP = 48
-
-
 def _pyav_sampled_frames(
     container: Any, stream: Any, count: int, frames: int, size: tuple[int, int]
 ) -> np.ndarray | None:
-    """Only the sampled frames: seek across long gaps, convert nothing else.
+    """Only the sampled frames: seek to a keyframe when one lies between the decoder and the
+    next sampled frame, decode on otherwise, and convert nothing else.
 
-    A frame's index comes from its timestamp (constant frame rate). Returns None where that
-    does not hold (no timestamps, a sampled frame not found), and the caller decodes everything.
+    A frame's index comes from its timestamp (constant frame rate); keyframes come from a pass
+    over the packets (no decoding). Returns None where that does not hold (no timestamps, a
+    sampled frame not found), and the caller decodes everything.
     """
     rate, base = stream.average_rate or stream.guessed_rate, stream.time_base
     if not rate or not base:
         return None
     start = stream.start_time or 0
+
+    def index_of(pts: int) -> int:
+        return round(float((pts - start) * base * rate))
+
+    keyframes = [
+        index_of(p.pts) for p in container.demux(stream) if p.is_keyframe and p.pts is not None
+    ]
+    container.seek(start, stream=stream, backward=True)
     targets = sorted(set(sample_indices(count, frames).tolist()))
     found: dict[int, np.ndarray] = {}
     position = -1  # index of the last decoded frame
+
+    def worth_seeking(target: int) -> bool:
+        """A keyframe after the decoder's position and at or before the target."""
+        before = [k for k in keyframes if k <= target]
+        return bool(before) and before[-1] > position + 1
+
     while len(found) < len(targets):
         target = targets[len(found)]
-        if target - position > PYAV_SEEK_GAP:
+        if worth_seeking(target):
             container.seek(start + int(target / rate / base), stream=stream, backward=True)
         for frame in container.decode(stream):
             if frame.pts is None:
                 return None
-            position = round(float((frame.pts - start) * base * rate))
+            position = index_of(frame.pts)
             if position > target:  # the sampled frame is not there (variable frame rate)
                 return None
             if position == target:
                 found[target] = _pyav_frame(frame, size)
-                if len(found) == len(targets) or targets[len(found)] - position > PYAV_SEEK_GAP:
+                if len(found) == len(targets):
                     break
                 target = targets[len(found)]
+                if worth_seeking(target):
+                    break
         else:
             break  # end of stream
     if len(found) < len(targets):
