@@ -575,10 +575,13 @@ def add_dataset_options(parser: argparse.ArgumentParser, official_split_flag: bo
 
     data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
     data.add_argument("--dataset", choices=DATASET_KINDS, help="use a real dataset from --root")
-    data.add_argument("--root", help="folder of the real dataset (nothing is downloaded)")
+    data.add_argument(
+        "--root", metavar="DIR", help="folder of the real dataset (nothing is downloaded)"
+    )
     data.add_argument(
         "--frames",
         type=int,
+        metavar="N",
         help="frames per clip (default: the profile's; literature: per dataset)",
     )
     data.add_argument(
@@ -587,22 +590,34 @@ def add_dataset_options(parser: argparse.ArgumentParser, official_split_flag: bo
     # --split of `tsgd evaluate` picks val or test; this is the dataset's own split number
     splits = ("--data-split", "--split") if official_split_flag else ("--data-split",)
     data.add_argument(
-        *splits, dest="data_split", type=int, help="official split 1-3 (UCF101, MiniUCF, HMDB51)"
+        *splits,
+        dest="data_split",
+        type=int,
+        metavar="N",
+        help="official split 1-3 (UCF101, MiniUCF, HMDB51)",
     )
     data.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes")
     data.add_argument(
-        "--max-per-class", type=int, help="at most this many videos per class and split"
+        "--max-per-class",
+        type=int,
+        metavar="N",
+        help="at most this many videos per class and split",
     )
     data.add_argument(
-        "--val-fraction", type=float, help="share of each training class held out (0.1)"
+        "--val-fraction",
+        type=float,
+        metavar="X",
+        help="share of each training class held out (0.1)",
     )
     data.add_argument("--backend", choices=BACKENDS, help="video decoder (auto: decord, else PyAV)")
-    data.add_argument("--annotations", help="folder of the split files when not in the usual place")
+    data.add_argument(
+        "--annotations", metavar="DIR", help="folder of the split files when not in the usual place"
+    )
     data.add_argument(
         "--on-missing", choices=("error", "skip"), help="videos named by a split file but absent"
     )
     data.add_argument(
-        "--workers", type=int, help="decoding threads (default: CPU cores, at most 8)"
+        "--workers", type=int, metavar="N", help="decoding threads (default: CPU cores, at most 8)"
     )
 
 
