@@ -27,6 +27,7 @@ from tsgd_core.datasets import (
     as_text,
     class_weights,
     folder_name,
+    forget_identities,
     teacher_steps,
     teacher_warnings,
     write_video_tree,
@@ -147,6 +148,7 @@ def test_identity_follows_content_and_settings_not_paths(trees, tmp_path):
     # other pixels in one file: another dataset
     a, b = sorted((moved / "TranslateLeft").glob("*.mp4"))[:2]
     shutil.copyfile(a, b)
+    forget_identities()  # identities are remembered per process
     assert spec_of(moved).identity() != spec.identity()
 
 

@@ -12,6 +12,7 @@ Decoded clips live in `<cache_dir>/videos/` for the CLI, the notebooks and the A
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
@@ -150,6 +151,10 @@ class DataSpec:
         )
 
 
+# Remembered per process: a grid asks for it many times (every key of every run), and listing
+# a large dataset takes about a second. Files changed while a process runs are seen by the
+# decode cache (keyed afresh at every load), not by these keys: call forget_identities().
+@functools.lru_cache(maxsize=64)
 def _identity(text: str) -> str:
     from .real_video import decode_key, list_video_dataset
 
@@ -168,6 +173,11 @@ def _identity(text: str) -> str:
     key = decode_key(listing, spec.frames, spec.size, spec.backend)
     # the same value `load_video_dataset` stores as the splits' identity (seed 0)
     return config_key("splits", key, spec.val_fraction, 0, length=16)
+
+
+def forget_identities() -> None:
+    """Compute dataset identities afresh (after changing a dataset's files in this process)."""
+    _identity.cache_clear()
 
 
 def data_spec(text: str) -> DataSpec | None:
