@@ -375,3 +375,19 @@ def test_cli_teacher_and_evaluate_on_a_dataset_folder(trees, tmp_path, capsys):
     assert code == 2 and "records its own spec" in capsys.readouterr().err
     assert main(["teacher", "--profile", "smoke", "--root", str(trees["hmdb51"])]) == 2
     assert "--root applies to a real dataset" in capsys.readouterr().err
+
+
+def test_prediction_batches_hold_at_most_the_byte_budget(monkeypatch):
+    import tsgd_core.train as train
+
+    seen = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, x):
+            seen.append(len(x))
+            return x.flatten(1)[:, :2]
+
+    videos = torch.rand(10, 3, 2, 4, 4)
+    monkeypatch.setattr(train, "PREDICT_BATCH_BYTES", 3 * 4 * videos[0].numel())
+    logits = train.predict_logits(Counting(), videos, batch_size=256)
+    assert seen == [3, 3, 3, 1] and torch.equal(logits, videos.flatten(1)[:, :2])
