@@ -4,27 +4,33 @@
 #   ./run_all.sh                  # the default profile (the reported numbers)
 #   ./run_all.sh --quick          # the quick profile: the whole grid in minutes
 #   ./run_all.sh --profile smoke  # any profile of tsgd_core.experiments.PROFILES
+#   ./run_all.sh --profile real-cpu --dataset ucf101 --root ~/data/UCF101 --classes A B C
+#                                 # a real dataset (any loader option of `tsgd teacher --help`)
 #
-# Other options go to scripts/run_grid.py (--force, --groups main,ablation, --fresh-kernels,
+# Other options go to scripts/run_grid.py (--force, --groups main,ablation, --ipcs 1, --fresh-kernels,
 # --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
 # scale-out ones:
 #
 #   ./run_all.sh --quick --workers 2          # the grid's cells in 2 parallel processes
 #   ./run_all.sh --profile default --shard 0/4  # one part of 4 (a job array task), no report
 #   ./run_all.sh --profile default --merge    # the report from the parts, once all have run
-# Output: reports/<profile>/README.md, tables, figures, and every executed notebook (+ HTML).
+# Output: reports/<profile>/README.md (reports/<profile>-<dataset>/ for a real dataset), tables,
+# figures, and every executed notebook (+ HTML).
 set -euo pipefail
 cd "$(dirname "$0")"
 profile=default
+dataset=
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) profile=quick ;;
     --profile) profile="${2:?--profile needs a name: smoke, quick or default}"; shift ;;
     --profile=*) profile="${1#*=}" ;;
+    --dataset) dataset="${2:?--dataset needs a kind: ucf101, hmdb51, miniucf, kinetics, ssv2, frames}"; args+=("$1" "$2"); shift ;;
+    --dataset=*) dataset="${1#*=}"; args+=("$1") ;;
     *) args+=("$1") ;;
   esac
   shift
 done
 source scripts/bootstrap.sh
-exec python scripts/run_grid.py --profile "$profile" --reports "reports/$profile" ${args[@]+"${args[@]}"}
+exec python scripts/run_grid.py --profile "$profile" --reports "reports/$profile${dataset:+-$dataset}" ${args[@]+"${args[@]}"}

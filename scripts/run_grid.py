@@ -2,6 +2,12 @@
 """Execute the notebooks of the report with papermill: the grid of experiments, then the report.
 
     python scripts/run_grid.py --profile quick --reports reports/quick
+    python scripts/run_grid.py --profile real-cpu --dataset ucf101 --root ~/data/UCF101
+
+With `--dataset KIND --root DIR` (and the loader's options of `tsgd teacher --help`) every
+notebook runs on that real dataset: it is decoded once into the cache (parallel, resumable),
+the grid is `experiments.build_dataset_grid` (no camera-shake group) and the report names the
+dataset and its sizes.
 
 Order: 01 (data and saliency) and 02 (teacher) once; 03 (distill) and 04 (evaluate) for every
 spec of `experiments.build_grid(profile)` into `<reports>/runs/<group>/<spec name>/`; 05 (report)
@@ -86,12 +92,21 @@ def plain(value: Any) -> Any:
 
 
 def plan(
-    profile: str, reports: Path, cache: Path, device: str, groups: list[str] | None
+    profile: str,
+    reports: Path,
+    cache: Path,
+    device: str,
+    groups: list[str] | None,
+    dataset: str = "",
+    command: str | None = None,
+    ipcs: list[int] | None = None,
 ) -> list[Step]:
-    """Every step of the run, in order."""
+    """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "")."""
     from tsgd_core import experiments
 
     common = {"profile": profile, "cache_dir": str(cache), "device": device, "progress": False}
+    if dataset:  # only then: the benchmark's executed notebooks keep their parameters
+        common["dataset"] = dataset
     steps = [
         Step(
             "data and saliency",
@@ -111,12 +126,14 @@ def plan(
         ),
     ]
     first_seed = experiments.get_profile(profile).distill_seeds[0]
-    for group, specs in experiments.build_grid(profile).groups().items():
+    for group, specs in experiments.build_dataset_grid(profile, dataset).groups().items():
         if groups and group not in groups:
             continue
         for spec in specs:
+            if ipcs and spec.ipc not in ipcs:
+                continue
             folder = reports / "runs" / group / spec.name()
-            params = {"spec": plain(asdict(spec))}
+            params = {"spec": plain(spec_params(spec))}
             label = f"{group}/{spec.name()}"
             # validation studies and repeated draws: numbers only (the notebooks of the test
             # split's first draw show what a reader looks at)
@@ -125,7 +142,7 @@ def plan(
                 continue
             steps.append(Step(label, "03_distill.ipynb", folder, params, needs=["distill.json"]))
             steps.append(Step(label, "04_evaluate.ipynb", folder, params, needs=["record.json"]))
-    command = {"default": "./run_all.sh", "quick": "./run_all.sh --quick"}.get(
+    command = command or {"default": "./run_all.sh", "quick": "./run_all.sh --quick"}.get(
         profile, f"./run_all.sh --profile {profile}"
     )
     steps.append(
@@ -151,6 +168,25 @@ def plan(
     for step in steps:
         step.params = {**common, "out_dir": str(step.out_dir), **step.params}
     return steps
+
+
+def spec_params(spec: Any) -> dict[str, Any]:
+    """A spec as notebook parameters; the empty dataset of the benchmark is left out."""
+    params = asdict(spec)
+    if not params.get("dataset"):
+        params.pop("dataset", None)
+    return params
+
+
+def dataset_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """The dataset options as given on the command line (each flag with its values)."""
+    out, keep = [], False
+    for token in argv:
+        if token.startswith("--"):
+            keep = token.split("=")[0] in flags
+        if keep:
+            out.append(token)
+    return out
 
 
 def is_done(step: Step) -> bool:
@@ -230,10 +266,10 @@ def register_shared_engine(kernel: SharedKernel) -> str:
 
 def run_direct(step: Step) -> dict[str, Any]:
     """One grid cell without its notebooks: distil (or load) and evaluate, write record.json."""
+    import torch
+
     from tsgd_core import experiments
     from tsgd_core.storage import save_json
-
-    import torch
 
     # this process imported torch before OMP_NUM_THREADS was set: give it the kernels' threads
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -545,6 +581,7 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument(
         "--groups", type=grid_groups, help="comma-separated grid groups to run (default: all)"
     )
+    parser.add_argument("--ipcs", help="comma-separated IPCs to run (default: the profile's)")
     parser.add_argument("--force", action="store_true", help="rerun steps that look done")
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
@@ -574,6 +611,10 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument(
         "--cells-only", action="store_true", help="with --shard: skip the setup notebooks"
     )
+    from tsgd_core import cli
+
+    cli.add_dataset_options(parser, workers_flag="--decode-workers")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar while decoding")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
@@ -587,10 +628,28 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
     )
-    reports = (args.reports or Path("reports") / args.profile).resolve()
+    folder = f"{args.profile}-{args.dataset}" if args.dataset else args.profile
+    reports = (args.reports or Path("reports") / folder).resolve()
     from tsgd_core.storage import remove_stale_temporaries, sweep_cache
 
-    steps = plan(args.profile, reports, args.cache.resolve(), args.device, args.groups)
+    args.cache_dir = args.cache.resolve()
+    try:
+        dataset = cli.dataset_text(args)
+        if dataset and not args.dry_run:  # decode once, in parallel, before any notebook
+            cli.prepare_dataset(args, dataset)
+    except (ValueError, cli.CliError) as error:
+        print(f"run_grid: error: {cli.one_line(error)}", file=sys.stderr)
+        return 2
+    command = None
+    if dataset:
+        flags = dataset_flags(
+            sys.argv[1:] if argv is None else argv, ("--dataset", *cli.DATASET_ONLY_FLAGS)
+        )
+        command = f"./run_all.sh --profile {args.profile} {' '.join(flags)}"
+    ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
+    steps = plan(
+        args.profile, reports, args.cache_dir, args.device, args.groups, dataset, command, ipcs
+    )
     if args.shard is not None:
         steps = shard_steps(steps, args.shard, with_setup=not args.cells_only)
     elif args.merge:

@@ -22,6 +22,7 @@ EXPECTED = [
     "03_distill",
     "04_evaluate",
     "05_report",
+    "06_real_video",
 ]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMOKE_SPEC = {"method": "tsgd", "ipc": 1}
@@ -243,6 +244,21 @@ def test_05_report(workspace, evaluated):
     assert verdict[0] in readme, "the README states the verdict the numbers give"
     for name in ("accuracy_vs_ipc", "cost", "distilled_tsgd"):
         assert_png(out / "figures" / f"{name}.png")
+
+
+@pytest.mark.notebooks
+def test_06_real_video_on_a_folder_of_encoded_videos(workspace):
+    out = workspace / "06"
+    run_notebook(workspace, "06_real_video", out)  # no dataset: the demo UCF101 folder
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads(results["dataset"])["kind"] == "ucf101"
+    assert sorted(p.suffix for p in (out / "demo_ucf101").rglob("v_*"))[0] == ".avi"
+    for method in ("tsgd", "random"):
+        assert results[method]["dataset"] == results["dataset"]
+        assert 0.0 <= results[method]["acc_hard_mean"] <= 1.0
+    assert (workspace / "cache" / "videos").is_dir()
+    for name in ("real_clips", "real_accuracy"):
+        assert_png(out / f"{name}.png")
 
 
 @pytest.mark.notebooks

@@ -218,7 +218,7 @@ def test_ucf101_splits_labels_and_skipped_corrupt_video(pool, tmp_path):
     assert (len(splits.train), len(splits.val), len(splits.test)) == (6, 3, 3)
     assert splits.val.class_counts().tolist() == [1, 1, 1]
     assert splits.test.class_counts().tolist() == [1, 1, 1]
-    v = splits.train.videos
+    v = splits.train.videos.float()
     assert v.dtype == torch.float32 and v.min() >= 0 and v.max() <= 1 and v.max() > 0.8
     assert_labels_follow_motion(splits, dict(zip(UCF_CLASSES, DIRECTIONS, strict=True)))
     assert splits.config["skipped"] == [str(root / "ApplyEyeMakeup/v_ApplyEyeMakeup_g09_c01.avi")]
@@ -229,8 +229,8 @@ def test_ucf101_splits_labels_and_skipped_corrupt_video(pool, tmp_path):
             "ucf101", root, frames=FRAMES, size=SIZE, val_fraction=0.34, progress=False
         )
     assert sum(str(w.message).startswith("skipped 1 of 13") for w in caught) == 1
-    assert torch.equal(again.val.videos, splits.val.videos)
-    assert torch.equal(again.test.videos, splits.test.videos)
+    assert torch.equal(again.val.videos.float(), splits.val.videos.float())
+    assert torch.equal(again.test.videos.float(), splits.test.videos.float())
 
 
 def test_cache_is_reused_and_invalidated_by_file_changes(pool, tmp_path, monkeypatch):
@@ -238,9 +238,11 @@ def test_cache_is_reused_and_invalidated_by_file_changes(pool, tmp_path, monkeyp
     cache = tmp_path / "cache"
     kwargs = dict(frames=FRAMES, size=SIZE, cache_dir=cache, progress=False)
     first = load_video_dataset("ucf101", root, **kwargs)
-    files = list(cache.iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npz"  # no temporary file left behind
-    assert first.config["cache_file"] == str(files[0])
+    folders = list(cache.iterdir())
+    assert len(folders) == 1 and folders[0].is_dir()
+    # the rows, their status and the completion record; no temporary file left behind
+    assert sorted(p.name for p in folders[0].iterdir()) == ["clips.u8", "meta.json", "status.npy"]
+    assert first.config["cache_file"] == str(folders[0] / "clips.u8")
 
     def no_decoding(*args, **kwargs):
         raise RuntimeError("decoded although the cache should have been used")
@@ -248,14 +250,21 @@ def test_cache_is_reused_and_invalidated_by_file_changes(pool, tmp_path, monkeyp
     monkeypatch.setattr(rv, "read_clip", no_decoding)
     second = load_video_dataset("ucf101", root, **kwargs)
     for a, b in ((first.train, second.train), (first.val, second.val), (first.test, second.test)):
-        assert torch.equal(a.videos, b.videos) and torch.equal(a.labels, b.labels)
+        assert torch.equal(a.videos.float(), b.videos.float()) and torch.equal(a.labels, b.labels)
 
     with pytest.raises(RuntimeError, match="decoded although"):  # other settings: new entry
         load_video_dataset("ucf101", root, **{**kwargs, "frames": FRAMES + 1})
     video = root / "BalanceBeam/v_BalanceBeam_g02_c01.avi"
     stat = video.stat()
     os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    with pytest.raises(RuntimeError, match="decoded although"):  # a changed file: decode again
+    touched = load_video_dataset("ucf101", root, **kwargs)  # the content decides, not the date
+    assert torch.equal(touched.test.videos.float(), first.test.videos.float())
+    moved = shutil.copytree(root, tmp_path / "elsewhere")  # nor where the files are
+    assert (
+        load_video_dataset("ucf101", moved, **kwargs).config["identity"] == first.config["identity"]
+    )
+    copy(pool[(".avi", "right")][1], video)  # other pixels: decode again
+    with pytest.raises(RuntimeError, match="decoded although"):
         load_video_dataset("ucf101", root, **kwargs)
 
 
@@ -424,7 +433,9 @@ def test_frame_folders_with_fraction_and_with_list_files(tmp_path):
     other_seed = load_video_dataset(
         "frames", root, frames=FRAMES, size=SIZE, val_fraction=0.25, seed=4, progress=False
     )
-    assert torch.equal(other_seed.test.videos, splits.test.videos)  # test does not move with seed
+    assert torch.equal(
+        other_seed.test.videos.float(), splits.test.videos.float()
+    )  # test does not move with seed
 
     write_lines(root / "testlist.txt", ["left/clip0", "left/clip1", "right/clip4"])
     listing = list_video_dataset("frames", root)

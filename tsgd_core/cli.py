@@ -33,10 +33,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .datasets import DATASET_KINDS
 from .experiments import DISTILL_SWITCHES
 
-# Mirrors tsgd_core.real_video.KINDS (tests check they agree); real_video is imported lazily.
-DATASET_KINDS = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
 SPEC_FLAGS = ("method", "ipc", "profile", "camera_shake", "tsgfa", *DISTILL_SWITCHES)
 PREVIEW_CLIPS_PER_CLASS = 4
@@ -204,30 +203,12 @@ def cmd_data(args: argparse.Namespace) -> None:
 
     if args.preview:
         check_output(args.preview, tuple(EXPORTERS), "--preview")
-    if args.dataset is None:
-        real_only = (
-            ("--root", args.root),
-            ("--classes", args.classes),
-            ("--annotations", args.annotations),
-            ("--on-missing", args.on_missing),
-        )
-        for flag, value in real_only:
-            if value is not None:
-                fail(
-                    f"{flag} applies to a real dataset: add --dataset "
-                    f"(one of {', '.join(DATASET_KINDS)})"
-                )
+    text = dataset_text(args)
+    if not text:
         splits, descriptions = benchmark_splits(args)
     else:
-        if args.root is None:
-            fail(
-                f"--dataset {args.dataset} needs --root PATH "
-                "(the folder of your copy; nothing is downloaded)"
-            )
-        if args.camera_shake:
-            fail("--camera-shake applies to the built-in benchmark, not to --dataset")
         check_cache_dir(args)
-        splits, descriptions = real_splits(args), {}
+        splits, descriptions = prepare_dataset(args, text, announce=False), {}
     print_splits(splits, descriptions)
     if args.preview:
         from .artifact import export
@@ -249,22 +230,55 @@ def benchmark_splits(args: argparse.Namespace):
     return splits, descriptions
 
 
-def real_splits(args: argparse.Namespace):
-    from .real_video import load_video_dataset
+def dataset_text(args: argparse.Namespace) -> str:
+    """The DataSpec text of --dataset and its options ("" for the built-in benchmark)."""
+    from .datasets import DataSpec, clip_geometry
 
-    return load_video_dataset(
-        args.dataset,
-        args.root,
-        frames=args.frames,
-        size=args.size,
-        split=args.split,
-        classes=args.classes,
+    if args.dataset is None:
+        for flag in DATASET_ONLY_FLAGS:
+            if getattr(args, flag.lstrip("-").replace("-", "_"), None) is not None:
+                fail(
+                    f"{flag} applies to a real dataset: add --dataset "
+                    f"(one of {', '.join(DATASET_KINDS)})"
+                )
+        return ""
+    if args.root is None:
+        fail(
+            f"--dataset {args.dataset} needs --root PATH "
+            "(the folder of your copy; nothing is downloaded)"
+        )
+    if getattr(args, "camera_shake", None):
+        fail("--camera-shake applies to the built-in benchmark, not to --dataset")
+    profile = getattr(args, "profile", None) or "default"
+    frames, height, width = clip_geometry(profile, args.dataset)
+    spec = DataSpec(
+        kind=args.dataset,
+        root=str(Path(args.root).expanduser().resolve()),
+        frames=args.frames or frames,
+        size=args.size or (height, width),
+        split=args.data_split or 1,
+        classes=tuple(args.classes or ()),
         max_per_class=args.max_per_class,
-        cache_dir=Path(args.cache_dir) / "videos",
-        progress=not args.quiet,
-        annotations=args.annotations,
+        val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
+        backend=args.backend or "auto",
+        annotations=str(Path(args.annotations).resolve()) if args.annotations else None,
         on_missing=args.on_missing or "error",
     )
+    return spec.to_text()
+
+
+def prepare_dataset(args: argparse.Namespace, text: str, announce: bool = True):
+    """Decode the dataset into the cache (parallel, resumable) before any training."""
+    from .datasets import DataSpec
+
+    spec = DataSpec.from_text(text)
+    splits = spec.load(args.cache_dir, progress=not args.quiet, workers=args.decode_workers)
+    if announce:
+        print(
+            f"dataset: {spec.label()}: {len(splits.train)} train / {len(splits.val)} val / "
+            f"{len(splits.test)} test clips, {splits.num_classes} classes"
+        )
+    return splits
 
 
 def print_splits(splits: Any, descriptions: dict[str, str]) -> None:
@@ -302,15 +316,20 @@ def cmd_teacher(args: argparse.Namespace) -> None:
         check_output(args.out, (".json",), "--out")
     check_cache_dir(args)
     resolve_device(args.device)
+    text = dataset_text(args)
+    if text:
+        prepare_dataset(args, text)
     _, info = get_teacher(
         args.profile,
         args.camera_shake,
+        dataset=text,
         cache_dir=args.cache_dir,
         device=args.device,
         progress=not args.quiet,
     )
     path = teacher_path(args.cache_dir, info.key)
-    print(f"teacher {info.key} for profile {args.profile!r} (camera shake {args.camera_shake:g})")
+    data = f"dataset {args.dataset}" if text else f"camera shake {args.camera_shake:g}"
+    print(f"teacher {info.key} for profile {args.profile!r} ({data})")
     print(f"  test accuracy:  {percent(info.test_acc)} %")
     if info.val_acc is not None:
         print(f"  val accuracy:   {percent(info.val_acc)} %")
@@ -325,6 +344,7 @@ def cmd_teacher(args: argparse.Namespace) -> None:
             "checkpoint": str(path),
             "profile": args.profile,
             "camera_shake": args.camera_shake,
+            "dataset": text,
         }
         print(f"  info:           {save_json(blob, args.out)}")
 
@@ -348,19 +368,29 @@ def build_spec(params: dict[str, Any]) -> Any:
     return spec
 
 
-def check_spec_data(spec: Any) -> None:
+def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
     """IPC against the training split, before any teacher is trained (the data is cheap)."""
     from .budget import check_distill_fits
     from .experiments import get_profile, load_data
     from .selection import SELECTION_METHODS, check_ipc
 
-    train = load_data(spec.profile, spec.camera_shake).train
+    train = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir).train
     # selection picks real clips and real init starts from them; noise init needs none
     if spec.method in SELECTION_METHODS or spec.init == "real":
         check_ipc(train, spec.ipc)
     prof = get_profile(spec.profile)
     width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
     check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
+
+
+def spec_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunSpec fields of the flags, with the dataset decoded into the cache first."""
+    params = given_spec_flags(args)
+    text = dataset_text(args)
+    if text:
+        prepare_dataset(args, text)
+        params["dataset"] = text
+    return params
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
@@ -371,9 +401,9 @@ def cmd_distill(args: argparse.Namespace) -> None:
     if args.out:
         check_output(args.out, (SUFFIX,), "--out")
     check_cache_dir(args)
-    spec = build_spec(given_spec_flags(args))
     resolve_device(args.device)
-    check_spec_data(spec)
+    spec = build_spec(spec_params(args))
+    check_spec_data(spec, args.cache_dir)
     cached = distilled_path(spec, args.cache_dir)
     was_cached = cached.is_file()
     ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
@@ -431,8 +461,8 @@ def evaluate_new_spec(args: argparse.Namespace):
     """Distil (or load from the cache) the set of the spec flags, then evaluate it (cached)."""
     from .experiments import evaluate_spec, make_distilled
 
-    spec = build_spec({**given_spec_flags(args), **eval_overrides(args)})
-    check_spec_data(spec)
+    spec = build_spec({**spec_params(args), **eval_overrides(args)})
+    check_spec_data(spec, args.cache_dir)
     progress = not args.quiet
     ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=progress)
     results = evaluate_spec(
@@ -450,8 +480,10 @@ def artifact_spec(ds: Any, path: Path, args: argparse.Namespace) -> Any:
             f"{path} does not record the spec it was made with (config['spec']), so its profile "
             "and teacher are unknown: evaluate sets written by `tsgd distill --out`"
         )
+    if args.dataset is not None:
+        given["dataset"] = args.dataset
     if given:
-        flags = ", ".join(flag_name(name) for name in given)
+        flags = ", ".join("--dataset" if n == "dataset" else flag_name(n) for n in given)
         fail(
             f"{path} records its own spec; {flags} cannot change it: drop {flags}, or evaluate a "
             "new spec without the artifact"
@@ -505,11 +537,13 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_grid(args: argparse.Namespace) -> None:
-    from .experiments import build_grid
+    from .experiments import build_dataset_grid
 
-    groups = build_grid(args.profile, shake=args.shake).groups()
+    text = dataset_text(args)
+    groups = build_dataset_grid(args.profile, text, shake=args.shake).groups()
     total = sum(len(specs) for specs in groups.values())
-    print(f"grid of profile {args.profile!r}: {total} runs")
+    data = f" on {args.dataset} ({args.root})" if text else ""
+    print(f"grid of profile {args.profile!r}{data}: {total} runs")
     for group, specs in groups.items():
         print(f"{group} ({len(specs)})")
         if args.list:
@@ -525,26 +559,31 @@ EXAMPLES = {
     "data": """examples:
   tsgd data --profile quick
   tsgd data --profile default --camera-shake 0.5 --preview motion.gif
-  tsgd data --dataset miniucf --root ~/data/UCF101 --frames 8 --size 112 --preview ucf.gif""",
+  tsgd data --dataset miniucf --root ~/data/UCF101 --frames 8 --size 112 --preview ucf.gif
+  tsgd data --dataset ucf101 --root ~/data/UCF101 --classes ApplyEyeMakeup Biking --workers 8""",
     "teacher": """examples:
   tsgd teacher --profile quick
   tsgd teacher --profile default --device cuda --out teacher.json
-  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli teacher --profile default""",
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli teacher --profile default
+  tsgd teacher --profile real-cpu --dataset ucf101 --root ~/data/UCF101 --max-per-class 40""",
     "distill": """examples:
   tsgd distill --method tsgd --ipc 1 --profile quick --out tsgd_ipc1.tsgd.pt
   tsgd distill --method random --ipc 5 --profile default --out random_ipc5.tsgd.pt
   tsgd distill --method tsgd --ipc 5 --no-tsgfo --init noise --seed 1
-  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli distill --method tsgd --ipc 10""",
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli distill --method tsgd --ipc 10
+  tsgd distill --method tsgd --ipc 1 --profile literature --dataset miniucf --root ~/data/UCF101""",
     "evaluate": """examples:
   tsgd evaluate tsgd_ipc1.tsgd.pt --labels soft hard --out results.json
   tsgd evaluate --method herding --ipc 5 --profile quick --labels hard
-  tsgd evaluate --method tsgd --ipc 5 --k 2 --split val --labels soft""",
+  tsgd evaluate --method tsgd --ipc 5 --k 2 --split val --labels soft
+  tsgd evaluate --method tsgd --ipc 1 --profile real-cpu --dataset hmdb51 --root ~/data/hmdb51""",
     "export": """examples:
   tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.gif
   tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.mp4 --fps 8 --scale 8""",
     "grid": """examples:
   tsgd grid --profile quick --list
-  tsgd grid --profile default""",
+  tsgd grid --profile default
+  tsgd grid --profile real-cpu --dataset ucf101 --root ~/data/UCF101 --list""",
 }
 
 
@@ -626,6 +665,84 @@ def add_spec_options(
     add(tsgd, "--r-bn", "r_bn", "weight of the BatchNorm statistics loss", type=nonnegative_float)
 
 
+# flags that mean nothing without --dataset
+DATASET_ONLY_FLAGS = (
+    "--root",
+    "--frames",
+    "--size",
+    "--data-split",
+    "--classes",
+    "--max-per-class",
+    "--val-fraction",
+    "--backend",
+    "--annotations",
+    "--on-missing",
+)
+
+
+def add_dataset_options(
+    parser: argparse.ArgumentParser,
+    official_split_flag: bool = False,
+    workers_flag: str = "--workers",
+) -> None:
+    """--dataset KIND --root DIR and the loader's options (a DataSpec).
+
+    `workers_flag` names the decoding threads' flag (run_grid's --workers are grid workers).
+    """
+    from .real_video import BACKENDS
+
+    data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
+    data.add_argument("--dataset", choices=DATASET_KINDS, help="use a real dataset from --root")
+    data.add_argument(
+        "--root", metavar="DIR", help="folder of the real dataset (nothing is downloaded)"
+    )
+    data.add_argument(
+        "--frames",
+        type=positive_int,
+        metavar="N",
+        help="frames per clip (default: the profile's; literature: per dataset)",
+    )
+    data.add_argument(
+        "--size", type=image_size, metavar="N|HxW", help="frame size (default: the profile's)"
+    )
+    # --split of `tsgd evaluate` picks val or test; this is the dataset's own split number
+    splits = ("--data-split", "--split") if official_split_flag else ("--data-split",)
+    data.add_argument(
+        *splits,
+        dest="data_split",
+        type=int,
+        choices=(1, 2, 3),
+        help="official split 1-3 (UCF101, MiniUCF, HMDB51)",
+    )
+    data.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes")
+    data.add_argument(
+        "--max-per-class",
+        type=positive_int,
+        metavar="N",
+        help="at most this many videos per class and split",
+    )
+    data.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="X",
+        help="share of each training class held out (0.1)",
+    )
+    data.add_argument("--backend", choices=BACKENDS, help="video decoder (auto: decord, else PyAV)")
+    data.add_argument(
+        "--annotations", metavar="DIR", help="folder of the split files when not in the usual place"
+    )
+    data.add_argument(
+        "--on-missing", choices=("error", "skip"), help="videos named by a split file but absent"
+    )
+    data.add_argument(
+        workers_flag,
+        dest="decode_workers",
+        type=positive_int,
+        metavar="N",
+        help="decoding threads (default: CPU cores, at most 8)",
+    )
+
+
 def add_preview_options(parser: argparse.ArgumentParser) -> None:
     from .artifact import MAX_FPS, MIN_FPS
 
@@ -681,43 +798,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="global camera motion of the benchmark",
     )
-    data.add_argument(
-        "--dataset", choices=DATASET_KINDS, help="load a real dataset from --root instead"
-    )
-    data.add_argument("--root", help="folder of the real dataset (nothing is downloaded)")
-    data.add_argument(
-        "--frames", type=positive_int, default=8, help="frames per clip (real datasets)"
-    )
-    data.add_argument(
-        "--size",
-        type=image_size,
-        default=(112, 112),
-        metavar="N|HxW",
-        help="frame size of real clips",
-    )
-    data.add_argument(
-        "--split",
-        type=int,
-        choices=(1, 2, 3),
-        default=1,
-        help="official split 1-3 (UCF101, MiniUCF, HMDB51)",
-    )
-    data.add_argument(
-        "--classes", nargs="+", metavar="CLASS", help="keep only these classes (real datasets)"
-    )
-    data.add_argument(
-        "--max-per-class", type=positive_int, help="at most this many videos per class and split"
-    )
-    data.add_argument(
-        "--annotations",
-        metavar="PATH",
-        help="the split files (folder or file) when they are not in the usual place",
-    )
-    data.add_argument(
-        "--on-missing",
-        choices=("error", "skip"),
-        help="what to do with videos a split file names that are not on disk (default: error)",
-    )
+    add_dataset_options(data, official_split_flag=True)
     data.add_argument(
         "--preview",
         metavar="OUT.gif",
@@ -745,10 +826,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="global camera motion of the benchmark",
     )
     teacher.add_argument("--out", metavar="PATH.json", help="also write the teacher's info as JSON")
+    add_dataset_options(teacher)
     teacher.set_defaults(func=cmd_teacher)
 
     distill = command("distill", "distil (or select) a set and keep it in the cache", [common])
     add_spec_options(distill, profiles, methods)
+    add_dataset_options(distill)
     distill.add_argument(
         "--out", metavar="PATH.tsgd.pt", help="save a copy of the distilled set here"
     )
@@ -774,6 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--out", metavar="PATH.json", help="write the results as JSON")
     add_spec_options(evaluate, profiles, methods)
+    add_dataset_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     export = command(
@@ -789,7 +873,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=cmd_export)
 
-    grid = command("grid", "show the runs of the report's grid for a profile")
+    grid = command(
+        "grid",
+        "show the runs of the report's grid for a profile",
+        [common_options("cache", device=False)],
+    )
     grid.add_argument("--profile", choices=profiles, default="default", help="profile of the grid")
     grid.add_argument(
         "--shake",
@@ -798,6 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="camera shake of the shake group",
     )
     grid.add_argument("--list", action="store_true", help="print every run's name, grouped")
+    add_dataset_options(grid)
     grid.set_defaults(func=cmd_grid)
     return parser
 

@@ -21,6 +21,13 @@ from . import distributed
 from .artifact import DistilledSet
 from .augment import TSGFAConfig
 from .data import Splits
+from .datasets import (
+    REAL_TEACHER_RECIPE,
+    data_spec,
+    teacher_warnings,
+    warn_about_teacher,
+    with_budget,
+)
 from .distill import TSGDConfig, distill_tsgd
 from .dm import DMConfig, distill_dm
 from .evaluate import EvalResult, StudentConfig, evaluate_set
@@ -127,6 +134,37 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+# Profiles for real datasets (`--dataset`; they also run the benchmark at the same sizes). Real
+# clips take their geometry from datasets.PROFILE_CLIPS unless --frames / --size are given; the
+# teacher's steps follow the dataset's size (datasets.teacher_steps). Time and memory to expect
+# are in README.md ("Real datasets").
+# On this machine's CPU: 8 frames of 32x32, a small ConvNet3D, IPC 1 and 5.
+PROFILES["real-cpu"] = Profile(
+    name="real-cpu",
+    data=dict(num_classes=10, clips_per_class=100, val_per_class=20, test_per_class=40, frames=8, height=32, width=32),
+    teacher_model=ModelConfig(width=32, depth=3),
+    teacher_fit=_teacher_fit(epochs=20, batch=32),
+    student=_student(width=16, depth=3, steps=200, batch=16),
+    distill_iterations=200,
+    dm_iterations=200,
+    dm_batch_real=16,
+    ipcs=(1, 5),
+)
+# The literature's sizes, for a GPU: ConvNet3D (width 128, depth 4) on 16x112x112 (MiniUCF,
+# HMDB51) or 8x64x64 (Kinetics, SSv2) clips, IPC 1 and 5.
+PROFILES["literature"] = Profile(
+    name="literature",
+    data=dict(num_classes=10, clips_per_class=100, val_per_class=20, test_per_class=40, frames=16, height=112, width=112),
+    teacher_model=ModelConfig(width=128, depth=4),
+    teacher_fit=_teacher_fit(epochs=30, batch=64),
+    student=_student(width=128, depth=4, steps=1000, batch=64),
+    distill_iterations=1000,
+    dm_iterations=1000,
+    dm_batch_real=64,
+    ipcs=(1, 5),
+)
+
+
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: use {', '.join(PROFILES)}")
@@ -152,6 +190,7 @@ class RunSpec:
     ipc: int = 1
     profile: str = "default"
     camera_shake: float = 0.0
+    dataset: str = ""  # a real dataset (DataSpec.to_text()); empty: the built-in benchmark
     # TSGD / SRe2L-style switches (sre2l is tsgd with the filter off and base augmentation)
     tsgfo: bool = True
     tsgfa: bool = True
@@ -197,6 +236,8 @@ class RunSpec:
         if unknown:
             raise ValueError(f"unknown TSGFA part(s) {', '.join(unknown)}: use {', '.join(TSGFA_PARTS)}")
         get_profile(self.profile)
+        if data_spec(self.dataset) is not None and self.camera_shake:
+            raise ValueError("camera_shake applies to the built-in benchmark, not to a real dataset")
 
     @property
     def recover_iterations(self) -> int:
@@ -230,9 +271,12 @@ class RunSpec:
         # results; budgets enter the distill and eval keys as resolved values, so changing a
         # profile's default budget keeps the cells that name their budget explicitly
         prof = get_profile(self.profile)
-        return {"profile": self.profile,
-                "data_key": config_key(prof.data, prof.teacher_model, prof.teacher_fit),
-                "camera_shake": self.camera_shake}
+        out = {"profile": self.profile,
+               "data_key": config_key(prof.data, prof.teacher_model, prof.teacher_fit),
+               "camera_shake": self.camera_shake}
+        if self.dataset:  # only for real data: the benchmark's keys stay as they were
+            out.update(dataset=data_spec(self.dataset).identity(), teacher_recipe=REAL_TEACHER_RECIPE)
+        return out
 
     def distill_fields(self) -> dict[str, Any]:
         """What changes the distilled set (evaluation-only switches excluded, so sets are shared)."""
@@ -322,19 +366,44 @@ def spec_from_params(**params: Any) -> RunSpec:
 
 
 @functools.lru_cache(maxsize=4)
-def load_data(profile: str, camera_shake: float = 0.0, seed: int = 0) -> Splits:
-    """The built-in motion benchmark at the profile's size (generated; cached in memory)."""
+def load_data(
+    profile: str, camera_shake: float = 0.0, seed: int = 0, *, dataset: str = "", cache_dir: str | Path = "cache",
+) -> Splits:
+    """The built-in motion benchmark at the profile's size (generated; cached in memory), or the
+    real `dataset` (DataSpec text), decoded once into `<cache_dir>/videos/` and read per batch."""
+    spec = data_spec(dataset)
+    if spec is not None:
+        return spec.load(cache_dir, progress=True)
     return make_motion_benchmark(**get_profile(profile).data, camera_shake=camera_shake, seed=seed)
 
 
+_CHECKED_TEACHERS: set[str] = set()
+
+
 def get_teacher(
-    profile: str, camera_shake: float = 0.0, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+    profile: str, camera_shake: float = 0.0, *, dataset: str = "", cache_dir: str | Path = "cache",
+    device: str = "auto", progress: bool = True,
 ) -> tuple[torch.nn.Module, TeacherInfo]:
+    """The profile's teacher for the benchmark or a real dataset (trained once, then cached).
+
+    On real data the budget follows the dataset's size (steps, not epochs), the loss is
+    class-balanced, and a weak teacher or flat soft labels are warned about.
+    """
     prof = get_profile(profile)
-    return load_or_train_teacher(
-        load_data(profile, camera_shake), prof.teacher_model, prof.teacher_fit,
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    if not dataset:
+        return load_or_train_teacher(
+            splits, prof.teacher_model, prof.teacher_fit, cache_dir=cache_dir, device=device, progress=progress,
+        )
+    teacher, info = load_or_train_teacher(
+        splits, prof.teacher_model, with_budget(prof.teacher_fit, len(splits.train)), balanced=True,
         cache_dir=cache_dir, device=device, progress=progress,
     )
+    if info.key not in _CHECKED_TEACHERS:  # once per process: it costs a pass over held-out clips
+        _CHECKED_TEACHERS.add(info.key)
+        held_out = splits.val if len(splits.val) else splits.test
+        warn_about_teacher(teacher_warnings(teacher, held_out, prof.student.tau, profile=profile, device=device))
+    return teacher, info
 
 
 # ----------------------------------------------------------------------------- distill and evaluate
@@ -364,8 +433,9 @@ def make_distilled(
     if distributed.agree(cached is not None):  # under torchrun: all ranks load, or all make it
         return cached
     prof = get_profile(spec.profile)
-    splits = load_data(spec.profile, spec.camera_shake)
-    teacher, info = get_teacher(spec.profile, spec.camera_shake, cache_dir=cache_dir, device=device, progress=progress)
+    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    teacher, info = get_teacher(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir,
+                                device=device, progress=progress)
     dev = resolve_device(device)
     with measure(dev) as usage:
         if spec.method in SELECTION_METHODS:
@@ -406,8 +476,9 @@ def evaluate_distilled(
     spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> dict[str, EvalResult]:
     """Protocol evaluation of `ds` under each label mode of `spec`, relabeled by the teacher that made it."""
-    splits = load_data(spec.profile, spec.camera_shake)
-    teacher, info = get_teacher(spec.profile, spec.camera_shake, cache_dir=cache_dir, device=device, progress=progress)
+    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    teacher, info = get_teacher(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir,
+                                device=device, progress=progress)
     if ds.teacher_key is not None and ds.teacher_key != info.key:
         raise ValueError(
             f"the set was distilled with teacher {ds.teacher_key}, the cached teacher for profile "
@@ -454,6 +525,7 @@ def full_data_results(
     profile: str,
     camera_shake: float = 0.0,
     *,
+    dataset: str = "",
     student_scale: float = 1.0,
     split: str = "test",
     cache_dir: str | Path = "cache",
@@ -463,14 +535,17 @@ def full_data_results(
     """Upper bound: students trained on the whole real train split (profile's full_steps)."""
     prof = get_profile(profile)
     # the data, the teacher and the student recipe; 2: the evaluation protocol's version
-    key = "full_" + config_key(prof.data, prof.teacher_model, prof.teacher_fit, prof.student,
-                               prof.full_steps, prof.seeds, camera_shake, student_scale, split, 2)
+    what = (prof.data, prof.teacher_model, prof.teacher_fit, prof.student, prof.full_steps, prof.seeds,
+            camera_shake, student_scale, split, 2)
+    what += (data_spec(dataset).identity(),) if dataset else ()
+    key = "full_" + config_key(*what)
     path = Path(cache_dir) / "evals" / f"{key}.json"
     cached = load_json_keyed(path, key, eval_results_from_json)
     if distributed.agree(cached is not None):
         return cached
-    splits = load_data(profile, camera_shake)
-    teacher, _ = get_teacher(profile, camera_shake, cache_dir=cache_dir, device=device, progress=progress)
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    teacher, _ = get_teacher(profile, camera_shake, dataset=dataset, cache_dir=cache_dir, device=device,
+                             progress=progress)
     target = splits.val if split == "val" else splits.test
     results = {}
     for labels in ("soft", "hard"):
@@ -602,14 +677,28 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
 
 
 def single_frame_control(
-    profile: str, camera_shake: float = 0.0, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+    profile: str, camera_shake: float = 0.0, *, dataset: str = "", cache_dir: str | Path = "cache",
+    device: str = "auto", progress: bool = True,
 ) -> TeacherInfo:
     """The teacher's recipe on one (middle) frame per clip: near chance if classes live in motion."""
     from .data import single_frame
 
     prof = get_profile(profile)
+    splits = single_frame(load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir))
+    fit_cfg = with_budget(prof.teacher_fit, len(splits.train)) if dataset else prof.teacher_fit
     _, info = load_or_train_teacher(
-        single_frame(load_data(profile, camera_shake)), prof.teacher_model, prof.teacher_fit,
+        splits, prof.teacher_model, fit_cfg, balanced=bool(dataset),
         cache_dir=cache_dir, device=device, progress=progress,
     )
     return info
+
+
+def build_dataset_grid(profile: str, dataset: str, shake: float = DEFAULT_SHAKE) -> Grid:
+    """The report's grid on a real dataset (`RunSpec.dataset` text): every spec of `build_grid`
+    with the dataset, without the camera-shake group (a knob of the built-in benchmark)."""
+    if not dataset:
+        return build_grid(profile, shake)
+    out = Grid()
+    for name, specs in build_grid(profile, shake).groups().items():
+        setattr(out, name, [] if name == "shake" else [replace(s, dataset=dataset, camera_shake=0.0) for s in specs])
+    return out

@@ -1,16 +1,17 @@
 """Real video datasets on disk as `Splits`: UCF101, MiniUCF, HMDB51, Kinetics, SSv2, frame folders.
 
 Nothing is downloaded: point `root` at a copy you already have. Every clip becomes T frames
-sampled uniformly over the whole video and resized to (H, W), stored as float32
-(N, 3, T, H, W) in [0, 1] like every other ClipSet. Validation clips are carved from the
+sampled uniformly over the whole video and resized to (H, W); a ClipSet's videos are
+`UInt8Clips` that read (N, 3, T, H, W) uint8 and give float in [0, 1] per batch. Validation clips are carved from the
 training split per class; the test split is the dataset's own (UCF101/HMDB51 test lists,
 Kinetics and SSv2 validation sets).
 
 Decoding uses decord where it imports (Linux, x86 macOS) and PyAV otherwise; both resize with
 FFmpeg's bilinear scaler, so their pixels agree. A video that cannot be decoded is
 skipped with a warning; a missing file named by a split list, a missing root, or a class with
-no readable video is a `DataError` that says what to fix. Decoded clips are cached as uint8 in
-`cache_dir`, keyed by the settings and by every file's path, size and modification time.
+no readable video is a `DataError` that says what to fix. Decoded clips are kept as uint8 in
+a folder of `cache_dir`, keyed by the decode settings and the files' content (not their path:
+a copy of the dataset elsewhere finds the same cache), and read back per batch.
 
 Expected layouts (`annotations` overrides where the split files are looked for):
 
@@ -36,15 +37,18 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import json
 import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,8 +59,8 @@ import torch
 from tqdm.auto import tqdm
 
 from tsgd_core.budget import check_decode_fits
-from tsgd_core.data import ClipSet, DataError, Splits, stratified_split
-from tsgd_core.storage import atomic_path, config_key
+from tsgd_core.data import ClipSet, DataError, Splits, UInt8Clips, stratified_split
+from tsgd_core.storage import atomic_path, config_key, save_json
 
 KINDS: tuple[str, ...] = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
@@ -120,7 +124,7 @@ MINIUCF_CLASSES: tuple[str, ...] = (
     "WritingOnBoard",
 )
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 _FRAMES_TEST_SEED = 0  # the frames kind's test part is a property of the dataset, not of a run
 _SHOW_AT_MOST = 5  # file names quoted in one message
 
@@ -283,12 +287,12 @@ def _read_with_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarra
                 raise VideoDecodeError(path, "PyAV: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            # Shrink every frame as it is decoded (FFmpeg's bilinear scaler, as decord uses),
-            # so long videos never sit in memory at full resolution.
-            decoded = [
-                frame.to_ndarray(format="rgb24", width=size[1], height=size[0])
-                for frame in container.decode(stream)
-            ]
+            if stream.frames > 0:
+                clip = _pyav_sampled_frames(container, stream, stream.frames, frames, size)
+                if clip is not None:
+                    return clip
+                container.seek(0)
+            decoded = _pyav_every_frame(container, stream, size)
     except VideoDecodeError:
         raise
     except Exception as error:  # av.FFmpegError and friends
@@ -296,6 +300,71 @@ def _read_with_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarra
     if not decoded:
         raise VideoDecodeError(path, "PyAV: no frames")
     return np.stack([decoded[i] for i in sample_indices(len(decoded), frames)])
+
+
+def _pyav_frame(frame: Any, size: tuple[int, int]) -> np.ndarray:
+    # FFmpeg's bilinear scaler, as decord uses, so both backends give the same pixels
+    return frame.to_ndarray(format="rgb24", width=size[1], height=size[0])
+
+
+def _pyav_every_frame(container: Any, stream: Any, size: tuple[int, int]) -> list[np.ndarray]:
+    """Every frame, shrunk as it is decoded: for containers that do not give their frame count."""
+    return [_pyav_frame(frame, size) for frame in container.decode(stream)]
+
+
+def _pyav_sampled_frames(
+    container: Any, stream: Any, count: int, frames: int, size: tuple[int, int]
+) -> np.ndarray | None:
+    """Only the sampled frames: seek to a keyframe when one lies between the decoder and the
+    next sampled frame, decode on otherwise, and convert nothing else.
+
+    A frame's index comes from its timestamp (constant frame rate); keyframes come from a pass
+    over the packets (no decoding). Returns None where that does not hold (no timestamps, a
+    sampled frame not found), and the caller decodes everything.
+    """
+    rate, base = stream.average_rate or stream.guessed_rate, stream.time_base
+    if not rate or not base:
+        return None
+    start = stream.start_time or 0
+
+    def index_of(pts: int) -> int:
+        return round(float((pts - start) * base * rate))
+
+    keyframes = [
+        index_of(p.pts) for p in container.demux(stream) if p.is_keyframe and p.pts is not None
+    ]
+    container.seek(start, stream=stream, backward=True)
+    targets = sorted(set(sample_indices(count, frames).tolist()))
+    found: dict[int, np.ndarray] = {}
+    position = -1  # index of the last decoded frame
+
+    def worth_seeking(target: int) -> bool:
+        """A keyframe after the decoder's position and at or before the target."""
+        before = [k for k in keyframes if k <= target]
+        return bool(before) and before[-1] > position + 1
+
+    while len(found) < len(targets):
+        target = targets[len(found)]
+        if worth_seeking(target):
+            container.seek(start + int(target / rate / base), stream=stream, backward=True)
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                return None
+            position = index_of(frame.pts)
+            if position > target:  # the sampled frame is not there (variable frame rate)
+                return None
+            if position == target:
+                found[target] = _pyav_frame(frame, size)
+                if len(found) == len(targets):
+                    break
+                target = targets[len(found)]
+                if worth_seeking(target):
+                    break
+        else:
+            break  # end of stream
+    if len(found) < len(targets):
+        return None
+    return np.stack([found[i] for i in sample_indices(count, frames).tolist()])
 
 
 def _read_frame_folder(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
@@ -370,6 +439,7 @@ def load_video_dataset(
     annotations: str | Path | None = None,
     on_missing: str = "error",
     test_fraction: float = 0.2,
+    workers: int | None = None,
 ) -> Splits:
     """Decode a real video dataset into train / val / test ClipSets.
 
@@ -383,7 +453,10 @@ def load_video_dataset(
     stay mixed). annotations: where the split files are when not in the usual places.
     on_missing: "error" (default) or "skip" for videos a split file names that are not on disk
     (Kinetics copies usually miss some). test_fraction: the frames kind's test share when no
-    list files are given.
+    list files are given. workers: decoding threads (default: one per CPU core, at most 8).
+
+    The clips stay uint8 (`UInt8Clips`, read from the cache file when there is one) and
+    become float per batch, so a dataset larger than memory in float32 can be trained on.
     """
     frames, size = _check_geometry(frames, size)
     _check_choice("backend", backend, BACKENDS)
@@ -401,31 +474,28 @@ def load_video_dataset(
         test_fraction=test_fraction,
     )
     check_decode_fits(len(listing.train) + len(listing.test), frames, size)
-    key = _cache_key(listing, split, frames, size, backend)
-    cache_file = _cache_file(cache_dir, listing.name, frames, size, key)
-    parts, skipped = _load_cache(cache_file) if cache_file else (None, [])
-    if parts is None:
-        parts, skipped = _decode_listing(listing, frames, size, backend, progress)
-        if cache_file:
-            _save_cache(cache_file, parts, skipped, listing.class_names)
+    key = decode_key(listing, frames, size, backend)
+    store = _store_folder(cache_dir, listing.name, frames, size, key)
+    clips, labels, decoded = decode_listing(
+        listing, frames, size, backend, progress=progress, workers=workers, store=store
+    )
+    skipped = [e.path for e, ok in zip(_entries(listing), decoded, strict=True) if not ok]
     total = len(listing.train) + len(listing.test)
     if skipped:
         _warn_skipped_summary(skipped, total)
-    _require_readable_classes(listing, parts)
-
-    train_videos, train_labels = parts["train"]
-    train_idx, val_idx = _carve_validation(torch.from_numpy(train_labels), val_fraction, seed)
-    _require_training_clips(train_labels, train_idx, listing.class_names, val_fraction)
-    # pick in uint8, then convert: the float copies are the large ones
+    rows = np.arange(total)
+    is_train = rows < len(listing.train)
+    train_rows, test_rows = rows[is_train & decoded], rows[~is_train & decoded]
+    _require_readable_classes(listing, {"train": labels[train_rows], "test": labels[test_rows]})
+    train_idx, val_idx = _carve_validation(torch.from_numpy(labels[train_rows]), val_fraction, seed)
+    _require_training_clips(labels[train_rows], train_idx, listing.class_names, val_fraction)
     train, val, test = (
-        _clip_set(videos, labels, listing.class_names)
-        for videos, labels in (
-            (train_videos[train_idx.numpy()], train_labels[train_idx.numpy()]),
-            (train_videos[val_idx.numpy()], train_labels[val_idx.numpy()]),
-            parts["test"],
-        )
+        ClipSet(clips.take(part), torch.from_numpy(labels[part]), list(listing.class_names))
+        for part in (train_rows[train_idx.numpy()], train_rows[val_idx.numpy()], test_rows)
     )
     config = {
+        # what the clips are, without any path: moving the dataset or the cache keeps it
+        "identity": config_key("splits", key, val_fraction, seed, length=16),
         "kind": kind.lower(),
         "root": str(listing.root),
         "frames": frames,
@@ -438,7 +508,7 @@ def load_video_dataset(
         "max_per_class": max_per_class,
         "sources": dict(listing.sources),
         "skipped": [str(p) for p in skipped],
-        "cache_file": str(cache_file) if cache_file else None,
+        "cache_file": str(store / CLIPS_FILE) if store else None,
     }
     return Splits(train=train, val=val, test=test, name=listing.name, config=config)
 
@@ -974,35 +1044,119 @@ def _require_listed_classes(listing: VideoListing) -> None:
 # ----------------------------------------------------------------------------- decoding a listing
 
 
-def _decode_listing(
-    listing: VideoListing, frames: int, size: tuple[int, int], backend: str, progress: bool
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[Path]]:
-    """Decode every listed video; returns {part: (uint8 (N, T, H, W, 3), labels)} and the skipped."""
-    entries = [("train", e) for e in listing.train] + [("test", e) for e in listing.test]
-    videos = np.empty((len(entries), frames, *size, 3), dtype=np.uint8)
-    ok = np.zeros(len(entries), dtype=bool)
-    skipped: list[Path] = []
-    bar = tqdm(entries, desc=f"decoding {listing.name}", unit="video", disable=not progress)
-    for i, (_, entry) in enumerate(bar):
+def _entries(listing: VideoListing) -> list[VideoEntry]:
+    """Train then test videos: the row order of the decoded clips."""
+    return [*listing.train, *listing.test]
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def decode_listing(
+    listing: VideoListing,
+    frames: int,
+    size: tuple[int, int],
+    backend: str = "auto",
+    *,
+    progress: bool = True,
+    workers: int | None = None,
+    store: Path | None = None,
+) -> tuple[UInt8Clips, np.ndarray, np.ndarray]:
+    """Decode every listed video (train, then test) to uint8 (C, T, H, W) rows.
+
+    Returns the clips, their labels and which rows decoded. With `store`, rows go to a file in
+    that folder as they are decoded, with a checkpoint every few seconds: an interrupted
+    decode resumes where it stopped, and a finished one is read back without decoding.
+    Videos are decoded by `workers` threads (FFmpeg and decord release the GIL).
+    """
+    entries = _entries(listing)
+    labels = np.array([e.label for e in entries], dtype=np.int64)
+    clip_shape = (3, frames, *size)
+    clip_bytes = int(np.prod(clip_shape))
+    if store is None:
+        target: Any = np.empty((len(entries), clip_bytes), dtype=np.uint8)
+        status = np.zeros(len(entries), dtype=np.int8)
+    else:
+        target, status = _open_store(store, len(entries), clip_bytes)
+    todo = np.flatnonzero(status == 0)
+    try:
+        if len(todo):
+            _decode_rows(
+                entries,
+                todo,
+                target,
+                status,
+                frames,
+                size,
+                backend,
+                progress,
+                workers,
+                store,
+                listing.name,
+            )
+    finally:
+        if store is not None:
+            target.close()
+    if store is not None:
+        _finish_store(store, listing, labels, status)
+        clips = UInt8Clips(store / CLIPS_FILE, clip_shape)
+    else:
+        clips = UInt8Clips(target, clip_shape)
+    return clips, labels, status == 1
+
+
+def _decode_rows(
+    entries: list[VideoEntry],
+    todo: np.ndarray,
+    target: Any,
+    status: np.ndarray,
+    frames: int,
+    size: tuple[int, int],
+    backend: str,
+    progress: bool,
+    workers: int | None,
+    store: Path | None,
+    name: str,
+) -> None:
+    def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
-            videos[i] = read_clip(entry.path, frames, size, backend)
-            ok[i] = True
+            clip = read_clip(entries[i].path, frames, size, backend)
         except VideoDecodeError as error:
-            message = f"skipping {entry.path}, which could not be decoded: {error.reason}"
-            warnings.warn(message, SkippedVideoWarning, stacklevel=3)
-            skipped.append(entry.path)
-    labels = np.array([e.label for _, e in entries], dtype=np.int64)
-    parts = {}
-    for part, span in (
-        ("train", slice(0, len(listing.train))),
-        ("test", slice(len(listing.train), None)),
-    ):
-        keep = ok[span]
-        # views when nothing was skipped: decoded sets can be gigabytes
-        parts[part] = (
-            (videos[span], labels[span]) if keep.all() else (videos[span][keep], labels[span][keep])
-        )
-    return parts, skipped
+            return i, None, error.reason
+        return i, clip.transpose(3, 0, 1, 2).reshape(-1), None  # (C, T, H, W) rows
+
+    workers = default_workers() if workers is None else max(1, int(workers))
+    bar = tqdm(
+        total=len(entries),
+        initial=len(entries) - len(todo),
+        desc=f"decoding {name}",
+        unit="video",
+        disable=not progress,
+    )
+    last_checkpoint = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            # a bounded window of videos in flight: results are written as they arrive
+            for chunk in np.array_split(todo, max(1, len(todo) // (4 * workers))):
+                for i, clip, reason in pool.map(decode, chunk.tolist()):
+                    if clip is None:
+                        message = (
+                            f"skipping {entries[i].path}, which could not be decoded: {reason}"
+                        )
+                        warnings.warn(message, SkippedVideoWarning, stacklevel=4)
+                        status[i] = -1
+                    else:
+                        target[i] = clip
+                        status[i] = 1
+                    bar.update()
+                if store is not None and time.monotonic() - last_checkpoint > CHECKPOINT_S:
+                    _checkpoint(store, target, status)
+                    last_checkpoint = time.monotonic()
+    finally:
+        bar.close()
+        if store is not None:
+            _checkpoint(store, target, status)
 
 
 def _warn_skipped_summary(skipped: list[Path], total: int) -> None:
@@ -1014,11 +1168,9 @@ def _warn_skipped_summary(skipped: list[Path], total: int) -> None:
     )
 
 
-def _require_readable_classes(
-    listing: VideoListing, parts: dict[str, tuple[np.ndarray, np.ndarray]]
-) -> None:
+def _require_readable_classes(listing: VideoListing, labels: dict[str, np.ndarray]) -> None:
     for part in ("train", "test"):
-        counts = np.bincount(parts[part][1], minlength=len(listing.class_names))
+        counts = np.bincount(labels[part], minlength=len(listing.class_names))
         for c in np.flatnonzero(counts == 0).tolist():
             tried = [str(e.path) for e in getattr(listing, part) if e.label == c]
             raise DataError(
@@ -1026,14 +1178,6 @@ def _require_readable_classes(
                 f"{part} split; none of {_shorten(tried)} could be decoded. Replace those files "
                 "(re-download or re-extract them) or leave the class out with classes=[...]."
             )
-
-
-def _clip_set(videos: np.ndarray, labels: np.ndarray, class_names: list[str]) -> ClipSet:
-    """uint8 (N, T, H, W, 3) to a float ClipSet (N, 3, T, H, W) in [0, 1]."""
-    channels_first = torch.from_numpy(videos).permute(0, 4, 1, 2, 3)
-    # one pass: uint8 -> float32 and channels-last -> (N, C, T, H, W) together
-    clips = torch.empty(channels_first.shape, dtype=torch.float32).copy_(channels_first)
-    return ClipSet(clips.div_(255.0), torch.from_numpy(labels).long(), list(class_names))
 
 
 def _carve_validation(
@@ -1047,80 +1191,154 @@ def _carve_validation(
 # ----------------------------------------------------------------------------- cache
 
 
-def _cache_key(
-    listing: VideoListing, split: int, frames: int, size: tuple[int, int], backend: str
-) -> str:
-    """Settings plus every file's path, size and mtime: any change decodes afresh."""
+CLIPS_FILE = "clips.u8"  # raw uint8 rows of (C, T, H, W)
+STATUS_FILE = "status.npy"  # per row: 0 to decode, 1 decoded, -1 could not be decoded
+META_FILE = "meta.json"  # written last: the folder is complete
+CHECKPOINT_S = 5.0
+_FINGERPRINT_BYTES = 1 << 16  # hashed at each end of every video file
 
-    def stamp(entries: list[VideoEntry]) -> list[Any]:
-        out = []
-        for e in entries:
-            try:
-                st = e.path.stat()
-                out.append([str(e.path), e.label, st.st_size, st.st_mtime_ns])
-            except OSError:
-                out.append([str(e.path), e.label, None, None])
-        return out
+
+def content_stamp(path: Path) -> list[Any] | None:
+    """What a video holds, cheaply: its size and a hash of its first and last 64 KiB.
+
+    For a frame folder: every image's name and size. Paths and dates are left out, so a
+    copy of the same files elsewhere has the same stamp.
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    # remembered per (path, size, mtime): listing a dataset again re-reads only changed files
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _STAMPS:
+        _STAMPS[memo] = _read_stamp(path)
+    return _STAMPS[memo]
+
+
+_STAMPS: dict[tuple[str, int, int], list[Any] | None] = {}
+
+
+def _read_stamp(path: Path) -> list[Any] | None:
+    try:
+        if path.is_dir():
+            return sorted(
+                [p.name, p.stat().st_size]
+                for p in path.iterdir()
+                if p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        size = path.stat().st_size
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            digest.update(handle.read(_FINGERPRINT_BYTES))
+            if size > _FINGERPRINT_BYTES:
+                handle.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
+                digest.update(handle.read(_FINGERPRINT_BYTES))
+        return [size, digest.hexdigest()[:16]]
+    except OSError:
+        return None
+
+
+def listing_fingerprint(listing: VideoListing) -> str:
+    """The dataset's content: class names, and per video its place under root, label and stamp."""
+
+    def rel(path: Path) -> str:
+        try:
+            return path.relative_to(listing.root).as_posix()
+        except ValueError:
+            return path.name
+
+    def part(entries: list[VideoEntry]) -> list[Any]:
+        return [[rel(e.path), e.label, content_stamp(e.path)] for e in entries]
 
     return config_key(
-        _CACHE_VERSION,
-        listing.name,
-        split,
-        frames,
-        list(size),
-        backend,
-        listing.class_names,
-        stamp(listing.train),
-        stamp(listing.test),
-        length=16,
+        listing.name, listing.class_names, part(listing.train), part(listing.test), length=16
     )
 
 
-def _cache_file(
+def decode_key(listing: VideoListing, frames: int, size: tuple[int, int], backend: str) -> str:
+    """Content and decode settings (not where the files are): the key of the decode cache."""
+    return config_key(
+        _CACHE_VERSION, listing_fingerprint(listing), frames, list(size), backend, length=16
+    )
+
+
+def _store_folder(
     cache_dir: str | Path | None, name: str, frames: int, size: tuple[int, int], key: str
 ) -> Path | None:
     if cache_dir is None:
         return None
-    return Path(cache_dir) / f"{name}-{frames}x{size[0]}x{size[1]}-{key}.npz"
+    return Path(cache_dir) / f"{name}-{frames}x{size[0]}x{size[1]}-{key}"
 
 
-def _save_cache(
-    path: Path,
-    parts: dict[str, tuple[np.ndarray, np.ndarray]],
-    skipped: list[Path],
-    class_names: list[str],
-) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            train_videos=parts["train"][0],
-            train_labels=parts["train"][1],
-            test_videos=parts["test"][0],
-            test_labels=parts["test"][1],
-            class_names=np.array(class_names, dtype=str),
-            skipped=np.array([str(p) for p in skipped], dtype=str),
-        )
+def _open_store(store: Path, rows: int, clip_bytes: int) -> tuple[_RowFile, np.ndarray]:
+    """The rows file (created, or reopened to resume) and each row's status."""
+    store.mkdir(parents=True, exist_ok=True)
+    data, status_file = store / CLIPS_FILE, store / STATUS_FILE
+    status = _read_status(status_file, rows) if data.is_file() else None
+    if status is None or data.stat().st_size != rows * clip_bytes:
+        status = np.zeros(rows, dtype=np.int8)
+        with open(data, "wb") as handle:
+            handle.truncate(rows * clip_bytes)  # sparse until written
+        (store / META_FILE).unlink(missing_ok=True)
+    if (store / META_FILE).is_file() and (status == 0).any():
+        (store / META_FILE).unlink()  # a finished store cannot have rows to do
+    return _RowFile(data, clip_bytes), status
 
 
-def _load_cache(
-    path: Path,
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]] | None, list[Path]]:
-    if not path.is_file():
-        return None, []
+class _RowFile:
+    """Rows written straight to the file (not a memory map: mapped pages would count in RSS)."""
+
+    def __init__(self, path: Path, row_bytes: int) -> None:
+        self.fd = os.open(path, os.O_RDWR)
+        self.row_bytes = row_bytes
+
+    def __setitem__(self, row: int, data: np.ndarray) -> None:
+        view, offset = memoryview(np.ascontiguousarray(data)).cast("B"), row * self.row_bytes
+        while len(view):
+            written = os.pwrite(self.fd, view, offset)
+            view, offset = view[written:], offset + written
+
+    def flush(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _read_status(path: Path, rows: int) -> np.ndarray | None:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            parts = {
-                part: (data[f"{part}_videos"], data[f"{part}_labels"].astype(np.int64))
-                for part in ("train", "test")
-            }
-            skipped = [Path(p) for p in data["skipped"].tolist()]
-    except Exception as error:  # a damaged cache is rebuilt, never trusted
-        warnings.warn(
-            f"ignoring unreadable cache {path} ({_first_line(error)}); decoding again",
-            stacklevel=3,
-        )
-        return None, []
-    return parts, skipped
+        status = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        if path.exists():
+            warnings.warn(
+                f"ignoring unreadable {path} ({_first_line(error)}); decoding again", stacklevel=4
+            )
+        return None
+    return status.astype(np.int8) if status.shape == (rows,) else None
+
+
+def _checkpoint(store: Path, target: Any, status: np.ndarray) -> None:
+    """Rows reach the disk before the status that says they are there."""
+    if isinstance(target, _RowFile):
+        target.flush()
+    with atomic_path(store / STATUS_FILE) as tmp:
+        np.save(tmp, status)
+
+
+def _finish_store(
+    store: Path, listing: VideoListing, labels: np.ndarray, status: np.ndarray
+) -> None:
+    if (store / META_FILE).is_file():
+        return
+    meta = {
+        "version": _CACHE_VERSION,
+        "name": listing.name,
+        "class_names": list(listing.class_names),
+        "labels": labels.tolist(),
+        "decoded": int((status == 1).sum()),
+        "skipped": [str(e.path) for e, s in zip(_entries(listing), status, strict=True) if s != 1],
+    }
+    save_json(meta, store / META_FILE)
 
 
 # ----------------------------------------------------------------------------- argument checks

@@ -99,10 +99,17 @@ def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
     """The RunSpec a flat record was made from (labels come back from "soft,hard")."""
-    params = {k: _plain(record[k]) for k in RUNSPEC_FIELDS if k in record}
+    # a field missing from some records is NaN in the DataFrame: leave it at its default
+    params = {
+        k: _plain(record[k]) for k in RUNSPEC_FIELDS if k in record and not _missing(record[k])
+    }
     if isinstance(params.get("labels"), str):
         params["labels"] = [x for x in params["labels"].split(",") if x]
     return spec_from_params(**params)
+
+
+def _missing(value: Any) -> bool:
+    return isinstance(value, float) and np.isnan(value)
 
 
 def _plain(value: Any) -> Any:
@@ -2007,11 +2014,14 @@ def readme_text(
     event: Mapping[str, float] | None = None,
     paired: pd.DataFrame | None = None,
     generated: str | None = None,
+    data: str | None = None,
 ) -> str:
     """The report's README.md: paired differences with intervals, verdicts, tables, figures.
 
     Every sentence is computed from the records; `event` is `event_alignment`'s numbers for
     the w_t figure, `paired` the `paired_difference_results` when already computed.
+
+    data: the line naming a real dataset and its sizes (default: the profile's benchmark).
     """
     base = Path(base)
     generated = generated or datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -2026,8 +2036,8 @@ def readme_text(
         f"configurations, distill seeds pooled) on {generated}. "
         f"Regenerate everything with:\n\n```bash\n{command}\n```\n\n"
     )
-    text.append(_profile_line(profile))
-    if profile != "default":
+    text.append(f"Data: {data}.\n" if data else _profile_line(profile))
+    if profile != "default" and not data:
         text.append(
             f"\n> The `{profile}` profile is sized to check the pipeline in minutes; its numbers are "
             "too small and noisy to support claims. Read the `default` profile's report for results.\n"
@@ -2139,6 +2149,7 @@ def write_report(
     full_scales: Mapping[float, Mapping[str, Sequence[float]]] | None = None,
     event: Mapping[str, float] | None = None,
     extra_figures: Mapping[str, Path | None] | None = None,
+    data: str | None = None,
 ) -> dict[str, Path | None]:
     """Tables, figures and README.md of the records `df` into `reports_dir`.
 
@@ -2199,6 +2210,7 @@ def write_report(
         full_scales=full_scales,
         event=event,
         paired=paired,
+        data=data,
     )
     files["readme"] = write_text(text, out / "README.md")
     return files

@@ -17,6 +17,7 @@ from torch import nn
 from . import distributed
 from .augment import student_augment
 from .data import ClipSet, DataError, Splits
+from .datasets import class_weights, splits_identity
 from .models import VideoClassifier, build_model
 from .profiling import measure
 from .storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
@@ -63,8 +64,16 @@ class TeacherInfo:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def teacher_key(splits: Splits, model_cfg: ModelConfig, fit_cfg: FitConfig, augment: bool) -> str:
-    return config_key("teacher", splits.name, splits.config, model_cfg, fit_cfg, augment)
+def teacher_key(
+    splits: Splits,
+    model_cfg: ModelConfig,
+    fit_cfg: FitConfig,
+    augment: bool,
+    balanced: bool = False,
+) -> str:
+    # a real dataset's identity, not its config: that holds paths (root, cache folder)
+    parts = ("teacher", splits.name, splits_identity(splits), model_cfg, fit_cfg, augment)
+    return config_key(*parts, "balanced") if balanced else config_key(*parts)
 
 
 def augmented_cross_entropy(
@@ -74,23 +83,41 @@ def augmented_cross_entropy(
     return F.cross_entropy(model(student_augment(videos, generator)), labels)
 
 
+def class_balanced(loss_weights: torch.Tensor, augment: bool):
+    """The teacher's batch loss with per-class weights (unequal classes count equally)."""
+
+    def batch_loss(
+        model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+    ):
+        views = student_augment(videos, generator) if augment else videos
+        return F.cross_entropy(model(views), labels, weight=loss_weights.to(labels.device))
+
+    return batch_loss
+
+
 def train_teacher(
     splits: Splits,
     model_cfg: ModelConfig | None = None,
     fit_cfg: FitConfig | None = None,
     *,
     augment: bool = True,
+    balanced: bool = False,
     device: str = "auto",
     progress: bool = True,
 ) -> tuple[VideoClassifier, TeacherInfo]:
     """Train on the full train split, choose the weights by validation accuracy, test once.
 
     Under torchrun the training is data-parallel over the ranks (`fit(data_parallel=True)`).
+    balanced: weight the loss by inverse class frequency where classes are unequal.
     """
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
     dev = resolve_device(device)
     model = model_cfg.build(splits.num_classes, splits.clip_shape, seed=fit_cfg.seed)
+    batch_loss = augmented_cross_entropy if augment else cross_entropy_loss
+    weights = class_weights(splits.train.labels, splits.num_classes) if balanced else None
+    if weights is not None:
+        batch_loss = class_balanced(weights, augment)
     with measure(dev) as usage:
         result = fit(
             model,
@@ -100,11 +127,11 @@ def train_teacher(
             device=dev,
             progress=progress,
             desc="teacher",
-            batch_loss=augmented_cross_entropy if augment else cross_entropy_loss,
+            batch_loss=batch_loss,
             data_parallel=True,  # DDP under torchrun; one process trains as before
         )
     info = TeacherInfo(
-        key=teacher_key(splits, model_cfg, fit_cfg, augment),
+        key=teacher_key(splits, model_cfg, fit_cfg, augment, balanced),
         class_names=list(splits.class_names),
         clip_shape=list(splits.clip_shape),
         model=asdict(model_cfg),
@@ -175,6 +202,7 @@ def load_or_train_teacher(
     fit_cfg: FitConfig | None = None,
     *,
     augment: bool = True,
+    balanced: bool = False,
     cache_dir: str | Path = "cache",
     device: str = "auto",
     progress: bool = True,
@@ -182,14 +210,20 @@ def load_or_train_teacher(
     """The cached teacher for this data and configuration, trained (and cached) on first use."""
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
-    key = teacher_key(splits, model_cfg, fit_cfg, augment)
+    key = teacher_key(splits, model_cfg, fit_cfg, augment, balanced)
     path = teacher_path(cache_dir, key)
     cached = load_cached_teacher(path, key)
     if distributed.agree(cached is not None):  # under torchrun all ranks load, or all train
         model, info = cached
     else:
         model, info = train_teacher(
-            splits, model_cfg, fit_cfg, augment=augment, device=device, progress=progress
+            splits,
+            model_cfg,
+            fit_cfg,
+            augment=augment,
+            balanced=balanced,
+            device=device,
+            progress=progress,
         )
         if distributed.is_main():
             save_teacher(model, info, path)

@@ -65,6 +65,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+PREDICT_BATCH_BYTES = 128 * 2**20  # float input per prediction batch, at most
+
+
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,
@@ -75,6 +78,9 @@ def predict_logits(
     """Logits of `model` (put in eval mode) for every clip, returned on the CPU as float32."""
     device = resolve_device(device)
     model.eval().to(device)
+    # large clips in fewer per batch: 256 clips of 16x112x112 would be 2.4 GB of float input
+    clip_bytes = 4 * math.prod(videos.shape[1:])
+    batch_size = max(1, min(batch_size, PREDICT_BATCH_BYTES // clip_bytes))
     out = []
     for start in range(0, len(videos), batch_size):
         with autocast(device):

@@ -1,0 +1,81 @@
+"""End to end on real files: a UCF101-layout folder of encoded videos through the grid to a report.
+
+The folder is the built-in benchmark's smoke clips written as H.264 .mp4 and MPEG-4 .avi files
+with UCF101's split files (CRLF line ends); `scripts/run_grid.py` runs the notebooks on it as
+`./run_all.sh --profile smoke --dataset ucf101 --root <tree>` would (main group, IPC 1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tsgd_core.datasets import DataSpec, write_video_tree
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_grid_on_a_ucf101_folder_to_a_finished_report(tmp_path):
+    pytest.importorskip("papermill")
+    from tsgd_core import experiments
+
+    tree = write_video_tree(experiments.load_data("smoke"), tmp_path / "UCF101", "ucf101")
+    assert {p.suffix for p in tree.rglob("v_*")} == {".mp4", ".avi"}
+    assert b"\r\n" in (tree / "ucfTrainTestlist" / "trainlist01.txt").read_bytes()
+    reports = tmp_path / "reports" / "smoke-ucf101"
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "run_grid.py"),
+        "--profile",
+        "smoke",
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(tree),
+        "--size",
+        "16",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--reports",
+        str(reports),
+        "--groups",
+        "main",
+        "--ipcs",
+        "1",
+        "--no-html",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    readme = (reports / "README.md").read_text()
+    assert (
+        "Data: ucf101 split 1 (8x16x16)" in readme and "48 train / 4 val / 16 test clips" in readme
+    )
+    assert "--dataset ucf101 --root" in readme
+    for figure in ("accuracy_vs_ipc", "cost", "distilled_tsgd"):
+        assert (reports / "figures" / f"{figure}.png").is_file()
+    records = [json.loads(p.read_text()) for p in reports.glob("runs/main/*/record.json")]
+    assert {r["method"] for r in records} == set(experiments.METHODS)
+    dataset = DataSpec.from_text(records[0]["dataset"])
+    assert dataset.kind == "ucf101" and Path(dataset.root) == tree.resolve()
+    assert all(0.0 <= r["acc_soft_mean"] <= 1.0 for r in records)
+    teacher = json.loads((reports / "teacher" / "teacher.json").read_text())
+    assert (tmp_path / "cache" / "teachers" / f"{teacher['key']}.pt").is_file()
+    summary = json.loads((reports / "data_and_saliency" / "data_summary.json").read_text())
+    assert summary["sizes"] == {"train": 48, "val": 4, "test": 16}
+    # a rerun finds every step done but the report (always rebuilt)
+    again = subprocess.run(
+        [*command, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    states = [line.split()[1] for line in again.stdout.splitlines() if line.startswith("[")]
+    assert again.returncode == 0 and states.count("todo") == 1 and len(states) == 18
