@@ -48,20 +48,39 @@ def main() -> None:
         settings = [("hard", None, short), ("hard", None, args.long)]
         settings += [("soft", tau, args.long) for tau in args.taus]
         for labels, tau, steps in settings:
-            cfg = replace(prof.student, labels=labels, augment="base",
-                          fit=replace(prof.student.fit, steps=steps))
+            cfg = replace(
+                prof.student,
+                labels=labels,
+                augment="base",
+                fit=replace(prof.student.fit, steps=steps),
+            )
             if tau is not None:
                 cfg = replace(cfg, tau=tau)
-            res = evaluate_set(ds.to_clipset(), splits.val, cfg, teacher=teacher, seeds=prof.seeds,
-                               device="cpu", progress=False)
+            res = evaluate_set(
+                ds.to_clipset(),
+                splits.val,
+                cfg,
+                teacher=teacher,
+                seeds=prof.seeds,
+                device="cpu",
+                progress=False,
+            )
             name = experiments.METHOD_LABELS[method] + (" w/o TSGFA" if method == "tsgd" else "")
-            rows.append({"method": name, "labels": labels,
-                         "tau": tau if tau is not None else "-", "steps": steps,
-                         "val acc [%]": f"{100 * res.mean:.1f} ± {100 * res.std:.1f}"})
+            rows.append(
+                {
+                    "method": name,
+                    "labels": labels,
+                    "tau": tau if tau is not None else "-",
+                    "steps": steps,
+                    "val acc [%]": f"{100 * res.mean:.1f} ± {100 * res.std:.1f}",
+                }
+            )
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows).to_markdown(index=False)
-    text = (f"# Student budget and temperature (profile `{args.profile}`, IPC {args.ipc}, validation split)\n\n"
-            f"Command: `python scripts/student_budget.py --out {args.out}`\n\n{table}\n")
+    text = (
+        f"# Student budget and temperature (profile `{args.profile}`, IPC {args.ipc}, validation split)\n\n"
+        f"Command: `python scripts/student_budget.py --out {args.out}`\n\n{table}\n"
+    )
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
 

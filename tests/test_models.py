@@ -17,7 +17,10 @@ def test_models_map_clips_to_logits_and_features(name, norm):
 
 def test_batchnorm_layers_follow_the_norm_choice():
     assert len(batchnorm_layers(build_model("convnet3d", 3, (3, 8, 16, 16), width=8, depth=3))) == 3
-    assert batchnorm_layers(build_model("convnet3d", 3, (3, 8, 16, 16), width=8, norm="instance")) == []
+    assert (
+        batchnorm_layers(build_model("convnet3d", 3, (3, 8, 16, 16), width=8, norm="instance"))
+        == []
+    )
 
 
 def test_seeded_build_is_deterministic_and_leaves_global_rng_alone():

@@ -374,7 +374,9 @@ def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
     from .experiments import get_profile, load_data
     from .selection import SELECTION_METHODS, check_ipc
 
-    train = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir).train
+    train = load_data(
+        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
+    ).train
     # selection picks real clips and real init starts from them; noise init needs none
     if spec.method in SELECTION_METHODS or spec.init == "real":
         check_ipc(train, spec.ipc)

@@ -301,8 +301,11 @@ def evaluate_set(
             student = train_student(
                 data, cfg, teacher=teacher, seed=seeds[i], device=dev, progress=progress, plan=plan
             )
-        done[i] = (accuracy(student, test, device=dev), usage.wall_s + plan_wall,
-                   max(usage.peak_mb, plan_peak))
+        done[i] = (
+            accuracy(student, test, device=dev),
+            usage.wall_s + plan_wall,
+            max(usage.peak_mb, plan_peak),
+        )
     rows = distributed.gather_ordered(done, len(seeds))
     accs, walls, peaks = ([row[j] for row in rows] for j in range(3))
     return EvalResult(accs, walls, peaks, cfg.labels, cfg.augment, len(data))

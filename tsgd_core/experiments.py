@@ -88,7 +88,15 @@ PROFILES: dict[str, Profile] = {
     # Unit-test size: seconds for the whole pipeline.
     "smoke": Profile(
         name="smoke",
-        data=dict(num_classes=4, clips_per_class=10, val_per_class=3, test_per_class=4, frames=8, height=16, width=16),
+        data=dict(
+            num_classes=4,
+            clips_per_class=10,
+            val_per_class=3,
+            test_per_class=4,
+            frames=8,
+            height=16,
+            width=16,
+        ),
         teacher_model=ModelConfig(width=8, depth=2),
         teacher_fit=_teacher_fit(epochs=4, batch=16),
         student=_student(width=8, depth=2, steps=10, batch=8),
@@ -103,7 +111,15 @@ PROFILES: dict[str, Profile] = {
     # `run_all.sh --quick`: the whole grid at pipeline-check sizes, a few minutes on 2 CPU cores.
     "quick": Profile(
         name="quick",
-        data=dict(num_classes=10, clips_per_class=40, val_per_class=5, test_per_class=10, frames=8, height=16, width=16),
+        data=dict(
+            num_classes=10,
+            clips_per_class=40,
+            val_per_class=5,
+            test_per_class=10,
+            frames=8,
+            height=16,
+            width=16,
+        ),
         teacher_model=ModelConfig(width=16, depth=2),
         teacher_fit=_teacher_fit(epochs=15, batch=32),
         student=_student(width=8, depth=2, steps=20, batch=16),
@@ -119,8 +135,16 @@ PROFILES: dict[str, Profile] = {
     # validation split (the `recover`, `convergence` and `dm` groups of the grid record why).
     "default": Profile(
         name="default",
-        data=dict(num_classes=10, clips_per_class=300, val_per_class=50, test_per_class=250, frames=8, height=16, width=16,
-                  event_fraction=(0.5, 0.875)),
+        data=dict(
+            num_classes=10,
+            clips_per_class=300,
+            val_per_class=50,
+            test_per_class=250,
+            frames=8,
+            height=16,
+            width=16,
+            event_fraction=(0.5, 0.875),
+        ),
         teacher_model=ModelConfig(width=32, depth=3),
         teacher_fit=_teacher_fit(epochs=80, batch=32),
         student=_student(width=16, depth=3, steps=300, batch=32),
@@ -141,7 +165,15 @@ PROFILES: dict[str, Profile] = {
 # On this machine's CPU: 8 frames of 32x32, a small ConvNet3D, IPC 1 and 5.
 PROFILES["real-cpu"] = Profile(
     name="real-cpu",
-    data=dict(num_classes=10, clips_per_class=100, val_per_class=20, test_per_class=40, frames=8, height=32, width=32),
+    data=dict(
+        num_classes=10,
+        clips_per_class=100,
+        val_per_class=20,
+        test_per_class=40,
+        frames=8,
+        height=32,
+        width=32,
+    ),
     teacher_model=ModelConfig(width=32, depth=3),
     teacher_fit=_teacher_fit(epochs=20, batch=32),
     student=_student(width=16, depth=3, steps=200, batch=16),
@@ -154,7 +186,15 @@ PROFILES["real-cpu"] = Profile(
 # HMDB51) or 8x64x64 (Kinetics, SSv2) clips, IPC 1 and 5.
 PROFILES["literature"] = Profile(
     name="literature",
-    data=dict(num_classes=10, clips_per_class=100, val_per_class=20, test_per_class=40, frames=16, height=112, width=112),
+    data=dict(
+        num_classes=10,
+        clips_per_class=100,
+        val_per_class=20,
+        test_per_class=40,
+        frames=16,
+        height=112,
+        width=112,
+    ),
     teacher_model=ModelConfig(width=128, depth=4),
     teacher_fit=_teacher_fit(epochs=30, batch=64),
     student=_student(width=128, depth=4, steps=1000, batch=64),
@@ -173,8 +213,22 @@ def get_profile(name: str) -> Profile:
 
 # RunSpec fields that change how TSGD / SRe2L-style distil (CLI flags, report variant labels)
 DISTILL_SWITCHES = (
-    "tsgfo", "init", "modulation", "lowpass", "saliency_source", "k", "alpha", "eps", "beta",
-    "spatial_pool", "r_bn", "first_bn", "iterations", "dm_lr", "dm_net", "distill_seed",
+    "tsgfo",
+    "init",
+    "modulation",
+    "lowpass",
+    "saliency_source",
+    "k",
+    "alpha",
+    "eps",
+    "beta",
+    "spatial_pool",
+    "r_bn",
+    "first_bn",
+    "iterations",
+    "dm_lr",
+    "dm_net",
+    "distill_seed",
 )
 # DM's embedding network: DM's ConvNet (average pooling, flat head) or the student's network
 DM_NETS = ("literature", "student")
@@ -234,10 +288,14 @@ class RunSpec:
             raise ValueError(f"unknown dm_net {self.dm_net!r}: use {', '.join(DM_NETS)}")
         unknown = sorted(set(self.tsgfa_parts) - set(TSGFA_PARTS))
         if unknown:
-            raise ValueError(f"unknown TSGFA part(s) {', '.join(unknown)}: use {', '.join(TSGFA_PARTS)}")
+            raise ValueError(
+                f"unknown TSGFA part(s) {', '.join(unknown)}: use {', '.join(TSGFA_PARTS)}"
+            )
         get_profile(self.profile)
         if data_spec(self.dataset) is not None and self.camera_shake:
-            raise ValueError("camera_shake applies to the built-in benchmark, not to a real dataset")
+            raise ValueError(
+                "camera_shake applies to the built-in benchmark, not to a real dataset"
+            )
 
     @property
     def recover_iterations(self) -> int:
@@ -271,11 +329,15 @@ class RunSpec:
         # results; budgets enter the distill and eval keys as resolved values, so changing a
         # profile's default budget keeps the cells that name their budget explicitly
         prof = get_profile(self.profile)
-        out = {"profile": self.profile,
-               "data_key": config_key(prof.data, prof.teacher_model, prof.teacher_fit),
-               "camera_shake": self.camera_shake}
+        out = {
+            "profile": self.profile,
+            "data_key": config_key(prof.data, prof.teacher_model, prof.teacher_fit),
+            "camera_shake": self.camera_shake,
+        }
         if self.dataset:  # only for real data: the benchmark's keys stay as they were
-            out.update(dataset=data_spec(self.dataset).identity(), teacher_recipe=REAL_TEACHER_RECIPE)
+            out.update(
+                dataset=data_spec(self.dataset).identity(), teacher_recipe=REAL_TEACHER_RECIPE
+            )
         return out
 
     def distill_fields(self) -> dict[str, Any]:
@@ -284,28 +346,54 @@ class RunSpec:
         method = "sre2l" if self.method == "tsgd" and not self.tsgfo else self.method
         # herding is deterministic: every seed shares one set (and so one evaluation)
         seed = 0 if self.method == "herding" else self.distill_seed
-        out: dict[str, Any] = {**self.data_fields(), "method": method, "ipc": self.ipc, "seed": seed}
+        out: dict[str, Any] = {
+            **self.data_fields(),
+            "method": method,
+            "ipc": self.ipc,
+            "seed": seed,
+        }
         if self.method in ("sre2l", "tsgd"):
-            out.update(init=self.init, r_bn=self.r_bn, filter=self.uses_filter,
-                       first_bn=self.first_bn_weight, iterations=self.recover_iterations)
+            out.update(
+                init=self.init,
+                r_bn=self.r_bn,
+                filter=self.uses_filter,
+                first_bn=self.first_bn_weight,
+                iterations=self.recover_iterations,
+            )
         if self.uses_filter:
             out.update(
-                modulation=self.modulation, lowpass=self.lowpass, saliency_source=self.saliency_source,
-                k=self.k, alpha=self.alpha, eps=self.eps, beta=self.beta, spatial_pool=self.spatial_pool,
+                modulation=self.modulation,
+                lowpass=self.lowpass,
+                saliency_source=self.saliency_source,
+                k=self.k,
+                alpha=self.alpha,
+                eps=self.eps,
+                beta=self.beta,
+                spatial_pool=self.spatial_pool,
             )
         if self.method == "dm":
-            out.update(init=self.init, iterations=self.recover_iterations, lr=self.dm_pixel_lr,
-                       net=self.dm_embedding, batch_real=get_profile(self.profile).dm_batch_real)
+            out.update(
+                init=self.init,
+                iterations=self.recover_iterations,
+                lr=self.dm_pixel_lr,
+                net=self.dm_embedding,
+                batch_real=get_profile(self.profile).dm_batch_real,
+            )
         return out
 
     def eval_fields(self) -> dict[str, Any]:
-        out = {**self.distill_fields(), "augment": self.eval_augment, "labels": list(self.labels),
-               "split": self.eval_split, "seeds": list(get_profile(self.profile).seeds),
-               # 2: TSGFA on top of the base augmentation; seeds share one relabel plan
-               "protocol": 2,
-               # the resolved recipe: a scaled study cell shares its key with the profile's own
-               # cell when the steps agree
-               "student": asdict(self.student_recipe())}
+        out = {
+            **self.distill_fields(),
+            "augment": self.eval_augment,
+            "labels": list(self.labels),
+            "split": self.eval_split,
+            "seeds": list(get_profile(self.profile).seeds),
+            # 2: TSGFA on top of the base augmentation; seeds share one relabel plan
+            "protocol": 2,
+            # the resolved recipe: a scaled study cell shares its key with the profile's own
+            # cell when the steps agree
+            "student": asdict(self.student_recipe()),
+        }
         if self.eval_augment == "tsgfa":
             out["tsgfa_saliency"] = asdict(self.saliency())
             out["tsgfa_parts"] = sorted(self.tsgfa_parts)
@@ -328,7 +416,17 @@ class RunSpec:
         if self.method in ("tsgd", "sre2l", "dm") and self.init != "real":
             parts.append(f"init-{self.init}")
         defaults = RunSpec()
-        for f in ("modulation", "lowpass", "saliency_source", "k", "alpha", "eps", "beta", "spatial_pool", "r_bn"):
+        for f in (
+            "modulation",
+            "lowpass",
+            "saliency_source",
+            "k",
+            "alpha",
+            "eps",
+            "beta",
+            "spatial_pool",
+            "r_bn",
+        ):
             if self.uses_filter and getattr(self, f) != getattr(defaults, f):
                 parts.append(f"{f}-{getattr(self, f)}")
         for f in ("first_bn", "iterations", "dm_lr", "dm_net"):
@@ -350,7 +448,9 @@ class RunSpec:
         return replace(base, fit=scaled_fit(base.fit, self.student_scale))
 
     def saliency(self) -> SaliencyConfig:
-        return SaliencyConfig(k=self.k, alpha=self.alpha, eps=self.eps, beta=self.beta, spatial_pool=self.spatial_pool)
+        return SaliencyConfig(
+            k=self.k, alpha=self.alpha, eps=self.eps, beta=self.beta, spatial_pool=self.spatial_pool
+        )
 
 
 def spec_from_params(**params: Any) -> RunSpec:
@@ -358,7 +458,9 @@ def spec_from_params(**params: Any) -> RunSpec:
     known = {f.name for f in fields(RunSpec)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"unknown run parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(known))}")
+        raise ValueError(
+            f"unknown run parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(known))}"
+        )
     return RunSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
 
 
@@ -367,7 +469,12 @@ def spec_from_params(**params: Any) -> RunSpec:
 
 @functools.lru_cache(maxsize=4)
 def load_data(
-    profile: str, camera_shake: float = 0.0, seed: int = 0, *, dataset: str = "", cache_dir: str | Path = "cache",
+    profile: str,
+    camera_shake: float = 0.0,
+    seed: int = 0,
+    *,
+    dataset: str = "",
+    cache_dir: str | Path = "cache",
 ) -> Splits:
     """The built-in motion benchmark at the profile's size (generated; cached in memory), or the
     real `dataset` (DataSpec text), decoded once into `<cache_dir>/videos/` and read per batch."""
@@ -381,8 +488,13 @@ _CHECKED_TEACHERS: set[str] = set()
 
 
 def get_teacher(
-    profile: str, camera_shake: float = 0.0, *, dataset: str = "", cache_dir: str | Path = "cache",
-    device: str = "auto", progress: bool = True,
+    profile: str,
+    camera_shake: float = 0.0,
+    *,
+    dataset: str = "",
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+    progress: bool = True,
 ) -> tuple[torch.nn.Module, TeacherInfo]:
     """The profile's teacher for the benchmark or a real dataset (trained once, then cached).
 
@@ -393,16 +505,28 @@ def get_teacher(
     splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
     if not dataset:
         return load_or_train_teacher(
-            splits, prof.teacher_model, prof.teacher_fit, cache_dir=cache_dir, device=device, progress=progress,
+            splits,
+            prof.teacher_model,
+            prof.teacher_fit,
+            cache_dir=cache_dir,
+            device=device,
+            progress=progress,
         )
     teacher, info = load_or_train_teacher(
-        splits, prof.teacher_model, with_budget(prof.teacher_fit, len(splits.train)), balanced=True,
-        cache_dir=cache_dir, device=device, progress=progress,
+        splits,
+        prof.teacher_model,
+        with_budget(prof.teacher_fit, len(splits.train)),
+        balanced=True,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
     )
     if info.key not in _CHECKED_TEACHERS:  # once per process: it costs a pass over held-out clips
         _CHECKED_TEACHERS.add(info.key)
         held_out = splits.val if len(splits.val) else splits.test
-        warn_about_teacher(teacher_warnings(teacher, held_out, prof.student.tau, profile=profile, device=device))
+        warn_about_teacher(
+            teacher_warnings(teacher, held_out, prof.student.tau, profile=profile, device=device)
+        )
     return teacher, info
 
 
@@ -415,10 +539,17 @@ def distilled_path(spec: RunSpec, cache_dir: str | Path) -> Path:
 
 def tsgd_config(spec: RunSpec, prof: Profile) -> TSGDConfig:
     return TSGDConfig(
-        ipc=spec.ipc, iterations=spec.recover_iterations, r_bn=spec.r_bn, first_bn=spec.first_bn_weight,
+        ipc=spec.ipc,
+        iterations=spec.recover_iterations,
+        r_bn=spec.r_bn,
+        first_bn=spec.first_bn_weight,
         init=spec.init,
-        filter=spec.uses_filter, saliency=spec.saliency(), modulation=spec.modulation,
-        lowpass=spec.lowpass, saliency_source=spec.saliency_source, seed=spec.distill_seed,
+        filter=spec.uses_filter,
+        saliency=spec.saliency(),
+        modulation=spec.modulation,
+        lowpass=spec.lowpass,
+        saliency_source=spec.saliency_source,
+        seed=spec.distill_seed,
     )
 
 
@@ -434,24 +565,57 @@ def make_distilled(
         return cached
     prof = get_profile(spec.profile)
     splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
-    teacher, info = get_teacher(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir,
-                                device=device, progress=progress)
+    teacher, info = get_teacher(
+        spec.profile,
+        spec.camera_shake,
+        dataset=spec.dataset,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
     dev = resolve_device(device)
     with measure(dev) as usage:
         if spec.method in SELECTION_METHODS:
-            ds = select_subset(spec.method, splits.train, spec.ipc, teacher=teacher, seed=spec.distill_seed, device=device)
+            ds = select_subset(
+                spec.method,
+                splits.train,
+                spec.ipc,
+                teacher=teacher,
+                seed=spec.distill_seed,
+                device=device,
+            )
         elif spec.method == "dm":
             student = prof.student.model
-            net = {"pooling": student.pooling, "head": student.head} if spec.dm_embedding == "student" else {}
-            cfg = DMConfig(ipc=spec.ipc, iterations=spec.recover_iterations, lr=spec.dm_pixel_lr,
-                           batch_real=prof.dm_batch_real, model=student.name, width=student.width,
-                           depth=student.depth, norm=student.norm, init=spec.init,
-                           seed=spec.distill_seed, **net)
+            net = (
+                {"pooling": student.pooling, "head": student.head}
+                if spec.dm_embedding == "student"
+                else {}
+            )
+            cfg = DMConfig(
+                ipc=spec.ipc,
+                iterations=spec.recover_iterations,
+                lr=spec.dm_pixel_lr,
+                batch_real=prof.dm_batch_real,
+                model=student.name,
+                width=student.width,
+                depth=student.depth,
+                norm=student.norm,
+                init=spec.init,
+                seed=spec.distill_seed,
+                **net,
+            )
             ds = distill_dm(splits.train, cfg, device=dev, progress=progress)
         else:
-            ds = distill_tsgd(teacher, splits.train, tsgd_config(spec, prof), device=dev, progress=progress)
+            ds = distill_tsgd(
+                teacher, splits.train, tsgd_config(spec, prof), device=dev, progress=progress
+            )
     ds.teacher_key = info.key
-    ds.config = {**ds.config, "spec": asdict(spec), "distill_wall_s": usage.wall_s, "distill_peak_mb": usage.peak_mb}
+    ds.config = {
+        **ds.config,
+        "spec": asdict(spec),
+        "distill_wall_s": usage.wall_s,
+        "distill_peak_mb": usage.peak_mb,
+    }
     if distributed.is_main():  # rank 0 writes the one artifact
         save_cached_distilled(ds, path)
     return ds
@@ -466,19 +630,32 @@ def student_config(spec: RunSpec, labels: str) -> StudentConfig:
     default = TSGFAConfig()
     tsgfa = TSGFAConfig(
         saliency=spec.saliency(),
-        **{f"p_{part}": getattr(default, f"p_{part}") if part in spec.tsgfa_parts else 0.0
-           for part in TSGFA_PARTS},
+        **{
+            f"p_{part}": getattr(default, f"p_{part}") if part in spec.tsgfa_parts else 0.0
+            for part in TSGFA_PARTS
+        },
     )
     return replace(spec.student_recipe(), labels=labels, augment=spec.eval_augment, tsgfa=tsgfa)
 
 
 def evaluate_distilled(
-    spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+    spec: RunSpec,
+    ds: DistilledSet,
+    *,
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+    progress: bool = True,
 ) -> dict[str, EvalResult]:
     """Protocol evaluation of `ds` under each label mode of `spec`, relabeled by the teacher that made it."""
     splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
-    teacher, info = get_teacher(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir,
-                                device=device, progress=progress)
+    teacher, info = get_teacher(
+        spec.profile,
+        spec.camera_shake,
+        dataset=spec.dataset,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
     if ds.teacher_key is not None and ds.teacher_key != info.key:
         raise ValueError(
             f"the set was distilled with teacher {ds.teacher_key}, the cached teacher for profile "
@@ -489,15 +666,25 @@ def evaluate_distilled(
     target = splits.val if spec.eval_split == "val" else splits.test
     return {
         labels: evaluate_set(
-            ds.to_clipset(), target, student_config(spec, labels), teacher=teacher,
-            seeds=get_profile(spec.profile).seeds, device=device, progress=progress,
+            ds.to_clipset(),
+            target,
+            student_config(spec, labels),
+            teacher=teacher,
+            seeds=get_profile(spec.profile).seeds,
+            device=device,
+            progress=progress,
         )
         for labels in spec.labels
     }
 
 
 def evaluate_spec(
-    spec: RunSpec, ds: DistilledSet, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+    spec: RunSpec,
+    ds: DistilledSet,
+    *,
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+    progress: bool = True,
 ) -> dict[str, EvalResult]:
     """`evaluate_distilled`, cached under the spec's evaluation key and the contents of `ds`."""
     from .artifact import content_digest
@@ -535,8 +722,18 @@ def full_data_results(
     """Upper bound: students trained on the whole real train split (profile's full_steps)."""
     prof = get_profile(profile)
     # the data, the teacher and the student recipe; 2: the evaluation protocol's version
-    what = (prof.data, prof.teacher_model, prof.teacher_fit, prof.student, prof.full_steps, prof.seeds,
-            camera_shake, student_scale, split, 2)
+    what = (
+        prof.data,
+        prof.teacher_model,
+        prof.teacher_fit,
+        prof.student,
+        prof.full_steps,
+        prof.seeds,
+        camera_shake,
+        student_scale,
+        split,
+        2,
+    )
     what += (data_spec(dataset).identity(),) if dataset else ()
     key = "full_" + config_key(*what)
     path = Path(cache_dir) / "evals" / f"{key}.json"
@@ -544,15 +741,28 @@ def full_data_results(
     if distributed.agree(cached is not None):
         return cached
     splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
-    teacher, _ = get_teacher(profile, camera_shake, dataset=dataset, cache_dir=cache_dir, device=device,
-                             progress=progress)
+    teacher, _ = get_teacher(
+        profile,
+        camera_shake,
+        dataset=dataset,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
     target = splits.val if split == "val" else splits.test
     results = {}
     for labels in ("soft", "hard"):
         fit_cfg = replace(prof.student.fit, steps=prof.full_steps)
         cfg = replace(prof.student, labels=labels, fit=scaled_fit(fit_cfg, student_scale))
-        results[labels] = evaluate_set(splits.train, target, cfg, teacher=teacher, seeds=prof.seeds,
-                                       device=device, progress=progress)
+        results[labels] = evaluate_set(
+            splits.train,
+            target,
+            cfg,
+            teacher=teacher,
+            seeds=prof.seeds,
+            device=device,
+            progress=progress,
+        )
     if distributed.is_main():
         save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
     return results
@@ -560,12 +770,17 @@ def full_data_results(
 
 def record(spec: RunSpec, ds: DistilledSet, results: dict[str, EvalResult]) -> dict[str, Any]:
     """One flat row for the report: the spec, accuracy per label mode, time and memory."""
-    row: dict[str, Any] = {**asdict(spec), "labels": ",".join(spec.labels), "name": spec.name(),
-                           "method_label": METHOD_LABELS[spec.method] + ("" if spec.method != "tsgd" or spec.tsgfa else " w/o TSGFA"),
-                           "distill_wall_s": ds.config.get("distill_wall_s"),
-                           "distill_peak_mb": ds.config.get("distill_peak_mb"),
-                           "student_seeds": list(get_profile(spec.profile).seeds),
-                           "distill_final_loss": (ds.history.get("loss") or [None])[-1]}
+    row: dict[str, Any] = {
+        **asdict(spec),
+        "labels": ",".join(spec.labels),
+        "name": spec.name(),
+        "method_label": METHOD_LABELS[spec.method]
+        + ("" if spec.method != "tsgd" or spec.tsgfa else " w/o TSGFA"),
+        "distill_wall_s": ds.config.get("distill_wall_s"),
+        "distill_peak_mb": ds.config.get("distill_peak_mb"),
+        "student_seeds": list(get_profile(spec.profile).seeds),
+        "distill_final_loss": (ds.history.get("loss") or [None])[-1],
+    }
     for labels, res in results.items():
         row[f"acc_{labels}_mean"] = res.mean
         row[f"acc_{labels}_std"] = res.std
@@ -637,7 +852,9 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
         ipc_seeds = seeds[:1] if ipc == max(prof.ipcs) and len(prof.ipcs) > 2 else seeds
         for method in METHODS:
             grid.main += _per_seed(RunSpec(method=method, ipc=ipc, profile=profile), ipc_seeds)
-        grid.main += _per_seed(RunSpec(method="tsgd", ipc=ipc, profile=profile, tsgfa=False), ipc_seeds)
+        grid.main += _per_seed(
+            RunSpec(method="tsgd", ipc=ipc, profile=profile, tsgfa=False), ipc_seeds
+        )
     # TSGD's parts and the open choices of METHOD.md, on the test split like the main table
     base = RunSpec(method="tsgd", ipc=mid, profile=profile)
     for variant in (
@@ -659,26 +876,39 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
         for init, scales in (("real", RECOVER_SCALES), ("noise", RECOVER_SCALES[-2:])):
             for scale in scales:
                 iterations = max(1, round(prof.distill_iterations * scale))
-                grid.recover.append(replace(val, method=method, init=init, iterations=iterations,
-                                            labels=("hard",)))
+                grid.recover.append(
+                    replace(val, method=method, init=init, iterations=iterations, labels=("hard",))
+                )
         grid.recover.append(replace(val, method=method, first_bn=10.0, labels=("hard",)))
     for scale in STUDENT_SCALES:
-        grid.convergence += [replace(val, method=m, student_scale=scale) for m in ("random", "tsgd")]
+        grid.convergence += [
+            replace(val, method=m, student_scale=scale) for m in ("random", "tsgd")
+        ]
     parts = [(), ("crop",), ("mix",), ("temporal",), TSGFA_PARTS]
     grid.tsgfa += [replace(val, tsgfa=True, tsgfa_parts=p) for p in parts]
-    grid.dm += [replace(val, method="dm", dm_lr=lr, dm_net=net, labels=("hard",))
-                for net in DM_NETS for lr in DM_LRS]
+    grid.dm += [
+        replace(val, method="dm", dm_lr=lr, dm_net=net, labels=("hard",))
+        for net in DM_NETS
+        for lr in DM_LRS
+    ]
     # camera shake: TSGD vs SRe2L-style when raw frame differences fire everywhere
     for ipc in prof.ipcs[:2]:
-        for spec in (RunSpec(method="sre2l", ipc=ipc, profile=profile, camera_shake=shake),
-                     RunSpec(method="tsgd", ipc=ipc, profile=profile, camera_shake=shake, tsgfa=False)):
+        for spec in (
+            RunSpec(method="sre2l", ipc=ipc, profile=profile, camera_shake=shake),
+            RunSpec(method="tsgd", ipc=ipc, profile=profile, camera_shake=shake, tsgfa=False),
+        ):
             grid.shake += _per_seed(spec, seeds[:1])
     return grid
 
 
 def single_frame_control(
-    profile: str, camera_shake: float = 0.0, *, dataset: str = "", cache_dir: str | Path = "cache",
-    device: str = "auto", progress: bool = True,
+    profile: str,
+    camera_shake: float = 0.0,
+    *,
+    dataset: str = "",
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+    progress: bool = True,
 ) -> TeacherInfo:
     """The teacher's recipe on one (middle) frame per clip: near chance if classes live in motion."""
     from .data import single_frame
@@ -687,8 +917,13 @@ def single_frame_control(
     splits = single_frame(load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir))
     fit_cfg = with_budget(prof.teacher_fit, len(splits.train)) if dataset else prof.teacher_fit
     _, info = load_or_train_teacher(
-        splits, prof.teacher_model, fit_cfg, balanced=bool(dataset),
-        cache_dir=cache_dir, device=device, progress=progress,
+        splits,
+        prof.teacher_model,
+        fit_cfg,
+        balanced=bool(dataset),
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
     )
     return info
 
@@ -700,5 +935,11 @@ def build_dataset_grid(profile: str, dataset: str, shake: float = DEFAULT_SHAKE)
         return build_grid(profile, shake)
     out = Grid()
     for name, specs in build_grid(profile, shake).groups().items():
-        setattr(out, name, [] if name == "shake" else [replace(s, dataset=dataset, camera_shake=0.0) for s in specs])
+        setattr(
+            out,
+            name,
+            []
+            if name == "shake"
+            else [replace(s, dataset=dataset, camera_shake=0.0) for s in specs],
+        )
     return out

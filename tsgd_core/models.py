@@ -89,7 +89,11 @@ def convnet3d(
     layers: list[nn.Module] = []
     c_in = channels
     for _ in range(depth):
-        layers += [nn.Conv3d(c_in, width, 3, padding=1), make_norm(norm, width), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv3d(c_in, width, 3, padding=1),
+            make_norm(norm, width),
+            nn.ReLU(inplace=True),
+        ]
         if min(height, width_px) >= 2:
             layers.append(make_pool(pooling, time_too=frames >= 2))
             frames, height, width_px = max(1, frames // 2), height // 2, width_px // 2
@@ -143,9 +147,17 @@ def c3d_small(
     c_in = clip_shape[0]
     for i in range(depth):
         c_out = width * (2 ** min(i, 2))
-        layers += [nn.Conv3d(c_in, c_out, 3, padding=1), make_norm(norm, c_out), nn.ReLU(inplace=True)]
+        layers += [
+            nn.Conv3d(c_in, c_out, 3, padding=1),
+            make_norm(norm, c_out),
+            nn.ReLU(inplace=True),
+        ]
         if i > 0:
-            layers += [nn.Conv3d(c_out, c_out, 3, padding=1), make_norm(norm, c_out), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv3d(c_out, c_out, 3, padding=1),
+                make_norm(norm, c_out),
+                nn.ReLU(inplace=True),
+            ]
         time_too = i > 0 and frames >= 2
         layers.append(make_pool(pooling, time_too=time_too))
         frames = max(1, frames // 2) if time_too else frames

@@ -35,7 +35,10 @@ def teacher_features(
     dev = resolve_device(device)
     teacher.eval().to(dev)
     return torch.cat(
-        [teacher.embed(videos[i : i + batch_size].to(dev)).float().cpu() for i in range(0, len(videos), batch_size)]
+        [
+            teacher.embed(videos[i : i + batch_size].to(dev)).float().cpu()
+            for i in range(0, len(videos), batch_size)
+        ]
     )
 
 
@@ -69,7 +72,9 @@ def kcenter_order(features: torch.Tensor, count: int, seed: int) -> torch.Tensor
     """Greedy k-center: start from the clip nearest the class mean, then the farthest from all picks."""
     first = int((features - features.mean(0)).norm(dim=1).argmin())
     if seed:  # other seeds start from a random clip, so k-center has seed variation like random
-        first = int(torch.randint(len(features), (1,), generator=torch.Generator().manual_seed(seed)))
+        first = int(
+            torch.randint(len(features), (1,), generator=torch.Generator().manual_seed(seed))
+        )
     chosen = [first]
     nearest = (features - features[first]).norm(dim=1)
     for _ in range(count - 1):
@@ -80,7 +85,12 @@ def kcenter_order(features: torch.Tensor, count: int, seed: int) -> torch.Tensor
 
 
 def select_indices(
-    method: str, labels: torch.Tensor, num_classes: int, ipc: int, features: torch.Tensor | None, seed: int
+    method: str,
+    labels: torch.Tensor,
+    num_classes: int,
+    ipc: int,
+    features: torch.Tensor | None,
+    seed: int,
 ) -> torch.Tensor:
     if method == "random":
         return random_indices(labels, num_classes, ipc, seed)
@@ -89,7 +99,11 @@ def select_indices(
     picks = []
     for c in range(num_classes):
         idx = torch.nonzero(labels == c).flatten()
-        order = herding_order(features[idx], ipc) if method == "herding" else kcenter_order(features[idx], ipc, seed)
+        order = (
+            herding_order(features[idx], ipc)
+            if method == "herding"
+            else kcenter_order(features[idx], ipc, seed)
+        )
         picks.append(idx[order])
     return torch.cat(picks)
 
@@ -107,7 +121,11 @@ def select_subset(
     if method not in SELECTION_METHODS:
         raise ValueError(f"unknown selection method {method!r}: use {', '.join(SELECTION_METHODS)}")
     check_ipc(train, ipc)
-    features = teacher_features(teacher, train.videos, device=device) if method != "random" and teacher else None
+    features = (
+        teacher_features(teacher, train.videos, device=device)
+        if method != "random" and teacher
+        else None
+    )
     index = select_indices(method, train.labels, train.num_classes, ipc, features, seed)
     chosen = train.subset(index)
     return DistilledSet(
@@ -116,6 +134,11 @@ def select_subset(
         class_names=list(train.class_names),
         method=method,
         ipc=ipc,
-        config={"method": method, "ipc": ipc, "seed": seed, "feature_space": "teacher" if features is not None else None},
+        config={
+            "method": method,
+            "ipc": ipc,
+            "seed": seed,
+            "feature_space": "teacher" if features is not None else None,
+        },
         seed=seed,
     )

@@ -203,7 +203,9 @@ def benchmark_event_masks(config: Mapping[str, Any], split: str) -> torch.Tensor
     order. Only the labels' shuffle and the windows are redrawn (the clips are not rendered):
     they are the split generator's first draws.
     """
-    _chosen_classes(config["classes"]) if "classes" in config else _class_names(config["num_classes"])
+    _chosen_classes(config["classes"]) if "classes" in config else _class_names(
+        config["num_classes"]
+    )
     per_class = {
         "train": config["clips_per_class"],
         "val": config["val_per_class"],

@@ -39,10 +39,19 @@ class ModelConfig:
     pooling: str = "max"
     head: str = "max"
 
-    def build(self, num_classes: int, clip_shape: tuple[int, ...], seed: int | None = None) -> VideoClassifier:
+    def build(
+        self, num_classes: int, clip_shape: tuple[int, ...], seed: int | None = None
+    ) -> VideoClassifier:
         return build_model(
-            self.name, num_classes, tuple(clip_shape), self.width, self.depth, self.norm, self.pooling,
-            seed, self.head,
+            self.name,
+            num_classes,
+            tuple(clip_shape),
+            self.width,
+            self.depth,
+            self.norm,
+            self.pooling,
+            seed,
+            self.head,
         )
 
 
@@ -153,12 +162,16 @@ def teacher_path(cache_dir: str | Path, key: str) -> Path:
 
 def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
     """A short hash of a model's weights and buffers (names included)."""
-    return config_key(sorted(state_dict), tensor_digest(*(state_dict[k] for k in sorted(state_dict))))
+    return config_key(
+        sorted(state_dict), tensor_digest(*(state_dict[k] for k in sorted(state_dict)))
+    )
 
 
 def save_teacher(model: nn.Module, info: TeacherInfo, path: str | Path) -> Path:
     state = model.state_dict()
-    return save_torch({"state_dict": state, "info": asdict(info), "digest": state_digest(state)}, path)
+    return save_torch(
+        {"state_dict": state, "info": asdict(info), "digest": state_digest(state)}, path
+    )
 
 
 def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:

@@ -200,7 +200,9 @@ def fit(
         net = distributed.data_parallel(model, device)
         # one order of global batches on every rank; augmentation draws of each rank's own
         if own_batches:
-            batches = endless_batches(train, cfg.batch_size, torch.Generator().manual_seed(cfg.seed))
+            batches = endless_batches(
+                train, cfg.batch_size, torch.Generator().manual_seed(cfg.seed)
+            )
         generator = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed, ctx))
     optimizer = make_optimizer(net, cfg)
     steps = total_steps(len(train), cfg)
