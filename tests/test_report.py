@@ -629,3 +629,10 @@ def test_report_without_main_runs_still_writes_a_readme(tmp_path):
     assert files["accuracy_vs_ipc"] is None and files["ablation"] is not None
     text = files["readme"].read_text()
     assert "No main-table runs" in text and "There are no TSGD and baseline runs" in text
+
+
+def test_unset_optional_switches_read_from_a_table_count_as_defaults():
+    # pandas stores a record's None (first_bn, iterations, dm_lr unset) as NaN
+    row = {**asdict(RunSpec()), "first_bn": float("nan"), "iterations": float("nan")}
+    assert report.is_default_variant(row)
+    assert not report.is_default_variant({**row, "first_bn": 10.0})

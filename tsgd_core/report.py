@@ -206,7 +206,14 @@ def is_default_variant(row: Mapping[str, Any]) -> bool:
     )
 
 
+def _missing(value: Any) -> bool:
+    """None, or the NaN that pandas puts where a record has None."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _same(a: Any, b: Any) -> bool:
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
     if isinstance(b, float) or isinstance(a, float):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
     return a == b
