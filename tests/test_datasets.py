@@ -154,7 +154,7 @@ def test_identity_follows_content_and_settings_not_paths(trees, tmp_path):
 
 def test_run_keys_hold_the_dataset_only_for_real_data(trees, tmp_path):
     bench = experiments.RunSpec(method="tsgd", ipc=1, profile="smoke")
-    assert set(bench.data_fields()) == {"profile", "profile_key", "camera_shake"}
+    assert set(bench.data_fields()) == {"profile", "data_key", "camera_shake"}
     ucf = replace(bench, dataset=spec_of(trees["ucf101"]).to_text())
     hmdb = replace(bench, dataset=spec_of(trees["hmdb51"], "hmdb51").to_text())
     keys = {s.distill_key() for s in (bench, ucf, hmdb)} | {
