@@ -191,7 +191,9 @@ def dataset_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
 
 def is_done(step: Step) -> bool:
     """An executed notebook newer than its source, run with these parameters, with its outputs."""
-    if step.direct or step.always or not step.executed.is_file():
+    if step.direct:
+        return direct_done(step)
+    if step.always or not step.executed.is_file():
         return False
     if step.executed.stat().st_mtime < step.source.stat().st_mtime:
         return False
@@ -264,6 +266,18 @@ def register_shared_engine(kernel: SharedKernel) -> str:
     return "tsgd-shared-kernel"
 
 
+DIRECT_PARAMS = "step.json"  # the parameters a direct step's record.json was made with
+
+
+def direct_done(step: Step) -> bool:
+    """A direct step is done when its record exists and was made with these parameters."""
+    try:
+        made_with = json.loads((step.out_dir / DIRECT_PARAMS).read_text())
+    except (OSError, ValueError):
+        return False
+    return (step.out_dir / "record.json").is_file() and made_with == plain(step.params)
+
+
 def run_direct(step: Step) -> dict[str, Any]:
     """One grid cell without its notebooks: distil (or load) and evaluate, write record.json."""
     import torch
@@ -280,6 +294,7 @@ def run_direct(step: Step) -> dict[str, Any]:
         spec, cache_dir=params["cache_dir"], device=params["device"], progress=False
     )
     save_json(record, step.out_dir / "record.json")
+    save_json(plain(step.params), step.out_dir / DIRECT_PARAMS)  # after the record: done
     wall = time.perf_counter() - start
     return {"wall_s": wall, "cells_s": wall, "overhead_s": 0.0}
 

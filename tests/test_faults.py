@@ -366,7 +366,7 @@ def test_library_entry_points_check_memory_first(monkeypatch, tiny_clips):
         (["evaluate", "--spatial-pool", "0"], "--spatial-pool"),
         (["data", "--preview-clips", "-2"], "--preview-clips"),
         (["data", "--frames", "2.7"], "--frames"),
-        (["data", "--split", "4"], "--split"),
+        (["data", "--split", "4"], "--data-split/--split"),
         (["data", "--max-per-class", "0"], "--max-per-class"),
         (["grid", "--shake", "nan"], "--shake"),
     ],
