@@ -81,3 +81,32 @@ def test_03_recover_by_hand_is_distill_tsgd(tiny_clips, use_filter):
     torch.testing.assert_close(mine, library.videos, rtol=0, atol=1e-5)
     torch.testing.assert_close(history["loss_ce"], library.history["loss_ce"], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(history["loss_bn"], library.history["loss_bn"], rtol=1e-5, atol=1e-6)
+
+
+def test_04_soft_label_step_is_the_library_student_loss(tiny_clips):
+    from tsgd_core.evaluate import StudentConfig, student_batch_loss
+    from tsgd_core.train import make_optimizer
+
+    soft_label_step = teaching_namespace("04_evaluate")["soft_label_step"]
+    teacher = bn_teacher(tiny_clips.num_classes, tiny_clips.clip_shape)
+    cfg = StudentConfig(model=ModelConfig(width=8, depth=2, norm="instance"), tau=3.0)
+    videos, labels = tiny_clips.videos[::3], tiny_clips.labels[::3]
+    students = [
+        cfg.model.build(tiny_clips.num_classes, tiny_clips.clip_shape, seed=1) for _ in "ab"
+    ]
+    optimizers = [make_optimizer(s, cfg.fit) for s in students]
+
+    views, soft, loss = soft_label_step(
+        students[0], teacher, videos, cfg.tau, optimizers[0], torch.Generator().manual_seed(4)
+    )
+    expected = student_batch_loss(cfg, teacher)(
+        students[1], videos, labels, torch.Generator().manual_seed(4)
+    )
+    optimizers[1].zero_grad()
+    expected.backward()
+    optimizers[1].step()
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(soft.sum(1), torch.ones(len(videos)))
+    assert views.shape == videos.shape and float(views.min()) >= 0.0
+    for mine, theirs in zip(students[0].parameters(), students[1].parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
