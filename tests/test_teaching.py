@@ -110,3 +110,26 @@ def test_04_soft_label_step_is_the_library_student_loss(tiny_clips):
     assert views.shape == videos.shape and float(views.min()) >= 0.0
     for mine, theirs in zip(students[0].parameters(), students[1].parameters(), strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("first_bn", [1.0, 10.0])
+def test_02_bn_loss_by_hand_is_the_library_bn_loss(tiny_clips, first_bn):
+    from tsgd_core.distill import attach_bn_hooks, bn_statistics_loss, remove_hooks
+
+    bn_loss_by_hand = teaching_namespace("02_teacher")["bn_loss_by_hand"]
+    teacher = bn_teacher(tiny_clips.num_classes, tiny_clips.clip_shape)
+    batch = tiny_clips.videos[:6]
+    total, terms, stats = bn_loss_by_hand(teacher, batch, first_bn=first_bn)
+    hooks = attach_bn_hooks(teacher)
+    try:
+        with torch.no_grad():
+            teacher(batch)
+        expected = bn_statistics_loss(hooks, first_bn)
+        for (mean, var), hook in zip(stats, hooks, strict=True):
+            torch.testing.assert_close(mean, hook.mean)
+            torch.testing.assert_close(var, hook.var)
+    finally:
+        remove_hooks(hooks)
+    assert len(terms) == len(hooks) == 2
+    torch.testing.assert_close(total, expected)
+    assert not teacher.training
