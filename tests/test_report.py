@@ -629,3 +629,12 @@ def test_report_without_main_runs_still_writes_a_readme(tmp_path):
     assert files["accuracy_vs_ipc"] is None and files["ablation"] is not None
     text = files["readme"].read_text()
     assert "No main-table runs" in text and "There are no TSGD and baseline runs" in text
+
+
+def test_teacher_warning_only_near_chance():
+    from tsgd_core.report import teacher_warning
+
+    assert teacher_warning(0.91, 4, "tutorial") is None
+    text = teacher_warning(0.08, 10, "quick")
+    assert "8.0 %" in text and "10.0 %" in text and "`quick`" in text
+    assert teacher_warning(0.44, 4, "x") is not None and teacher_warning(0.45, 4, "x") is None
