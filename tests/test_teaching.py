@@ -149,3 +149,23 @@ def test_the_tutorial_profile_trains_a_teacher_well_above_chance(tmp_path):
         torch.set_num_threads(threads)
     chance = 1 / experiments.get_profile("tutorial").data["num_classes"]
     assert info.test_acc > chance + 0.3, f"tutorial teacher at {info.test_acc:.2f}"
+
+
+TUTORIALS = [
+    "00_quickstart",
+    "01_data_and_saliency",
+    "02_teacher",
+    "03_distill",
+    "04_evaluate",
+    "05_report",
+]
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_every_tutorial_states_its_run_time_and_ends_with_exercises(name):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    assert "**Run time" in nb.cells[0].source, "the first cell states the run time"
+    markdown = [c for c in nb.cells if c.cell_type == "markdown"]
+    assert "## Exercises" in markdown[-1].source, "the notebook ends with exercises"
+    assert "\n1. " in markdown[-1].source and "\n2. " in markdown[-1].source, "numbered exercises"
