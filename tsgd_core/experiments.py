@@ -111,7 +111,15 @@ PROFILES: dict[str, Profile] = {
     # core and is well above chance, students that learn within a minute.
     "tutorial": Profile(
         name="tutorial",
-        data=dict(num_classes=4, clips_per_class=60, val_per_class=10, test_per_class=25, frames=8, height=16, width=16),
+        data=dict(
+            num_classes=4,
+            clips_per_class=60,
+            val_per_class=10,
+            test_per_class=25,
+            frames=8,
+            height=16,
+            width=16,
+        ),
         teacher_model=ModelConfig(width=16, depth=3),
         teacher_fit=_teacher_fit(epochs=20, batch=32),
         student=_student(width=16, depth=3, steps=150, batch=16),
