@@ -480,7 +480,7 @@ def worker_command(args: argparse.Namespace, reports: Path, index: int, count: i
     cmd += ["--device", args.device, "--threads", str(args.threads), "--no-html"]
     cmd += ["--shard", f"{index}/{count}", "--cells-only"]
     if args.groups:
-        cmd += ["--groups", args.groups]
+        cmd += ["--groups", ",".join(args.groups)]
     if args.force:
         cmd.append("--force")
     if args.fresh_kernels:
