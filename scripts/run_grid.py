@@ -481,6 +481,7 @@ def worker_command(args: argparse.Namespace, reports: Path, index: int, count: i
     cmd += ["--shard", f"{index}/{count}", "--cells-only"]
     if args.groups:
         cmd += ["--groups", ",".join(args.groups)]
+    cmd += getattr(args, "cell_flags", [])  # the dataset and --ipcs, as given
     if args.force:
         cmd.append("--force")
     if args.fresh_kernels:
@@ -663,6 +664,10 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         )
         command = f"./run_all.sh --profile {args.profile} {' '.join(flags)}"
     ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
+    # what the workers must repeat to plan the same cells (the data is decoded once, here)
+    args.cell_flags = dataset_flags(
+        sys.argv[1:] if argv is None else argv, ("--dataset", *cli.DATASET_ONLY_FLAGS, "--ipcs")
+    )
     steps = plan(
         args.profile, reports, args.cache_dir, args.device, args.groups, dataset, command, ipcs
     )

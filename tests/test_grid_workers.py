@@ -79,13 +79,22 @@ def test_each_worker_runs_its_shard_of_cells_on_one_gpu_of_its_own(run_grid, mon
         cache=Path("cache"),
         device="cuda",
         threads=1,
-        groups="main",
+        groups=["main", "ablation"],  # as --groups parses it
         force=False,
         fresh_kernels=True,
+        cell_flags=["--dataset", "ucf101", "--root", "/d", "--ipcs", "1"],
     )
     cmd = run_grid.worker_command(args, Path("/r"), 1, 2)
     assert cmd[cmd.index("--shard") + 1] == "1/2" and "--cells-only" in cmd
-    assert cmd[cmd.index("--groups") + 1] == "main" and "--fresh-kernels" in cmd
+    assert cmd[cmd.index("--groups") + 1] == "main,ablation" and "--fresh-kernels" in cmd
+    assert cmd[cmd.index("--dataset") :][:6] == [
+        "--dataset",
+        "ucf101",
+        "--root",
+        "/d",
+        "--ipcs",
+        "1",
+    ]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
     assert [run_grid.worker_env(i, "cuda")["CUDA_VISIBLE_DEVICES"] for i in range(3)] == [

@@ -640,3 +640,12 @@ def test_unset_optional_switches_read_from_a_table_count_as_defaults():
     row = {**asdict(RunSpec()), "first_bn": float("nan"), "iterations": float("nan")}
     assert report.is_default_variant(row)
     assert not report.is_default_variant({**row, "first_bn": 10.0})
+
+
+def test_teacher_warning_only_near_chance():
+    from tsgd_core.report import teacher_warning
+
+    assert teacher_warning(0.91, 4, "tutorial") is None
+    text = teacher_warning(0.08, 10, "quick")
+    assert "8.0 %" in text and "10.0 %" in text and "`quick`" in text
+    assert teacher_warning(0.44, 4, "x") is not None and teacher_warning(0.45, 4, "x") is None

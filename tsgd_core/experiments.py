@@ -131,6 +131,30 @@ PROFILES: dict[str, Profile] = {
         distill_seeds=(0,),
         ipcs=(1, 5),
     ),
+    # The tutorials' own size: 4 motion classes, a teacher that trains in seconds on one CPU
+    # core and is well above chance, students that learn within a minute.
+    "tutorial": Profile(
+        name="tutorial",
+        data=dict(
+            num_classes=4,
+            clips_per_class=60,
+            val_per_class=10,
+            test_per_class=25,
+            frames=8,
+            height=16,
+            width=16,
+        ),
+        teacher_model=ModelConfig(width=16, depth=3),
+        teacher_fit=_teacher_fit(epochs=20, batch=32),
+        student=_student(width=16, depth=3, steps=150, batch=16),
+        distill_iterations=100,
+        dm_iterations=50,
+        dm_batch_real=16,
+        full_steps=300,
+        seeds=(0, 1, 2),
+        distill_seeds=(0,),
+        ipcs=(1, 5),
+    ),
     # The reported CPU profile: 10 motion classes, 8 frames of 16x16, budgets chosen on the
     # validation split (the `recover`, `convergence` and `dm` groups of the grid record why).
     "default": Profile(

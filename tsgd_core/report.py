@@ -323,6 +323,22 @@ def main_results(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=columns)
 
 
+def teacher_warning(
+    test_acc: float, num_classes: int, profile: str, margin: float = 0.2
+) -> str | None:
+    """A notebook's early warning (markdown) when the teacher is within `margin` of chance, else None."""
+    chance = 1 / num_classes
+    if test_acc >= chance + margin:
+        return None
+    return (
+        f"**Warning:** the teacher reaches {100 * test_acc:.1f} % on the test split, within "
+        f"{100 * margin:.0f} points of chance ({100 * chance:.1f} %), at profile `{profile}`. Everything "
+        "below is distilled against or relabelled by a teacher that has not learned the motion, so "
+        'its numbers check the pipeline only: run with `profile = "tutorial"` (seconds) or '
+        '`"default"` to see the method work.'
+    )
+
+
 def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
     """'45.2 ± 3.1' (accuracy in %, by default); '—' when there is no number."""
     if mean is None or std is None or math.isnan(mean):
