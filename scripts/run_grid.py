@@ -374,16 +374,6 @@ def grid_groups(text: str) -> list[str]:
     return groups
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def parse_shard(text: str) -> tuple[int, int]:
     """'i/n' -> (i, n) with 0 <= i < n (SLURM's array task id and count give exactly that)."""
     try:
@@ -586,6 +576,7 @@ class Progress:
 
 
 def run(argv: list[str] | None, progress: Progress) -> int:
+    from tsgd_core import cli
     from tsgd_core.experiments import PROFILES
 
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
@@ -603,7 +594,7 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
         "--threads",
-        type=positive_int,
+        type=cli.positive_int,
         default=1,
         help="torch CPU threads per kernel (OMP_NUM_THREADS; default 1)",
     )
@@ -628,8 +619,6 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument(
         "--cells-only", action="store_true", help="with --shard: skip the setup notebooks"
     )
-    from tsgd_core import cli
-
     cli.add_dataset_options(parser, workers_flag="--decode-workers")
     parser.add_argument("--quiet", action="store_true", help="no progress bar while decoding")
     args = parser.parse_args(argv)
