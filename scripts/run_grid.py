@@ -126,8 +126,12 @@ def plan(
         ),
     ]
     first_seed = experiments.get_profile(profile).distill_seeds[0]
+    groups = groups or list(experiments.DEFAULT_GROUPS)
+    # the upper bound (students on the whole train split) as a cell of its own, so that a
+    # worker computes it once, in parallel with the others; the report reads it from the cache
+    steps.append(Step("full data", "", reports / "full_data", {"full_data": "test"}, direct=True))
     for group, specs in experiments.build_dataset_grid(profile, dataset).groups().items():
-        if groups and group not in groups:
+        if group not in groups:
             continue
         for spec in specs:
             if ipcs and spec.ipc not in ipcs:
@@ -141,7 +145,16 @@ def plan(
                 steps.append(Step(label, "", folder, params, direct=True))
                 continue
             steps.append(Step(label, "03_distill.ipynb", folder, params, needs=["distill.json"]))
-            steps.append(Step(label, "04_evaluate.ipynb", folder, params, needs=["record.json"]))
+            # compare=False: the start sets and the full data are cells of their own here
+            steps.append(
+                Step(
+                    label,
+                    "04_evaluate.ipynb",
+                    folder,
+                    {**params, "compare": False},
+                    needs=["record.json"],
+                )
+            )
     command = command or {"default": "./run_all.sh", "quick": "./run_all.sh --quick"}.get(
         profile, f"./run_all.sh --profile {profile}"
     )
@@ -269,13 +282,24 @@ def register_shared_engine(kernel: SharedKernel) -> str:
 DIRECT_PARAMS = "step.json"  # the parameters a direct step's record.json was made with
 
 
+# parameters that say where and how a step runs, not what it computes
+WHERE_PARAMS = ("out_dir", "cache_dir", "device", "progress")
+
+
+def experiment_params(params: dict[str, Any]) -> dict[str, Any]:
+    """What a direct step computes: its parameters less where and how it ran."""
+    return {k: v for k, v in plain(params).items() if k not in WHERE_PARAMS}
+
+
 def direct_done(step: Step) -> bool:
-    """A direct step is done when its record exists and was made with these parameters."""
+    """A direct step is done when its record exists and was made for the same experiment
+    (wherever it ran: another checkout or machine, another device)."""
     try:
         made_with = json.loads((step.out_dir / DIRECT_PARAMS).read_text())
     except (OSError, ValueError):
         return False
-    return (step.out_dir / "record.json").is_file() and made_with == plain(step.params)
+    same = experiment_params(made_with) == experiment_params(step.params)
+    return (step.out_dir / "record.json").is_file() and same
 
 
 def run_direct(step: Step) -> dict[str, Any]:
@@ -288,11 +312,22 @@ def run_direct(step: Step) -> dict[str, Any]:
     # this process imported torch before OMP_NUM_THREADS was set: give it the kernels' threads
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     params = step.params
-    spec = experiments.spec_from_params(**{"profile": params["profile"], **params["spec"]})
     start = time.perf_counter()
-    _, record = experiments.run(
-        spec, cache_dir=params["cache_dir"], device=params["device"], progress=False
-    )
+    if "full_data" in params:
+        results = experiments.full_data_results(
+            params["profile"],
+            dataset=params.get("dataset", ""),
+            split=params["full_data"],
+            cache_dir=params["cache_dir"],
+            device=params["device"],
+            progress=False,
+        )
+        record = {labels: res.summary() for labels, res in results.items()}
+    else:
+        spec = experiments.spec_from_params(**{"profile": params["profile"], **params["spec"]})
+        _, record = experiments.run(
+            spec, cache_dir=params["cache_dir"], device=params["device"], progress=False
+        )
     save_json(record, step.out_dir / "record.json")
     save_json(plain(step.params), step.out_dir / DIRECT_PARAMS)  # after the record: done
     wall = time.perf_counter() - start
@@ -498,7 +533,7 @@ def train_cell_teachers(steps: list[Step], cache: Path, device: str) -> None:
     start, instead of by several workers at once (same result, wasted time)."""
     from tsgd_core.experiments import get_teacher
 
-    specs = [s.params["spec"] for s in steps if s.stage == "cell"]
+    specs = [s.params["spec"] for s in steps if "spec" in s.params]
     for profile, shake in dict.fromkeys((spec["profile"], spec["camera_shake"]) for spec in specs):
         print(f"[teacher] profile {profile!r}, camera shake {shake:g} (cached once for all)")
         get_teacher(profile, shake, cache_dir=cache, device=device, progress=False)

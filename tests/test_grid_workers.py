@@ -110,9 +110,11 @@ def test_the_cells_teachers_are_trained_once_before_the_workers(run_grid, tmp_pa
 
     calls = []
     monkeypatch.setattr(experiments, "get_teacher", lambda *a, **kw: calls.append((a, kw)))
-    steps = smoke_plan(run_grid, tmp_path)
+    # every group, camera shake (not run by default) included
+    groups = list(experiments.GROUPS)
+    steps = run_grid.plan("smoke", tmp_path / "reports", tmp_path / "cache", "cpu", groups)
     run_grid.train_cell_teachers(steps, tmp_path / "cache", "cpu")
-    shakes = {s.params["spec"]["camera_shake"] for s in steps if s.stage == "cell"}
+    shakes = {s.params["spec"]["camera_shake"] for s in steps if "spec" in s.params}
     assert sorted(a for a, _ in calls) == sorted(("smoke", shake) for shake in shakes)
     assert len(calls) == len(shakes) == 2 and calls[0][1]["cache_dir"] == tmp_path / "cache"
 
