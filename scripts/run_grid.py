@@ -427,6 +427,25 @@ def cell_labels(steps: list[Step]) -> list[str]:
     return list(dict.fromkeys(s.label for s in steps if s.stage == "cell"))
 
 
+def stale_runs(steps: list[Step], reports: Path) -> list[Path]:
+    """Run folders of the planned groups that the plan no longer has: records of an older grid
+    or protocol, which the report would otherwise pool with the current ones."""
+    runs = reports / "runs"
+    planned = {s.out_dir for s in steps if s.stage == "cell"}
+    groups = {d.parent for d in planned if d.parent.parent == runs}
+    return sorted(
+        d for g in groups if g.is_dir() for d in g.iterdir() if d.is_dir() and d not in planned
+    )
+
+
+def remove_stale_runs(steps: list[Step], reports: Path) -> None:
+    import shutil
+
+    for folder in stale_runs(steps, reports):
+        print(f"[stale] removing {folder} (not a run of this grid)", flush=True)
+        shutil.rmtree(folder)
+
+
 def shard_steps(steps: list[Step], shard: tuple[int, int], with_setup: bool = True) -> list[Step]:
     """Setup (unless not asked for) and every n-th cell from the i-th on: shards split the cells."""
     index, count = shard
@@ -707,6 +726,8 @@ def run(argv: list[str] | None, progress: Progress) -> int:
 
     sweep_cache(args.cache)  # what a killed run (kill -9) left half-written
     remove_stale_temporaries(reports, recursive=True)
+    if args.shard is None and not args.merge:  # a shard plans only its own cells
+        remove_stale_runs(steps, reports)
     progress.reports = reports
     start = time.perf_counter()
     run = {"force": args.force, "fresh_kernels": args.fresh_kernels, "progress": progress}

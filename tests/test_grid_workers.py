@@ -174,5 +174,20 @@ def test_two_shards_and_a_merge_give_the_report_of_one_run(run_grid, tmp_path):
         assert (sharded / table).read_text() == (one / table).read_text()
     shard_logs = [json.loads((sharded / f"run_grid.shard{i}of2.json").read_text()) for i in (0, 1)]
     ran = [e for log in shard_logs for e in log["steps"] if not e["skipped"]]
-    cells = [e["step"] for e in ran if e["stage"] == "cell"]
+    cells = [e["step"] for e in ran if e["stage"] == "cell" and e["step"] != "full data"]
     assert len(cells) == 8 and len(set(cells)) == 4, "each cell's 03 and 04 ran in one shard"
+    assert [e["step"] for e in ran].count("full data") == 1, "the upper bound runs once"
+
+
+def test_stale_runs_are_the_planned_groups_folders_the_plan_no_longer_has(run_grid, tmp_path):
+    reports = tmp_path / "reports"
+    steps = run_grid.plan("smoke", reports, tmp_path / "cache", "cpu", ["main"])
+    current = next(s.out_dir for s in steps if s.stage == "cell" and "spec" in s.params)
+    old = reports / "runs" / "main" / "random_ipc1_0ld0ld"  # an older grid's run
+    other = reports / "runs" / "shake" / "sre2l_ipc1_abcdef"  # a group this run does not plan
+    for folder in (current, old, other):
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text("{}")
+    assert run_grid.stale_runs(steps, reports) == [old]
+    run_grid.remove_stale_runs(steps, reports)
+    assert not old.exists() and current.is_dir() and other.is_dir()
