@@ -81,6 +81,8 @@ def grid_records(tsgd_by_ipc: dict[int, float], seeds=DISTILL_SEEDS) -> pd.DataF
     rows = []
     for group, specs in build_grid("smoke").groups().items():
         for base in specs:
+            if base.distill_seed != 0:  # the first draw's spec, replicated over `seeds`
+                continue
             for d in seeds:
                 spec = replace(base, distill_seed=d)
                 acc = accuracy_for(spec, tsgd_by_ipc)
@@ -649,3 +651,25 @@ def test_teacher_warning_only_near_chance():
     text = teacher_warning(0.08, 10, "quick")
     assert "8.0 %" in text and "10.0 %" in text and "`quick`" in text
     assert teacher_warning(0.44, 4, "x") is not None and teacher_warning(0.45, 4, "x") is None
+
+
+def test_later_draws_with_soft_labels_alone_pool_into_one_row_per_method():
+    """The grid's main group: every draw with soft labels, the first with hard labels too."""
+    main = build_grid("smoke").main
+    assert {s.labels for s in main if s.distill_seed != 0 and s.method == "sre2l"} == {("soft",)}
+    rows = [{**fake_record(s, seed_accs(accuracy_for(s, WINS), s)), "group": "main"} for s in main]
+    table = report.main_table_long(pd.DataFrame(rows))
+    one = table[(table["method"] == "SRe2L-style") & (table["ipc"] == 1)].set_index("labels")
+    assert list(one.index) == ["soft", "hard"]  # one row per label mode, not one per draw
+    assert one.loc["soft", "n_distill"] == 2 and one.loc["soft", "n"] == 10
+    assert one.loc["hard", "n_distill"] == 1 and one.loc["hard", "n"] == 5
+    # the first draw's hard-label mean, the mean of both draws' soft-label means
+    first = [s for s in main if s.method == "sre2l" and s.ipc == 1]
+    means = [statistics.fmean(seed_accs(accuracy_for(s, WINS), s)) for s in first]
+    assert one.loc["hard", "mean"] == pytest.approx(100 * means[0], abs=0.01)
+    assert one.loc["soft", "mean"] == pytest.approx(100 * statistics.fmean(means), abs=0.01)
+    paired = report.paired_difference_results(pd.DataFrame(rows)).set_index(
+        ["comparison", "ipc", "labels"]
+    )
+    assert paired.loc[("SRe2L-style − Random", 1, "soft"), "n_distill"] == 2
+    assert paired.loc[("SRe2L-style − Random", 1, "hard"), "n_distill"] == 1
