@@ -52,7 +52,8 @@ def to_device(videos: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A batch of clips on `device`; on CUDA from pinned memory, without blocking the host."""
     if device.type != "cuda":
         return videos.to(device)
-    videos = videos.pin_memory().to(device, non_blocking=True)
+    if not videos.is_cuda:  # a relabel plan's views are made on the device already
+        videos = videos.pin_memory().to(device, non_blocking=True)
     if use_channels_last(device):
         videos = videos.contiguous(memory_format=torch.channels_last_3d)
     return videos
