@@ -105,7 +105,7 @@ def test_pooling_groups_distill_seeds_of_one_configuration():
     pooled = report.pool_records(df)
     assert report.pool_records(pooled) is pooled, "pooling a pooled frame changes nothing"
     assert len(df) == 3 * len(pooled)
-    with_soft = pooled["labels"].str.contains("soft")  # the recover and dm studies: hard only
+    with_soft = pooled["labels"].str.contains("soft")  # the dm study: hard labels only
     assert set(pooled["n_distill"]) == {3} and set(pooled.loc[with_soft, "acc_soft_n"]) == {15}
     row = pooled[(pooled["method"] == "dm") & (pooled["ipc"] == 2) & (pooled["group"] == "main")]
     row = row.iloc[0]
@@ -379,6 +379,20 @@ def test_recover_results_and_plateau_sentences():
     assert "20.0% at 100 iterations, 50.0% at 800" in line
     assert "within 1 point of its best (50.0%) from 400 iterations on" in line
     assert "moves it by +0.5 points" in line and "final recover loss 0.01 -> 0.00125" in line
+
+
+def test_a_first_bn_budget_is_its_own_point_not_a_step_of_the_curve():
+    stronger = study_records(
+        "recover",
+        replace(VAL_HARD, tsgfa=False),
+        [{"method": "sre2l", "init": "real", "iterations": 400, "first_bn": 10.0}],
+        lambda v: 0.10,
+    )
+    table = report.recover_results(pd.DataFrame(recover_records() + stronger))
+    curve = table[(table["method"] == "SRe2L-style") & (table["init"] == "real")]
+    assert curve["mean"].tolist() == pytest.approx([0.20, 0.40, 0.495, 0.50])
+    point = table[table["init"] == "real, first BN x10"]
+    assert len(point) == 1 and point["mean"].item() == pytest.approx(0.10)
 
 
 def test_recover_iterations_default_to_the_profile():

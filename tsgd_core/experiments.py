@@ -923,14 +923,14 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
     grid.sensitivity += [replace(val, labels=("soft",), beta=b) for b in (0.0, 1.0)]
     grid.sensitivity += [replace(val, labels=("soft",), alpha="uniform")]
     grid.sensitivity += [replace(val, labels=("soft",))]  # the defaults, for reference
-    # recover's plateau at the smallest IPC: iterations cost in proportion to IPC
-    small = replace(val, ipc=prof.ipcs[0], labels=("hard",))
+    # recover's plateau, with the protocol's soft labels (at IPC 1 every set is near chance)
+    study = replace(val, labels=("soft",))
     for method in ("sre2l", "tsgd"):
         for init, scales in (("real", RECOVER_SCALES), ("noise", RECOVER_SCALES[-2:])):
             for scale in scales:
                 iterations = max(1, round(prof.distill_iterations * scale))
-                grid.recover.append(replace(small, method=method, init=init, iterations=iterations))
-        grid.recover.append(replace(small, method=method, first_bn=10.0))
+                grid.recover.append(replace(study, method=method, init=init, iterations=iterations))
+        grid.recover.append(replace(study, method=method, first_bn=10.0))
     for scale in STUDENT_SCALES:
         grid.convergence += [
             replace(val, method=m, student_scale=scale) for m in ("random", "tsgd")

@@ -897,10 +897,14 @@ def recover_results(df: pd.DataFrame) -> pd.DataFrame:
             mean, std, _ = _acc_columns(row, labels)
             if math.isnan(mean):
                 continue
+            init = row.get("init", "real")
+            first_bn = _plain(row.get("first_bn"))
+            if not _missing(first_bn):  # a budget's own point, not a step of the init's curve
+                init = f"{init}, first BN x{first_bn:g}"
             out.append(
                 {
                     "method": row_label(row),
-                    "init": row.get("init", "real"),
+                    "init": init,
                     "iterations": iterations_of(row),
                     "labels": labels,
                     "mean": mean,
