@@ -687,3 +687,28 @@ def test_later_draws_with_soft_labels_alone_pool_into_one_row_per_method():
     )
     assert paired.loc[("SRe2L-style − Random", 1, "soft"), "n_distill"] == 2
     assert paired.loc[("SRe2L-style − Random", 1, "hard"), "n_distill"] == 1
+
+
+def test_the_dm_study_names_each_embedding_net_and_lr():
+    variants = [
+        {"dm_lr": lr, "dm_net": net} for net in ("literature", "student") for lr in (0.1, 1)
+    ]
+    accs = {("literature", 0.1): 0.42, ("literature", 1): 0.20, ("student", 0.1): 0.30}
+    df = pd.DataFrame(
+        study_records(
+            "dm",
+            replace(VAL_HARD, method="dm"),
+            variants,
+            lambda v: accs.get((v["dm_net"], v["dm_lr"]), 0.10),
+        )
+    )
+    dm = report.dm_lr_results(df).set_index("choice")
+    assert set(dm.index) == {
+        "literature net, lr 0.1",
+        "literature net, lr 1",
+        "student net, lr 0.1",
+        "student net, lr 1",
+    }
+    assert dm.loc["student net, lr 0.1", "mean_diff"] == pytest.approx(-0.12)
+    with pytest.raises(ValueError, match="same name"):
+        report.choice_results(report.pool_records(df), lambda row: "one name")

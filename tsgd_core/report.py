@@ -1064,8 +1064,11 @@ def tsgfa_parts_label(row: Mapping[str, Any]) -> str:
 
 
 def dm_lr_label(row: Mapping[str, Any]) -> str:
+    """'lr 0.1' or, where the study varies DM's embedding net too, 'student net, lr 0.1'."""
     value = _plain(row.get("dm_lr"))
-    return "lr default" if _missing(value) else f"lr {float(value):g}"
+    lr = "lr default" if _missing(value) else f"lr {float(value):g}"
+    net = _plain(row.get("dm_net"))
+    return lr if _missing(net) else f"{net} net, {lr}"
 
 
 CHOICE_COLUMNS = [
@@ -1086,6 +1089,10 @@ def choice_results(runs: pd.DataFrame, name_of: Any, reference: str | None = Non
     `runs` are pooled runs evaluated on the same split; `name_of(row)` names each choice.
     """
     named = {name_of(row): row for _, row in runs.iterrows()}
+    if len(named) < len(runs):  # two configurations under one name: one would be lost
+        raise ValueError(
+            f"choices with the same name: {sorted(map(name_of, runs.to_dict('records')))}"
+        )
     out = []
     for labels in LABEL_MODES:
         mine = {n: r for n, r in named.items() if not math.isnan(_acc_columns(r, labels)[0])}
