@@ -11,7 +11,8 @@
 # --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
 # scale-out ones:
 #
-#   ./run_all.sh --quick --workers 2          # the grid's cells in 2 parallel processes
+#   ./run_all.sh --quick --workers 2          # the grid's cells in 2 parallel processes (default:
+#                                             # --workers auto, one per GPU or CPU core, at most 8)
 #   ./run_all.sh --profile default --shard 0/4  # one part of 4 (a job array task), no report
 #   ./run_all.sh --profile default --merge    # the report from the parts, once all have run
 # Output: reports/<profile>/README.md (reports/<profile>-<dataset>/ for a real dataset), tables,
@@ -32,5 +33,12 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# one grid worker per CPU core (or GPU) unless told how to scale: the default profile's
+# budget of 120 minutes on 2 cores assumes two workers
+scale_out=no
+for a in ${args[@]+"${args[@]}"}; do
+  case "$a" in --workers|--workers=*|--shard|--shard=*|--merge) scale_out=yes ;; esac
+done
+[ "$scale_out" = yes ] || args+=(--workers auto)
 source scripts/bootstrap.sh
 exec python scripts/run_grid.py --profile "$profile" --reports "reports/$profile${dataset:+-$dataset}" ${args[@]+"${args[@]}"}

@@ -409,6 +409,30 @@ def grid_groups(text: str) -> list[str]:
     return groups
 
 
+MAX_AUTO_WORKERS = 8  # each worker holds a kernel and the data: memory grows with them
+
+
+def workers_arg(text: str) -> int | str:
+    """--workers N (an integer) or auto."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+
+
+def auto_workers(device: str) -> int:
+    """One worker per GPU where the cells run on CUDA, else one per CPU core (at most 8)."""
+    import torch
+
+    from tsgd_core.train import resolve_device
+
+    if resolve_device(device).type == "cuda":
+        return max(1, torch.cuda.device_count())
+    return max(1, min(MAX_AUTO_WORKERS, os.cpu_count() or 1))
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'i/n' -> (i, n) with 0 <= i < n (SLURM's array task id and count give exactly that)."""
     try:
@@ -657,9 +681,10 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument(
         "--workers",
-        type=int,
+        type=workers_arg,
         default=1,
-        help="run the grid's cells in this many parallel processes (one GPU each if several)",
+        help="run the grid's cells in this many parallel processes (one GPU each if several); "
+        "auto: one per GPU, else one per CPU core (at most 8)",
     )
     scale.add_argument(
         "--shard",
@@ -676,6 +701,8 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     cli.add_dataset_options(parser, workers_flag="--decode-workers")
     parser.add_argument("--quiet", action="store_true", help="no progress bar while decoding")
     args = parser.parse_args(argv)
+    if args.workers == "auto":
+        args.workers = auto_workers(args.device)
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")
     if args.cells_only and args.shard is None:

@@ -191,3 +191,12 @@ def test_stale_runs_are_the_planned_groups_folders_the_plan_no_longer_has(run_gr
     assert run_grid.stale_runs(steps, reports) == [old]
     run_grid.remove_stale_runs(steps, reports)
     assert not old.exists() and current.is_dir() and other.is_dir()
+
+
+def test_auto_workers_is_one_per_cpu_core_up_to_eight(run_grid, monkeypatch):
+    for cores, expected in ((2, 2), (64, run_grid.MAX_AUTO_WORKERS), (None, 1)):
+        monkeypatch.setattr(run_grid.os, "cpu_count", lambda cores=cores: cores)
+        assert run_grid.auto_workers("cpu") == expected
+    assert run_grid.workers_arg("auto") == "auto" and run_grid.workers_arg("3") == 3
+    with pytest.raises(argparse.ArgumentTypeError, match="integer or auto"):
+        run_grid.workers_arg("two")
