@@ -687,6 +687,8 @@ def test_later_draws_with_soft_labels_alone_pool_into_one_row_per_method():
     )
     assert paired.loc[("SRe2L-style − Random", 1, "soft"), "n_distill"] == 2
     assert paired.loc[("SRe2L-style − Random", 1, "hard"), "n_distill"] == 1
+    hard = report.difference_sentences(paired.reset_index(), "vs_random")
+    assert any(line.endswith("(5 pairs, 1 distill seed).") for line in hard)
 
 
 def test_the_dm_study_names_each_embedding_net_and_lr():

@@ -664,7 +664,8 @@ def difference_sentence(row: Mapping[str, Any], where: str) -> str:
     )
     if math.isnan(row["ci_low"]):
         span = f"{PERCENT * row['mean_diff']:+.1f} points (no interval: too few pairs)"
-    count = f"({row['n']} pairs, {row['n_distill']} distill seeds)"
+    draws = int(row["n_distill"])
+    count = f"({row['n']} pairs, {draws} distill seed{'' if draws == 1 else 's'})"
     if row["resolved"]:
         up, down = row["verbs"]
         verb = up if row["mean_diff"] > 0 else down
