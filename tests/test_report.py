@@ -714,3 +714,26 @@ def test_the_dm_study_names_each_embedding_net_and_lr():
     assert dm.loc["student net, lr 0.1", "mean_diff"] == pytest.approx(-0.12)
     with pytest.raises(ValueError, match="same name"):
         report.choice_results(report.pool_records(df), lambda row: "one name")
+
+
+def test_the_recover_curve_starts_at_the_start_set(tmp_path):
+    real = {
+        s.iterations
+        for s in build_grid("default").recover
+        if s.init == "real" and s.first_bn is None
+    }
+    assert real == {0, 100, 200, 400, 800}, "0 iterations: the start set, the curve's origin"
+    curve = {0: 0.34, 100: 0.13, 400: 0.14}
+    df = pd.DataFrame(
+        study_records(
+            "recover",
+            replace(VAL_HARD, tsgfa=False),
+            [{"method": "sre2l", "init": "real", "iterations": it} for it in curve],
+            lambda v: curve[v["iterations"]],
+        )
+    )
+    line = report.recover_sentences(report.recover_results(df))[0]
+    assert line.startswith(
+        "SRe2L-style, real init (hard labels): 34.0% at 0 iterations, 14.0% at 400"
+    )
+    assert report.plot_recover(df, tmp_path / "recover.png").is_file()

@@ -866,7 +866,7 @@ class Grid:
 # the saliency maps barely change; at 2 raw frame differences fire over the whole background.
 DEFAULT_SHAKE = 2.0
 # Settings tried on the validation split (multiples of the profile's budget where a budget)
-RECOVER_SCALES = (0.25, 0.5, 1.0, 2.0)
+RECOVER_SCALES = (0.0, 0.25, 0.5, 1.0, 2.0)  # 0: the start set itself, the curve's origin
 STUDENT_SCALES = (1.0, 2.0)  # does doubling the student's steps still move the numbers?
 DM_LRS = (0.1, 1.0)
 
@@ -928,7 +928,7 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
     for method in ("sre2l", "tsgd"):
         for init, scales in (("real", RECOVER_SCALES), ("noise", RECOVER_SCALES[-2:])):
             for scale in scales:
-                iterations = max(1, round(prof.distill_iterations * scale))
+                iterations = max(1, round(prof.distill_iterations * scale)) if scale else 0
                 grid.recover.append(replace(study, method=method, init=init, iterations=iterations))
         grid.recover.append(replace(study, method=method, first_bn=10.0))
     for scale in STUDENT_SCALES:

@@ -1387,8 +1387,13 @@ def plot_paired_differences(paired: pd.DataFrame, path: str | os.PathLike[str]) 
 
 
 def _log_ticks(ax: plt.Axes, values: Sequence[float]) -> None:
-    """A log x axis with a plain tick at every value (100, 200, 400, not 2 x 10^2)."""
-    ax.set_xscale("log")
+    """A log x axis with a plain tick at every value (100, 200, 400, not 2 x 10^2); symmetric
+    log, linear up to the smallest positive value, where a value is 0 (the start set)."""
+    positive = [v for v in values if v > 0]
+    if len(positive) < len(list(values)):
+        ax.set_xscale("symlog", linthresh=min(positive, default=1.0))
+    else:
+        ax.set_xscale("log")
     ax.set_xticks(sorted(set(values)))
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
