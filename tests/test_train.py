@@ -75,3 +75,40 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_teacher_training_is_reproducible_and_records_its_thread_count():
+    """Same seed and thread count: the same weights, bit for bit; the count is recorded
+    because another count sums floats in another order (different weights)."""
+    from tsgd_core.synthetic import make_motion_benchmark
+    from tsgd_core.teacher import ModelConfig, train_teacher
+
+    splits = make_motion_benchmark(
+        num_classes=3,
+        clips_per_class=6,
+        val_per_class=2,
+        test_per_class=2,
+        frames=4,
+        height=8,
+        width=8,
+        seed=0,
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        runs = [
+            train_teacher(
+                splits,
+                ModelConfig(width=4, depth=2),
+                FitConfig(steps=3, batch_size=6),
+                device="cpu",
+                progress=False,
+            )
+            for _ in range(2)
+        ]
+    finally:
+        torch.set_num_threads(before)
+    (a, info_a), (b, _) = runs
+    assert info_a.torch_threads == 1
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)

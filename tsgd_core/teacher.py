@@ -71,6 +71,9 @@ class TeacherInfo:
     train_peak_mb: float
     clips_per_s: float
     history: dict[str, list[float]] = field(default_factory=dict)
+    # CPU training is bitwise reproducible for a given thread count only: which one made it
+    # (None: a checkpoint from before this was recorded)
+    torch_threads: int | None = None
 
 
 def teacher_key(
@@ -152,6 +155,7 @@ def train_teacher(
         train_peak_mb=usage.peak_mb,
         clips_per_s=result.clips_seen / max(usage.wall_s, 1e-9),
         history=result.history,
+        torch_threads=torch.get_num_threads(),
     )
     return model.cpu().eval(), info
 
