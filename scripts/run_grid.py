@@ -413,13 +413,10 @@ MAX_AUTO_WORKERS = 8  # each worker holds a kernel and the data: memory grows wi
 
 
 def workers_arg(text: str) -> int | str:
-    """--workers N (an integer) or auto."""
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or auto, got {text!r}") from None
+    """--workers N (a positive integer) or auto."""
+    from tsgd_core.cli import positive_int
+
+    return text if text == "auto" else positive_int(text)
 
 
 def auto_workers(device: str) -> int:
@@ -665,7 +662,9 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / "cache", help="core cache folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument(
-        "--groups", type=grid_groups, help="comma-separated grid groups to run (default: all)"
+        "--groups",
+        type=grid_groups,
+        help="comma-separated grid groups to run (default: all but shake)",
     )
     parser.add_argument("--ipcs", help="comma-separated IPCs to run (default: the profile's)")
     parser.add_argument("--force", action="store_true", help="rerun steps that look done")
@@ -703,8 +702,6 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     args = parser.parse_args(argv)
     if args.workers == "auto":
         args.workers = auto_workers(args.device)
-    if args.workers < 1:
-        parser.error(f"--workers must be >= 1, got {args.workers}")
     if args.cells_only and args.shard is None:
         parser.error("--cells-only applies to --shard")
 

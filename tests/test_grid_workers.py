@@ -198,5 +198,6 @@ def test_auto_workers_is_one_per_cpu_core_up_to_eight(run_grid, monkeypatch):
         monkeypatch.setattr(run_grid.os, "cpu_count", lambda cores=cores: cores)
         assert run_grid.auto_workers("cpu") == expected
     assert run_grid.workers_arg("auto") == "auto" and run_grid.workers_arg("3") == 3
-    with pytest.raises(argparse.ArgumentTypeError, match="integer or auto"):
-        run_grid.workers_arg("two")
+    for bad, message in (("two", "expected an integer"), ("0", "positive integer")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            run_grid.workers_arg(bad)

@@ -175,7 +175,7 @@ PROFILES: dict[str, Profile] = {
         teacher_fit=_teacher_fit(epochs=80, batch=32),
         # BatchNorm students at lr 5e-3 learn fastest per step on validation, and 600 steps is
         # what the 120-minute budget affords; the whole train split gets 2,400 steps
-        # (scripts/recipe_sweep.py; README.md "Choosing the budgets")
+        # (scripts/recipe_sweep.py; reports/default/budgets/README.md)
         student=_student(width=16, depth=3, steps=600, batch=32, norm="batch", lr=5e-3),
         distill_iterations=400,
         dm_iterations=200,

@@ -2126,8 +2126,8 @@ def readme_text(
     seeds = int(results["n_distill"].max()) if not results.empty else 0
     text.append(
         f"\n## Main table\n\nTop-1 accuracy [%] on the real test split: mean over up to {seeds} "
-        f"distill seeds (`n_distill` in `main_table.csv`) of the mean over student seeds (up to {pairs} pairs), with its 95 % interval "
-        "[low, high]; students trained from scratch on the distilled set only. Soft: teacher "
+        "distill seeds (`n_distill` in `main_table.csv`) of the mean over student seeds "
+        f"(up to {pairs} pairs), with its 95 % interval [low, high]; students trained from scratch on the distilled set only. Soft: teacher "
         "relabels every augmented view; hard: class labels. `main_table.csv` has the same numbers "
         "in percent with std and n.\n\n"
     )
