@@ -112,3 +112,34 @@ def test_teacher_training_is_reproducible_and_records_its_thread_count():
     assert info_a.torch_threads == 1
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def test_a_teacher_trained_with_another_thread_count_is_another_cache_entry(tmp_path):
+    """The cache must not hand back weights another thread count trained as if they were these."""
+    from tsgd_core.synthetic import make_motion_benchmark
+    from tsgd_core.teacher import ModelConfig, load_or_train_teacher, teacher_key, teacher_path
+
+    splits = make_motion_benchmark(
+        num_classes=2,
+        clips_per_class=4,
+        val_per_class=1,
+        test_per_class=1,
+        frames=4,
+        height=8,
+        width=8,
+        seed=0,
+    )
+    cfg, fit_cfg = ModelConfig(width=4, depth=1), FitConfig(steps=1, batch_size=4)
+    keys = {t: teacher_key(splits, cfg, fit_cfg, True, cpu_threads=t) for t in (None, 1, 2)}
+    assert len(set(keys.values())) == 3
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            _, info = load_or_train_teacher(
+                splits, cfg, fit_cfg, cache_dir=tmp_path, device="cpu", progress=False
+            )
+            assert (info.key, info.torch_threads) == (keys[threads], threads)
+            assert teacher_path(tmp_path, keys[threads]).is_file()
+    finally:
+        torch.set_num_threads(before)

@@ -82,10 +82,23 @@ def teacher_key(
     fit_cfg: FitConfig,
     augment: bool,
     balanced: bool = False,
+    cpu_threads: int | None = None,
 ) -> str:
+    """cpu_threads: torch's thread count when training on the CPU (None on an accelerator)."""
     # a real dataset's identity, not its config: that holds paths (root, cache folder)
     parts = ("teacher", splits.name, splits_identity(splits), model_cfg, fit_cfg, augment)
-    return config_key(*parts, "balanced") if balanced else config_key(*parts)
+    if balanced:
+        parts += ("balanced",)
+    if cpu_threads is not None:
+        # CPU training is bitwise reproducible for one thread count only: another count
+        # trains other weights, so it is another teacher
+        parts += (f"threads={cpu_threads}",)
+    return config_key(*parts)
+
+
+def training_threads(device: torch.device) -> int | None:
+    """The thread count that decides a teacher's weights: torch's on the CPU, None elsewhere."""
+    return torch.get_num_threads() if device.type == "cpu" else None
 
 
 def augmented_cross_entropy(
@@ -143,7 +156,7 @@ def train_teacher(
             data_parallel=True,  # DDP under torchrun; one process trains as before
         )
     info = TeacherInfo(
-        key=teacher_key(splits, model_cfg, fit_cfg, augment, balanced),
+        key=teacher_key(splits, model_cfg, fit_cfg, augment, balanced, training_threads(dev)),
         class_names=list(splits.class_names),
         clip_shape=list(splits.clip_shape),
         model=asdict(model_cfg),
@@ -227,7 +240,8 @@ def load_or_train_teacher(
     """The cached teacher for this data and configuration, trained (and cached) on first use."""
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
-    key = teacher_key(splits, model_cfg, fit_cfg, augment, balanced)
+    threads = training_threads(resolve_device(device))
+    key = teacher_key(splits, model_cfg, fit_cfg, augment, balanced, threads)
     path = teacher_path(cache_dir, key)
     cached = load_cached_teacher(path, key)
     if distributed.agree(cached is not None):  # under torchrun all ranks load, or all train
