@@ -302,15 +302,21 @@ def direct_done(step: Step) -> bool:
     return (step.out_dir / "record.json").is_file() and same
 
 
+def use_kernel_threads() -> None:
+    """Give this process the notebook kernels' torch threads: it imported torch before
+    OMP_NUM_THREADS was set, and a CPU teacher's cache key names the thread count."""
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 def run_direct(step: Step) -> dict[str, Any]:
     """One grid cell without its notebooks: distil (or load) and evaluate, write record.json."""
-    import torch
 
     from tsgd_core import experiments
     from tsgd_core.storage import save_json
 
-    # this process imported torch before OMP_NUM_THREADS was set: give it the kernels' threads
-    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    use_kernel_threads()
     params = step.params
     start = time.perf_counter()
     if "full_data" in params:
@@ -573,6 +579,7 @@ def train_cell_teachers(steps: list[Step], cache: Path, device: str) -> None:
     start, instead of by several workers at once (same result, wasted time)."""
     from tsgd_core.experiments import get_teacher
 
+    use_kernel_threads()  # else it trains a teacher the kernels' thread count cannot find
     specs = [s.params["spec"] for s in steps if "spec" in s.params]
     for profile, shake in dict.fromkeys((spec["profile"], spec["camera_shake"]) for spec in specs):
         print(f"[teacher] profile {profile!r}, camera shake {shake:g} (cached once for all)")

@@ -108,15 +108,28 @@ def test_each_worker_runs_its_shard_of_cells_on_one_gpu_of_its_own(run_grid, mon
 def test_the_cells_teachers_are_trained_once_before_the_workers(run_grid, tmp_path, monkeypatch):
     from tsgd_core import experiments
 
-    calls = []
-    monkeypatch.setattr(experiments, "get_teacher", lambda *a, **kw: calls.append((a, kw)))
+    calls, threads = [], []
+
+    def get_teacher(*args, **kwargs):
+        calls.append((args, kwargs))
+        threads.append(torch.get_num_threads())
+
+    monkeypatch.setattr(experiments, "get_teacher", get_teacher)
     # every group, camera shake (not run by default) included
     groups = list(experiments.GROUPS)
     steps = run_grid.plan("smoke", tmp_path / "reports", tmp_path / "cache", "cpu", groups)
-    run_grid.train_cell_teachers(steps, tmp_path / "cache", "cpu")
+    # the kernels' thread count (a CPU teacher's key names it), not this process's own
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        run_grid.train_cell_teachers(steps, tmp_path / "cache", "cpu")
+    finally:
+        torch.set_num_threads(before)
     shakes = {s.params["spec"]["camera_shake"] for s in steps if "spec" in s.params}
     assert sorted(a for a, _ in calls) == sorted(("smoke", shake) for shake in shakes)
     assert len(calls) == len(shakes) == 2 and calls[0][1]["cache_dir"] == tmp_path / "cache"
+    assert threads == [1, 1]
 
 
 def test_cache_files_survive_concurrent_writers(tmp_path):
