@@ -365,6 +365,13 @@ def convergence_records() -> list[dict]:
     )
 
 
+def test_the_plateau_starts_where_the_curve_stays_near_its_best():
+    assert report.plateau_start([0, 1, 2, 3], [10, 20, 19.5, 20], 1) == 1
+    assert report.plateau_start([0, 1, 2, 3], [20, 15, 19.5, 20], 1) == 2  # dips, comes back
+    assert report.plateau_start([0, 1, 2], [40, 17, 18], 1) is None  # falls from its best
+    assert report.plateau_start([0, 1], [5, 5], 1) == 0
+
+
 def test_recover_results_and_plateau_sentences():
     df = pd.DataFrame(recover_records())
     table = report.recover_results(df)
@@ -736,4 +743,7 @@ def test_the_recover_curve_starts_at_the_start_set(tmp_path):
     assert line.startswith(
         "SRe2L-style, real init (hard labels): 34.0% at 0 iterations, 14.0% at 400"
     )
+    # the best is the start set and the curve never comes back: no plateau "from 0 on"
+    assert "its best is 34.0% at 0 iterations and it ends 20.0 points below that" in line
+    assert "from 0 iterations on" not in line
     assert report.plot_recover(df, tmp_path / "recover.png").is_file()

@@ -918,6 +918,18 @@ def recover_results(df: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["method", "init", "labels", "iterations"]).reset_index(drop=True)
 
 
+def plateau_start(budgets: list[float], means: list[float], tolerance: float) -> float | None:
+    """The first budget from which every later one stays within `tolerance` of the best mean;
+    None when the last one does not (the curve falls away from its best)."""
+    best, start = max(means), None
+    for budget, mean in zip(budgets, means, strict=True):
+        if mean < best - tolerance:
+            start = None
+        elif start is None:
+            start = budget
+    return start
+
+
 def recover_sentences(table: pd.DataFrame) -> list[str]:
     """Where each recover curve reaches its plateau (within PLATEAU_POINTS of its best)."""
     lines = []
@@ -927,11 +939,20 @@ def recover_sentences(table: pd.DataFrame) -> list[str]:
             continue
         means, its = list(PERCENT * sub["mean"]), list(sub["iterations"])
         best = max(means)
-        reached = next(it for it, m in zip(its, means, strict=True) if m >= best - PLATEAU_POINTS)
+        reached = plateau_start(its, means, PLATEAU_POINTS)
+        if reached is None:  # e.g. best at the start set, then recovery pulls it down
+            plateau = (
+                f"its best is {best:.1f}% at {its[means.index(best)]:g} iterations and it ends "
+                f"{best - means[-1]:.1f} points below that"
+            )
+        else:
+            plateau = (
+                f"within {PLATEAU_POINTS:g} point of its best ({best:.1f}%) from {reached:g} "
+                "iterations on"
+            )
         line = (
             f"{method}, {init} init ({labels} labels): {means[0]:.1f}% at {its[0]:g} iterations, "
-            f"{means[-1]:.1f}% at {its[-1]:g}; within {PLATEAU_POINTS:g} point of its best "
-            f"({best:.1f}%) from {reached:g} iterations on; the last step ({its[-2]:g} -> "
+            f"{means[-1]:.1f}% at {its[-1]:g}; {plateau}; the last step ({its[-2]:g} -> "
             f"{its[-1]:g}) moves it by {means[-1] - means[-2]:+.1f} points"
         )
         losses = list(sub["final_loss"])
