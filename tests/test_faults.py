@@ -455,6 +455,27 @@ def test_ctrl_c_in_distill_keeps_the_teacher_and_leaves_nothing_partial(cache, c
     assert code == 0 and err == [] and "IPC 1" in out
 
 
+def test_a_set_cached_for_another_teacher_is_not_handed_to_this_one(cache, capsys):
+    """The cache holds a set made with the teacher of this process's thread count; another
+    count trains another teacher (its own key), which must get a set of its own, not the
+    cached one (whose evaluation would then refuse the teacher mismatch)."""
+    from tsgd_core.experiments import get_teacher
+
+    sets = [load_distilled(p) for p in (cache / "distilled").glob("*.tsgd.pt")]
+    (before,) = {ds.teacher_key for ds in sets}
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads != 1 else 2)
+        code, out, err = run_cli(capsys, *RANDOM_IPC1, "--cache-dir", cache)
+        _, other = get_teacher("smoke", cache_dir=cache, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0 and err == [], err
+    assert other.key != before and f"teacher {other.key}" in out and "from the cache" not in out
+    keys = {load_distilled(p).teacher_key for p in (cache / "distilled").glob("*.tsgd.pt")}
+    assert {before, other.key} <= keys
+
+
 def test_ctrl_c_in_run_grid_is_one_line_and_exit_130(tmp_path):
     child = run_interrupted(
         f"""

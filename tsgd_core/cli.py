@@ -397,7 +397,7 @@ def spec_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_distill(args: argparse.Namespace) -> None:
     from .artifact import SUFFIX, save_distilled
-    from .experiments import distilled_path, make_distilled
+    from .experiments import distilled_path, get_teacher, make_distilled
     from .train import resolve_device
 
     if args.out:
@@ -406,7 +406,15 @@ def cmd_distill(args: argparse.Namespace) -> None:
     resolve_device(args.device)
     spec = build_spec(spec_params(args))
     check_spec_data(spec, args.cache_dir)
-    cached = distilled_path(spec, args.cache_dir)
+    _, teacher = get_teacher(
+        spec.profile,
+        spec.camera_shake,
+        dataset=spec.dataset,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    cached = distilled_path(spec, teacher.key, args.cache_dir)
     was_cached = cached.is_file()
     ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
     print(

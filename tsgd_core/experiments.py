@@ -564,8 +564,12 @@ def get_teacher(
 # ----------------------------------------------------------------------------- distill and evaluate
 
 
-def distilled_path(spec: RunSpec, cache_dir: str | Path) -> Path:
-    return Path(cache_dir) / "distilled" / f"{spec.distill_key()}.tsgd.pt"
+def distilled_path(spec: RunSpec, teacher_key: str, cache_dir: str | Path) -> Path:
+    """Where the set of `spec` made with (or relabeled by) teacher `teacher_key` is cached: the
+    teacher's key, not its recipe, since one recipe trained with another CPU thread count is
+    another teacher."""
+    key = config_key(spec.distill_key(), teacher_key)
+    return Path(cache_dir) / "distilled" / f"{key}.tsgd.pt"
 
 
 def tsgd_config(spec: RunSpec, prof: Profile) -> TSGDConfig:
@@ -590,11 +594,6 @@ def make_distilled(
     """The distilled (or selected) set of `spec`, made once and then loaded from the cache."""
     from .artifact import load_cached_distilled, save_cached_distilled
 
-    path = distilled_path(spec, cache_dir)
-    cached = load_cached_distilled(path)  # None when missing or damaged (then rebuilt)
-    if distributed.agree(cached is not None):  # under torchrun: all ranks load, or all make it
-        return cached
-    prof = get_profile(spec.profile)
     splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
     teacher, info = get_teacher(
         spec.profile,
@@ -604,6 +603,11 @@ def make_distilled(
         device=device,
         progress=progress,
     )
+    path = distilled_path(spec, info.key, cache_dir)
+    cached = load_cached_distilled(path)  # None when missing or damaged (then rebuilt)
+    if distributed.agree(cached is not None):  # under torchrun: all ranks load, or all make it
+        return cached
+    prof = get_profile(spec.profile)
     dev = resolve_device(device)
     with measure(dev) as usage:
         if spec.method in SELECTION_METHODS:
@@ -752,11 +756,20 @@ def full_data_results(
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split (profile's full_steps)."""
     prof = get_profile(profile)
-    # the data, the teacher and the student recipe; 2: the evaluation protocol's version
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    teacher, info = get_teacher(
+        profile,
+        camera_shake,
+        dataset=dataset,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
+    # the data, the teacher (its key: one recipe on another CPU thread count is another
+    # teacher) and the student recipe; 2: the evaluation protocol's version
     what = (
         prof.data,
-        prof.teacher_model,
-        prof.teacher_fit,
+        info.key,
         prof.student,
         prof.full_steps,
         prof.seeds,
@@ -771,15 +784,6 @@ def full_data_results(
     cached = load_json_keyed(path, key, eval_results_from_json)
     if distributed.agree(cached is not None):
         return cached
-    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
-    teacher, _ = get_teacher(
-        profile,
-        camera_shake,
-        dataset=dataset,
-        cache_dir=cache_dir,
-        device=device,
-        progress=progress,
-    )
     target = splits.val if split == "val" else splits.test
     results = {}
     for labels in ("soft", "hard"):
