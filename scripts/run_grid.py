@@ -312,7 +312,6 @@ def use_kernel_threads() -> None:
 
 def run_direct(step: Step) -> dict[str, Any]:
     """One grid cell without its notebooks: distil (or load) and evaluate, write record.json."""
-
     from tsgd_core import experiments
     from tsgd_core.storage import save_json
 

@@ -2148,9 +2148,9 @@ def readme_text(
     text.append(
         f"\n## Main table\n\nTop-1 accuracy [%] on the real test split: mean over up to {seeds} "
         "distill seeds (`n_distill` in `main_table.csv`) of the mean over student seeds "
-        f"(up to {pairs} pairs), with its 95 % interval [low, high]; students trained from scratch on the distilled set only. Soft: teacher "
-        "relabels every augmented view; hard: class labels. `main_table.csv` has the same numbers "
-        "in percent with std and n.\n\n"
+        f"(up to {pairs} pairs), with its 95 % interval [low, high]; students trained from "
+        "scratch on the distilled set only. Soft: teacher relabels every augmented view; hard: "
+        "class labels. `main_table.csv` has the same numbers in percent with std and n.\n\n"
     )
     if table.empty:
         text.append("No main-table runs in the records: run the grid's `main` group.\n\n")
