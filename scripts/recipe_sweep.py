@@ -7,9 +7,10 @@
 A teacher spec is WIDTHxDEPTH:EPOCHS:LR (AdamW, batch 32, the default profile's augmentation);
 each is trained on the default benchmark's train split and its validation (and, for the record,
 test) accuracy printed. A student spec is NORM:LR:STEPS[:WIDTH[:BATCH]] (ConvNet3D depth 3,
-AdamW, batch 32 unless given, cosine schedule); each is trained with soft labels from the profile's cached teacher
-on every named set (`full`: the whole train split; `randomK`: K random clips per class, draw 0)
-and scored on the validation split over `--seeds`. Rows print as a markdown table; `--out`
+AdamW, batch 32 unless given, cosine schedule); each is trained with soft labels from the
+profile's cached teacher on every named set (`full`: the whole train split; `randomK`: K random
+clips per class, draw 0) and scored on the validation split over `--seeds`. Every job trains
+with one torch thread, as the grid's kernels do, so the students use the grid's teacher. Rows print as a markdown table; `--out`
 writes them as CSV too. The test split is only read for the teachers' record line.
 """
 
@@ -103,8 +104,11 @@ def student_row(profile: str, text: str, set_name: str, seeds: int, device: str)
     }
 
 
+JOB_THREADS = 1  # one core per job: jobs run side by side
+
+
 def run_job(job: tuple) -> dict:
-    torch.set_num_threads(1)  # one core per job: jobs run side by side
+    torch.set_num_threads(JOB_THREADS)
     kind, *args = job
     row = teacher_row(*args) if kind == "teacher" else student_row(*args)
     print(row, flush=True)
@@ -128,10 +132,12 @@ def main() -> None:
         for s in args.students
         for name in args.sets
     ]
-    if args.students:  # the cached teacher, trained (once) before the jobs fork
+    if args.students:  # the cached teacher, trained (once) before the jobs fork, with the
+        # jobs' thread count: a CPU teacher's cache key names it
+        torch.set_num_threads(JOB_THREADS)
         experiments.get_teacher(args.profile, device=args.device)
     if args.jobs > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("OMP_NUM_THREADS", str(JOB_THREADS))
         with ProcessPoolExecutor(args.jobs) as pool:
             rows = list(pool.map(run_job, jobs))
     else:
