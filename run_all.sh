@@ -6,6 +6,9 @@
 #   ./run_all.sh --profile smoke  # any profile of tsgd_core.experiments.PROFILES
 #   ./run_all.sh --profile real-cpu --dataset ucf101 --root ~/data/UCF101 --classes A B C
 #                                 # a real dataset (any loader option of `tsgd teacher --help`)
+#   ./run_all.sh --tune           # the tuning stage: every optimised method tuned equally on the
+#                                 # validation split into reports/tuning/ and tsgd_core/tuned.json
+#                                 # (python -m tsgd_core.tuning --help for its options)
 #
 # Other options go to scripts/run_grid.py (--force, --groups main,ablation, --ipcs 1, --fresh-kernels,
 # --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
@@ -22,6 +25,11 @@ cd "$(dirname "$0")"
 profile=default
 dataset=
 args=()
+if [ "${1:-}" = "--tune" ]; then
+  shift
+  source scripts/bootstrap.sh
+  exec python -m tsgd_core.tuning "$@"
+fi
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) profile=quick ;;

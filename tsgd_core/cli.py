@@ -37,7 +37,15 @@ from .datasets import DATASET_KINDS
 from .experiments import DISTILL_SWITCHES
 
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
-SPEC_FLAGS = ("method", "ipc", "profile", "camera_shake", "tsgfa", *DISTILL_SWITCHES)
+SPEC_FLAGS = (
+    "method",
+    "ipc",
+    "profile",
+    "camera_shake",
+    "tsgfa",
+    "n_students",
+    *DISTILL_SWITCHES,
+)
 PREVIEW_CLIPS_PER_CLASS = 4
 BUG_REPORT_HINT = "this is a bug in tsgd: please report it with the command line (TSGD_DEBUG=1 shows the traceback)"
 # The Python loader's advice, in the words of this command line
@@ -622,9 +630,11 @@ def add_spec_options(
     parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
 ) -> None:
     """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
-    from .distill import INITS, MODULATIONS, SALIENCY_SOURCES
-    from .experiments import RunSpec
+    from .distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
+    from .experiments import PIXEL_SOURCES, RunSpec
     from .saliency import ALPHAS
+    from .salient import PACKINGS
+    from .salient import WINDOW_CHOICES as WINDOWS
 
     default = {f.name: f.default for f in fields(RunSpec)}
 
@@ -673,6 +683,50 @@ def add_spec_options(
         type=positive_int,
     )
     add(tsgd, "--r-bn", "r_bn", "weight of the BatchNorm statistics loss", type=nonnegative_float)
+    recover = parser.add_argument_group(
+        "recovery settings (unset: what the tuning stage chose, src tsgd_core/tuned.json)"
+    )
+    add(
+        recover,
+        "--lr",
+        "lr",
+        "Adam's pixel learning rate of TSGD / SRe2L-style",
+        type=positive_float,
+    )
+    add(recover, "--iterations", "iterations", "recover / DM iterations", type=nonnegative_int)
+    add(recover, "--lr-schedule", "lr_schedule", "pixel lr schedule", choices=LR_SCHEDULES)
+    add(recover, "--first-bn", "first_bn", "weight of the first BN layer", type=nonnegative_float)
+    add(
+        recover,
+        "--recover-augment",
+        "recover_augment",
+        "differentiable augmentation while recovering",
+        action=switch,
+    )
+    add(recover, "--dm-lr", "dm_lr", "DM's pixel learning rate (SGD)", type=positive_float)
+    add(recover, "--window", "window", "Salient windows: how windows are placed", choices=WINDOWS)
+    add(recover, "--pack", "pack", "Salient windows: how windows are packed", choices=PACKINGS)
+    add(
+        recover,
+        "--train-pixels",
+        "train_pixels",
+        "students train on the set's pixels or its start set's (control)",
+        choices=PIXEL_SOURCES,
+    )
+    add(
+        recover,
+        "--label-pixels",
+        "label_pixels",
+        "the teacher's soft labels of the set's pixels or its start set's (control)",
+        choices=PIXEL_SOURCES,
+    )
+    add(
+        recover,
+        "--students",
+        "n_students",
+        "the first N of the profile's student seeds",
+        type=positive_int,
+    )
 
 
 # flags that mean nothing without --dataset

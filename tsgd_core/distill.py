@@ -43,6 +43,7 @@ INITS = ("real", "noise")
 MODULATIONS = ("pixel", "frame")
 SALIENCY_SOURCES = ("synthetic", "real")
 FILTER_TARGETS = ("update", "gradient")
+LR_SCHEDULES = ("cosine", "constant")
 
 # Noise initialisation: N(0.5, NOISE_STD) clipped to [0, 1], i.e. grey plus noise.
 NOISE_STD = 0.2
@@ -56,7 +57,8 @@ class TSGDConfig:
 
     ipc: int = 1
     iterations: int = 300
-    lr: float = 0.05  # Adam on pixels, betas (0.5, 0.9), cosine decay to 0 (as SRe2L)
+    lr: float = 0.05  # Adam on pixels, betas (0.5, 0.9)
+    lr_schedule: str = "cosine"  # "cosine": decay to 0 over the iterations (as SRe2L) | "constant"
     r_bn: float = 0.01  # weight of the BN statistics loss
     first_bn: float = 1.0  # extra weight of the first BN layer's term (SRe2L uses 10)
     init: str = "real"  # "real": random real clips of the class (seeded) | "noise": N(0.5, 0.2)
@@ -263,8 +265,12 @@ def validate_tsgd(teacher: nn.Module, train: ClipSet, cfg: TSGDConfig) -> None:
         )
     if cfg.saliency_every < 1:
         raise ValueError(f"saliency_every must be >= 1, got {cfg.saliency_every}")
-    if not cfg.lr > 0:
-        raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise ValueError(f"lr must be a finite number > 0, got {cfg.lr}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(
+            f"unknown lr_schedule {cfg.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}"
+        )
     if not cfg.r_bn >= 0 or not math.isfinite(cfg.r_bn):
         raise ValueError(f"r_bn must be a finite number >= 0, got {cfg.r_bn}")
     if not cfg.first_bn >= 0 or not math.isfinite(cfg.first_bn):
@@ -330,7 +336,11 @@ def _optimise_batch(
     """Optimise one batch of synthetic clips; returns the final clips and per-step metrics."""
     syn = start.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([syn], lr=cfg.lr, betas=(0.5, 0.9))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.iterations))
+    schedule = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.iterations))
+        if cfg.lr_schedule == "cosine"
+        else torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    )
     # CPU generator: the augmentation draws its parameters from it, whatever the clips' device.
     aug_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 21, batch))
     history: dict[str, list[float]] = {"loss": [], "loss_ce": [], "loss_bn": [], "teacher_acc": []}

@@ -154,10 +154,22 @@ def build_relabel_plan(
     seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = False,
+    label_data: ClipSet | None = None,
 ) -> RelabelPlan:
-    """`steps` shuffled batches of `data` with view seeds and, for soft labels, the teacher's labels."""
+    """`steps` shuffled batches of `data` with view seeds and, for soft labels, the teacher's labels.
+
+    With `label_data` (the same number of clips, the same labels), the teacher labels the same
+    views of those clips instead: the pixels-or-labels control trains on one set's pixels with
+    another set's soft labels.
+    """
     if cfg.labels == "soft" and teacher is None:
         raise ValueError("soft labels need the teacher: pass teacher=..., or use labels='hard'")
+    label_data = data if label_data is None else label_data
+    if len(label_data) != len(data) or not torch.equal(label_data.labels, data.labels):
+        raise ValueError(
+            f"label_data must hold the same clips' classes as the set ({len(data)} clips in the "
+            f"same class order), got {len(label_data)}: label with the set's own start clips"
+        )
     dev = resolve_device(device)
     steps = total_steps(len(data), cfg.fit)
     generator = torch.Generator().manual_seed(seed)
@@ -169,7 +181,7 @@ def build_relabel_plan(
         teacher.to(dev).eval()
         soft = []
         for step in tqdm(range(steps), desc="relabel plan", disable=not progress, leave=False):
-            views, _, _ = plan_view(plan, step, data, cfg, dev)
+            views, _, _ = plan_view(plan, step, label_data, cfg, dev)
             with autocast(dev):  # as the teacher ran inside fit's autocast when relabelling live
                 soft.append(teacher_soft_labels(teacher, views, cfg.tau).cpu())
         plan.soft = torch.stack(soft)
@@ -273,13 +285,17 @@ def evaluate_set(
     device: str = "auto",
     progress: bool = True,
     shared_plan: bool = True,
+    label_data: ClipSet | None = None,
 ) -> EvalResult:
     """Train one student per seed on `data`, test each on the real `test` split.
 
     With `shared_plan` (default) the seeds share one relabel plan, built with the first seed;
     its cost is split evenly over the seeds' wall times, its peak memory counts in each.
-    Without, every seed augments and relabels its own batches live.
+    Without, every seed augments and relabels its own batches live. `label_data`: see
+    `build_relabel_plan` (it needs the shared plan).
     """
+    if label_data is not None and not shared_plan:
+        raise ValueError("label_data needs shared_plan=True (the plan holds the swapped labels)")
     if len(seeds) == 0:
         raise ValueError("evaluation needs at least one seed (the protocol reports >= 3)")
     if data.class_names != test.class_names:
@@ -291,7 +307,13 @@ def evaluate_set(
     if shared_plan:
         with measure(dev) as usage:
             plan = build_relabel_plan(
-                data, cfg, teacher=teacher, seed=seeds[0], device=dev, progress=progress
+                data,
+                cfg,
+                teacher=teacher,
+                seed=seeds[0],
+                device=dev,
+                progress=progress,
+                label_data=label_data,
             )
         plan_wall, plan_peak = usage.wall_s / len(seeds), usage.peak_mb
     done: dict[int, tuple[float, float, float]] = {}

@@ -10,6 +10,7 @@ interrupted run loses only the step in flight.
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from . import distributed
 from .artifact import DistilledSet
 from .augment import TSGFAConfig
-from .data import Splits
+from .data import ClipSet, Splits
 from .datasets import (
     REAL_TEACHER_RECIPE,
     data_spec,
@@ -28,11 +29,12 @@ from .datasets import (
     warn_about_teacher,
     with_budget,
 )
-from .distill import TSGDConfig, distill_tsgd
+from .distill import LR_SCHEDULES, TSGDConfig, distill_tsgd, initial_clips
 from .dm import DMConfig, distill_dm
 from .evaluate import EvalResult, StudentConfig, evaluate_set
 from .profiling import measure
 from .saliency import SaliencyConfig
+from .salient import PACKINGS, WINDOW_CHOICES, SalientConfig, select_salient_windows
 from .selection import SELECTION_METHODS, select_subset
 from .storage import config_key, load_json_keyed, save_json_keyed
 from .synthetic import make_motion_benchmark
@@ -40,12 +42,13 @@ from .teacher import ModelConfig, TeacherInfo, check_teacher_matches, load_or_tr
 from .train import FitConfig, resolve_device
 
 DISTILL_METHODS = ("dm", "sre2l", "tsgd")
-METHODS = (*SELECTION_METHODS, *DISTILL_METHODS)
+METHODS = (*SELECTION_METHODS, "salient", *DISTILL_METHODS)
 # Labels shown in tables and figures; "tsgd" runs the whole method (TSGFO + TSGFA).
 METHOD_LABELS = {
     "random": "Random",
     "herding": "Herding",
     "kcenter": "K-Center",
+    "salient": "Salient windows",
     "dm": "DM",
     "sre2l": "SRe2L-style",
     "tsgd": "TSGD",
@@ -64,6 +67,7 @@ class Profile:
     distill_iterations: int  # recover iterations, the same for SRe2L-style and TSGD
     dm_iterations: int
     dm_batch_real: int  # real clips per class per DM iteration
+    distill_lr: float = 0.05  # recover's pixel lr (Adam) where no tuned value exists
     dm_lr: float = 0.3  # DM's pixel lr, chosen on the validation split (the `dm` group)
     dm_net: str = "literature"  # DM's embedding net: "literature" (avg pool, flat head) | "student"
     first_bn: float = 1.0  # weight of the first BN layer in the BN loss (SRe2L: 10)
@@ -240,6 +244,34 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+# The settings that the tuning stage (`./run_all.sh --tune`, tsgd_core/tuning.py) chose on the
+# validation split, per profile, method variant and IPC: the defaults of every spec that leaves
+# them unset. Committed, so the default run reads what the last tuning chose.
+TUNED_PATH = Path(__file__).with_name("tuned.json")
+# RunSpec fields that tuning chooses (a spec that sets one explicitly keeps its own value)
+TUNED_FIELDS = ("lr", "iterations", "dm_lr", "window", "pack")
+
+
+@functools.lru_cache(maxsize=1)
+def tuned_table(path: Path = TUNED_PATH) -> dict[str, Any]:
+    """The committed tuning choices ({} when there are none yet)."""
+    try:
+        return json.loads(path.read_text()).get("profiles", {})
+    except FileNotFoundError:
+        return {}
+
+
+def tuned_settings(profile: str, variant: str, ipc: int) -> dict[str, Any]:
+    """What tuning chose for `variant` at `ipc` (an untuned IPC takes the nearest tuned one
+    below it, else the smallest); {} where nothing was tuned."""
+    by_ipc = tuned_table().get(profile, {}).get(variant, {})
+    if not by_ipc:
+        return {}
+    ipcs = sorted(int(i) for i in by_ipc)
+    below = [i for i in ipcs if i <= ipc]
+    return dict(by_ipc[str(below[-1] if below else ipcs[0])])
+
+
 # RunSpec fields that change how TSGD / SRe2L-style distil (CLI flags, report variant labels)
 DISTILL_SWITCHES = (
     "tsgfo",
@@ -257,12 +289,21 @@ DISTILL_SWITCHES = (
     "iterations",
     "dm_lr",
     "dm_net",
+    "lr",
+    "lr_schedule",
+    "recover_augment",
+    "window",
+    "pack",
+    "train_pixels",
+    "label_pixels",
     "distill_seed",
 )
 # DM's embedding network: DM's ConvNet (average pooling, flat head) or the student's network
 DM_NETS = ("literature", "student")
 # the parts of TSGFA (student-time saliency-guided augmentation) that a spec can switch on
 TSGFA_PARTS = ("crop", "mix", "temporal")
+# which clips a student sees, and which the teacher labels: the set's or its start set's
+PIXEL_SOURCES = ("set", "start")
 
 
 @dataclass(frozen=True)
@@ -289,14 +330,26 @@ class RunSpec:
     r_bn: float = 0.01
     first_bn: float | None = None  # None: the profile's
     iterations: int | None = None  # recover / DM iterations; None: the profile's
-    dm_lr: float | None = None  # None: the profile's
+    dm_lr: float | None = None  # None: tuned, else the profile's
     dm_net: str | None = None  # None: the profile's; see DM_NETS
+    # recovery (TSGD / SRe2L-style): None means what tuning chose, else the profile's
+    lr: float | None = None  # Adam's pixel lr
+    lr_schedule: str = "cosine"  # "cosine" | "constant"
+    recover_augment: bool = True  # differentiable augmentation while recovering
+    # Salient windows: None means what tuning chose, else "salient" / "time"
+    window: str | None = None  # see salient.WINDOW_CHOICES
+    pack: str | None = None  # see salient.PACKINGS
     # evaluation
     labels: tuple[str, ...] = ("soft", "hard")
     eval_split: str = "test"  # "val" for hyperparameter search: the test split stays untouched
     distill_seed: int = 0
     student_scale: float = 1.0  # student steps relative to the profile's (convergence study)
     tsgfa_parts: tuple[str, ...] = TSGFA_PARTS
+    n_students: int | None = None  # the first n of the profile's student seeds; None: all
+    # pixels-or-labels control: the students train on the set's pixels or on its start set's,
+    # with soft labels that the teacher gives the set's pixels or the start set's
+    train_pixels: str = "set"  # see PIXEL_SOURCES
+    label_pixels: str = "set"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -311,6 +364,28 @@ class RunSpec:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}"
+            )
+        if self.n_students is not None and not 1 <= self.n_students <= len(
+            get_profile(self.profile).seeds
+        ):
+            raise ValueError(
+                f"n_students must be 1 to {len(get_profile(self.profile).seeds)} (the profile's "
+                f"student seeds), got {self.n_students}"
+            )
+        for name in ("train_pixels", "label_pixels"):
+            if getattr(self, name) not in PIXEL_SOURCES:
+                raise ValueError(
+                    f"unknown {name} {getattr(self, name)!r}: use {', '.join(PIXEL_SOURCES)}"
+                )
+        if self.window is not None and self.window not in WINDOW_CHOICES:
+            raise ValueError(f"unknown window {self.window!r}: use {', '.join(WINDOW_CHOICES)}")
+        if self.pack is not None and self.pack not in PACKINGS:
+            raise ValueError(f"unknown pack {self.pack!r}: use {', '.join(PACKINGS)}")
         if not (math.isfinite(self.student_scale) and self.student_scale > 0):
             raise ValueError(f"student_scale must be a finite number > 0, got {self.student_scale}")
         if self.dm_net is not None and self.dm_net not in DM_NETS:
@@ -327,11 +402,46 @@ class RunSpec:
             )
 
     @property
+    def variant(self) -> str:
+        """The method as tuned and tabled: TSGD's set without the filter is SRe2L-style's."""
+        if self.method == "tsgd" and not self.tsgfo:
+            return "sre2l"
+        if self.method == "tsgd" and not self.tsgfa:
+            return "tsgd-notsgfa"
+        return self.method
+
+    def tuned(self, name: str) -> Any:
+        """This spec's `name` (one of TUNED_FIELDS): its own value, else what tuning chose."""
+        own = getattr(self, name)
+        if own is not None:
+            return own
+        return tuned_settings(self.profile, self.variant, self.ipc).get(name)
+
+    @property
     def recover_iterations(self) -> int:
         prof = get_profile(self.profile)
-        if self.iterations is not None:
-            return self.iterations
+        iterations = self.tuned("iterations")
+        if iterations is not None:
+            return int(iterations)
         return prof.dm_iterations if self.method == "dm" else prof.distill_iterations
+
+    @property
+    def recover_lr(self) -> float:
+        lr = self.tuned("lr")
+        return get_profile(self.profile).distill_lr if lr is None else float(lr)
+
+    @property
+    def salient_window(self) -> str:
+        return self.tuned("window") or "salient"
+
+    @property
+    def salient_pack(self) -> str:
+        return self.tuned("pack") or "time"
+
+    @property
+    def student_seeds(self) -> tuple[int, ...]:
+        seeds = get_profile(self.profile).seeds
+        return seeds if self.n_students is None else seeds[: self.n_students]
 
     @property
     def first_bn_weight(self) -> float:
@@ -339,7 +449,8 @@ class RunSpec:
 
     @property
     def dm_pixel_lr(self) -> float:
-        return get_profile(self.profile).dm_lr if self.dm_lr is None else self.dm_lr
+        lr = self.tuned("dm_lr")
+        return get_profile(self.profile).dm_lr if lr is None else float(lr)
 
     @property
     def dm_embedding(self) -> str:
@@ -388,7 +499,15 @@ class RunSpec:
                 filter=self.uses_filter,
                 first_bn=self.first_bn_weight,
                 iterations=self.recover_iterations,
+                lr=self.recover_lr,
             )
+            # added only where they differ from what every earlier set used
+            if self.lr_schedule != "cosine":
+                out["lr_schedule"] = self.lr_schedule
+            if not self.recover_augment:
+                out["augment"] = False
+        if self.method == "salient":
+            out.update(window=self.salient_window, pack=self.salient_pack)
         if self.uses_filter:
             out.update(
                 modulation=self.modulation,
@@ -418,7 +537,7 @@ class RunSpec:
             "augment": self.eval_augment,
             "labels": list(self.labels),
             "split": self.eval_split,
-            "seeds": list(get_profile(self.profile).seeds),
+            "seeds": list(self.student_seeds),
             # 2: TSGFA on top of the base augmentation; seeds share one relabel plan
             "protocol": 2,
             # the resolved recipe: a scaled study cell shares its key with the profile's own
@@ -428,6 +547,8 @@ class RunSpec:
         if self.eval_augment == "tsgfa":
             out["tsgfa_saliency"] = asdict(self.saliency())
             out["tsgfa_parts"] = sorted(self.tsgfa_parts)
+        if (self.train_pixels, self.label_pixels) != ("set", "set"):
+            out["pixels"] = [self.train_pixels, self.label_pixels]
         return out
 
     def distill_key(self) -> str:
@@ -460,9 +581,17 @@ class RunSpec:
         ):
             if self.uses_filter and getattr(self, f) != getattr(defaults, f):
                 parts.append(f"{f}-{getattr(self, f)}")
-        for f in ("first_bn", "iterations", "dm_lr", "dm_net"):
+        for f in ("first_bn", "iterations", "dm_lr", "dm_net", "lr", "window", "pack"):
             if getattr(self, f) is not None:
                 parts.append(f"{f}-{getattr(self, f)}")
+        if self.lr_schedule != "cosine":
+            parts.append(f"schedule-{self.lr_schedule}")
+        if not self.recover_augment:
+            parts.append("noaug")
+        if (self.train_pixels, self.label_pixels) != ("set", "set"):
+            parts.append(f"pixels-{self.train_pixels}-labels-{self.label_pixels}")
+        if self.n_students is not None:
+            parts.append(f"students{self.n_students}")
         if self.eval_augment == "tsgfa" and tuple(self.tsgfa_parts) != TSGFA_PARTS:
             parts.append("tsgfa-" + ("+".join(self.tsgfa_parts) or "none"))
         if self.student_scale != 1.0:
@@ -576,6 +705,9 @@ def tsgd_config(spec: RunSpec, prof: Profile) -> TSGDConfig:
     return TSGDConfig(
         ipc=spec.ipc,
         iterations=spec.recover_iterations,
+        lr=spec.recover_lr,
+        lr_schedule=spec.lr_schedule,
+        augment=spec.recover_augment,
         r_bn=spec.r_bn,
         first_bn=spec.first_bn_weight,
         init=spec.init,
@@ -619,6 +751,17 @@ def make_distilled(
                 seed=spec.distill_seed,
                 device=device,
             )
+        elif spec.method == "salient":
+            cfg = SalientConfig(
+                ipc=spec.ipc,
+                window=spec.salient_window,
+                pack=spec.salient_pack,
+                saliency=spec.saliency(),
+                seed=spec.distill_seed,
+            )
+            ds = select_salient_windows(
+                splits.train, spec.ipc, teacher=teacher, cfg=cfg, device=device
+            )
         elif spec.method == "dm":
             student = prof.student.model
             # DM's ConvNet (instance norm, as in DM) or the student's network as it is
@@ -650,10 +793,35 @@ def make_distilled(
         "spec": asdict(spec),
         "distill_wall_s": usage.wall_s,
         "distill_peak_mb": usage.peak_mb,
+        **pixel_change(ds.videos, start_set(spec, splits.train)),
     }
     if distributed.is_main():  # rank 0 writes the one artifact
         save_cached_distilled(ds, path)
     return ds
+
+
+def start_set(spec: RunSpec, train: ClipSet) -> torch.Tensor | None:
+    """The real clips an optimised set starts from (class-major, as the set); None for a
+    selection (it is its own start) or a set started from noise."""
+    if spec.method in (*SELECTION_METHODS, "salient") or spec.init != "real":
+        return None
+    start, _ = initial_clips(train, spec.ipc, "real", spec.distill_seed)
+    return start.reshape(-1, *train.clip_shape)
+
+
+def pixel_change(videos: torch.Tensor, start: torch.Tensor | None) -> dict[str, float | None]:
+    """How far the optimisation moved the pixels, against the clips' own motion signal:
+    mean |set - start| and mean |x_{t+1} - x_t| of the start clips (their ratio: > 1 means
+    the update is larger than the motion the classes are made of)."""
+    if start is None:
+        return {"pixel_change": None, "motion_signal": None, "change_over_motion": None}
+    change = float((videos.float() - start.float()).abs().mean())
+    motion = float((start[:, :, 1:] - start[:, :, :-1]).float().abs().mean())
+    return {
+        "pixel_change": change,
+        "motion_signal": motion,
+        "change_over_motion": change / motion if motion > 0 else None,
+    }
 
 
 def scaled_fit(fit_cfg: FitConfig, scale: float) -> FitConfig:
@@ -699,15 +867,25 @@ def evaluate_distilled(
         )
     check_teacher_matches(info, ds.to_clipset())
     target = splits.val if spec.eval_split == "val" else splits.test
+    clips = {"set": ds.to_clipset()}
+    if "start" in (spec.train_pixels, spec.label_pixels):
+        start = start_set(spec, splits.train)
+        if start is None:
+            raise ValueError(
+                f"{spec.method} with init {spec.init!r} has no real start set to swap pixels "
+                "or labels with: use train_pixels='set' and label_pixels='set'"
+            )
+        clips["start"] = ClipSet(start, ds.labels.clone(), list(ds.class_names))
     return {
         labels: evaluate_set(
-            ds.to_clipset(),
+            clips[spec.train_pixels],
             target,
             student_config(spec, labels),
             teacher=teacher,
-            seeds=get_profile(spec.profile).seeds,
+            seeds=spec.student_seeds,
             device=device,
             progress=progress,
+            label_data=None if spec.label_pixels == spec.train_pixels else clips[spec.label_pixels],
         )
         for labels in spec.labels
     }
@@ -813,8 +991,11 @@ def record(spec: RunSpec, ds: DistilledSet, results: dict[str, EvalResult]) -> d
         + ("" if spec.method != "tsgd" or spec.tsgfa else " w/o TSGFA"),
         "distill_wall_s": ds.config.get("distill_wall_s"),
         "distill_peak_mb": ds.config.get("distill_peak_mb"),
-        "student_seeds": list(get_profile(spec.profile).seeds),
+        "student_seeds": list(spec.student_seeds),
         "distill_final_loss": (ds.history.get("loss") or [None])[-1],
+        # what the run used where the spec left it to tuning or the profile
+        **resolved_settings(spec),
+        **{k: ds.config.get(k) for k in ("pixel_change", "motion_signal", "change_over_motion")},
     }
     for labels, res in results.items():
         row[f"acc_{labels}_mean"] = res.mean
@@ -823,6 +1004,20 @@ def record(spec: RunSpec, ds: DistilledSet, results: dict[str, EvalResult]) -> d
         row[f"eval_{labels}_wall_s"] = sum(res.wall_s)
         row[f"eval_{labels}_peak_mb"] = max(res.peak_mb)
     return row
+
+
+def resolved_settings(spec: RunSpec) -> dict[str, Any]:
+    """The recovery settings a run used (None where they do not apply to its method)."""
+    recovers = spec.method in ("sre2l", "tsgd")
+    optimises = recovers or spec.method == "dm"
+    return {
+        "lr_used": spec.recover_lr if recovers else spec.dm_pixel_lr if optimises else None,
+        "iterations_used": spec.recover_iterations if optimises else None,
+        "r_bn_used": spec.r_bn if recovers else None,
+        "first_bn_used": spec.first_bn_weight if recovers else None,
+        "window_used": spec.salient_window if spec.method == "salient" else None,
+        "pack_used": spec.salient_pack if spec.method == "salient" else None,
+    }
 
 
 def run(

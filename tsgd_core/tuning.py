@@ -1,0 +1,420 @@
+"""Equal tuning on the validation split: every optimised method gets the same grid shape and
+budget, and the settings chosen by validation accuracy become the defaults of every later run.
+
+Two passes, the same shape for every method (`./run_all.sh --tune`):
+
+1. coarse: six settings per method (TSGD, TSGD w/o TSGFA and SRe2L-style: six Adam pixel
+   learning rates; DM: six SGD pixel learning rates over its own range; Salient windows: its
+   six window x packing choices) at one iteration count, 2 draws x 3 students each;
+2. refine: each method's best two settings at two iteration counts (Salient windows has no
+   iterations), 5 draws x 3 students each; the best of them by mean validation accuracy is
+   chosen.
+
+The start set (Random, the same draws) is evaluated beside them as the line to beat. The test
+split never takes part. Output: `reports/tuning/` (tuning.csv, all_runs.csv, figures, README)
+and `tsgd_core/tuned.json`, which `RunSpec` reads for every setting a spec leaves unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from . import experiments  # noqa: E402
+from .experiments import TUNED_PATH, RunSpec  # noqa: E402
+from .stats import two_level_interval  # noqa: E402
+from .storage import save_json  # noqa: E402
+
+RECOVER_LRS = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)  # Adam on [0, 1] pixels
+# DM's SGD on pixels: its own range, spanning barely moving to several times the clips' motion
+# signal (measured at IPC 1, 100 iterations: lr 0.1 moves pixels 0.9x the mean frame
+# difference, lr 1 4x; tuning.csv's change_over_motion has every setting's)
+DM_LRS = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
+SALIENT_SETTINGS = tuple(
+    {"window": w, "pack": p} for w in ("salient", "random") for p in ("none", "time", "tiles")
+)
+COARSE_SEEDS = (0, 1)
+REFINE_SEEDS = (0, 1, 2, 3, 4)
+STUDENTS = 3
+# iteration counts, as fractions of the profile's recover budget (default: 100 and 400), the
+# same for DM; the coarse pass runs the first
+ITERATION_SCALES = (0.25, 1.0)
+KEEP = 2  # settings of each method that go on to the refine pass
+# the tuned variants: (table label, spec fields)
+VARIANTS = {
+    "tsgd": ("TSGD", {"method": "tsgd"}),
+    "tsgd-notsgfa": ("TSGD w/o TSGFA", {"method": "tsgd", "tsgfa": False}),
+    "sre2l": ("SRe2L-style", {"method": "sre2l"}),
+    "dm": ("DM", {"method": "dm"}),
+    "salient": ("Salient windows", {"method": "salient"}),
+}
+START = "random"
+KNOBS = ("lr", "iterations", "r_bn", "window", "pack")
+CSV_COLUMNS = ["method", "variant", "ipc", "labels", *KNOBS, "mean", "ci_low", "ci_high", "n"]
+CSV_COLUMNS += ["n_distill", "change_over_motion", "stage", "chosen"]
+
+
+def iteration_counts(profile: str) -> tuple[int, ...]:
+    budget = experiments.get_profile(profile).distill_iterations
+    return tuple(max(1, round(budget * s)) for s in ITERATION_SCALES)
+
+
+def settings(profile: str, variant: str) -> list[dict[str, Any]]:
+    """The coarse settings of one variant (their knobs as RunSpec fields)."""
+    if variant == "salient":
+        return [dict(s) for s in SALIENT_SETTINGS]
+    iterations = iteration_counts(profile)[0]
+    if variant == "dm":
+        return [{"dm_lr": lr, "iterations": iterations} for lr in DM_LRS]
+    return [{"lr": lr, "iterations": iterations} for lr in RECOVER_LRS]
+
+
+def spec_for(
+    profile: str, variant: str, ipc: int, knobs: dict[str, Any], seed: int, dataset: str = ""
+) -> RunSpec:
+    """One tuning cell: the variant with these knobs, soft labels, validation split."""
+    return RunSpec(
+        profile=profile,
+        ipc=ipc,
+        dataset=dataset,
+        labels=("soft",),
+        eval_split="val",
+        distill_seed=seed,
+        n_students=STUDENTS,
+        **VARIANTS[variant][1] if variant != START else {"method": START},
+        **knobs,
+    )
+
+
+def coarse_specs(profile: str, ipcs: Sequence[int], dataset: str = "") -> list[RunSpec]:
+    """Pass 1: every variant's six settings and the start set, over the coarse draws."""
+    specs = []
+    for ipc in ipcs:
+        for seed in COARSE_SEEDS:
+            specs.append(spec_for(profile, START, ipc, {}, seed, dataset))
+            for variant in VARIANTS:
+                for knobs in settings(profile, variant):
+                    specs.append(spec_for(profile, variant, ipc, knobs, seed, dataset))
+    return specs
+
+
+def knobs_of(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """A table row's knobs as RunSpec fields."""
+    if row["variant"] == "salient":
+        return {"window": row["window"], "pack": row["pack"]}
+    if row["variant"] == START:
+        return {}
+    key = "dm_lr" if row["variant"] == "dm" else "lr"
+    return {key: float(row["lr"]), "iterations": int(row["iterations"])}
+
+
+def refine_specs(
+    profile: str, coarse: pd.DataFrame, ipcs: Sequence[int], dataset: str = ""
+) -> list[RunSpec]:
+    """Pass 2: the best KEEP coarse settings of each variant at every iteration count, and the
+    start set, over the refine draws."""
+    specs = []
+    for ipc in ipcs:
+        for seed in REFINE_SEEDS:
+            specs.append(spec_for(profile, START, ipc, {}, seed, dataset))
+        for variant in VARIANTS:
+            rows = coarse[(coarse["variant"] == variant) & (coarse["ipc"] == ipc)]
+            for _, row in rows.nlargest(KEEP, "mean").iterrows():
+                knobs = knobs_of(row)
+                counts = iteration_counts(profile)
+                variants = (
+                    [knobs]
+                    if variant == "salient"
+                    else [{**knobs, "iterations": i} for i in counts]
+                )
+                for k in variants:
+                    specs += [spec_for(profile, variant, ipc, k, s, dataset) for s in REFINE_SEEDS]
+    return list(dict.fromkeys(specs))  # a setting kept at both iteration counts runs once
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _run_one(spec: RunSpec, cache_dir: str, device: str) -> dict[str, Any]:
+    """One cell in a worker process (one torch thread: the teacher's key names the count)."""
+    import torch
+
+    torch.set_num_threads(1)
+    _, rec = experiments.run(spec, cache_dir=cache_dir, device=device, progress=False)
+    return rec
+
+
+def run_specs(
+    specs: Sequence[RunSpec], *, cache_dir: str | Path, device: str, workers: int, desc: str
+) -> list[dict[str, Any]]:
+    """Every spec's record, in the specs' order, computed by `workers` processes (cached cells
+    come back at once). The most expensive cells (largest IPC) go first."""
+    order = sorted(range(len(specs)), key=lambda i: -specs[i].ipc)
+    records: dict[int, dict[str, Any]] = {}
+    ctx = multiprocessing.get_context("spawn")  # no fork after torch's thread pools started
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(_run_one, specs[i], str(cache_dir), device): i for i in order}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc):
+            records[futures[future]] = future.result()
+    return [records[i] for i in range(len(specs))]
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def variant_of(record: dict[str, Any]) -> str:
+    return START if record["method"] == START else RunSpec(**_spec_fields(record)).variant
+
+
+def _spec_fields(record: dict[str, Any]) -> dict[str, Any]:
+    names = {f for f in RunSpec.__dataclass_fields__}
+    out = {k: v for k, v in record.items() if k in names}
+    out["labels"] = tuple(str(record["labels"]).split(","))
+    out["tsgfa_parts"] = tuple(out.get("tsgfa_parts", ()))
+    return out
+
+
+def setting_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The knobs of one record, as tuning.csv names them."""
+    variant = variant_of(record)
+    return {
+        "method": VARIANTS[variant][0] if variant in VARIANTS else "Random (start set)",
+        "variant": variant,
+        "ipc": int(record["ipc"]),
+        "labels": "soft",
+        "lr": record.get("lr_used"),
+        "iterations": record.get("iterations_used"),
+        "r_bn": record.get("r_bn_used"),
+        "window": record.get("window_used"),
+        "pack": record.get("pack_used"),
+    }
+
+
+def summarise(records: Sequence[dict[str, Any]], stage: str) -> pd.DataFrame:
+    """One row per setting: mean and 95 % interval over draws x students, in percent."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for rec in records:
+        row = setting_row(rec)
+        key = tuple((k, str(v)) for k, v in row.items())
+        entry = groups.setdefault(key, {"row": row, "accs": {}, "change": []})
+        entry["accs"][int(rec["distill_seed"])] = list(rec["acc_soft_seeds"])
+        if rec.get("change_over_motion") is not None:
+            entry["change"].append(float(rec["change_over_motion"]))
+    rows = []
+    for entry in groups.values():
+        interval = two_level_interval(entry["accs"])
+        change = entry["change"]
+        rows.append(
+            {
+                **entry["row"],
+                "mean": 100 * interval.mean,
+                "ci_low": 100 * interval.low,
+                "ci_high": 100 * interval.high,
+                "n": interval.n,
+                "n_distill": interval.n_distill,
+                "change_over_motion": sum(change) / len(change) if change else math.nan,
+                "stage": stage,
+                "chosen": False,
+            }
+        )
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
+    """Mark, per variant and IPC, the refine setting with the best mean validation accuracy."""
+    table = table.copy()
+    table["chosen"] = False
+    refine = table[(table["stage"] == "refine") & (table["variant"] != START)]
+    for _, rows in refine.groupby(["variant", "ipc"]):
+        table.loc[rows["mean"].idxmax(), "chosen"] = True
+    return table
+
+
+def chosen_settings(table: pd.DataFrame, profile: str) -> dict[str, Any]:
+    """tuned.json's entry of one profile: {variant: {ipc: RunSpec fields}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for _, row in table[table["chosen"]].iterrows():
+        out.setdefault(row["variant"], {})[str(int(row["ipc"]))] = knobs_of(row)
+    return out
+
+
+def write_tuned(table: pd.DataFrame, profile: str, path: Path = TUNED_PATH) -> Path:
+    """Merge this profile's choices into the committed tuned.json (atomically)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {}
+    data["source"] = "reports/tuning/tuning.csv (./run_all.sh --tune): best validation accuracy"
+    data.setdefault("profiles", {})[profile] = chosen_settings(table, profile)
+    save_json(data, path)
+    experiments.tuned_table.cache_clear()
+    return path
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def plot_lr_curves(table: pd.DataFrame, path: Path) -> Path:
+    """Validation accuracy against the pixel lr, one panel per IPC, the start set as a line."""
+    ipcs = sorted(table["ipc"].unique())
+    fig, axes = plt.subplots(1, len(ipcs), figsize=(6 * len(ipcs), 4.2), squeeze=False)
+    for ax, ipc in zip(axes[0], ipcs, strict=True):
+        at = table[table["ipc"] == ipc]
+        for variant in ("tsgd", "tsgd-notsgfa", "sre2l", "dm"):
+            rows = at[(at["variant"] == variant)].dropna(subset=["lr"])
+            for iterations, part in rows.groupby("iterations"):
+                part = part.sort_values("lr")
+                ax.errorbar(
+                    part["lr"],
+                    part["mean"],
+                    yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
+                    marker="o" if variant != "dm" else "s",
+                    capsize=2,
+                    label=f"{VARIANTS[variant][0]}, {int(iterations)} it.",
+                )
+        salient = at[(at["variant"] == "salient") & (at["stage"] == "refine")]
+        if len(salient):
+            best = salient.loc[salient["mean"].idxmax()]
+            ax.axhline(
+                best["mean"],
+                color="tab:olive",
+                ls=":",
+                label=f"Salient windows ({best['window']}, pack {best['pack']})",
+            )
+        start = at[at["variant"] == START]
+        if len(start):
+            best = start.loc[start["n"].idxmax()]
+            ax.axhline(best["mean"], color="k", ls="--", label=f"start set (n={best['n']})")
+            ax.axhspan(best["ci_low"], best["ci_high"], color="k", alpha=0.08)
+        ax.set_xscale("log")
+        ax.set_ylim(max(0.0, ax.get_ylim()[0]), min(100.0, ax.get_ylim()[1]))
+        ax.set_xlabel("pixel learning rate (Adam; DM: SGD, its own range)")
+        ax.set_ylabel("validation accuracy [%]")
+        ax.set_title(f"IPC {ipc}, soft labels")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_change_vs_accuracy(table: pd.DataFrame, path: Path) -> Path:
+    """Accuracy against how far pixels moved, in units of the clips' own motion signal."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    rows = table.dropna(subset=["change_over_motion"])
+    for (variant, ipc), part in rows.groupby(["variant", "ipc"]):
+        ax.scatter(
+            part["change_over_motion"],
+            part["mean"],
+            label=f"{VARIANTS[variant][0]}, IPC {ipc}",
+            marker="o" if ipc == rows["ipc"].min() else "^",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("mean |pixel change| / mean |frame difference| of the start clips")
+    ax.set_ylabel("validation accuracy [%]")
+    ax.axvline(1.0, color="grey", lw=0.8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    from .report import save_figure as save
+
+    out = save(fig, path)
+    plt.close(fig)
+    return out
+
+
+# ----------------------------------------------------------------------------- the stage
+
+
+def write_tables(table: pd.DataFrame, records: list[dict[str, Any]], out: Path) -> None:
+    """tuning.csv / .md (one row per setting) and all_runs.csv (one row per run), atomically."""
+    from .report import write_table, write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    table = table.astype({"iterations": "Int64", "n": int, "n_distill": int})
+    write_table(table.round(3).set_index("method"), out / "tuning")
+    write_text(pd.DataFrame(records).to_csv(index=False), out / "all_runs.csv")
+
+
+def tune(
+    profile: str,
+    *,
+    ipcs: Sequence[int] = (1, 5),
+    out: Path = Path("reports/tuning"),
+    cache_dir: Path = Path("cache"),
+    device: str = "cpu",
+    workers: int = 2,
+    dataset: str = "",
+    tuned_path: Path = TUNED_PATH,
+) -> pd.DataFrame:
+    """Both passes, the table, the figures and the chosen settings; returns the table."""
+    start = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(1)  # the workers' teacher: trained once here, found by every worker
+    experiments.get_teacher(profile, dataset=dataset, cache_dir=cache_dir, device=device)
+    common = {"cache_dir": cache_dir, "device": device, "workers": workers}
+    coarse_records = run_specs(coarse_specs(profile, ipcs, dataset), desc="coarse", **common)
+    coarse = summarise(coarse_records, "coarse")
+    refine_records = run_specs(
+        refine_specs(profile, coarse, ipcs, dataset), desc="refine", **common
+    )
+    table = mark_chosen(pd.concat([coarse, summarise(refine_records, "refine")], ignore_index=True))
+    table = table.sort_values(["ipc", "variant", "stage", "lr", "iterations"], ignore_index=True)
+    write_tables(table, coarse_records + refine_records, out)
+    plot_lr_curves(table, out / "tuning_lr.png")
+    plot_change_vs_accuracy(table, out / "pixel_change.png")
+    write_tuned(table, profile, tuned_path)
+    save_json({"wall_s": time.perf_counter() - start, "workers": workers}, out / "tuning.json")
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="./run_all.sh --tune", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--profile", default="default", choices=list(experiments.PROFILES))
+    parser.add_argument("--ipcs", default="1,5", help="comma-separated IPCs (default: 1,5)")
+    parser.add_argument("--out", type=Path, help="output folder (default reports/tuning)")
+    parser.add_argument("--cache", type=Path, default=Path("cache"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--tuned", type=Path, default=TUNED_PATH, help="where the chosen settings are merged"
+    )
+    args = parser.parse_args(argv)
+    ipcs = [int(x) for x in args.ipcs.split(",")]
+    out = args.out or Path("reports") / (
+        "tuning" if args.profile == "default" else f"tuning-{args.profile}"
+    )
+    table = tune(
+        args.profile,
+        ipcs=ipcs,
+        out=out,
+        cache_dir=args.cache,
+        device=args.device,
+        workers=args.workers,
+        tuned_path=args.tuned,
+    )
+    print(table[table["chosen"]][["method", "ipc", *KNOBS, "mean", "ci_low", "ci_high", "n"]])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
