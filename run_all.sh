@@ -9,6 +9,8 @@
 #   ./run_all.sh --tune           # the tuning stage: every optimised method tuned equally on the
 #                                 # validation split into reports/tuning/ and tsgd_core/tuned.json
 #                                 # (python -m tsgd_core.tuning --help for its options)
+#   ./run_all.sh --ladder         # the resolution ladder (8x16x16, 8x32x32, 16x16x16 clips, each
+#                                 # with its own teacher) into reports/ladder/ (tsgd_core/ladder.py)
 #
 # Other options go to scripts/run_grid.py (--force, --groups main,ablation, --ipcs 1, --fresh-kernels,
 # --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
@@ -25,11 +27,10 @@ cd "$(dirname "$0")"
 profile=default
 dataset=
 args=()
-if [ "${1:-}" = "--tune" ]; then
-  shift
-  source scripts/bootstrap.sh
-  exec python -m tsgd_core.tuning "$@"
-fi
+case "${1:-}" in
+  --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.tuning "$@" ;;
+  --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.ladder "$@" ;;
+esac
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) profile=quick ;;

@@ -185,8 +185,9 @@ PROFILES: dict[str, Profile] = {
         dm_iterations=200,
         dm_batch_real=32,
         full_steps=2400,
-        seeds=(0, 1, 2, 3, 4),
-        distill_seeds=(0, 1, 2),
+        # every comparison with a start set pairs 5 draws x 3 students (n = 15 per row)
+        seeds=(0, 1, 2),
+        distill_seeds=(0, 1, 2, 3, 4),
     ),
 }
 
@@ -215,6 +216,22 @@ PROFILES["real-cpu"] = Profile(
     dm_batch_real=16,
     ipcs=(1, 5),
 )
+# The resolution ladder (`./run_all.sh --ladder`, tsgd_core/ladder.py): the default benchmark
+# and recipe at larger frames or more of them, each rung with a teacher of its own.
+LADDER_RUNGS = ((8, 16), (8, 32), (16, 16), (8, 64))  # (frames, pixels); the first is default
+
+
+def ladder_profile(frames: int, size: int) -> str:
+    """The profile name of a rung of the ladder (the default profile at 8 x 16 x 16)."""
+    return "default" if (frames, size) == LADDER_RUNGS[0] else f"ladder-{frames}x{size}"
+
+
+for _frames, _size in LADDER_RUNGS[1:]:
+    PROFILES[ladder_profile(_frames, _size)] = replace(
+        PROFILES["default"],
+        name=ladder_profile(_frames, _size),
+        data={**PROFILES["default"].data, "frames": _frames, "height": _size, "width": _size},
+    )
 # The literature's sizes, for a GPU: ConvNet3D (width 128, depth 4) on 16x112x112 (MiniUCF,
 # HMDB51) or 8x64x64 (Kinetics, SSv2) clips, IPC 1 and 5.
 PROFILES["literature"] = Profile(
@@ -484,13 +501,11 @@ class RunSpec:
         """What changes the distilled set (evaluation-only switches excluded, so sets are shared)."""
         # TSGD with its filter off optimises exactly what SRe2L-style does: share that set
         method = "sre2l" if self.method == "tsgd" and not self.tsgfo else self.method
-        # herding is deterministic: every seed shares one set (and so one evaluation)
-        seed = 0 if self.method == "herding" else self.distill_seed
         out: dict[str, Any] = {
             **self.data_fields(),
             "method": method,
             "ipc": self.ipc,
-            "seed": seed,
+            "seed": self.distill_seed,
         }
         if self.method in ("sre2l", "tsgd"):
             out.update(
@@ -1032,10 +1047,22 @@ def run(
 # ----------------------------------------------------------------------------- the grid
 
 
-GROUPS = ("main", "ablation", "sensitivity", "shake", "recover", "convergence", "tsgfa", "dm")
+GROUPS = (
+    "main",
+    "controls",
+    "ablation",
+    "sensitivity",
+    "shake",
+    "recover",
+    "convergence",
+    "tsgfa",
+    "dm",
+)
 # what `./run_all.sh` runs unless --groups says otherwise: camera shake needs a teacher of its
-# own (a quarter of the budget), so it is asked for by name (--groups shake)
-DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "shake")
+# own (a quarter of the budget), so it is asked for by name (--groups shake); the recover
+# budget and DM's lr are chosen by the tuning stage (./run_all.sh --tune), whose report
+# supersedes the old `recover` and `dm` studies (still there by name)
+DEFAULT_GROUPS = tuple(g for g in GROUPS if g not in ("shake", "recover", "dm"))
 
 
 @dataclass
@@ -1043,12 +1070,14 @@ class Grid:
     """Groups of specs that make the report.
 
     Test split: `main` (every method at every IPC, over the profile's distillation seeds),
-    `ablation` (TSGD's parts) and `shake` (camera motion). Validation split, where budgets and
+    `controls` (pixels or labels: where a recovered set's accuracy comes from), `ablation`
+    (TSGD's parts) and `shake` (camera motion). Validation split, where budgets and
     settings are chosen: `recover` (iterations to the plateau), `convergence` (student steps),
     `dm` (DM's pixel lr), `tsgfa` (TSGFA's parts) and `sensitivity` (the filter's parameters).
     """
 
     main: list[RunSpec] = field(default_factory=list)
+    controls: list[RunSpec] = field(default_factory=list)
     ablation: list[RunSpec] = field(default_factory=list)
     sensitivity: list[RunSpec] = field(default_factory=list)
     shake: list[RunSpec] = field(default_factory=list)
@@ -1074,37 +1103,38 @@ def _per_seed(spec: RunSpec, seeds: tuple[int, ...]) -> list[RunSpec]:
     return [replace(spec, distill_seed=s) for s in seeds]
 
 
-# The main question (does the filter help, does TSGFA, what does each add to its start set) is
-# asked of these methods over every draw seed; the other baselines run on the first draw.
-MAIN_QUESTION = ("random", "sre2l", "tsgd")
-
-
-def _main_draws(spec: RunSpec, seeds: tuple[int, ...]) -> list[RunSpec]:
-    """Every draw with soft labels (the protocol's), the first with hard labels too."""
-    return [
-        replace(spec, distill_seed=s, labels=spec.labels if i == 0 else ("soft",))
-        for i, s in enumerate(seeds)
-    ]
+# Selections that need the teacher's features for every clip, and DM, skip the largest IPC when
+# a profile has more than two: it costs the most and their ranking is settled below it.
+SKIP_LARGEST = ("herding", "kcenter", "dm")
+# Where a recovered set's accuracy comes from (`controls`): its pixels with the soft labels of
+# its start pixels, the reverse, and recovery without augmentation.
+CONTROLS = (
+    {"train_pixels": "set", "label_pixels": "start"},
+    {"train_pixels": "start", "label_pixels": "set"},
+    {"recover_augment": False},
+)
 
 
 def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
-    """The experiments of the report, as specs (what run_all.sh executes)."""
+    """The experiments of the report, as specs (what run_all.sh executes).
+
+    Every main-table method runs over every draw of the profile with both label modes, so
+    each row pools draws x student seeds and every method pairs with its own start set
+    (Random, the same draw)."""
     prof = get_profile(profile)
     seeds = prof.distill_seeds
     mid = prof.ipcs[min(1, len(prof.ipcs) - 1)]  # ablations and studies at the middle IPC
     grid = Grid()
     for ipc in prof.ipcs:
-        # the largest IPC costs the most and moves the least: its first draw only
-        ipc_seeds = seeds[:1] if ipc == max(prof.ipcs) and len(prof.ipcs) > 2 else seeds
         for method in METHODS:
-            spec = RunSpec(method=method, ipc=ipc, profile=profile)
-            if method in MAIN_QUESTION:
-                grid.main += _main_draws(spec, ipc_seeds)
-            else:
-                grid.main += _per_seed(spec, seeds[:1])
-        grid.main += _main_draws(
-            RunSpec(method="tsgd", ipc=ipc, profile=profile, tsgfa=False), ipc_seeds
-        )
+            if method in SKIP_LARGEST and ipc == max(prof.ipcs) and len(prof.ipcs) > 2:
+                continue
+            grid.main += _per_seed(RunSpec(method=method, ipc=ipc, profile=profile), seeds)
+        grid.main += _per_seed(RunSpec(method="tsgd", ipc=ipc, profile=profile, tsgfa=False), seeds)
+    soft = RunSpec(method="tsgd", ipc=mid, profile=profile, labels=("soft",))
+    for method in (replace(soft, method="sre2l"), replace(soft, tsgfa=False)):
+        for control in CONTROLS:
+            grid.controls += _per_seed(replace(method, **control), seeds)
     # TSGD's parts and the open choices of METHOD.md, on the test split like the main table
     base = RunSpec(method="tsgd", ipc=mid, profile=profile)
     for variant in (

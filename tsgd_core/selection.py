@@ -99,6 +99,11 @@ def select_indices(
     picks = []
     for c in range(num_classes):
         idx = torch.nonzero(labels == c).flatten()
+        if method == "herding" and seed:
+            # herding is deterministic: other seeds herd within a random half of the class, so
+            # herding has draw-to-draw variation like random and k-center (seed 0: all clips)
+            g = torch.Generator().manual_seed(seed * num_classes + c)
+            idx = idx[torch.randperm(len(idx), generator=g)[: max(ipc, len(idx) // 2)]]
         order = (
             herding_order(features[idx], ipc)
             if method == "herding"

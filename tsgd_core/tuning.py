@@ -159,19 +159,45 @@ def _run_one(spec: RunSpec, cache_dir: str, device: str) -> dict[str, Any]:
     return rec
 
 
+def _teacher_one(profile: str, cache_dir: str, device: str) -> str:
+    """One profile's teacher, trained (or found) in a worker process with one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    _, info = experiments.get_teacher(profile, cache_dir=cache_dir, device=device, progress=False)
+    return info.key
+
+
+def in_workers(fn: Any, calls: Sequence[tuple], *, workers: int, desc: str) -> list[Any]:
+    """fn(*call) for every call, in `workers` spawned processes (no fork after torch's thread
+    pools started); results in the calls' order, with a progress bar over completions."""
+    results: dict[int, Any] = {}
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = {pool.submit(fn, *call): i for i, call in enumerate(calls)}
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc):
+            results[futures[future]] = future.result()
+    return [results[i] for i in range(len(calls))]
+
+
 def run_specs(
     specs: Sequence[RunSpec], *, cache_dir: str | Path, device: str, workers: int, desc: str
 ) -> list[dict[str, Any]]:
     """Every spec's record, in the specs' order, computed by `workers` processes (cached cells
-    come back at once). The most expensive cells (largest IPC) go first."""
+    come back at once). The most expensive cells (largest IPC) are submitted first."""
     order = sorted(range(len(specs)), key=lambda i: -specs[i].ipc)
-    records: dict[int, dict[str, Any]] = {}
-    ctx = multiprocessing.get_context("spawn")  # no fork after torch's thread pools started
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_run_one, specs[i], str(cache_dir), device): i for i in order}
-        for future in tqdm(as_completed(futures), total=len(futures), desc=desc):
-            records[futures[future]] = future.result()
-    return [records[i] for i in range(len(specs))]
+    calls = [(specs[i], str(cache_dir), device) for i in order]
+    records = in_workers(_run_one, calls, workers=workers, desc=desc)
+    by_index = dict(zip(order, records, strict=True))
+    return [by_index[i] for i in range(len(specs))]
+
+
+def train_teachers(
+    profiles: Sequence[str], *, cache_dir: str | Path, device: str, workers: int
+) -> list[str]:
+    """The profiles' teachers, one per worker at a time (so no two workers train the same)."""
+    calls = [(p, str(cache_dir), device) for p in dict.fromkeys(profiles)]
+    return in_workers(_teacher_one, calls, workers=workers, desc="teachers")
 
 
 # ----------------------------------------------------------------------------- the table

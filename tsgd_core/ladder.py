@@ -1,0 +1,227 @@
+"""Does the regime decide? The resolution ladder: the benchmark at larger frames and at more
+frames, each rung with a teacher of its own, the start set against tuned TSGD and tuned
+SRe2L-style at IPC 1 and 5 (test split, soft labels, paired draws).
+
+The recovery settings are the ones the tuning stage chose at the default size (tuned.json):
+the ladder asks whether the default's verdict moves with the regime, not what each rung would
+tune to. `./run_all.sh --ladder` writes `reports/ladder/` (ladder.csv, ladder.png, README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import experiments  # noqa: E402
+from .experiments import LADDER_RUNGS, RunSpec, ladder_profile, tuned_settings  # noqa: E402
+from .stats import two_level_interval  # noqa: E402
+from .storage import save_json  # noqa: E402
+from .tuning import run_specs, train_teachers  # noqa: E402
+
+METHODS = ("random", "tsgd", "sre2l")  # the start set and the two recovery methods, tuned
+IPCS = (1, 5)
+DRAWS = (0, 1, 2)
+DEFAULT_RUNGS = LADDER_RUNGS[:3]  # 8x64x64 is asked for by name (--rungs 8x64): ~16x the cost
+COLUMNS = ["size", "frames", "method", "ipc", "labels", "mean", "ci_low", "ci_high", "n"]
+COLUMNS += ["gain_vs_start", "gain_ci_low", "gain_ci_high", "tuned_at"]
+
+
+def rung_specs(frames: int, size: int, ipcs: Sequence[int] = IPCS) -> list[RunSpec]:
+    """One rung's cells: each method over the draws, recovery settings as tuned at default."""
+    profile = ladder_profile(frames, size)
+    specs = []
+    for ipc in ipcs:
+        for method in METHODS:
+            tuned = tuned_settings("default", method, ipc) if method != "random" else {}
+            knobs = {k: tuned[k] for k in ("lr", "iterations") if k in tuned}
+            specs += [
+                RunSpec(
+                    method=method,
+                    ipc=ipc,
+                    profile=profile,
+                    labels=("soft",),
+                    distill_seed=seed,
+                    **knobs,
+                )
+                for seed in DRAWS
+            ]
+    return specs
+
+
+def parse_rung(text: str) -> tuple[int, int]:
+    """'8x32' -> (8, 32): frames x pixels, one of LADDER_RUNGS."""
+    try:
+        frames, size = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a rung is FRAMESxPIXELS, e.g. 8x32; got {text!r}"
+        ) from None
+    if (frames, size) not in LADDER_RUNGS:
+        known = ", ".join(f"{f}x{s}" for f, s in LADDER_RUNGS)
+        raise argparse.ArgumentTypeError(f"no rung {text}: use {known}")
+    return frames, size
+
+
+def accuracies(record: dict[str, Any]) -> list[float]:
+    return [float(a) for a in record["acc_soft_seeds"]]
+
+
+def ladder_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (rung, method, IPC): accuracy and the paired gain over the start set, in
+    percent (pairs: the same draw and student seed)."""
+    by: dict[tuple, dict[int, list[float]]] = {}
+    for rec in records:
+        data = experiments.get_profile(rec["profile"]).data
+        key = (data["height"], data["frames"], rec["method"], int(rec["ipc"]))
+        by.setdefault(key, {})[int(rec["distill_seed"])] = accuracies(rec)
+    rows = []
+    for (size, frames, method, ipc), accs in by.items():
+        acc = two_level_interval(accs)
+        start = by.get((size, frames, "random", ipc), {})
+        gains = {
+            s: [a - b for a, b in zip(accs[s], start[s], strict=True)]
+            for s in accs
+            if s in start and method != "random"
+        }
+        gain = two_level_interval(gains)
+        rows.append(
+            {
+                "size": size,
+                "frames": frames,
+                "method": experiments.METHOD_LABELS[method],
+                "ipc": ipc,
+                "labels": "soft",
+                "mean": 100 * acc.mean,
+                "ci_low": 100 * acc.low,
+                "ci_high": 100 * acc.high,
+                "n": acc.n,
+                "gain_vs_start": 100 * gain.mean,
+                "gain_ci_low": 100 * gain.low,
+                "gain_ci_high": 100 * gain.high,
+                "tuned_at": "" if method == "random" else "default (8x16x16)",
+            }
+        )
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.sort_values(["frames", "size", "ipc", "method"], ignore_index=True)
+
+
+def rung_label(frames: int, size: int) -> str:
+    return f"{frames}x{size}x{size}"
+
+
+def plot_ladder(table: pd.DataFrame, path: Path) -> Path:
+    """Accuracy per rung, one panel per IPC, a line per method with 95 % intervals."""
+    from .report import save_figure
+
+    ipcs = sorted(table["ipc"].unique())
+    fig, axes = plt.subplots(1, len(ipcs), figsize=(5.5 * len(ipcs), 4), squeeze=False)
+    rungs = table[["frames", "size"]].drop_duplicates().sort_values(["frames", "size"])
+    labels = [rung_label(f, s) for f, s in rungs.itertuples(index=False)]
+    for ax, ipc in zip(axes[0], ipcs, strict=True):
+        for method, part in table[table["ipc"] == ipc].groupby("method"):
+            part = part.set_index(["frames", "size"]).reindex(list(rungs.itertuples(index=False)))
+            ax.errorbar(
+                labels,
+                part["mean"],
+                yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
+                marker="o",
+                capsize=3,
+                label=method,
+            )
+        ax.set_title(f"IPC {ipc}, soft labels (test)")
+        ax.set_xlabel("frames x pixels")
+        ax.set_ylabel("test accuracy [%]")
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
+
+
+def ladder_sentences(table: pd.DataFrame) -> list[str]:
+    """One sentence per rung and IPC: where tuned TSGD and SRe2L-style stand against the start."""
+    out = []
+    for (frames, size, ipc), at in table.groupby(["frames", "size", "ipc"]):
+        parts = []
+        for _, row in at[at["method"] != experiments.METHOD_LABELS["random"]].iterrows():
+            gain, low, high = row["gain_vs_start"], row["gain_ci_low"], row["gain_ci_high"]
+            where = "above" if gain > 0.05 else "below" if gain < -0.05 else "level with"
+            verdict = "resolved" if (low > 0 or high < 0) and row["n"] >= 5 else "not resolved"
+            parts.append(
+                f"{row['method']} {where} it by {abs(gain):.1f} points [{low:+.1f}, {high:+.1f}],"
+                f" {verdict}"
+            )
+        start = at[at["method"] == experiments.METHOD_LABELS["random"]]
+        base = f"{start['mean'].iloc[0]:.1f} %" if len(start) else "no start set"
+        out.append(
+            f"{rung_label(frames, size)}, IPC {ipc}: start set {base}; " + "; ".join(parts) + "."
+        )
+    return out
+
+
+def write_ladder(table: pd.DataFrame, records: list[dict[str, Any]], out: Path, wall: float):
+    from .report import write_table, write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_table(table.round(2).set_index("size"), out / "ladder")
+    write_text(pd.DataFrame(records).to_csv(index=False), out / "all_runs.csv")
+    plot_ladder(table, out / "ladder.png")
+    lines = "\n".join(f"* {s}" for s in ladder_sentences(table))
+    text = (
+        "# Resolution ladder\n\nMade by `./run_all.sh --ladder` in "
+        f"{wall / 60:.0f} min ({len(records)} runs). Test split, soft labels, "
+        f"{len(DRAWS)} draws x the profile's student seeds; recovery settings as tuned at the "
+        "default size (`tsgd_core/tuned.json`); each rung trains a teacher of its own.\n\n"
+        f"{lines}\n\n![ladder](ladder.png)\n"
+    )
+    write_text(text, out / "README.md")
+    save_json({"wall_s": wall, "runs": len(records)}, out / "ladder.json")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="./run_all.sh --ladder", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--rungs",
+        nargs="+",
+        type=parse_rung,
+        default=list(DEFAULT_RUNGS),
+        help="FRAMESxPIXELS rungs (default: 8x16 8x32 16x16; 8x64 costs ~16x the first)",
+    )
+    parser.add_argument("--ipcs", nargs="+", type=int, default=list(IPCS))
+    parser.add_argument("--out", type=Path, default=Path("reports/ladder"))
+    parser.add_argument("--cache", type=Path, default=Path("cache"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(1)
+    specs = [s for frames, size in args.rungs for s in rung_specs(frames, size, args.ipcs)]
+    # each rung's teacher first, in parallel, so that no two cells train the same one
+    profiles = [ladder_profile(f, s) for f, s in args.rungs]
+    train_teachers(profiles, cache_dir=args.cache, device=args.device, workers=args.workers)
+    records = run_specs(
+        specs, cache_dir=args.cache, device=args.device, workers=args.workers, desc="ladder"
+    )
+    table = ladder_table(records)
+    write_ladder(table, records, args.out, time.perf_counter() - start)
+    print("\n".join(ladder_sentences(table)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
