@@ -51,3 +51,22 @@ def test_bad_ipc_and_method_are_clear_errors(tiny_clips):
         select_subset("gradmatch", tiny_clips, 1)
     with pytest.raises(ValueError, match="pass a teacher"):
         select_subset("herding", tiny_clips, 1)
+
+
+def test_herding_draws_within_a_random_half_of_each_class_for_other_seeds(tiny_clips):
+    from tsgd_core.selection import select_indices, teacher_features
+
+    teacher = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
+    feats = teacher_features(teacher, tiny_clips.videos, device="cpu")
+    args = (tiny_clips.labels, 2, 3, feats)
+    full = select_indices("herding", *args, seed=0)
+    # seed 0 herds over every clip of the class, as herding does
+    for c in range(2):
+        idx = torch.nonzero(tiny_clips.labels == c).flatten()
+        assert full[3 * c : 3 * c + 3].tolist() == idx[herding_order(feats[idx], 3)].tolist()
+    draws = {tuple(select_indices("herding", *args, seed=s).tolist()) for s in range(1, 6)}
+    assert len(draws) > 1  # other seeds give other sets
+    assert (
+        select_indices("herding", *args, seed=3).tolist()
+        == select_indices("herding", *args, seed=3).tolist()
+    )
