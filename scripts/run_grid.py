@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package 
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "python3"
 # grid groups run without notebooks: validation studies whose figures live in the report
-NUMBERS_ONLY_GROUPS = ("sensitivity", "recover", "convergence", "tsgfa", "dm")
+NUMBERS_ONLY_GROUPS = ("controls", "sensitivity", "recover", "convergence", "tsgfa", "dm")
 RESET_CODE = "%reset -f\nimport matplotlib.pyplot as _plt\n_plt.close('all')\ndel _plt\n"
 
 
