@@ -26,10 +26,16 @@ from tsgd_core.datasets import (
     WeakTeacherWarning,
     as_text,
     class_weights,
+    data_warnings,
     folder_name,
     forget_identities,
+    one_frame_sentence,
+    one_frame_warning,
+    small_test_warning,
     teacher_steps,
     teacher_warnings,
+    val_test_gap_warning,
+    warn_about_data,
     write_video_tree,
 )
 from tsgd_core.teacher import ModelConfig, teacher_key
@@ -391,3 +397,55 @@ def test_prediction_batches_hold_at_most_the_byte_budget(monkeypatch):
     monkeypatch.setattr(train, "PREDICT_BATCH_BYTES", 3 * 4 * videos[0].numel())
     logits = train.predict_logits(Counting(), videos, batch_size=256)
     assert seen == [3, 3, 3, 1] and torch.equal(logits, videos.flatten(1)[:, :2])
+
+
+# ----------------------------------------------------------------------------- data checks
+
+
+def test_test_far_below_val_is_warned_only_past_15_points():
+    assert val_test_gap_warning(0.85, 1.0) is None  # exactly 15 points: not more than 15
+    assert val_test_gap_warning(0.90, 0.80) is None  # test above val
+    assert val_test_gap_warning(0.5, None) is None  # no validation split
+    message = val_test_gap_warning(0.526, 1.0, num_val=6)
+    assert "47.4 points below its validation accuracy (100.0 % on 6 validation clips)" in message
+    assert val_test_gap_warning(0.849, 1.0) is not None
+
+
+def test_one_frame_control_near_the_teacher_is_warned():
+    assert one_frame_warning(0.10, 0.927) is None  # the benchmark: 82.7 points apart
+    assert one_frame_warning(0.80, 0.90) is not None  # exactly 10 points: within 10
+    assert one_frame_warning(0.799, 0.90) is None
+    above = one_frame_warning(0.947, 0.526)
+    assert "42.1 points above the teacher's 52.6 %" in above
+    assert "temporal methods have little to find here" in above and "chance" not in above
+    near_chance = one_frame_warning(0.25, 0.30, num_classes=4)
+    assert "within 20 points of chance" in near_chance
+
+
+def test_a_small_test_split_is_warned_below_50_clips():
+    assert small_test_warning(50) is None  # one clip = 2 points exactly
+    assert "49 clips: one clip is worth 2.04 points" in small_test_warning(49)
+    assert "19 clips: one clip is worth 5.26 points" in small_test_warning(19)
+
+
+def test_one_frame_sentence_reads_the_comparison_the_right_way_round():
+    assert one_frame_sentence(0.927, 0.098) == (
+        "The teacher on whole clips is 82.9 points above the one-frame control "
+        "(92.7 % against 9.8 %)."
+    )
+    assert one_frame_sentence(0.526, 0.947) == (
+        "The teacher on whole clips is 42.1 points below the one-frame control "
+        "(52.6 % against 94.7 %)."
+    )
+    assert "level with" in one_frame_sentence(0.5, 0.5)
+
+
+def test_data_warnings_print_one_line_each(capsys):
+    found = data_warnings(
+        test_acc=0.526, val_acc=1.0, num_val=6, num_test=19, num_classes=5, single_acc=0.947
+    )
+    assert [m.split()[1] for m in found] == ["teacher's", "one-frame", "test"]
+    assert data_warnings(test_acc=0.9, val_acc=0.92, num_test=200, single_acc=0.1) == []
+    warn_about_data(found)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and all(line.startswith("tsgd: warning: the ") for line in lines)

@@ -310,6 +310,116 @@ def warn_about_teacher(messages: list[str]) -> None:
         warnings.warn(message, WeakTeacherWarning, stacklevel=3)
 
 
+# ----------------------------------------------------------------------------- data checks
+# What the numbers of a dataset can and cannot say; each check returns its warning or None.
+
+TEST_BELOW_VAL = 15.0  # points: a teacher this much worse on test than on val did not generalise
+ONE_FRAME_MARGIN = 10.0  # points: a one-frame model this close to the teacher leaves time little
+MIN_TEST_CLIPS = 50  # below this, one test clip is worth more than 2 points
+NEAR_CHANCE = 20.0  # points above chance: a teacher below it has learned little
+
+
+def _points(fraction: float) -> float:
+    """A fraction as points, rounded so that 0.85 against 1.0 is 15 points, not 15.000000000000002."""
+    return round(100.0 * fraction, 6)
+
+
+def val_test_gap_warning(test_acc: float, val_acc: float | None, num_val: int = 0) -> str | None:
+    """Warning text when the teacher's test accuracy is more than TEST_BELOW_VAL points below
+    its validation accuracy (the weights were chosen on val: val overstates them), else None."""
+    if val_acc is None:
+        return None
+    gap = _points(val_acc) - _points(test_acc)
+    if gap <= TEST_BELOW_VAL:
+        return None
+    few = f" on {num_val} validation clips" if num_val else ""
+    return (
+        f"the teacher's test accuracy ({100 * test_acc:.1f} %) is {gap:.1f} points below its "
+        f"validation accuracy ({100 * val_acc:.1f} %{few}): the weights were chosen on a "
+        "validation split that overstates them, so choices made on it may not carry to test; "
+        "give the validation split more clips (--val-fraction) or check that the test videos "
+        "resemble the training ones"
+    )
+
+
+def one_frame_warning(
+    single_acc: float, teacher_acc: float, num_classes: int | None = None
+) -> str | None:
+    """Warning text when the one-frame control is within ONE_FRAME_MARGIN points of the teacher
+    (or above it): the classes are told apart without time, else None."""
+    gap = _points(teacher_acc) - _points(single_acc)
+    if gap > ONE_FRAME_MARGIN:
+        return None
+    where = (
+        f"{gap:.1f} points below the teacher's {100 * teacher_acc:.1f} %"
+        if gap > 0
+        else f"{-gap:.1f} points above the teacher's {100 * teacher_acc:.1f} %"
+        if gap < 0
+        else f"level with the teacher's {100 * teacher_acc:.1f} %"
+    )
+    message = (
+        f"the one-frame control reaches {100 * single_acc:.1f} %, {where}: these classes can "
+        "be told apart from a single frame, so temporal methods have little to find here"
+    )
+    if num_classes and _points(teacher_acc) < _points(1 / num_classes) + NEAR_CHANCE:
+        message += (
+            f" (the teacher itself is within {NEAR_CHANCE:.0f} points of chance, "
+            f"{100 / num_classes:.1f} %: the two may only agree that neither learned)"
+        )
+    return message
+
+
+def small_test_warning(num_test: int) -> str | None:
+    """Warning text when the test split has fewer than MIN_TEST_CLIPS clips (one clip is then
+    worth more than 2 points of accuracy), else None."""
+    if num_test >= MIN_TEST_CLIPS:
+        return None
+    return (
+        f"the test split has {num_test} clips: one clip is worth {100 / max(1, num_test):.2f} "
+        "points of accuracy, so differences of a few points are a clip or two; add test videos "
+        "or read only large differences"
+    )
+
+
+def one_frame_sentence(teacher_acc: float, single_acc: float) -> str:
+    """The comparison of notebook 01, read the right way round: how far the teacher on whole
+    clips is above (or below) the one-frame control."""
+    gap = _points(teacher_acc) - _points(single_acc)
+    shown = f"{abs(gap):.1f}"
+    accs = f"({100 * teacher_acc:.1f} % against {100 * single_acc:.1f} %)"
+    if shown == "0.0":
+        return f"The teacher on whole clips is level with the one-frame control {accs}."
+    side = "above" if gap > 0 else "below"
+    return f"The teacher on whole clips is {shown} points {side} the one-frame control {accs}."
+
+
+def data_warnings(
+    *,
+    test_acc: float,
+    val_acc: float | None = None,
+    num_val: int = 0,
+    num_test: int,
+    num_classes: int | None = None,
+    single_acc: float | None = None,
+) -> list[str]:
+    """Every data check that fires (test far below val, one frame as good as the clip, a small
+    test split), in that order."""
+    found = [
+        val_test_gap_warning(test_acc, val_acc, num_val),
+        None if single_acc is None else one_frame_warning(single_acc, test_acc, num_classes),
+        small_test_warning(num_test),
+    ]
+    return [message for message in found if message]
+
+
+def warn_about_data(messages: list[str], file: Any = None) -> None:
+    """One `tsgd: warning: ...` line on stderr per message (the CLI's form of a warning)."""
+    import sys
+
+    for message in messages:
+        print(f"tsgd: warning: {' '.join(message.split())}", file=file or sys.stderr, flush=True)
+
+
 def with_budget(fit_cfg: Any, num_train: int) -> Any:
     """The profile's teacher fit with steps derived from the dataset's size."""
     steps = teacher_steps(num_train, fit_cfg.epochs, fit_cfg.batch_size)
