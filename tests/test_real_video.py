@@ -490,3 +490,73 @@ def test_class_without_any_readable_video(pool, tmp_path):
     (empty / "run").mkdir()
     with pytest.raises(DataError, match="run holds no video folders"):
         list_video_dataset("frames", empty)
+
+
+# ----------------------------------------------------------------------------- stderr is kept
+
+
+def test_overlapping_native_stderr_captures_restore_fd2(capfd):
+    """Thread A enters, B enters, A leaves, B leaves: fd 2 must be the real one afterwards
+    (swapping fd 2 per thread restored B's saved sink last and lost stderr for good)."""
+    import threading
+
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    caught: dict[str, list[str]] = {}
+
+    def first() -> None:
+        with rv._native_stderr_captured() as lines:
+            os.write(2, b"noise from A\n")
+            a_in.set()
+            b_in.wait(5)
+        caught["a"] = lines
+        a_out.set()
+
+    def second() -> None:
+        a_in.wait(5)
+        with rv._native_stderr_captured() as lines:
+            b_in.set()
+            a_out.wait(5)
+            os.write(2, b"noise from B\n")
+        caught["b"] = lines
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    os.write(2, b"marker after the decoders\n")
+    err = capfd.readouterr().err
+    assert "marker after the decoders" in err
+    assert "noise from" not in err  # the decoders' lines stay out of the terminal
+    assert caught["a"] == ["noise from A"] and "noise from B" in caught["b"]
+
+
+def test_stderr_reaches_fd2_after_decoding_with_several_workers(pool, tmp_path, capfd):
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [p for key, paths in pool.items() if isinstance(key, tuple) for p in paths]
+    files = (files + [pool["corrupt"]] * 4) * 3
+
+    def decode(path: Path) -> str:
+        try:
+            read_clip(path, FRAMES, SIZE, backend="decord")
+        except VideoDecodeError as error:
+            return error.reason
+        return ""
+
+    with ThreadPoolExecutor(max_workers=4) as workers:
+        reasons = [r for r in workers.map(decode, files) if r]
+    assert len(reasons) == 12 and all(r.startswith("decord") for r in reasons)
+    os.write(2, b"marker after decoding\n")
+    assert "marker after decoding" in capfd.readouterr().err
+
+
+def test_progress_and_warnings_stay_visible_while_decoders_silence_fd2(capfd):
+    import sys
+
+    with rv._python_stderr_visible(), rv._native_stderr_captured() as lines:
+        os.write(2, b"decoder noise\n")
+        print("a warning for the user", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "a warning for the user" in err and "decoder noise" not in err
+    assert lines == ["decoder noise"]

@@ -44,6 +44,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections import Counter
@@ -240,7 +241,7 @@ def _read_with_decord(path: Path, frames: int, size: tuple[int, int]) -> np.ndar
         except Exception as error:  # decord raises its own DECORDError / RuntimeError
             failure = error
     if failure is not None:
-        detail = _native_detail(native)
+        detail = _native_detail(native, path)
         raise VideoDecodeError(path, f"decord: {_first_line(failure)}{detail}") from failure
     if batch is None:
         raise VideoDecodeError(path, "decord: no frames")
@@ -248,31 +249,118 @@ def _read_with_decord(path: Path, frames: int, size: tuple[int, int]) -> np.ndar
     return np.asarray(batch.asnumpy() if hasattr(batch, "asnumpy") else batch)
 
 
+class _Fd2Redirect:
+    """File descriptor 2 sent to one sink while any decoding thread needs it (reference-counted).
+
+    The first thread in saves the real descriptor and points fd 2 at a temporary file; the last
+    one out puts the real descriptor back. Swapping fd 2 per thread without this loses stderr for
+    the rest of the process: two overlapping threads restore each other's saved descriptors out
+    of order, and the last restore points fd 2 at a closed sink.
+    """
+
+    lock = threading.Lock()
+    users = 0
+    saved: int | None = None  # the real fd 2 while redirected
+    sink: Any = None  # the temporary file fd 2 points at while redirected
+
+
 @contextmanager
 def _native_stderr_captured() -> Iterator[list[str]]:
-    """Send what native code writes to file descriptor 2 into a list (filled on exit)."""
+    """Send what native code writes to file descriptor 2 into a list (filled on exit).
+
+    Safe from several threads at once (see `_Fd2Redirect`). Lines are those written to fd 2
+    while this block ran; where threads overlap they may include another decoder's lines.
+    """
     lines: list[str] = []
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no real descriptor 2 (embedded, notebook)
+    state = _Fd2Redirect
+    with state.lock:
+        if state.users == 0:
+            try:
+                sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded, notebook)
+                saved = None
+            if saved is not None:
+                sink = tempfile.TemporaryFile()
+                os.dup2(sink.fileno(), 2)
+                state.saved, state.sink = saved, sink
+        redirected = state.saved is not None
+        if redirected:
+            state.users += 1
+            start = os.lseek(state.sink.fileno(), 0, os.SEEK_END)
+    if not redirected:
         yield lines
         return
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines += sink.read().decode(errors="replace").splitlines()
+    try:
+        yield lines
+    finally:
+        with state.lock:
+            sink = state.sink
+            end = os.lseek(sink.fileno(), 0, os.SEEK_END)
+            text = os.pread(sink.fileno(), max(end - start, 0), start) if end > start else b""
+            state.users -= 1
+            if state.users == 0:
+                os.dup2(state.saved, 2)
+                os.close(state.saved)
+                sink.close()
+                state.saved, state.sink = None, None
+        lines += text.decode(errors="replace").splitlines()
 
 
-def _native_detail(lines: list[str]) -> str:
-    """The last native log line without its time stamp and source location, as ' (...)'."""
+class _VisibleStderr:
+    """sys.stderr for Python-level messages (progress bar, warnings) while decoders run: what it
+    is given reaches the real stderr even while fd 2 points at the decoders' sink."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        state = _Fd2Redirect
+        with state.lock:
+            if state.saved is None:
+                return self._inner.write(text)
+            self._inner.flush()
+            os.write(
+                state.saved,
+                text.encode(getattr(self._inner, "encoding", None) or "utf-8", errors="replace"),
+            )
+            return len(text)
+
+    def flush(self) -> None:
+        with _Fd2Redirect.lock:
+            if _Fd2Redirect.saved is None:
+                self._inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextmanager
+def _python_stderr_visible() -> Iterator[None]:
+    """While decoding threads redirect fd 2, keep sys.stderr's writes on the real stderr."""
+    inner = sys.stderr
+    try:
+        real_fd2 = inner.fileno() == 2
+    except (OSError, ValueError, AttributeError):  # a notebook's stream, a test's capture
+        real_fd2 = False
+    if not real_fd2:
+        yield
+        return
+    sys.stderr = _VisibleStderr(inner)
+    try:
+        yield
+    finally:
+        if isinstance(sys.stderr, _VisibleStderr):
+            sys.stderr = inner
+
+
+def _native_detail(lines: list[str], path: Path | None = None) -> str:
+    """The last native log line without its time stamp and source location, as ' (...)';
+    the last one naming `path` where there is one (other decoding threads write there too)."""
     text = [re.sub(r"^\[[^\]]*\]\s*(\S+:\d+:\s*)?", "", line).strip() for line in lines]
     text = [t for t in text if t]
+    if path is not None:
+        text = [t for t in text if path.name in t] or text
     return f" ({text[-1]})" if text else ""
 
 
@@ -1127,6 +1215,21 @@ def _decode_rows(
         return i, clip.transpose(3, 0, 1, 2).reshape(-1), None  # (C, T, H, W) rows
 
     workers = default_workers() if workers is None else max(1, int(workers))
+    with _python_stderr_visible():  # the bar and warnings, while decoders silence fd 2
+        _decode_rows_with_bar(decode, entries, todo, target, status, progress, workers, store, name)
+
+
+def _decode_rows_with_bar(
+    decode: Any,
+    entries: list[VideoEntry],
+    todo: np.ndarray,
+    target: Any,
+    status: np.ndarray,
+    progress: bool,
+    workers: int,
+    store: Path | None,
+    name: str,
+) -> None:
     bar = tqdm(
         total=len(entries),
         initial=len(entries) - len(todo),
@@ -1144,7 +1247,7 @@ def _decode_rows(
                         message = (
                             f"skipping {entries[i].path}, which could not be decoded: {reason}"
                         )
-                        warnings.warn(message, SkippedVideoWarning, stacklevel=4)
+                        warnings.warn(message, SkippedVideoWarning, stacklevel=5)
                         status[i] = -1
                     else:
                         target[i] = clip
