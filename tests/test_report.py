@@ -22,10 +22,18 @@ from tsgd_core.saliency import SaliencyConfig
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CELL = re.compile(r"^\d+\.\d \[\d+\.\d, \d+\.\d\]$")
 T_0975_DF2 = 4.302652729911275  # Student-t 97.5 % quantile, 2 degrees of freedom (tables)
+T_0975_DF1 = 12.706204736174698  # the same, 1 degree of freedom
 DISTILL_SEEDS = (0, 1, 2)
 STUDENT_SEEDS = (0, 1, 2, 3, 4)
 # accuracy of each method (fraction) before the IPC bonus; TSGD's own is set per test
-BASE_ACC = {"random": 0.30, "herding": 0.35, "kcenter": 0.33, "dm": 0.40, "sre2l": 0.50}
+BASE_ACC = {
+    "random": 0.30,
+    "herding": 0.35,
+    "kcenter": 0.33,
+    "salient": 0.36,
+    "dm": 0.40,
+    "sre2l": 0.50,
+}
 # per student seed: the same for every method, so it cancels in paired differences
 STUDENT_OFFSET = (-0.02, -0.01, 0.0, 0.01, 0.02)
 
@@ -130,6 +138,7 @@ def test_main_table_rows_columns_and_cells():
         "Random",
         "Herding",
         "K-Center",
+        "Salient windows",
         "DM",
         "SRe2L-style",
         "TSGD w/o TSGFA",
@@ -169,7 +178,7 @@ def test_main_table_long_has_the_csv_columns_in_percent():
         "ci_low",
         "ci_high",
     ]
-    assert len(table) == 7 * 2 * 2 + 2
+    assert len(table) == 8 * 2 * 2 + 2
     assert list(table["method"][:4]) == ["Random"] * 4
     assert list(table["labels"][:4]) == ["soft", "hard", "soft", "hard"]
     tsgd = table[
@@ -225,9 +234,17 @@ def test_paired_differences_values_and_resolved_flags():
     vs_random = paired[paired["question"] == "vs_random"]
     assert set(vs_random["comparison"]) == {
         f"{m} − Random"
-        for m in ("Herding", "K-Center", "DM", "SRe2L-style", "TSGD w/o TSGFA", "TSGD")
+        for m in (
+            "Herding",
+            "K-Center",
+            "Salient windows",
+            "DM",
+            "SRe2L-style",
+            "TSGD w/o TSGFA",
+            "TSGD",
+        )
     }
-    assert len(paired) == 9 * 2 * 2
+    assert len(paired) == 10 * 2 * 2
     lines = report.difference_sentences(paired, "filter")
     assert lines[0].startswith("Not resolved at IPC 1 (soft labels): the filter -2.0 points [")
     tsgfa = report.difference_sentences(paired, "tsgfa")
@@ -521,8 +538,14 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     md = (tmp_path / "main_table.md").read_text()
     assert "| TSGD " in md and report.FULL_DATA in md
     csv = pd.read_csv(tmp_path / "main_table.csv")
+    assert list(csv.columns) == [*report.MAIN_TABLE_COLUMNS, *report.GAIN_COLUMNS]
     hit = csv[(csv["method"] == "TSGD") & (csv["ipc"] == 2) & (csv["labels"] == "soft")]
     assert hit["mean"].item() == pytest.approx(50.0) and hit["n"].item() == 15
+    # TSGD 50 % against its start set Random 40 % (same draws), the full data's hard 85 %
+    assert hit["gain_vs_start"].item() == pytest.approx(10.0)
+    assert hit["hard_label_recovery"].item() == pytest.approx(35.0)
+    gains = (tmp_path / "gain_vs_start.md").read_text()
+    assert "| TSGD " in gains and "+10.0 [+5.0, +15.0]" in gains
     paired = pd.read_csv(tmp_path / "paired_differences.csv")
     assert set(paired["resolved"]) <= {"yes", "no"}
     row = paired[(paired["comparison"] == "TSGD − TSGD w/o TSGFA") & (paired["ipc"] == 1)].iloc[0]
@@ -530,6 +553,7 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     assert "TSGD − SRe2L-style" in (tmp_path / "paired_differences.md").read_text()
     assert len(pd.read_csv(tmp_path / "all_runs.csv")) == len(df)
     readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("# TSGD experiments: profile `smoke`\n\n**Headline**")
     assert "./run_all.sh --profile smoke" in readme and "`smoke`" in readme
     assert f"from {len(df)} runs ({len(df) // 3} configurations" in readme
     assert "does not beat the best baseline at any IPC" in readme
@@ -675,9 +699,13 @@ def test_teacher_warning_only_near_chance():
 
 
 def test_later_draws_with_soft_labels_alone_pool_into_one_row_per_method():
-    """The grid's main group: every draw with soft labels, the first with hard labels too."""
-    main = build_grid("smoke").main
-    assert {s.labels for s in main if s.distill_seed != 0 and s.method == "sre2l"} == {("soft",)}
+    """Every draw with soft labels, the first with hard labels too (as the grid once ran)."""
+    main = [
+        RunSpec(method=m, ipc=ipc, profile="smoke", distill_seed=d, labels=labels)
+        for m in ("random", "sre2l")
+        for ipc in (1, 2)
+        for d, labels in ((0, ("soft", "hard")), (1, ("soft",)))
+    ]
     rows = [{**fake_record(s, seed_accs(accuracy_for(s, WINS), s)), "group": "main"} for s in main]
     table = report.main_table_long(pd.DataFrame(rows))
     one = table[(table["method"] == "SRe2L-style") & (table["ipc"] == 1)].set_index("labels")
@@ -747,3 +775,388 @@ def test_the_recover_curve_starts_at_the_start_set(tmp_path):
     assert "its best is 34.0% at 0 iterations and it ends 20.0 points below that" in line
     assert "from 0 iterations on" not in line
     assert report.plot_recover(df, tmp_path / "recover.png").is_file()
+
+
+# ----------------------------------------------------------------------------- DD-Ranking columns,
+# headline, controls, ladder, pixel change
+
+
+def draw_records(
+    method: str,
+    accs_by_draw: dict[int, list[float]],
+    *,
+    hard: dict[int, list[float]] | None = None,
+    ipc: int = 1,
+    group: str = "main",
+    **fields,
+) -> list[dict]:
+    """One record per draw with these soft-label accuracies (hard: `hard`, else the same)."""
+    rows = []
+    for d, accs in accs_by_draw.items():
+        spec = RunSpec(method=method, ipc=ipc, profile="smoke", distill_seed=d, **fields)
+        rec = {**fake_record(spec, accs), "group": group}
+        if hard is not None:
+            rec["acc_hard_seeds"] = list(hard[d])
+            rec["acc_hard_mean"] = statistics.fmean(hard[d])
+        rows.append(rec)
+    return rows
+
+
+# Random draws 0 and 1; TSGD draws 0, 1 and 2 (draw 2 has no start set: never paired)
+RANDOM_SOFT = {0: [0.30, 0.32, 0.31], 1: [0.40, 0.36, 0.41]}
+TSGD_SOFT = {0: [0.35, 0.33, 0.40], 1: [0.38, 0.30, 0.45], 2: [0.90, 0.90, 0.90]}
+TSGD_HARD = {0: [0.20, 0.22, 0.21], 1: [0.25, 0.27, 0.29], 2: [0.24, 0.24, 0.24]}
+FULL_HARD = [0.80, 0.82, 0.84]
+
+
+def small_records() -> pd.DataFrame:
+    return pd.DataFrame(
+        draw_records("random", RANDOM_SOFT)
+        + draw_records("tsgd", TSGD_SOFT, hard=TSGD_HARD)
+        + draw_records("herding", {0: [0.33, 0.33, 0.33]})
+    )
+
+
+def test_gain_vs_start_is_the_paired_difference_to_random():
+    df = small_records()
+    full = report.full_data_intervals({"soft": [0.9, 0.9, 0.9], "hard": FULL_HARD})
+    table = report.main_table_long(df, full)
+    assert list(table.columns) == [*report.MAIN_TABLE_COLUMNS, *report.GAIN_COLUMNS]
+    rows = table.set_index(["method", "labels"])
+    tsgd = rows.loc[("TSGD", "soft")]
+    # by hand: per draw, the mean of TSGD - Random over student seeds; then their mean
+    per_draw = [
+        statistics.fmean(t - r for t, r in zip(TSGD_SOFT[d], RANDOM_SOFT[d], strict=True))
+        for d in (0, 1)
+    ]
+    assert tsgd["gain_vs_start"] == pytest.approx(100 * statistics.fmean(per_draw), abs=0.006)
+    # draw 0: (+5 + 1 + 9) / 3 = +5 points; draw 1: (-2 - 6 + 4) / 3 = -1.33; mean +1.83
+    assert tsgd["gain_vs_start"] == pytest.approx(1.83, abs=0.006)
+    pairs = report.stats.paired_differences(
+        draw_records("tsgd", TSGD_SOFT), draw_records("random", RANDOM_SOFT), "soft"
+    )
+    assert len(pairs) == 6  # draw 2 has no start set
+    summary = report.stats.difference_summary(pairs)
+    assert tsgd["gain_ci_low"] == pytest.approx(100 * summary["ci_low"], abs=0.006)
+    assert tsgd["gain_ci_high"] == pytest.approx(100 * summary["ci_high"], abs=0.006)
+    half = T_0975_DF1 * statistics.stdev(per_draw) / math.sqrt(2)  # t over the 2 draw means
+    assert tsgd["gain_ci_high"] - tsgd["gain_vs_start"] == pytest.approx(100 * half, abs=0.01)
+    assert tsgd["gain_ci_low"] < 0 < tsgd["gain_ci_high"], "a difference is never clipped"
+    # one draw of Herding: paired on draw 0 alone
+    herding = rows.loc[("Herding", "soft")]
+    assert herding["gain_vs_start"] == pytest.approx(100 * (0.33 - 0.31), abs=0.006)
+    # full-data hard accuracy minus the method's hard accuracy, on its soft and its hard row
+    tsgd_hard = statistics.fmean(statistics.fmean(TSGD_HARD[d]) for d in (0, 1, 2))
+    recovery = 100 * (statistics.fmean(FULL_HARD) - tsgd_hard)
+    assert tsgd["hard_label_recovery"] == pytest.approx(recovery, abs=0.006)
+    assert rows.loc[("TSGD", "hard"), "hard_label_recovery"] == tsgd["hard_label_recovery"]
+    assert rows.loc[("TSGD", "hard"), "gain_vs_start"] == pytest.approx(
+        100
+        * statistics.fmean(
+            statistics.fmean(h - r for h, r in zip(TSGD_HARD[d], RANDOM_SOFT[d], strict=True))
+            for d in (0, 1)
+        ),
+        abs=0.006,
+    )
+    for labels in ("soft", "hard"):
+        start = rows.loc[("Random", labels)]
+        assert start[["gain_vs_start", "gain_ci_low", "gain_ci_high"]].isna().all()
+        assert start["hard_label_recovery"] == pytest.approx(
+            100 * (statistics.fmean(FULL_HARD) - 0.35), abs=0.006
+        )
+        assert rows.loc[(report.FULL_DATA, labels), report.GAIN_COLUMNS].isna().all()
+    # without full-data results there is nothing to recover towards
+    assert report.main_table_long(df)["hard_label_recovery"].isna().all()
+
+
+def test_accuracy_intervals_are_clipped_to_0_and_100():
+    low = {0: [0.0, 0.0, 0.3]}  # mean 10 %, t-interval from about -33 % (raw)
+    high = {0: [1.0, 1.0, 0.7]}
+    df = pd.DataFrame(draw_records("random", low) + draw_records("herding", high))
+    raw = report.stats.mean_ci(low[0])
+    assert raw[1] < 0 and report.stats.mean_ci(high[0])[2] > 1, "the case needs raw bounds outside"
+    table = report.main_table_long(df).set_index(["method", "labels"])
+    assert table.loc[("Random", "soft"), "ci_low"] == 0.0
+    assert table.loc[("Random", "soft"), "ci_high"] == pytest.approx(100 * raw[2], abs=0.006)
+    assert table.loc[("Herding", "soft"), "ci_high"] == 100.0
+    # a difference (points) is not an accuracy: Herding - Random = +100, +100, +40
+    gain = table.loc[("Herding", "soft")]
+    assert gain["gain_vs_start"] == pytest.approx(80.0, abs=0.006)
+    assert gain["gain_ci_high"] > 100.0
+    cells = report.main_table(df)
+    assert cells.loc["Random", "IPC 1 soft"] == f"10.0 [0.0, {100 * raw[2]:.1f}]"
+    full = report.full_data_intervals({"soft": [0.0, 0.0, 0.3]})
+    assert full["soft"].ci_low == 0.0
+    assert report._summary(report.Summary(0.5, 0.1, 3, -0.2, 1.3))[3:] == (0.0, 1.0)
+    assert report.clip_accuracy_interval(-5.0, 104.0, top=100.0) == (0.0, 100.0)
+    assert all(math.isnan(v) for v in report.clip_accuracy_interval(math.nan, math.nan))
+    # a difference is not an accuracy: its interval stays below 0
+    pairs = report.stats.paired_differences(
+        draw_records("random", low), draw_records("herding", {0: [0.5, 0.1, 0.0]}), "soft"
+    )
+    assert report.stats.difference_summary(pairs)["ci_low"] < -0.5
+
+
+def diff(mean: float, low: float, high: float, n: int = 15) -> dict:
+    """A paired difference in fractions, as stats.difference_summary names it."""
+    return {"mean_diff": mean, "ci_low": low, "ci_high": high, "n": n}
+
+
+@pytest.mark.parametrize(
+    "difference, words, verdict",
+    [
+        (diff(0.031, 0.012, 0.050), "3.1 points above", "resolved"),
+        (diff(-0.109, -0.131, -0.086), "10.9 points below", "resolved"),
+        (diff(0.020, -0.010, 0.050), "2.0 points above", "not resolved"),
+        (diff(-0.020, -0.050, 0.010), "2.0 points below", "not resolved"),
+        (diff(0.031, 0.012, 0.050, n=4), "3.1 points above", "not resolved"),  # too few pairs
+        (diff(0.0004, 0.0001, 0.0007), "level with", "not resolved"),  # prints as +0.0
+        (diff(0.02, math.nan, math.nan, n=1), "2.0 points above", "not resolved"),
+    ],
+)
+def test_headline_templates_say_what_the_numbers_say(difference, words, verdict):
+    line = report.paired_phrase("TSGD", "its start set", difference)
+    assert line.startswith(f"TSGD is {words} its start set: ")
+    assert line.endswith(f", {verdict}")
+    assert report.headline_resolved(difference) == (verdict == "resolved")
+    points = 100 * difference["mean_diff"]
+    assert f"{points:+.1f} points" in line
+    gain = report.start_gain_phrase("TSGD (lr 0.05, 400 iterations)", difference)
+    assert gain.startswith(f"TSGD (lr 0.05, 400 iterations) is {words} its start set (Random")
+    assert gain.endswith(verdict)
+
+
+def test_direction_follows_the_printed_sign():
+    assert report.direction(1.23) == "above" and report.direction(-1.23) == "below"
+    assert report.direction(0.04) == "level with" and report.direction(-0.049) == "level with"
+    assert report.direction(0.06) == "above" and report.direction(-0.06) == "below"
+    assert report.gap_words(-2.0) == "2.0 points below" and report.gap_words(0.0) == "level with"
+    assert (
+        report.unpaired_phrase("DM", "Herding", 1.2)
+        == "DM is 1.2 points above Herding in mean, not paired (different draws)"
+    )
+
+
+def test_best_phrase_names_the_lead_paired_or_not():
+    best = {"method": "K-Center", "mean": 0.613, "ci_low": 0.58, "ci_high": 0.646}
+    runner = {"method": "Random", "mean": 0.60, "ci_low": 0.57, "ci_high": 0.63}
+    paired = report.best_phrase(best, runner, diff(0.013, -0.01, 0.036, n=5))
+    assert paired.startswith("best: K-Center 61.3 [58.0, 64.6] %; K-Center is 1.3 points above")
+    assert "Random (runner-up, 60.0 [57.0, 63.0] %)" in paired and paired.endswith("not resolved")
+    unpaired = report.best_phrase(best, runner, None)
+    assert unpaired.endswith(
+        "K-Center is 1.3 points above Random (runner-up, 60.0 [57.0, 63.0] %) in mean, not paired (different draws)"
+    )
+    assert report.best_phrase(best, None, None).endswith("(the only method here)")
+
+
+@pytest.mark.parametrize(
+    "tsgd, words, verdict",
+    [
+        ({1: 0.70, 2: 0.80}, "above its start set", "resolved"),  # +35 points
+        ({1: 0.30, 2: 0.35}, "5.0 points below its start set", "resolved"),
+        ({1: 0.34, 2: 0.39}, "1.0 points below its start set", "not resolved"),
+    ],
+)
+def test_headline_bullets_follow_the_grid_numbers(tsgd, words, verdict):
+    df = grid_records(tsgd)
+    lines = report.headline_lines(df, ladder_csv=None)
+    assert len(lines) == 2 * 2 + 1  # IPC 1 and 2, soft and hard, then the ladder
+    first = lines[0]
+    assert first.startswith("**IPC 1, soft labels.** Best: ")
+    tsgd_part = next(p for p in first.split(". ") if p.startswith("TSGD ("))
+    assert words in tsgd_part and tsgd_part.endswith(f"15 pairs, {verdict}")
+    # Salient windows (0.36 + 0.05) beats Random, Herding and K-Center by a constant: resolved
+    assert (
+        "Salient windows is 6.0 points above Random: +6.0 points [+6.0, +6.0], 15 pairs, resolved"
+        in first
+    )
+    assert "Salient windows is 1.0 points above Herding" in first
+    assert "Salient windows is 3.0 points above K-Center" in first
+    assert lines[-1] == "The resolution ladder has not been run (`./run_all.sh --ladder`)."
+    text = report.readme_text(df, profile="smoke", command="x", figures={}, base="reports/smoke")
+    assert text.index("**Headline**") < text.index("Generated by") < text.index("## Main table")
+
+
+def test_the_best_method_leads_the_bullet():
+    bullet = report.headline_lines(grid_records({1: 0.70, 2: 0.80}))[0]
+    # TSGD 70 % and TSGD w/o TSGFA 65 % (the same sets): +5 points on every pair, resolved
+    assert bullet.startswith("**IPC 1, soft labels.** Best: TSGD 70.0 [")
+    assert (
+        "TSGD is 5.0 points above TSGD w/o TSGFA (runner-up, 65.0 [57.5, 72.5] %): "
+        "+5.0 points [+5.0, +5.0], 15 pairs, resolved." in bullet
+    )
+
+
+def write_ladder(path, rows, gains=None) -> None:
+    """ladder.csv as tsgd_core/ladder.py writes it (percent); `gains`: its gain columns, or none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = ["size", "frames", "method", "ipc", "labels", "mean", "ci_low", "ci_high", "n"]
+    table = pd.DataFrame(rows, columns=columns)
+    if gains is not None:
+        table[["gain_vs_start", "gain_ci_low", "gain_ci_high"]] = gains
+    table.to_csv(path, index=False)
+
+
+def test_the_ladder_line_with_and_without_a_ladder(tmp_path):
+    path = tmp_path / "ladder" / "ladder.csv"
+    assert report.ladder_line(path) == (
+        "The resolution ladder has not been run (`./run_all.sh --ladder`)."
+    )
+    rows = [
+        (32, 8, "TSGD", 1, "soft", 18.0, 15.0, 21.0, 5),
+        (32, 8, "Random", 1, "soft", 24.5, 20.0, 29.0, 5),
+        (32, 8, "SRe2L-style", 1, "soft", 50.0, 40.0, 60.0, 5),
+        (16, 8, "TSGD", 1, "soft", 30.0, 25.0, 35.0, 5),
+        (16, 8, "Random", 1, "soft", 20.0, -3.0, 43.0, 5),  # a raw bound below 0
+    ]
+    write_ladder(path, rows)
+    line = report.ladder_line(path)
+    assert line.startswith("Resolution ladder (frames x pixels; TSGD's mean against its start ")
+    first = (
+        "8x16x16 clips, IPC 1 (soft labels): TSGD 30.0 [25.0, 35.0] % is 10.0 points above the "
+        "start set's 20.0 [0.0, 43.0] %"
+    )
+    second = (
+        "8x32x32 clips, IPC 1 (soft labels): TSGD 18.0 [15.0, 21.0] % is 6.5 points below the "
+        "start set's 24.5 [20.0, 29.0] %"
+    )
+    assert line.endswith(f"{first}; {second}.")
+    assert "SRe2L" not in line and "paired gain" not in line
+    # the ladder's own paired gains, where it has them (percent)
+    gains = [
+        (-6.5, -9.0, -4.0),
+        (math.nan,) * 3,
+        (25.5, 10.0, 41.0),
+        (10.0, 1.0, 19.0),
+        (math.nan,) * 3,
+    ]
+    write_ladder(path, rows, gains)
+    line = report.ladder_line(path)
+    assert f"{first} (paired gain +10.0 points [+1.0, +19.0])" in line
+    assert f"{second} (paired gain -6.5 points [-9.0, -4.0])" in line
+    # readme_text finds it beside the profile's folder
+    text = report.readme_text(
+        grid_records(WINS), profile="smoke", command="x", figures={}, base=tmp_path / "smoke"
+    )
+    assert "6.5 points below the start set's" in text and "has not been run" not in text
+    write_ladder(path, rows[:1])
+    assert "no TSGD and start-set (Random) rows" in report.ladder_line(path)
+
+
+def control_records() -> pd.DataFrame:
+    """SRe2L-style's main cell and Random at IPC 2 over draws 0-2, and two controls."""
+    base = {d: [0.50 + 0.01 * d + o for o in (-0.01, 0.0, 0.01)] for d in (0, 1, 2)}
+    start = {d: [a - 0.20 for a in accs] for d, accs in base.items()}
+    swapped = {d: [a - 0.06 - 0.01 * d for a in accs] for d, accs in base.items()}  # -7 on average
+    no_aug = {d: [a + 0.001 for a in accs] for d, accs in base.items()}
+    controls = dict(group="controls", labels=("soft",), ipc=2)
+    return pd.DataFrame(
+        draw_records("sre2l", base, ipc=2)
+        + draw_records("random", start, ipc=2)
+        + draw_records("sre2l", swapped, train_pixels="set", label_pixels="start", **controls)
+        + draw_records("sre2l", no_aug, recover_augment=False, **controls)
+    )
+
+
+def test_the_controls_table_pairs_each_control_with_its_main_cell_and_start_set(tmp_path):
+    df = control_records()
+    results = report.controls_results(df)
+    assert list(results["control"]) == [
+        "recovered pixels, labels of the start pixels",
+        "recovery without augmentation",
+    ]
+    swapped = results.iloc[0]
+    assert (
+        swapped["method"] == "SRe2L-style" and swapped["ipc"] == 2 and swapped["labels"] == "soft"
+    )
+    assert swapped["mean"] == pytest.approx(0.51 - 0.07)
+    assert swapped["vs_main"] == pytest.approx(-0.07) and swapped["vs_main_n"] == 9
+    half = T_0975_DF2 * 0.01 / math.sqrt(3)
+    assert swapped["vs_main_low"] == pytest.approx(-0.07 - half)
+    assert swapped["vs_start"] == pytest.approx(0.13) and swapped["vs_start_n"] == 9
+    table = report.controls_table(results)
+    assert table.loc[0, "vs_main"] == pytest.approx(-7.0) and table.loc[0, "mean"] == pytest.approx(
+        44.0
+    )
+    lines = report.controls_sentences(results)
+    assert lines[0].startswith(
+        "SRe2L-style, recovered pixels, labels of the start pixels (IPC 2, soft labels): 44.0 ["
+    )
+    assert "it is 7.0 points below SRe2L-style's main cell: -7.0 points [" in lines[0]
+    assert (
+        "9 pairs, resolved; it is 13.0 points above the start set (Random, same draws)" in lines[0]
+    )
+    assert (
+        "it is 0.1 points above SRe2L-style's main cell: +0.1 points [+0.1, +0.1], 9 pairs, resolved"
+        in lines[1]
+    )
+    # the ablation table leaves the controls out
+    assert "SRe2L-style" not in set(report.ablation_results(df)["variant"])
+    files = report.write_report(df, tmp_path, profile="smoke", command="x")
+    readme = files["readme"].read_text()
+    assert "## Pixels or labels?" in readme and lines[0] in readme
+    assert pd.read_csv(files["controls_csv"])["vs_start"].tolist() == pytest.approx([13.0, 20.1])
+    assert "recovery without augmentation" in files["controls_md"].read_text()
+    # without the controls group: one line
+    main_only = df[df["group"] == "main"]
+    text = report.readme_text(main_only, profile="smoke", command="x", figures={}, base=tmp_path)
+    section = text[text.index("## Pixels or labels?") :].split("\n## ")[0]
+    assert section.strip().splitlines()[-1] == (
+        "The records carry no `controls` group: the pixels-or-labels controls were not run."
+    )
+
+
+def test_salient_windows_is_a_selection_method_of_its_own():
+    order = report.METHOD_ORDER
+    assert order.index("Salient windows") == order.index("K-Center") + 1
+    assert report.METHOD_COLORS["Salient windows"] not in [
+        c for m, c in report.METHOD_COLORS.items() if m != "Salient windows"
+    ]
+    rec = fake_record(RunSpec(method="salient", ipc=1, profile="smoke", window="random"), [0.4])
+    assert report.variant_label(rec) == "Salient windows" == report.row_label(rec)
+    assert "salient" in report.BASELINES  # TSGD's verdicts count it among the baselines
+
+
+def test_the_pixel_change_figure(tmp_path):
+    rows = []
+    for method, ratio, acc in (("sre2l", 3.0, 0.3), ("tsgd", 0.5, 0.5)):
+        for d in (0, 1):
+            spec = RunSpec(method=method, ipc=2, profile="smoke", distill_seed=d)
+            rows.append(
+                {
+                    **fake_record(spec, [acc, acc + 0.01], change_over_motion=ratio * (1 + d)),
+                    "group": "main",
+                }
+            )
+    spec = RunSpec(method="random", ipc=2, profile="smoke")
+    rows.append({**fake_record(spec, [0.2, 0.2]), "group": "main"})  # a selection: no ratio
+    val = RunSpec(method="tsgd", ipc=2, profile="smoke", eval_split="val")
+    rows.append({**fake_record(val, [0.9], change_over_motion=1.0), "group": "tsgfa"})
+    df = pd.DataFrame(rows)
+    points = report.pixel_change_records(df)
+    assert len(points) == 4 and set(points["method"]) == {"SRe2L-style", "TSGD"}
+    assert sorted(points["change_over_motion"]) == [0.5, 1.0, 3.0, 6.0]
+    assert _is_png(report.plot_pixel_change(df, tmp_path / "pc.png"))
+    assert _is_png(report.plot_pixel_change(report.pool_records(df), tmp_path / "pooled.png"))
+    assert (
+        report.plot_pixel_change(df.drop(columns="change_over_motion"), tmp_path / "no.png") is None
+    )
+    assert not (tmp_path / "no.png").exists()
+
+
+def test_the_ladder_line_reads_what_the_ladder_writes(tmp_path):
+    from tsgd_core.ladder import ladder_table
+
+    recs = draw_records("random", {0: [0.30, 0.32], 1: [0.34, 0.36]}) + draw_records(
+        "tsgd", {0: [0.40, 0.42], 1: [0.40, 0.46]}
+    )
+    path = tmp_path / "ladder.csv"
+    ladder_table(recs).to_csv(path, index=False)
+    data = report.get_profile("smoke").data
+    size, frames = data["height"], data["frames"]
+    line = report.ladder_line(path)
+    # TSGD 42.0 % against Random 33.0 %: +9 points, paired over both draws
+    assert f"{frames}x{size}x{size} clips, IPC 1 (soft labels): TSGD 42.0 [" in line
+    assert "is 9.0 points above the start set's 33.0 [" in line
+    assert "(paired gain +9.0 points [" in line

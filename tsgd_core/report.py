@@ -49,12 +49,18 @@ RUNSPEC_FIELDS = tuple(f.name for f in fields(RunSpec))
 # RunSpec fields the validation studies vary: records are grouped by them wherever they appear
 STUDY_FIELDS = ("iterations", "student_scale", "tsgfa_parts", "first_bn", "dm_lr")
 CONFIG_FIELDS = tuple(dict.fromkeys((*RUNSPEC_FIELDS, *STUDY_FIELDS)))
-BASELINES = ("random", "herding", "kcenter", "dm", "sre2l")
+# selection of real clips (Salient windows keeps real footage too), then distillation
+BASELINES = ("random", "herding", "kcenter", "salient", "dm", "sre2l")
 TSGD_NO_TSGFA = "TSGD w/o TSGFA"
 FULL_DATA = "Full data (upper bound)"
 # table and legend order: selection, distillation, then the method itself
 METHOD_ORDER = (*(METHOD_LABELS[m] for m in BASELINES), TSGD_NO_TSGFA, METHOD_LABELS["tsgd"])
-METHOD_COLORS = dict(zip(METHOD_ORDER, plt.get_cmap("tab10").colors, strict=False))
+# tab10 colours by position; Salient windows came later and takes olive, so the others keep theirs
+_TAB10 = plt.get_cmap("tab10").colors
+METHOD_COLORS = {
+    **dict(zip((m for m in METHOD_ORDER if m != METHOD_LABELS["salient"]), _TAB10, strict=False)),
+    METHOD_LABELS["salient"]: _TAB10[8],
+}
 # switches whose default value defines "the method as published" (main table rows)
 VARIANT_FIELDS = DISTILL_SWITCHES
 SENSITIVITY_PARAMS = ("k", "eps", "beta", "alpha")
@@ -65,6 +71,9 @@ _VARIANT_NAMES = {
     ("modulation", "frame"): "per-frame modulation",
     ("lowpass", True): "+ temporal low-pass",
     ("saliency_source", "real"): "saliency of the real init clip",
+    ("recover_augment", False): "recovery without augmentation",
+    ("train_pixels", "start"): "students on the start pixels",
+    ("label_pixels", "start"): "labels of the start pixels",
 }
 
 
@@ -184,6 +193,7 @@ def _pooled_accuracy(members: list[dict[str, Any]], labels: str) -> dict[str, An
     values = stats.seed_accuracies(members, labels)
     interval = stats.two_level_interval(stats.by_distill_seed(values))
     accs = list(values.values())
+    low, high = clip_accuracy_interval(interval.low, interval.high)
     return {
         f"acc_{labels}_mean": interval.mean,
         f"acc_{labels}_std": statistics.stdev(accs)
@@ -192,9 +202,22 @@ def _pooled_accuracy(members: list[dict[str, Any]], labels: str) -> dict[str, An
         f"acc_{labels}_seeds": accs,
         f"acc_{labels}_n": interval.n,
         f"acc_{labels}_n_distill": len({distill for distill, _ in values}),
-        f"acc_{labels}_ci_low": interval.low,
-        f"acc_{labels}_ci_high": interval.high,
+        f"acc_{labels}_ci_low": low,
+        f"acc_{labels}_ci_high": high,
     }
+
+
+def clip_accuracy_interval(low: float, high: float, top: float = 1.0) -> tuple[float, float]:
+    """An accuracy interval kept inside [0, top] (fractions: 1, percent: 100); NaN stays NaN.
+
+    Only accuracies: a difference between two accuracies can be negative and is never clipped.
+    """
+
+    def clip(value: float) -> float:
+        value = float(value)
+        return value if math.isnan(value) else min(max(value, 0.0), top)
+
+    return clip(low), clip(high)
 
 
 def row_label(row: Mapping[str, Any]) -> str:
@@ -385,13 +408,16 @@ def full_data_intervals(results: Mapping[str, Any]) -> dict[str, Summary]:
         accs = list(res.accs) if hasattr(res, "accs") else list(res)
         mean, low, high = stats.mean_ci(accs)
         std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        out[labels] = Summary(mean, std, len(accs), low, high)
+        out[labels] = Summary(mean, std, len(accs), *clip_accuracy_interval(low, high))
     return out
 
 
 def _summary(value: Sequence[float]) -> Summary:
-    """A Summary from a Summary or a plain (mean, std) pair."""
-    return value if isinstance(value, Summary) else Summary(*value)
+    """A Summary from a Summary or a plain (mean, std) pair, its interval inside [0, 1]."""
+    s = value if isinstance(value, Summary) else Summary(*value)
+    return s._replace(
+        **dict(zip(("ci_low", "ci_high"), clip_accuracy_interval(s.ci_low, s.ci_high), strict=True))
+    )
 
 
 def _ordered(labels: Sequence[str]) -> list[str]:
@@ -437,16 +463,62 @@ def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = No
 
 
 MAIN_TABLE_COLUMNS = ["method", "ipc", "labels", *RESULT_COLUMNS, "n_distill"]
+# DD-Ranking-style columns after them: the gain over the start set, and how much of the full
+# data's hard-label accuracy the set leaves to recover
+GAIN_COLUMNS = ["gain_vs_start", "gain_ci_low", "gain_ci_high", "hard_label_recovery"]
+START_GAIN_COLUMNS = ["method", "ipc", "labels", "mean_diff", "ci_low", "ci_high", "n", "n_distill"]
+
+
+def start_gains(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each main method's paired difference to its start set, fractions: Random with the same
+    distill seed, IPC and label mode, paired by (distill seed, student seed) as
+    `paired_difference_results` pairs (Random itself has no row)."""
+    paired = paired_difference_results(df) if paired is None else paired
+    gains = paired[(paired["question"] == "vs_random") & (paired["b"] == RANDOM)]
+    return gains.rename(columns={"a": "method"}).reindex(columns=START_GAIN_COLUMNS)
+
+
+def _ipc_key(value: Any) -> int | None:
+    """An IPC as a dict key (None for the full-data rows' missing IPC)."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _gain_columns(
+    table: pd.DataFrame, gains: pd.DataFrame, full: Mapping[str, Sequence[float]]
+) -> dict[str, list[float]]:
+    """GAIN_COLUMNS (fractions) for the rows of `table`: NaN where there is no such number."""
+    by_key = {(r["method"], int(r["ipc"]), r["labels"]): r for _, r in gains.iterrows()}
+    hard = {
+        (m, _ipc_key(i)): float(v)
+        for m, i, lab, v in zip(
+            table["method"], table["ipc"], table["labels"], table["mean"], strict=True
+        )
+        if lab == "hard" and m != FULL_DATA
+    }
+    full_hard = _summary(full["hard"]).mean if "hard" in full else math.nan
+    out: dict[str, list[float]] = {col: [] for col in GAIN_COLUMNS}
+    for method, ipc, labels in zip(table["method"], table["ipc"], table["labels"], strict=True):
+        gain = by_key.get((method, _ipc_key(ipc), labels))
+        for col, src in zip(GAIN_COLUMNS[:3], ("mean_diff", "ci_low", "ci_high"), strict=True):
+            out[col].append(math.nan if gain is None else float(gain[src]))
+        out["hard_label_recovery"].append(full_hard - hard.get((method, _ipc_key(ipc)), math.nan))
+    return out
 
 
 def main_table_long(
-    df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = None
+    df: pd.DataFrame,
+    full: Mapping[str, Sequence[float]] | None = None,
+    paired: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """`main_table.csv`: one row per (method, IPC, label mode); accuracies in percent.
 
     mean: mean over distill seeds of the mean over student seeds; std: over all (distill seed,
     student seed) pairs; n: pairs; ci_low / ci_high: the 95 % interval of `stats.two_level_interval`.
     The full-data rows have no IPC and n_distill 0 (their interval is over student seeds).
+    Then, in points: gain_vs_start with gain_ci_low / gain_ci_high (`start_gains`: the method
+    minus its start set, paired; NaN for Random and the full-data rows) and hard_label_recovery
+    (full-data hard-label accuracy minus this method's at this IPC, on its soft and its hard row;
+    NaN where either is missing). `paired`: `paired_difference_results` when already computed.
     """
     results = main_results(df)
     results = results.assign(
@@ -465,8 +537,9 @@ def main_table_long(
         )
     table = pd.concat([r for r in rows if not r.empty] or [table], ignore_index=True)
     table = table.reindex(columns=MAIN_TABLE_COLUMNS)
+    table = table.assign(**_gain_columns(table, start_gains(df, paired), full))
     table["ipc"] = table["ipc"].astype("Int64")
-    for col in ("mean", "std", "ci_low", "ci_high"):
+    for col in ("mean", "std", "ci_low", "ci_high", *GAIN_COLUMNS):
         table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
     return table
 
@@ -628,7 +701,8 @@ def paired_difference_results(df: pd.DataFrame) -> pd.DataFrame:
 
     Pairs share the distill seed and the student seed (`stats.paired_differences`); the
     interval is `stats.difference_summary`'s. Differences are fractions (x100 = points);
-    `diffs` holds the per-pair differences, `subject`/`verbs` the words of the sentences.
+    `diffs` holds the per-pair differences, `subject`/`verbs` the words of the sentences, `a`
+    and `b` the two methods (the difference is a - b).
     """
     runs = main_records(df)
     out = []
@@ -651,19 +725,24 @@ def paired_difference_results(df: pd.DataFrame) -> pd.DataFrame:
                         "subject": subject,
                         "verbs": verbs,
                         "diffs": list(pairs["diff"]),
+                        "a": a,
+                        "b": b,
                     }
                 )
-    return pd.DataFrame(out, columns=[*PAIRED_COLUMNS, "subject", "verbs", "diffs"])
+    return pd.DataFrame(out, columns=[*PAIRED_COLUMNS, "subject", "verbs", "diffs", "a", "b"])
+
+
+def difference_span(diff: Mapping[str, Any], unit: str = " points") -> str:
+    """'+2.1 points [+0.4, +3.8]': a difference (fractions in, points out) with its interval."""
+    mean = f"{PERCENT * diff['mean_diff']:+.1f}{unit}"
+    if math.isnan(diff["ci_low"]) or math.isnan(diff["ci_high"]):
+        return f"{mean} (no interval: too few pairs)"
+    return f"{mean} [{PERCENT * diff['ci_low']:+.1f}, {PERCENT * diff['ci_high']:+.1f}]"
 
 
 def difference_sentence(row: Mapping[str, Any], where: str) -> str:
     """'the filter helps at IPC 5 (soft labels): +2.1 points [+0.4, +3.8] (15 pairs, 3 distill seeds).'"""
-    span = (
-        f"{PERCENT * row['mean_diff']:+.1f} points "
-        f"[{PERCENT * row['ci_low']:+.1f}, {PERCENT * row['ci_high']:+.1f}]"
-    )
-    if math.isnan(row["ci_low"]):
-        span = f"{PERCENT * row['mean_diff']:+.1f} points (no interval: too few pairs)"
+    span = difference_span(row)
     draws = int(row["n_distill"])
     count = f"({row['n']} pairs, {draws} distill seed{'' if draws == 1 else 's'})"
     if row["resolved"]:
@@ -720,9 +799,216 @@ def paired_markdown(paired: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
 
 
+def gain_table(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`gain_vs_start.md`: methods x (IPC, label mode), each method minus its start set in points
+    with its 95 % interval (`start_gains`); empty without main-table pairs."""
+    gains = start_gains(df, paired)
+    if gains.empty:
+        return pd.DataFrame(index=pd.Index([], name="Method"))
+    columns = [
+        (int(ipc), labels)
+        for ipc in sorted(gains["ipc"].unique())
+        for labels in LABEL_MODES
+        if ((gains["ipc"] == ipc) & (gains["labels"] == labels)).any()
+    ]
+    rows = []
+    for method in _ordered(gains["method"]):
+        mine = gains[gains["method"] == method]
+        row: dict[str, Any] = {"Method": method}
+        for ipc, labels in columns:
+            hit = mine[(mine["ipc"] == ipc) & (mine["labels"] == labels)]
+            row[f"IPC {ipc} {labels}"] = difference_span(hit.iloc[0], "") if len(hit) else "—"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Method")
+
+
+# ----------------------------------------------------------------------------- pixels or labels?
+
+CONTROL_COLUMNS = [
+    "method",
+    "control",
+    "ipc",
+    "labels",
+    *RESULT_COLUMNS,
+    "n_distill",
+    "vs_main",
+    "vs_main_low",
+    "vs_main_high",
+    "vs_main_n",
+    "vs_start",
+    "vs_start_low",
+    "vs_start_high",
+    "vs_start_n",
+]
+_PIXEL_WORDS = {"set": "recovered", "start": "start"}  # experiments.PIXEL_SOURCES in words
+# the controls in table order (as the grid lists them); others follow by name
+CONTROL_ORDER = (
+    "recovered pixels, labels of the start pixels",
+    "start pixels, labels of the recovered pixels",
+    "recovery without augmentation",
+)
+
+
+def _setting(row: Mapping[str, Any], name: str, default: Any) -> Any:
+    """A record's RunSpec field, its default where the record predates it (NaN in a frame)."""
+    value = _plain(row.get(name, default))
+    return default if _missing(value) else value
+
+
+def control_label(row: Mapping[str, Any]) -> str:
+    """What a `controls` run changes against its method's main cell, e.g. 'recovered pixels,
+    labels of the start pixels' or 'recovery without augmentation'."""
+    train = _setting(row, "train_pixels", "set")
+    label = _setting(row, "label_pixels", "set")
+    parts = []
+    if (train, label) != ("set", "set"):
+        parts.append(
+            f"{_PIXEL_WORDS.get(train, train)} pixels, labels of the "
+            f"{_PIXEL_WORDS.get(label, label)} pixels"
+        )
+    if not bool(_setting(row, "recover_augment", True)):
+        parts.append("recovery without augmentation")
+    return "; ".join(parts) or "as its main cell"
+
+
+def paired_summary(
+    a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, labels: str
+) -> dict[str, Any] | None:
+    """`stats.difference_summary` of two pooled rows (a - b, paired by distill and student seed);
+    None when either is missing or they share no pair (different draws)."""
+    if a is None or b is None:
+        return None
+    pairs = stats.paired_differences(a["records"], b["records"], labels)
+    return None if pairs.empty else stats.difference_summary(pairs)
+
+
+def _diff_columns(prefix: str, diff: Mapping[str, Any] | None) -> dict[str, Any]:
+    if diff is None:
+        return {
+            prefix: math.nan,
+            f"{prefix}_low": math.nan,
+            f"{prefix}_high": math.nan,
+            f"{prefix}_n": 0,
+        }
+    return {
+        prefix: diff["mean_diff"],
+        f"{prefix}_low": diff["ci_low"],
+        f"{prefix}_high": diff["ci_high"],
+        f"{prefix}_n": int(diff["n"]),
+    }
+
+
+def controls_results(df: pd.DataFrame) -> pd.DataFrame:
+    """The `controls` group, fractions: each (method, control, IPC, label mode) cell's accuracy,
+    and its paired difference to the method's own main cell (vs_main) and to the start set,
+    Random's main cell (vs_start), on the draws and student seeds they share."""
+    main = {(r["row"], int(r["ipc"])): r for _, r in main_records(df).iterrows()}
+    out = []
+    for _, row in _in_group(df, "controls").iterrows():
+        method, ipc = row_label(row), int(row["ipc"])
+        for labels in LABEL_MODES:
+            mean, std, _ = _acc_columns(row, labels)
+            if math.isnan(mean):
+                continue
+            out.append(
+                {
+                    "method": method,
+                    "control": control_label(row),
+                    "ipc": ipc,
+                    "labels": labels,
+                    "mean": mean,
+                    "std": std,
+                    **_ci_columns(row, labels),
+                    "n_distill": int(row.get(f"acc_{labels}_n_distill", row["n_distill"])),
+                    **_diff_columns(
+                        "vs_main", paired_summary(row, main.get((method, ipc)), labels)
+                    ),
+                    **_diff_columns(
+                        "vs_start", paired_summary(row, main.get((RANDOM, ipc)), labels)
+                    ),
+                }
+            )
+    table = pd.DataFrame(out, columns=CONTROL_COLUMNS)
+    table = table.assign(
+        _rank=table["method"].map(_rank_of),
+        _crank=[
+            CONTROL_ORDER.index(c) if c in CONTROL_ORDER else len(CONTROL_ORDER)
+            for c in table["control"]
+        ],
+        _lrank=table["labels"].map(_label_rank),
+    ).sort_values(["_rank", "ipc", "_crank", "control", "_lrank"])
+    return table.drop(columns=["_rank", "_crank", "_lrank"]).reset_index(drop=True)
+
+
+def controls_table(results: pd.DataFrame) -> pd.DataFrame:
+    """`controls.csv`: `controls_results` with accuracies and differences in percent (points)."""
+    table = results.reindex(columns=CONTROL_COLUMNS).copy()
+    for col in ("mean", "std", "ci_low", "ci_high", *(c for c in CONTROL_COLUMNS if "vs_" in c)):
+        if not col.endswith("_n"):
+            table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+    return table
+
+
+def controls_markdown(results: pd.DataFrame) -> pd.DataFrame:
+    """`controls.md`: accuracy and both paired differences as 'value [low, high]'."""
+    rows = [
+        {
+            "method": r["method"],
+            "control": r["control"],
+            "IPC": r["ipc"],
+            "labels": r["labels"],
+            "accuracy [%], 95 % CI": format_ci(r["mean"], r["ci_low"], r["ci_high"]),
+            "− main cell [points]": _difference_cell(r, "vs_main"),
+            "− start set [points]": _difference_cell(r, "vs_start"),
+        }
+        for _, r in results.iterrows()
+    ]
+    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+
+
+def _difference_cell(row: Mapping[str, Any], prefix: str) -> str:
+    """'-5.2 points [-8.0, -2.4] (15 pairs)', or '—' without pairs."""
+    if not row[f"{prefix}_n"]:
+        return "—"
+    return f"{difference_span(_stored_diff(row, prefix), '')} ({row[f'{prefix}_n']} pairs)"
+
+
+def _stored_diff(row: Mapping[str, Any], prefix: str) -> dict[str, Any] | None:
+    """A difference of `controls_results` back in `stats.difference_summary`'s names."""
+    if not row[f"{prefix}_n"]:
+        return None
+    return {
+        "mean_diff": row[prefix],
+        "ci_low": row[f"{prefix}_low"],
+        "ci_high": row[f"{prefix}_high"],
+        "n": row[f"{prefix}_n"],
+    }
+
+
+def controls_sentences(results: pd.DataFrame) -> list[str]:
+    """One computed sentence per row of `controls_results`."""
+    lines = []
+    for _, r in results.iterrows():
+        where = f"{r['method']}, {r['control']} (IPC {r['ipc']}, {r['labels']} labels)"
+        parts = [f"{where}: {format_ci(r['mean'], r['ci_low'], r['ci_high'])} %"]
+        for prefix, other in (
+            ("vs_main", f"{r['method']}'s main cell"),
+            ("vs_start", f"the start set ({RANDOM}, same draws)"),
+        ):
+            diff = _stored_diff(r, prefix)
+            parts.append(
+                f"no pairs with {other}" if diff is None else paired_phrase("it", other, diff)
+            )
+        lines.append("; ".join(parts) + ".")
+    return lines
+
+
 def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
-    """TSGD variants (and SRe2L-style) at the IPC of the ablation runs, test split, no shake."""
+    """TSGD variants (and SRe2L-style) at the IPC of the ablation runs, test split, no shake
+    (the `controls` group has its own table)."""
     runs = _test_runs(df)
+    if "group" in runs.columns:
+        runs = runs[runs["group"] != "controls"]
     tsgd = runs[runs["method"] == "tsgd"]
     changed = tsgd[~_mask(tsgd, is_default_variant)]
     if changed.empty:
@@ -1734,6 +2020,89 @@ def plot_cost(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
     return save_figure(fig, path)
 
 
+PIXEL_CHANGE_COLUMNS = ["method", "control", "distill_seed", "change_over_motion"] + [
+    f"acc_{labels}_mean" for labels in LABEL_MODES
+]
+
+
+def _raw_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The records behind a frame: a pooled frame's `records`, else its rows."""
+    if POOLED in df.columns:
+        return [dict(m) for members in df["records"] for m in members]
+    return df.to_dict("records")
+
+
+def pixel_change_records(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per test-split record of the `main` and `controls` groups (every group when the
+    records name none) with a positive `change_over_motion`, with its accuracy per label mode."""
+    out = []
+    for rec in _raw_records(df):
+        group = _setting(rec, "group", "")
+        ratio = _setting(rec, "change_over_motion", None)
+        if ratio is None or not float(ratio) > 0 or _setting(rec, "eval_split", "test") != "test":
+            continue
+        if group not in ("", "main", "controls") or _setting(rec, "camera_shake", 0.0) != 0:
+            continue
+        out.append(
+            {
+                "method": row_label(rec),
+                "control": control_label(rec) if group == "controls" else "main",
+                "distill_seed": stats.distill_seed_of(rec),
+                "change_over_motion": float(ratio),
+                **{
+                    f"acc_{labels}_mean": float(_setting(rec, f"acc_{labels}_mean", math.nan))
+                    for labels in LABEL_MODES
+                },
+            }
+        )
+    return pd.DataFrame(out, columns=PIXEL_CHANGE_COLUMNS)
+
+
+def plot_pixel_change(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
+    """Test accuracy against change_over_motion (mean |set - start| over the start clips' mean
+    |x_{t+1} - x_t|), one point per record, colour per method; None when no record has it."""
+    table = pixel_change_records(df)
+    modes = [m for m in LABEL_MODES if table[f"acc_{m}_mean"].notna().any()]
+    if table.empty or not modes:
+        return None
+    markers = dict(zip(dict.fromkeys(["main", *table["control"]]), "o^sDvP*X", strict=False))
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(6 * len(modes), 4.2), sharey=True, squeeze=False
+    )
+    for ax, labels in zip(axes[0], modes, strict=True):
+        col = f"acc_{labels}_mean"
+        points = table.dropna(subset=[col])
+        for (method, control), sub in points.groupby(["method", "control"], sort=False):
+            ax.scatter(
+                sub["change_over_motion"],
+                sub[col],
+                color=METHOD_COLORS.get(method),
+                marker=markers.get(control, "o"),
+                alpha=0.85,
+                label=method if control == "main" else f"{method}, {control}",
+            )
+        ax.axvline(1.0, color="black", ls="--", lw=1, label="the update equals the clip's motion")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+        ax.set_xlabel("pixel change / motion signal (log)")
+        ax.set_title(f"{labels} labels")
+        _percent_axis(ax, "top-1 test accuracy [%]")
+    handles = {}  # every panel's entries once (the controls have soft labels only)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    axes[0][-1].legend(
+        handles.values(), handles.keys(), fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5)
+    )
+    fig.suptitle(
+        "How far recovery moves the pixels, against the motion the classes are made of "
+        "(one point per distilled set)"
+    )
+    return save_figure(fig, path)
+
+
 def plot_accuracy_bars(
     records: Sequence[Mapping[str, Any]],
     path: str | os.PathLike[str],
@@ -1983,6 +2352,208 @@ def plot_confusion(
     return save_figure(fig, path)
 
 
+# ----------------------------------------------------------------------------- headline
+
+HEADLINE_MIN_PAIRS = 5  # with fewer pairs the headline never calls a difference resolved
+LADDER_CSV = Path("ladder") / "ladder.csv"  # beside the profiles' folders: reports/ladder/
+LADDER_COLUMNS = ("size", "frames", "method", "ipc", "labels", "mean", "ci_low", "ci_high", "n")
+LADDER_HINT = "the resolution ladder has not been run (`./run_all.sh --ladder`)"
+
+
+def direction(points: float) -> str:
+    """'above', 'below' or 'level with' for a difference in points, read from the number as
+    printed to 0.1 points (level with: |difference| < 0.05, which prints as 0.0)."""
+    shown = float(f"{points:.1f}")
+    return "above" if shown > 0 else "below" if shown < 0 else "level with"
+
+
+def gap_words(points: float) -> str:
+    """'3.1 points above', '0.4 points below' or 'level with': the sign lives in the word."""
+    word = direction(points)
+    return word if word == "level with" else f"{abs(points):.1f} points {word}"
+
+
+def headline_resolved(diff: Mapping[str, Any]) -> bool:
+    """A paired difference (fractions) is resolved in the headline when its interval excludes 0,
+    it rests on at least HEADLINE_MIN_PAIRS pairs and it is not level (it prints as non-zero)."""
+    return (
+        stats.resolved(float(diff["ci_low"]), float(diff["ci_high"]))
+        and int(diff["n"]) >= HEADLINE_MIN_PAIRS
+        and direction(PERCENT * float(diff["mean_diff"])) != "level with"
+    )
+
+
+def paired_phrase(a: str, b: str, diff: Mapping[str, Any]) -> str:
+    """'TSGD is 10.9 points below Random: -10.9 points [-13.1, -8.6], 15 pairs, resolved'."""
+    n = int(diff["n"])
+    verdict = "resolved" if headline_resolved(diff) else "not resolved"
+    return (
+        f"{a} is {gap_words(PERCENT * float(diff['mean_diff']))} {b}: {difference_span(diff)}, "
+        f"{n} pair{'' if n == 1 else 's'}, {verdict}"
+    )
+
+
+def unpaired_phrase(a: str, b: str, points: float) -> str:
+    """'DM is 1.2 points above Herding in mean, not paired (different draws)'."""
+    return f"{a} is {gap_words(points)} {b} in mean, not paired (different draws)"
+
+
+def accuracy_phrase(name: str, mean: float, low: float, high: float) -> str:
+    """'TSGD 31.0 [28.9, 33.1] %' (an accuracy in fractions, its 95 % interval)."""
+    return f"{name} {format_ci(mean, low, high)} %"
+
+
+def best_phrase(
+    best: Mapping[str, Any], runner_up: Mapping[str, Any] | None, lead: Mapping[str, Any] | None
+) -> str:
+    """The best method of a cell, and its paired lead over the runner-up ('not paired' when the
+    two share no draw: then the gap of their means)."""
+    text = "best: " + accuracy_phrase(best["method"], best["mean"], best["ci_low"], best["ci_high"])
+    if runner_up is None:
+        return text + " (the only method here)"
+    other = (
+        f"{runner_up['method']} (runner-up, "
+        f"{format_ci(runner_up['mean'], runner_up['ci_low'], runner_up['ci_high'])} %)"
+    )
+    if lead is None:
+        gap = PERCENT * (float(best["mean"]) - float(runner_up["mean"]))
+        return f"{text}; {unpaired_phrase(best['method'], other, gap)}"
+    return f"{text}; {paired_phrase(best['method'], other, lead)}"
+
+
+def start_gain_phrase(name: str, gain: Mapping[str, Any] | None) -> str:
+    """'TSGD (lr 0.05, 400 iterations) is 10.9 points below its start set (Random, same draws): ...'."""
+    start = f"its start set ({RANDOM}, same draws)"
+    if gain is None:
+        return f"{name} shares no pair with {start}"
+    return paired_phrase(name, start, gain)
+
+
+def tuned_name(row: Mapping[str, Any]) -> str:
+    """'TSGD (lr 0.05, 400 iterations)': the method with the recovery settings its records used."""
+    lr, its = _setting(row, "lr_used", None), _setting(row, "iterations_used", None)
+    used = [f"lr {float(lr):g}"] if lr is not None else []
+    used += [f"{int(its)} iterations"] if its is not None else []
+    return f"{row['row']} ({', '.join(used)})" if used else str(row["row"])
+
+
+def headline_bullet(
+    ipc: int,
+    labels: str,
+    cell: pd.DataFrame,
+    runs: Mapping[str, Mapping[str, Any]],
+    gains: pd.DataFrame,
+) -> str:
+    """One headline bullet: the best method, TSGD against its start set, Salient windows against
+    the selections of real clips. `cell`: `main_results` rows of this IPC and label mode; `runs`:
+    the pooled main rows of this IPC by method; `gains`: `start_gains`."""
+    ranked = cell.assign(_rank=cell["method"].map(_rank_of)).sort_values(
+        ["mean", "_rank"], ascending=[False, True]
+    )
+    best = ranked.iloc[0]
+    runner_up = ranked.iloc[1] if len(ranked) > 1 else None
+    lead = (
+        paired_summary(runs.get(best["method"]), runs.get(runner_up["method"]), labels)
+        if runner_up is not None
+        else None
+    )
+    parts = [best_phrase(best, runner_up, lead)]
+    if TSGD in runs and (cell["method"] == TSGD).any():
+        gain = gains[
+            (gains["method"] == TSGD) & (gains["ipc"] == ipc) & (gains["labels"] == labels)
+        ]
+        parts.append(start_gain_phrase(tuned_name(runs[TSGD]), gain.iloc[0] if len(gain) else None))
+    salient, means = METHOD_LABELS["salient"], cell.set_index("method")["mean"]
+    if salient in runs and salient in means:
+        for other in (RANDOM, METHOD_LABELS["herding"], METHOD_LABELS["kcenter"]):
+            if other not in runs or other not in means:
+                continue
+            diff = paired_summary(runs[salient], runs[other], labels)
+            parts.append(
+                paired_phrase(salient, other, diff)
+                if diff is not None
+                else unpaired_phrase(salient, other, PERCENT * (means[salient] - means[other]))
+            )
+    return f"**IPC {ipc}, {labels} labels.** " + ". ".join(_capitalised(p) for p in parts) + "."
+
+
+def _shown(value: Any) -> str:
+    """A ladder key as written: 32 rather than 32.0; text as it is."""
+    value = _plain(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def ladder_phrase(
+    size: Any, frames: Any, ipc: Any, labels: str, tsgd: Mapping[str, Any], start: Mapping[str, Any]
+) -> str:
+    """'8x32x32 clips, IPC 1 (soft labels): TSGD 20.1 [18.0, 22.2] % is 3.0 points below the start
+    set's 23.1 [21.0, 25.2] %' (ladder numbers are in percent), then TSGD's paired gain over the
+    start set where the ladder has it (' (paired gain -3.0 points [-5.0, -1.0])')."""
+
+    def acc(row: Mapping[str, Any]) -> str:
+        low, high = clip_accuracy_interval(row["ci_low"], row["ci_high"], top=PERCENT)
+        return format_ci(float(row["mean"]), low, high, scale=1.0) + " %"
+
+    points = float(tsgd["mean"]) - float(start["mean"])
+    text = (
+        f"{_shown(frames)}x{_shown(size)}x{_shown(size)} clips, IPC {_shown(ipc)} ({labels} "
+        f"labels): {TSGD} {acc(tsgd)} is {gap_words(points)} the start set's {acc(start)}"
+    )
+    gain = {k: _setting(tsgd, f"gain_{k}", math.nan) for k in ("vs_start", "ci_low", "ci_high")}
+    if math.isnan(float(gain["vs_start"])):
+        return text
+    names = {"vs_start": "mean_diff", "ci_low": "ci_low", "ci_high": "ci_high"}
+    span = difference_span({names[k]: float(v) / PERCENT for k, v in gain.items()})
+    return f"{text} (paired gain {span})"
+
+
+def ladder_line(path: str | os.PathLike[str] | None) -> str:
+    """The headline's line on the resolution ladder (`reports/ladder/ladder.csv`, in percent):
+    TSGD's mean against its start set's (Random) per rung, IPC and label mode."""
+    if path is None or not Path(path).is_file():
+        return _capitalised(LADDER_HINT) + "."
+    ladder = pd.read_csv(path)
+    missing = [c for c in LADDER_COLUMNS if c not in ladder.columns]
+    if missing:
+        return (
+            f"The resolution ladder's `{Path(path).name}` lacks the columns {', '.join(missing)}."
+        )
+    ladder = ladder.assign(method=[METHOD_LABELS.get(str(m), str(m)) for m in ladder["method"]])
+    parts = []
+    for (frames, size, ipc), sub in ladder.groupby(["frames", "size", "ipc"], sort=True):
+        for labels in dict.fromkeys([*LABEL_MODES, *map(str, sub["labels"])]):
+            at = sub[sub["labels"].astype(str) == labels]
+            tsgd, start = at[at["method"] == TSGD], at[at["method"] == RANDOM]
+            if len(tsgd) and len(start):
+                parts.append(ladder_phrase(size, frames, ipc, labels, tsgd.iloc[0], start.iloc[0]))
+    if not parts:
+        return "The resolution ladder has no TSGD and start-set (Random) rows at a common size and IPC."
+    return (
+        "Resolution ladder (frames x pixels; TSGD's mean against its start set's, each with its "
+        "95 % interval): " + "; ".join(parts) + "."
+    )
+
+
+def headline_lines(
+    df: pd.DataFrame,
+    paired: pd.DataFrame | None = None,
+    ladder_csv: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The README's headline: one bullet per (IPC, label mode) of the main table, then the ladder's."""
+    results = main_results(df)
+    runs = main_records(df)
+    gains = start_gains(df, paired)
+    lines = []
+    for ipc in sorted(results["ipc"].unique()):
+        at = {r["row"]: r for _, r in runs[runs["ipc"] == ipc].iterrows()}
+        for labels in LABEL_MODES:
+            cell = results[(results["ipc"] == ipc) & (results["labels"] == labels)]
+            if len(cell):
+                lines.append(headline_bullet(int(ipc), labels, cell, at, gains))
+    lines.append(ladder_line(ladder_csv))
+    return lines
+
+
 # ----------------------------------------------------------------------------- README
 
 
@@ -2086,13 +2657,16 @@ def readme_text(
     paired: pd.DataFrame | None = None,
     generated: str | None = None,
     data: str | None = None,
+    ladder_csv: str | os.PathLike[str] | None = None,
 ) -> str:
-    """The report's README.md: paired differences with intervals, verdicts, tables, figures.
+    """The report's README.md: a headline, paired differences with intervals, verdicts, tables,
+    figures.
 
     Every sentence is computed from the records; `event` is `event_alignment`'s numbers for
     the w_t figure, `paired` the `paired_difference_results` when already computed.
 
     data: the line naming a real dataset and its sizes (default: the profile's benchmark).
+    ladder_csv: the resolution ladder's table (default: `ladder/ladder.csv` beside `base`).
     """
     base = Path(base)
     generated = generated or datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -2101,7 +2675,9 @@ def readme_text(
     paired = paired_difference_results(df) if paired is None else paired
     configs = pool_records(df)
     n_runs = int(sum(len(r) for r in configs["records"]))
+    ladder_csv = base.parent / LADDER_CSV if ladder_csv is None else ladder_csv
     text = [f"# TSGD experiments: profile `{profile}`\n\n"]
+    text.append(headline_text(df, paired, ladder_csv))
     text.append(
         f"Generated by `notebooks/05_report.ipynb` from {n_runs} runs ({len(configs)} "
         f"configurations, distill seeds pooled) on {generated}. "
@@ -2130,10 +2706,11 @@ def readme_text(
                 text.append("".join(f"  - {line}\n" for line in lines))
         text.append("\n" + _image("paired differences", figures.get("paired_differences"), base))
     text.append("\n## Does TSGD beat the baselines?\n\n")
+    baselines = ", ".join(METHOD_LABELS[m] for m in BASELINES[:-1])
     text.append(
         "Computed from the main table below (test split, pooled means); the best baseline is the "
-        "strongest of random, herding, k-center, DM and SRe2L-style. A gap is ranked by the paired "
-        "intervals above, not by this comparison of means.\n\n"
+        f"strongest of {baselines} and {METHOD_LABELS[BASELINES[-1]]}. A gap is ranked by the "
+        "paired intervals above, not by this comparison of means.\n\n"
     )
     for labels in LABEL_MODES:
         overall, *per_ipc = verdict_sentences(tsgd_verdicts(df, labels))
@@ -2157,6 +2734,16 @@ def readme_text(
     else:
         text.append(table.to_markdown() + "\n\n")
     text.append(_image("accuracy vs IPC", figures.get("accuracy_vs_ipc"), base))
+    gains = gain_table(df, paired)
+    if not gains.empty:
+        text.append(
+            "\n### Gain over the start set\n\nEach method minus its start set (Random with the "
+            "same distill seed, IPC and labels), paired by (distill seed, student seed), in points "
+            "with its 95 % interval (`gain_vs_start`, `gain_ci_low`, `gain_ci_high` in "
+            "`main_table.csv`, beside `hard_label_recovery`: full-data hard-label accuracy minus "
+            "the method's).\n\n" + gains.to_markdown() + "\n"
+        )
+    text.append(controls_text(df, figures.get("pixel_change"), base))
     event_lines = []
     if event:
         event_lines.append(
@@ -2201,12 +2788,57 @@ def readme_text(
             text.append(_image(key.removeprefix("distilled_"), path, base))
     text.append(
         "\n## Files\n\n- `main_table.md`: the table above; `main_table.csv`: one row per method, "
-        "IPC and label mode (mean, std, n, ci_low, ci_high in percent)\n"
+        "IPC and label mode (mean, std, n, ci_low, ci_high in percent; then gain_vs_start, "
+        "gain_ci_low, gain_ci_high and hard_label_recovery in points)\n"
+        "- `gain_vs_start.md`: each method minus its start set, with its interval\n"
         "- `paired_differences.md`, `paired_differences.csv`: every paired difference in points, "
         "with the reported interval, the alternatives (t over all pairs, two-level bootstrap) and "
-        "`resolved`\n- `all_runs.csv`: every run's record\n- `runs/<group>/<run>/`: executed "
+        "`resolved`\n- `controls.md`, `controls.csv`: the pixels-or-labels controls\n"
+        "- `all_runs.csv`: every run's record\n- `runs/<group>/<run>/`: executed "
         "notebooks, figures and `record.json` of each run\n"
     )
+    return "".join(text)
+
+
+def headline_text(
+    df: pd.DataFrame, paired: pd.DataFrame, ladder_csv: str | os.PathLike[str] | None
+) -> str:
+    """The README's opening: `headline_lines` under a line saying how to read them."""
+    return (
+        "**Headline** (computed from the tables below; test split, accuracies in %, differences "
+        "in points with their 95 % interval, paired by distill and student seed; *resolved*: the "
+        f"interval excludes 0 and rests on at least {HEADLINE_MIN_PAIRS} pairs):\n\n"
+        + _bullets(headline_lines(df, paired, ladder_csv))
+        + "\n"
+    )
+
+
+def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
+    """The README's "Pixels or labels?" section: the controls table, its sentences, the figure."""
+    results = controls_results(df)
+    text = ["\n## Pixels or labels?\n\n"]
+    if results.empty:
+        text.append(
+            "The records carry no `controls` group: the pixels-or-labels controls were not run.\n"
+        )
+    else:
+        text.append(
+            "Test split. Each control changes one thing against its method's main cell: the "
+            "students train on the recovered pixels with the soft labels the teacher gives the "
+            "start pixels, or on the start pixels with the labels of the recovered pixels, or the "
+            "set is recovered without augmentation. Paired differences (same distill and student "
+            "seed) against the method's main cell and against the start set (Random), in points "
+            f"(`controls.csv`); resolved: the interval excludes 0 and rests on at least "
+            f"{HEADLINE_MIN_PAIRS} pairs.\n\n"
+        )
+        text.append(controls_markdown(results).to_markdown() + "\n\n")
+        text.append(_bullets(controls_sentences(results)))
+    if figure is not None:
+        text.append(
+            "\nAccuracy against how far recovery moved the pixels, relative to the start clips' "
+            "own frame-to-frame motion (1: the update equals the clip's motion):\n\n"
+        )
+        text.append(_image("pixel change", figure, base))
     return "".join(text)
 
 
@@ -2238,7 +2870,19 @@ def write_report(
         main_table(pooled, full).to_markdown() + "\n", out / "main_table.md"
     )
     files["main_table_csv"] = write_text(
-        main_table_long(pooled, full).to_csv(index=False), out / "main_table.csv"
+        main_table_long(pooled, full, paired).to_csv(index=False), out / "main_table.csv"
+    )
+    files["gain_md"] = write_text(
+        gain_table(pooled, paired).to_markdown() + "\n", out / "gain_vs_start.md"
+    )
+    controls = controls_results(pooled)
+    files["controls_csv"] = write_text(
+        controls_table(controls).to_csv(index=False), out / "controls.csv"
+    )
+    files["controls_md"] = write_text(
+        (controls_markdown(controls).to_markdown() if len(controls) else "No `controls` runs.")
+        + "\n",
+        out / "controls.md",
     )
     files["paired_md"] = write_text(
         paired_markdown(paired).to_markdown() + "\n", out / "paired_differences.md"
@@ -2268,6 +2912,7 @@ def write_report(
         "sensitivity": plot_sensitivity(pooled, fig_dir / "sensitivity.png"),
         "shake": plot_shake(pooled, fig_dir / "shake.png"),
         "cost": plot_cost(pooled, fig_dir / "cost.png"),
+        "pixel_change": plot_pixel_change(pooled, fig_dir / "pixel_change.png"),
         **(extra_figures or {}),
     }
     files.update(figures)
@@ -2282,6 +2927,7 @@ def write_report(
         event=event,
         paired=paired,
         data=data,
+        ladder_csv=out.parent / LADDER_CSV,
     )
     files["readme"] = write_text(text, out / "README.md")
     return files
