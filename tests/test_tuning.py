@@ -257,3 +257,17 @@ def test_a_cell_runs_in_a_worker_process(tmp_path):
     assert rec["lr_used"] == 0.01 and rec["iterations_used"] == 1
     assert rec["eval_split"] == "val" and len(rec["acc_soft_seeds"]) == tuning.STUDENTS
     assert rec["change_over_motion"] > 0
+
+
+def test_without_a_refine_pass_the_choice_comes_from_the_coarse_one():
+    coarse = tuning.summarise(
+        [
+            record("dm", 5, s, [acc], lr_used=lr, iterations_used=100)
+            for s in (0, 1)
+            for lr, acc in ((0.3, 0.2), (1.0, 0.4))
+        ],
+        "coarse",
+    )
+    table = tuning.mark_chosen(coarse)
+    assert table[table["chosen"]]["lr"].tolist() == [1.0]
+    assert tuning.chosen_settings(table, "x") == {"dm": {"5": {"dm_lr": 1.0, "iterations": 100}}}

@@ -262,11 +262,13 @@ def summarise(records: Sequence[dict[str, Any]], stage: str) -> pd.DataFrame:
 
 
 def mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
-    """Mark, per variant and IPC, the refine setting with the best mean validation accuracy."""
+    """Mark, per variant and IPC, the setting with the best mean validation accuracy among the
+    last pass that ran (refine; coarse when the refine pass was not run)."""
     table = table.copy()
     table["chosen"] = False
-    refine = table[(table["stage"] == "refine") & (table["variant"] != START)]
-    for _, rows in refine.groupby(["variant", "ipc"]):
+    last = "refine" if (table["stage"] == "refine").any() else "coarse"
+    candidates = table[(table["stage"] == last) & (table["variant"] != START)]
+    for _, rows in candidates.groupby(["variant", "ipc"]):
         table.loc[rows["mean"].idxmax(), "chosen"] = True
     return table
 
@@ -388,8 +390,10 @@ def tune(
     workers: int = 2,
     dataset: str = "",
     tuned_path: Path = TUNED_PATH,
+    passes: int = 2,
 ) -> pd.DataFrame:
-    """Both passes, the table, the figures and the chosen settings; returns the table."""
+    """Both passes (or the coarse one alone), the table, the figures and the chosen settings;
+    returns the table."""
     start = time.perf_counter()
     import torch
 
@@ -398,16 +402,20 @@ def tune(
     common = {"cache_dir": cache_dir, "device": device, "workers": workers}
     coarse_records = run_specs(coarse_specs(profile, ipcs, dataset), desc="coarse", **common)
     coarse = summarise(coarse_records, "coarse")
-    refine_records = run_specs(
-        refine_specs(profile, coarse, ipcs, dataset), desc="refine", **common
+    refine_records = (
+        run_specs(refine_specs(profile, coarse, ipcs, dataset), desc="refine", **common)
+        if passes == 2
+        else []
     )
-    table = mark_chosen(pd.concat([coarse, summarise(refine_records, "refine")], ignore_index=True))
+    refine = summarise(refine_records, "refine")
+    table = mark_chosen(pd.concat([coarse, refine] if len(refine) else [coarse], ignore_index=True))
     table = table.sort_values(["ipc", "variant", "stage", "lr", "iterations"], ignore_index=True)
     write_tables(table, coarse_records + refine_records, out)
     plot_lr_curves(table, out / "tuning_lr.png")
     plot_change_vs_accuracy(table, out / "pixel_change.png")
     write_tuned(table, profile, tuned_path)
-    save_json({"wall_s": time.perf_counter() - start, "workers": workers}, out / "tuning.json")
+    summary = {"wall_s": time.perf_counter() - start, "workers": workers, "passes": passes}
+    save_json(summary, out / "tuning.json")
     return table
 
 
@@ -424,6 +432,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--tuned", type=Path, default=TUNED_PATH, help="where the chosen settings are merged"
     )
+    parser.add_argument(
+        "--passes",
+        type=int,
+        choices=(1, 2),
+        default=2,
+        help="2: coarse then refine (the protocol); 1: coarse alone, choices from it",
+    )
     args = parser.parse_args(argv)
     ipcs = [int(x) for x in args.ipcs.split(",")]
     out = args.out or Path("reports") / (
@@ -437,6 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         workers=args.workers,
         tuned_path=args.tuned,
+        passes=args.passes,
     )
     print(table[table["chosen"]][["method", "ipc", *KNOBS, "mean", "ci_low", "ci_high", "n"]])
     return 0
