@@ -354,10 +354,56 @@ def load_distilled(path: str | os.PathLike[str]) -> DistilledSet:
         history={name: list(values) for name, values in record["history"].items()},
     )
     try:
+        _check_header(record)
         ds.validate()
+        _check_loaded(ds)
     except ValueError as err:
-        raise DataError(f"{path} holds an invalid distilled set: {err}; re-save the set") from err
+        raise DataError(
+            f"{path} holds an invalid distilled set: {err}; it was damaged or edited: distil it "
+            "again (tsgd distill --out) or re-save it with save_distilled"
+        ) from err
     return ds
+
+
+PIXEL_TOLERANCE = 1e-3  # float16 storage and clamping round a little past [0, 1], never more
+
+
+def _check_header(record: dict[str, Any]) -> None:
+    """The tensors against the header: N = classes x IPC clips, one label per clip."""
+    videos, names, ipc = record["videos"], record["class_names"], record["ipc"]
+    if not isinstance(videos, torch.Tensor) or videos.ndim != 5:
+        return  # validate() names it
+    if not isinstance(names, list | tuple) or not isinstance(ipc, int) or isinstance(ipc, bool):
+        return
+    if len(names) != len(set(names)):
+        repeated = sorted({n for n in names if list(names).count(n) > 1})
+        raise ValueError(f"class_names repeat {repeated}: every class needs its own name")
+    if any(not isinstance(n, str) or not n.strip() for n in names):
+        raise ValueError("class_names hold an empty or non-str name")
+    n, expected = int(videos.shape[0]), len(names) * ipc
+    if ipc >= 1 and n != expected:
+        raise ValueError(
+            f"the header says {len(names)} classes x IPC {ipc} = {expected} clips, but videos "
+            f"holds {n}"
+        )
+    spec = record["config"].get("spec") if isinstance(record["config"], dict) else None
+    if isinstance(spec, dict) and "ipc" in spec and spec["ipc"] != ipc:
+        raise ValueError(f"the header says IPC {ipc}, its recorded spec IPC {spec['ipc']!r}")
+
+
+def _check_loaded(ds: DistilledSet) -> None:
+    """What a file may hold that a set in memory never does: pixels outside [0, 1]."""
+    low, high = float(ds.videos.min()), float(ds.videos.max())
+    if low < -PIXEL_TOLERANCE or high > 1 + PIXEL_TOLERANCE:
+        raise ValueError(f"videos hold values in [{low:.3g}, {high:.3g}], outside [0, 1]")
+    if ds.soft_labels is not None:
+        soft = ds.soft_labels
+        if soft.is_floating_point() and not (
+            bool(torch.isfinite(soft).all())
+            and float(soft.min()) >= -PIXEL_TOLERANCE
+            and float(soft.max()) <= 1 + PIXEL_TOLERANCE
+        ):
+            raise ValueError("soft_labels hold values that are not probabilities in [0, 1]")
 
 
 # ----------------------------------------------------------------------------- cache entries
