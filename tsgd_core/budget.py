@@ -3,8 +3,8 @@
 Every size a user controls (IPC, frames, frame size, batch, the scale of an export) multiplies
 into tensors; a request that does not fit in memory would otherwise grow until the operating
 system kills the process, or fail deep inside torch. `check_fits` compares an estimate with the
-memory available now (MemAvailable of /proc/meminfo, bounded by a cgroup limit; psutil where
-there is no /proc) and raises `MemoryBudgetError` before anything is allocated.
+memory available now (the smallest of MemAvailable of /proc/meminfo, the room under a cgroup
+limit and under `ulimit -v`; psutil where there is no /proc) and raises `MemoryBudgetError` before anything is allocated.
 
 The estimates are upper-bound sketches (the largest tensors times the copies made of them),
 not measurements: they are meant to catch requests that are orders of magnitude too large.
@@ -51,24 +51,72 @@ def _meminfo_available() -> int | None:
     return None
 
 
+CGROUP_FILES = (  # (limit, usage): cgroup v2, then v1
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
+
+
 def _cgroup_room() -> int | None:
-    """Memory left under a cgroup v2 limit (containers), if there is one."""
+    """Memory left under a cgroup limit (containers; v2 or v1), if there is one."""
+    for limit_file, used_file in CGROUP_FILES:
+        try:
+            limit = Path(limit_file).read_text().strip()
+            if limit == "max" or int(limit) >= 2**60:  # v1 writes a huge number for none
+                return None
+            used = int(Path(used_file).read_text().strip())
+            return max(int(limit) - used, 0)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _address_space_room() -> int | None:
+    """Address space left under `ulimit -v` (RLIMIT_AS), if one is set."""
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit == "max":
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY or soft < 0:
             return None
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-        return max(int(limit) - used, 0)
-    except (OSError, ValueError):
+        used = 0
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                used = int(line.split()[1]) * 1024
+        return max(soft - used, 0)
+    except (ImportError, OSError, ValueError):
         return None
+
+
+LIMIT_ENV = "TSGD_MEMORY_LIMIT_MB"
+
+
+def memory_limit_override() -> int | None:
+    """Bytes of TSGD_MEMORY_LIMIT_MB (None when unset or empty); MemoryBudgetError, one line,
+    for a value that is not a positive number of MiB."""
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        mib = float(text)
+    except ValueError:
+        mib = math.nan
+    if not math.isfinite(mib) or mib <= 0 or mib * 2**20 > 2**63:
+        raise MemoryBudgetError(
+            f"{LIMIT_ENV}={text!r} must be a positive number of MiB (e.g. {LIMIT_ENV}=4096): "
+            "fix it, or unset it to use the memory this machine has"
+        )
+    return int(mib * 2**20)
 
 
 def available_memory_bytes() -> int | None:
     """Memory this process may still allocate, or None when it cannot be told."""
-    override = os.environ.get("TSGD_MEMORY_LIMIT_MB")
-    if override:
-        return int(float(override) * 2**20)
-    found = [n for n in (_meminfo_available(), _cgroup_room()) if n is not None]
+    override = memory_limit_override()
+    if override is not None:
+        return override
+    found = [
+        n for n in (_meminfo_available(), _cgroup_room(), _address_space_room()) if n is not None
+    ]
     if not found:
         try:
             import psutil  # optional: only where /proc/meminfo does not exist
