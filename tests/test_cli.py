@@ -325,9 +325,42 @@ def test_set_from_another_teacher_is_refused(capsys, smoke_run, tmp_path):
         capsys, "evaluate", artifact, "--cache-dir", smoke_run["cache"], "--out", out
     )
     assert_one_line_error(
-        code, stdout, err, "the set was distilled with teacher 0123456789ab, the cached teacher"
+        code, stdout, err, "was distilled with teacher 0123456789ab, but here its profile"
     )
     assert not out.exists()
+
+
+def test_relabel_teacher_key_is_the_key_of_the_teacher_that_made_the_set(smoke_run):
+    """The key `tsgd evaluate` checks before training is the key get_teacher gives."""
+    from tsgd_core.cli import relabel_teacher_key
+    from tsgd_core.experiments import load_data, spec_from_params
+
+    ds = load_distilled(smoke_run["artifact"])
+    spec = spec_from_params(**ds.config["spec"])
+    expected, _ = relabel_teacher_key(spec, load_data("smoke"), "auto", ds.teacher_key)
+    assert expected == ds.teacher_key
+
+
+def test_set_from_another_thread_count_names_the_count(capsys, smoke_run, tmp_path):
+    import torch
+
+    from tsgd_core.cli import relabel_teacher_key
+    from tsgd_core.experiments import load_data, spec_from_params
+
+    ds = load_distilled(smoke_run["artifact"])
+    spec = spec_from_params(**ds.config["spec"])
+    other = torch.get_num_threads() % 4 + 1  # another count than this process's
+    key = relabel_teacher_key(spec, load_data("smoke"), "cpu", "")[0]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(other)
+        other_key = relabel_teacher_key(spec, load_data("smoke"), "cpu", "")[0]
+    finally:
+        torch.set_num_threads(threads)
+    assert other_key != key
+    artifact = edited_artifact(smoke_run, tmp_path / "threads.tsgd.pt", teacher_key=other_key)
+    code, stdout, err = run_cli(capsys, "evaluate", artifact, "--cache-dir", smoke_run["cache"])
+    assert_one_line_error(code, stdout, err, f"run with OMP_NUM_THREADS={other}")
 
 
 def test_set_of_other_classes_is_refused(capsys, smoke_run, tmp_path):

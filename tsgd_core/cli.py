@@ -170,6 +170,26 @@ def frame_rate(text: str) -> float:
 INT_TYPES = (int, positive_int, nonnegative_int)
 
 
+def device_arg(text: str) -> str:
+    """--device: auto, cpu or cuda[:N] that this machine has (checked when parsed)."""
+    from .train import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(one_line(error)) from None
+    return text
+
+
+def path_arg(text: str) -> str:
+    """A file or folder flag: `~` expanded (as a shell does for a bare `~/x`); empty refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path: give a file or folder name (or leave the flag out)"
+        )
+    return os.path.expanduser(text)
+
+
 def check_output(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
     """An output file with the right suffix, in a place we can write: checked before any work."""
     from .storage import check_writable_file
@@ -269,7 +289,9 @@ def dataset_text(args: argparse.Namespace) -> str:
         max_per_class=args.max_per_class,
         val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
         backend=args.backend or "auto",
-        annotations=str(Path(args.annotations).resolve()) if args.annotations else None,
+        annotations=str(Path(args.annotations).expanduser().resolve())
+        if args.annotations
+        else None,
         on_missing=args.on_missing or "error",
     )
     return spec.to_text()
@@ -521,10 +543,74 @@ def evaluate_artifact(args: argparse.Namespace):
     path = Path(args.artifact)
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
+    check_artifact_fits(ds, spec, path, args)
     results = evaluate_spec(
         spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
     )
     return spec, ds, results
+
+
+def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace) -> None:
+    """Before any teacher or student is trained: the set's classes and clip shape against the
+    data of its spec, and the teacher it records against the one that would relabel it."""
+    from .experiments import load_data
+
+    data = load_data(
+        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=args.cache_dir
+    )
+    names, theirs = list(ds.class_names), list(data.class_names)
+    if names != theirs:
+        fail(
+            f"{path} holds {len(names)} classes ({', '.join(names[:4])}...), the data of its "
+            f"spec (profile {spec.profile!r}) has {len(theirs)} ({', '.join(theirs[:4])}...): "
+            "evaluate it on the data it was made from, or train a teacher on this dataset and "
+            "distil the set again"
+        )
+    shape, data_shape = tuple(ds.videos.shape[1:]), tuple(data.clip_shape)
+    if shape != data_shape:
+        fail(
+            f"{path} holds clips of shape {shape}, the data of its spec (profile "
+            f"{spec.profile!r}) has {data_shape}: evaluate it with the frames and frame size it "
+            "was made with, or distil the set again"
+        )
+    if ds.teacher_key is None:
+        return
+    expected, matching_threads = relabel_teacher_key(spec, data, args.device, ds.teacher_key)
+    if ds.teacher_key == expected:
+        return
+    hint = (
+        f"run with OMP_NUM_THREADS={matching_threads} (the teacher's weights depend on the CPU "
+        "thread count)"
+        if matching_threads
+        else f"evaluate it with the --cache-dir that holds teacher {ds.teacher_key}"
+    )
+    fail(
+        f"{path} was distilled with teacher {ds.teacher_key}, but here its profile "
+        f"{spec.profile!r} would be relabelled by teacher {expected}: {hint}, or distil the set "
+        "again"
+    )
+
+
+def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tuple[str, int | None]:
+    """The key of the teacher `experiments.get_teacher` would load or train for `spec` here
+    (without training it), and a CPU thread count that gives the `recorded` key, if one does."""
+    import torch
+
+    from .experiments import get_profile, with_budget
+    from .teacher import teacher_key, training_threads
+    from .train import resolve_device
+
+    prof = get_profile(spec.profile)
+    fit = with_budget(prof.teacher_fit, len(data.train)) if spec.dataset else prof.teacher_fit
+    balanced = bool(spec.dataset)
+
+    def key(threads: int | None) -> str:
+        return teacher_key(data, prof.teacher_model, fit, True, balanced, threads)
+
+    threads = training_threads(resolve_device(device))
+    others = range(1, max(torch.get_num_threads(), os.cpu_count() or 1, 8) + 1)
+    matching = next((n for n in others if threads is not None and key(n) == recorded), None)
+    return key(threads), matching
 
 
 def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
@@ -608,10 +694,11 @@ EXAMPLES = {
 def common_options(cache_help: str, device: bool = True) -> argparse.ArgumentParser:
     """--cache-dir, --quiet and (for the commands that train) --device."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--cache-dir", default="cache", help=cache_help)
+    common.add_argument("--cache-dir", type=path_arg, default="cache", help=cache_help)
     if device:
         common.add_argument(
             "--device",
+            type=device_arg,
             default="auto",
             metavar="auto|cpu|cuda",
             help="auto takes a CUDA GPU when there is one",
@@ -758,7 +845,10 @@ def add_dataset_options(
     data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
     data.add_argument("--dataset", choices=DATASET_KINDS, help="use a real dataset from --root")
     data.add_argument(
-        "--root", metavar="DIR", help="folder of the real dataset (nothing is downloaded)"
+        "--root",
+        type=path_arg,
+        metavar="DIR",
+        help="folder of the real dataset (nothing is downloaded)",
     )
     data.add_argument(
         "--frames",
@@ -793,7 +883,10 @@ def add_dataset_options(
     )
     data.add_argument("--backend", choices=BACKENDS, help="video decoder (auto: decord, else PyAV)")
     data.add_argument(
-        "--annotations", metavar="DIR", help="folder of the split files when not in the usual place"
+        "--annotations",
+        type=path_arg,
+        metavar="DIR",
+        help="folder of the split files when not in the usual place",
     )
     data.add_argument(
         "--on-missing", choices=("error", "skip"), help="videos named by a split file but absent"
@@ -865,6 +958,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dataset_options(data, official_split_flag=True)
     data.add_argument(
         "--preview",
+        type=path_arg,
         metavar="OUT.gif",
         help="write a GIF (or .mp4) grid of training clips per class",
     )
@@ -889,7 +983,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="global camera motion of the benchmark",
     )
-    teacher.add_argument("--out", metavar="PATH.json", help="also write the teacher's info as JSON")
+    teacher.add_argument(
+        "--out", type=path_arg, metavar="PATH.json", help="also write the teacher's info as JSON"
+    )
     add_dataset_options(teacher)
     teacher.set_defaults(func=cmd_teacher)
 
@@ -897,7 +993,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec_options(distill, profiles, methods)
     add_dataset_options(distill)
     distill.add_argument(
-        "--out", metavar="PATH.tsgd.pt", help="save a copy of the distilled set here"
+        "--out", type=path_arg, metavar="PATH.tsgd.pt", help="save a copy of the distilled set here"
     )
     distill.set_defaults(func=cmd_distill)
 
@@ -905,6 +1001,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "artifact",
         nargs="?",
+        type=path_arg,
         metavar="PATH.tsgd.pt",
         help="a saved set; without it the set of the spec flags is distilled (cached)",
     )
@@ -919,7 +1016,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("test", "val"),
         help="test, or val for tuning without touching test (default: test)",
     )
-    evaluate.add_argument("--out", metavar="PATH.json", help="write the results as JSON")
+    evaluate.add_argument(
+        "--out", type=path_arg, metavar="PATH.json", help="write the results as JSON"
+    )
     add_spec_options(evaluate, profiles, methods)
     add_dataset_options(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
@@ -927,9 +1026,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = command(
         "export", "write a saved set as a watchable GIF or MP4 grid (classes x instances)"
     )
-    export.add_argument("artifact", metavar="PATH.tsgd.pt", help="the saved set")
+    export.add_argument("artifact", type=path_arg, metavar="PATH.tsgd.pt", help="the saved set")
     export.add_argument(
-        "out", metavar="OUT.gif|OUT.mp4", help="the animation to write (format by suffix)"
+        "out",
+        type=path_arg,
+        metavar="OUT.gif|OUT.mp4",
+        help="the animation to write (format by suffix)",
     )
     add_preview_options(export)
     export.add_argument(
@@ -957,9 +1059,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> None:
     """Run the command; under torchrun as one rank of the job, with rank 0 printing and writing."""
+    from .budget import memory_limit_override
     from .distributed import launched_by_torchrun, process_group
     from .train import CHANNELS_LAST_ENV
 
+    memory_limit_override()  # a bad TSGD_MEMORY_LIMIT_MB is one line before any work
     if getattr(args, "channels_last", False):
         os.environ[CHANNELS_LAST_ENV] = "1"
     if not launched_by_torchrun():
@@ -1048,7 +1152,10 @@ def kept_after_interrupt(args: argparse.Namespace | None) -> str:
             "nothing half-written was left: run the same command again to resume"
         )
     if command == "data" and getattr(args, "dataset", None):
-        return "nothing was written; decoded clips are cached only once every video is read"
+        return (
+            f"the videos decoded so far are kept in {args.cache_dir}/videos (checkpointed every "
+            "few seconds): run the same command again to continue the decode"
+        )
     return "nothing was written"
 
 
