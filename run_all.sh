@@ -31,17 +31,25 @@ case "${1:-}" in
   --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.tuning "$@" ;;
   --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.ladder "$@" ;;
 esac
+# bad arguments: one line and exit code 2, as scripts/run_grid.py does for the others
+die() { echo "run_all.sh: error: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) profile=quick ;;
-    --profile) profile="${2:?--profile needs a name: smoke, quick or default}"; shift ;;
-    --profile=*) profile="${1#*=}" ;;
-    --dataset) dataset="${2:?--dataset needs a kind: ucf101, hmdb51, miniucf, kinetics, ssv2, frames}"; args+=("$1" "$2"); shift ;;
-    --dataset=*) dataset="${1#*=}"; args+=("$1") ;;
+    --profile) [ $# -ge 2 ] && [ -n "$2" ] || die "--profile needs a name (smoke, quick, default, ...)"
+               profile="$2"; shift ;;
+    --profile=*) profile="${1#*=}"; [ -n "$profile" ] || die "--profile needs a name (smoke, quick, default, ...)" ;;
+    --dataset) [ $# -ge 2 ] && [ -n "$2" ] || die "--dataset needs a kind: ucf101, hmdb51, miniucf, kinetics, ssv2, frames"
+               dataset="$2"; args+=("$1" "$2"); shift ;;
+    --dataset=*) dataset="${1#*=}"; args+=("$1")
+                 [ -n "$dataset" ] || die "--dataset needs a kind: ucf101, hmdb51, miniucf, kinetics, ssv2, frames" ;;
     *) args+=("$1") ;;
   esac
   shift
 done
+case "$profile$dataset" in
+  */*|*..*) die "--profile and --dataset are names, not paths: got '$profile' '$dataset'" ;;
+esac
 # one grid worker per CPU core (or GPU) unless told how to scale: the default profile's
 # budget of 120 minutes on 2 cores assumes two workers
 scale_out=no

@@ -41,10 +41,13 @@ again, seconds per notebook. `--fresh-kernels` starts one per notebook instead.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -57,6 +60,10 @@ NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "python3"
 # grid groups run without notebooks: validation studies whose figures live in the report
 NUMBERS_ONLY_GROUPS = ("controls", "sensitivity", "recover", "convergence", "tsgfa", "dm")
+# set by the SIGINT handler: an error that follows a Ctrl-C (a kernel or worker it stopped) is
+# the interrupt, not a failure
+INTERRUPTED = threading.Event()
+INTERRUPT_CODES = (130, -signal.SIGINT)  # a process that stopped on Ctrl-C
 RESET_CODE = "%reset -f\nimport matplotlib.pyplot as _plt\n_plt.close('all')\ndel _plt\n"
 
 
@@ -392,6 +399,76 @@ def export_html(notebooks: list[Path]) -> None:
     subprocess.run([*cmd, *map(str, stale)], check=True)
 
 
+def notebook_parameters(notebook: Path) -> set[str]:
+    """The names its `parameters` cell assigns: what papermill can set (it only logs a warning
+    for any other name and runs the notebook without it)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    names: set[str] = set()
+    for cell in cells:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        for node in ast.parse(source).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def unknown_parameters(steps: list[Step]) -> list[str]:
+    """'notebook: name, ...' for every planned notebook given a parameter it does not declare."""
+    declared: dict[str, set[str]] = {}
+    problems = []
+    for step in steps:
+        if step.direct:
+            continue
+        if step.notebook not in declared:
+            declared[step.notebook] = notebook_parameters(step.source)
+        unknown = sorted(set(step.params) - declared[step.notebook])
+        if unknown:
+            problems.append(f"{step.notebook}: {', '.join(unknown)}")
+    return sorted(set(problems))
+
+
+def path_flag(text: str) -> Path:
+    """A folder flag: `~` expanded, an empty value refused."""
+    from tsgd_core.cli import path_arg
+
+    return Path(path_arg(text))
+
+
+def ipc_list(text: str) -> list[int]:
+    """--ipcs 1,5 -> [1, 5]: positive integers, comma-separated."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        ipcs = [int(p) for p in parts]
+    except ValueError:
+        ipcs = []
+    if not ipcs or min(ipcs) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive integers (e.g. 1,5), got {text!r}"
+        )
+    return list(dict.fromkeys(ipcs))
+
+
+def check_ipcs(profile: str, dataset: str, groups: list[str] | None, ipcs: list[int]) -> None:
+    """Every IPC of --ipcs is one the chosen groups of the profile's grid run (else the plan
+    would silently have no cell for it)."""
+    from tsgd_core import experiments
+
+    groups = groups or list(experiments.DEFAULT_GROUPS)
+    grid = experiments.build_dataset_grid(profile, dataset).groups()
+    have = sorted({s.ipc for g, specs in grid.items() if g in groups for s in specs})
+    missing = [i for i in ipcs if i not in have]
+    if missing:
+        raise ValueError(
+            f"--ipcs {','.join(map(str, missing))}: profile {profile!r} runs IPC "
+            f"{', '.join(map(str, have)) or 'none'} in group(s) {', '.join(groups)}: pick from "
+            "those"
+        )
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line errors ('run_grid: error: ...') and exit code 2."""
 
@@ -516,7 +593,7 @@ def run_steps(
             try:
                 timing = execute(step, engine)
             except pm.PapermillExecutionError as err:
-                if err.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+                if err.ename == "KeyboardInterrupt" or INTERRUPTED.is_set():  # Ctrl-C
                     raise KeyboardInterrupt from err
                 print(
                     f"\nFAILED {head}\n  cell {err.cell_index} of the executed notebook: "
@@ -527,6 +604,8 @@ def run_steps(
                 )
                 return 1, log
             except Exception as err:  # the kernel died, a timeout, a file we could not write
+                if INTERRUPTED.is_set():  # the kernel died of the Ctrl-C: not a failure
+                    raise KeyboardInterrupt from err
                 print(f"\nFAILED {head}\n  {type(err).__name__}: {err}", file=sys.stderr)
                 return 1, log
             log.append({**entry(step), "skipped": False, **timing})
@@ -600,12 +679,19 @@ def run_workers(args: argparse.Namespace, reports: Path, count: int) -> int:
                 stderr=subprocess.STDOUT,
                 env=worker_env(index, args.device),
             ).returncode
-        state = "done" if code == 0 else f"FAILED (exit code {code}; see the log)"
+        if code == 0:
+            state = "done"
+        elif code in INTERRUPT_CODES or INTERRUPTED.is_set():
+            state = "interrupted"
+        else:
+            state = f"FAILED (exit code {code}; see the log)"
         print(f"[worker {index}/{count}] {state}: {log_path}", flush=True)
         return code
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         codes = list(pool.map(one, range(count)))
+    if INTERRUPTED.is_set() or any(code in INTERRUPT_CODES for code in codes):
+        raise KeyboardInterrupt
     return max(codes)
 
 
@@ -623,9 +709,27 @@ def worker_logs(reports: Path, count: int) -> list[dict[str, Any]]:
     return log
 
 
+def on_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C: remember it (what fails next is its consequence), then interrupt as usual."""
+    INTERRUPTED.set()
+    signal.default_int_handler(signum, frame)
+
+
+def index_reports_root(reports: Path) -> bool:
+    """Whether to rewrite the index of the folder holding `reports`: not the repository's
+    `reports/`, whose README.md is tracked and lists the committed reports (a smoke or quick
+    run there would otherwise rewrite it), unless that index is missing."""
+    root = ROOT / "reports"
+    return reports.parent.resolve() != root.resolve() or not (root / "README.md").is_file()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the grid; one line and exit 2 for bad options or files, 130 for Ctrl-C."""
     progress = Progress()
+    INTERRUPTED.clear()
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.signal(signal.SIGINT, on_interrupt)
     try:
         return run(argv, progress)
     except KeyboardInterrupt:
@@ -635,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
         target = f"{err.filename}: " if err.filename else ""
         print(f"run_grid: error: {target}{err.strerror or err}", file=sys.stderr)
         return 2
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 @dataclass
@@ -664,15 +771,19 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument(
         "--profile", default="default", choices=list(PROFILES), help="data and budget sizes"
     )
-    parser.add_argument("--reports", type=Path, help="output folder (default reports/<profile>)")
-    parser.add_argument("--cache", type=Path, default=ROOT / "cache", help="core cache folder")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument(
+        "--reports", type=path_flag, help="output folder (default reports/<profile>)"
+    )
+    parser.add_argument("--cache", type=path_flag, default=ROOT / "cache", help="core cache folder")
+    parser.add_argument("--device", type=cli.device_arg, default="auto", help="auto | cpu | cuda")
     parser.add_argument(
         "--groups",
         type=grid_groups,
         help="comma-separated grid groups to run (default: all but shake)",
     )
-    parser.add_argument("--ipcs", help="comma-separated IPCs to run (default: the profile's)")
+    parser.add_argument(
+        "--ipcs", type=ipc_list, help="comma-separated IPCs to run (default: the profile's)"
+    )
     parser.add_argument("--force", action="store_true", help="rerun steps that look done")
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
@@ -723,8 +834,13 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     from tsgd_core.storage import remove_stale_temporaries, sweep_cache
 
     args.cache_dir = args.cache.resolve()
+    from tsgd_core.budget import memory_limit_override
+
     try:
+        memory_limit_override()  # a bad TSGD_MEMORY_LIMIT_MB: one line now, not in a kernel
         dataset = cli.dataset_text(args)
+        if args.ipcs:
+            check_ipcs(args.profile, dataset, args.groups, args.ipcs)
         if dataset and not args.dry_run:  # decode once, in parallel, before any notebook
             cli.prepare_dataset(args, dataset)
     except (ValueError, cli.CliError) as error:
@@ -736,7 +852,7 @@ def run(argv: list[str] | None, progress: Progress) -> int:
             sys.argv[1:] if argv is None else argv, ("--dataset", *cli.DATASET_ONLY_FLAGS)
         )
         command = f"./run_all.sh --profile {args.profile} {' '.join(flags)}"
-    ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
+    ipcs = args.ipcs
     # what the workers must repeat to plan the same cells (the data is decoded once, here)
     args.cell_flags = dataset_flags(
         sys.argv[1:] if argv is None else argv, ("--dataset", *cli.DATASET_ONLY_FLAGS, "--ipcs")
@@ -748,6 +864,14 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         steps = shard_steps(steps, args.shard, with_setup=not args.cells_only)
     elif args.merge:
         steps = merge_steps(steps)
+    unknown = unknown_parameters(steps)
+    if unknown:  # papermill would only log a warning and run without them
+        print(
+            f"run_grid: error: parameters the notebooks do not declare: {'; '.join(unknown)}: "
+            "add them to the notebook's parameters cell or stop passing them",
+            file=sys.stderr,
+        )
+        return 2
     if args.dry_run:
         for i, step in enumerate(steps, 1):
             state = "done" if is_done(step) and not args.force else "todo"
@@ -782,7 +906,7 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     from tsgd_core.report import write_reports_index
     from tsgd_core.storage import save_json
 
-    if args.shard is None:
+    if args.shard is None and index_reports_root(reports):
         write_reports_index(reports.parent)
     total = time.perf_counter() - start
     ran = [e for e in log if not e["skipped"]]
