@@ -120,3 +120,14 @@ def test_difference_summary_reports_the_cluster_interval_and_the_alternatives():
     # the alternatives are narrower here: they are shown, not used
     assert summary["pairs_t_low"] > summary["ci_low"]
     assert summary["bootstrap_low"] > summary["ci_low"]
+
+
+def test_a_difference_on_fewer_than_five_pairs_is_never_resolved():
+    from tsgd_core.stats import MIN_PAIRS, Interval, resolved
+
+    assert resolved(0.1, 0.2) and resolved(0.1, 0.2, MIN_PAIRS)
+    assert not resolved(0.1, 0.2, MIN_PAIRS - 1)
+    assert not resolved(-0.1, 0.2, 15)
+    # a degenerate (zero-width) interval from 2 pairs is not resolved
+    assert not Interval(0.05, 0.05, 0.05, 2, 2, "t").resolved
+    assert Interval(0.05, 0.01, 0.09, 15, 5, "t").resolved

@@ -2354,7 +2354,6 @@ def plot_confusion(
 
 # ----------------------------------------------------------------------------- headline
 
-HEADLINE_MIN_PAIRS = 5  # with fewer pairs the headline never calls a difference resolved
 LADDER_CSV = Path("ladder") / "ladder.csv"  # beside the profiles' folders: reports/ladder/
 LADDER_COLUMNS = ("size", "frames", "method", "ipc", "labels", "mean", "ci_low", "ci_high", "n")
 LADDER_HINT = "the resolution ladder has not been run (`./run_all.sh --ladder`)"
@@ -2375,10 +2374,9 @@ def gap_words(points: float) -> str:
 
 def headline_resolved(diff: Mapping[str, Any]) -> bool:
     """A paired difference (fractions) is resolved in the headline when its interval excludes 0,
-    it rests on at least HEADLINE_MIN_PAIRS pairs and it is not level (it prints as non-zero)."""
+    it rests on at least stats.MIN_PAIRS pairs and it is not level (it prints as non-zero)."""
     return (
-        stats.resolved(float(diff["ci_low"]), float(diff["ci_high"]))
-        and int(diff["n"]) >= HEADLINE_MIN_PAIRS
+        stats.resolved(float(diff["ci_low"]), float(diff["ci_high"]), int(diff["n"]))
         and direction(PERCENT * float(diff["mean_diff"])) != "level with"
     )
 
@@ -2697,7 +2695,8 @@ def readme_text(
             "Accuracies and differences in percent (points). Each difference pairs runs with the same "
             "distill seed and the same student seed; the 95 % interval is the t-interval over the "
             "per-distill-seed mean differences (with one distill seed: over student seeds), see "
-            "`tsgd_core/stats.py`. A difference is *resolved* only when its interval excludes 0.\n\n"
+            "`tsgd_core/stats.py`. A difference is *resolved* only when its interval excludes 0 "
+            f"and rests on at least {stats.MIN_PAIRS} pairs.\n\n"
         )
         for question, heading, what in QUESTIONS:
             lines = difference_sentences(paired, question)
@@ -2807,7 +2806,7 @@ def headline_text(
     return (
         "**Headline** (computed from the tables below; test split, accuracies in %, differences "
         "in points with their 95 % interval, paired by distill and student seed; *resolved*: the "
-        f"interval excludes 0 and rests on at least {HEADLINE_MIN_PAIRS} pairs):\n\n"
+        f"interval excludes 0 and rests on at least {stats.MIN_PAIRS} pairs):\n\n"
         + _bullets(headline_lines(df, paired, ladder_csv))
         + "\n"
     )
@@ -2829,7 +2828,7 @@ def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
             "set is recovered without augmentation. Paired differences (same distill and student "
             "seed) against the method's main cell and against the start set (Random), in points "
             f"(`controls.csv`); resolved: the interval excludes 0 and rests on at least "
-            f"{HEADLINE_MIN_PAIRS} pairs.\n\n"
+            f"{stats.MIN_PAIRS} pairs.\n\n"
         )
         text.append(controls_markdown(results).to_markdown() + "\n\n")
         text.append(_bullets(controls_sentences(results)))

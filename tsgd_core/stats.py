@@ -65,7 +65,7 @@ class Interval:
 
     @property
     def resolved(self) -> bool:
-        return resolved(self.low, self.high)
+        return resolved(self.low, self.high, self.n)
 
 
 def _check_level(level: float) -> None:
@@ -87,9 +87,17 @@ def mean_ci(values: Iterable[float], level: float = LEVEL) -> tuple[float, float
     return mean, mean - half, mean + half
 
 
-def resolved(ci_low: float, ci_high: float) -> bool:
-    """True when the interval excludes 0 (a NaN bound is never resolved)."""
+# fewer pairs than this never resolve a difference: with 2 pairs a t-interval can be
+# degenerate (zero width) and with 3 or 4 it rests on 1 to 3 degrees of freedom
+MIN_PAIRS = 5
+
+
+def resolved(ci_low: float, ci_high: float, n: int | None = None) -> bool:
+    """True when the interval excludes 0 and, where `n` (the pairs) is given, rests on at
+    least MIN_PAIRS pairs (a NaN bound is never resolved)."""
     if math.isnan(ci_low) or math.isnan(ci_high):
+        return False
+    if n is not None and n < MIN_PAIRS:
         return False
     return ci_low > 0 or ci_high < 0
 
