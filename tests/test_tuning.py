@@ -271,3 +271,31 @@ def test_without_a_refine_pass_the_choice_comes_from_the_coarse_one():
     table = tuning.mark_chosen(coarse)
     assert table[table["chosen"]]["lr"].tolist() == [1.0]
     assert tuning.chosen_settings(table, "x") == {"dm": {"5": {"dm_lr": 1.0, "iterations": 100}}}
+
+
+def test_gains_are_paired_with_the_start_set_of_the_same_draws():
+    recs = [record("random", 1, s, [0.5, 0.6]) for s in range(5)]
+    recs += [record("sre2l", 1, s, [0.4, 0.4], lr_used=0.01, iterations_used=5) for s in range(5)]
+    table = tuning.mark_chosen(tuning.summarise(recs, "refine"))
+    row = table[table["variant"] == "sre2l"].iloc[0]
+    assert row["gain_vs_start"] == pytest.approx(-15.0)  # (-0.1 - 0.2) / 2 per draw
+    assert row["n"] == 10
+    start = table[table["variant"] == "random"].iloc[0]
+    assert start["gain_vs_start"] != start["gain_vs_start"]  # NaN
+    text = tuning.gain_text(row)
+    # every draw has the same difference: a zero-width interval below 0, on 10 pairs
+    assert text.startswith("15.0 points below the start set (-15.0 [-15.0, -15.0], resolved)")
+    lines = tuning.readme_lines(table)
+    assert lines[0] == "IPC 1: the start set scores 55.0 % [55.0, 55.0] (n = 10)."
+    assert lines[1].startswith(
+        "IPC 1, SRe2L-style: chosen lr 0.01, 5 iterations (refine pass), 40.0 %"
+    )
+
+
+def test_the_invocations_are_kept_across_reruns(tmp_path):
+    path = tmp_path / "tuning.json"
+    assert tuning.invocation_history(path) == []
+    path.write_text(json.dumps({"wall_s": 10.0, "workers": 2}))  # the first format
+    assert tuning.invocation_history(path) == [{"wall_s": 10.0, "workers": 2}]
+    path.write_text(json.dumps({"invocations": [{"wall_s": 1.0}, {"wall_s": 2.0}]}))
+    assert [i["wall_s"] for i in tuning.invocation_history(path)] == [1.0, 2.0]

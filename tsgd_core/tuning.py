@@ -66,7 +66,8 @@ VARIANTS = {
 START = "random"
 KNOBS = ("lr", "iterations", "r_bn", "window", "pack")
 CSV_COLUMNS = ["method", "variant", "ipc", "labels", *KNOBS, "mean", "ci_low", "ci_high", "n"]
-CSV_COLUMNS += ["n_distill", "change_over_motion", "stage", "chosen"]
+CSV_COLUMNS += ["n_distill", "gain_vs_start", "gain_ci_low", "gain_ci_high"]
+CSV_COLUMNS += ["change_over_motion", "stage", "chosen"]
 
 
 def iteration_counts(profile: str) -> tuple[int, ...]:
@@ -232,8 +233,14 @@ def setting_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarise(records: Sequence[dict[str, Any]], stage: str) -> pd.DataFrame:
-    """One row per setting: mean and 95 % interval over draws x students, in percent."""
+    """One row per setting: mean and 95 % interval over draws x students, and the paired gain
+    over the start set (Random, the same draw and student seeds), in percent."""
     groups: dict[tuple, dict[str, Any]] = {}
+    start = {
+        (int(r["ipc"]), int(r["distill_seed"])): list(r["acc_soft_seeds"])
+        for r in records
+        if r["method"] == START
+    }
     for rec in records:
         row = setting_row(rec)
         key = tuple((k, str(v)) for k, v in row.items())
@@ -244,6 +251,13 @@ def summarise(records: Sequence[dict[str, Any]], stage: str) -> pd.DataFrame:
     rows = []
     for entry in groups.values():
         interval = two_level_interval(entry["accs"])
+        ipc = entry["row"]["ipc"]
+        gains = {
+            seed: [a - b for a, b in zip(accs, start[(ipc, seed)], strict=True)]
+            for seed, accs in entry["accs"].items()
+            if (ipc, seed) in start and entry["row"]["variant"] != START
+        }
+        gain = two_level_interval(gains)
         change = entry["change"]
         rows.append(
             {
@@ -253,6 +267,9 @@ def summarise(records: Sequence[dict[str, Any]], stage: str) -> pd.DataFrame:
                 "ci_high": 100 * interval.high,
                 "n": interval.n,
                 "n_distill": interval.n_distill,
+                "gain_vs_start": 100 * gain.mean,
+                "gain_ci_low": 100 * gain.low,
+                "gain_ci_high": 100 * gain.high,
                 "change_over_motion": sum(change) / len(change) if change else math.nan,
                 "stage": stage,
                 "chosen": False,
@@ -371,13 +388,89 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
 
 
 def write_tables(table: pd.DataFrame, records: list[dict[str, Any]], out: Path) -> None:
-    """tuning.csv / .md (one row per setting) and all_runs.csv (one row per run), atomically."""
+    """tuning.csv / .md (one row per setting) and all_runs.csv (one row per run, with the pass
+    it served), atomically."""
     from .report import write_table, write_text
 
     out.mkdir(parents=True, exist_ok=True)
     table = table.astype({"iterations": "Int64", "n": int, "n_distill": int})
     write_table(table.round(3).set_index("method"), out / "tuning")
     write_text(pd.DataFrame(records).to_csv(index=False), out / "all_runs.csv")
+
+
+def knob_text(row: pd.Series | dict[str, Any]) -> str:
+    """'lr 0.001, 100 iterations' or 'saliency-chosen windows, packed in time'."""
+    if row["variant"] == "salient":
+        packing = {"none": "one clip each", "time": "packed in time", "tiles": "2x2 tiles"}
+        return f"{row['window']} windows, {packing[row['pack']]}"
+    iterations = int(row["iterations"])
+    return f"lr {row['lr']:g}, {iterations} iteration{'' if iterations == 1 else 's'}"
+
+
+def gain_text(row: pd.Series | dict[str, Any]) -> str:
+    """The paired gain over the start set with its interval and whether it is resolved."""
+    from .stats import resolved
+
+    gain, low, high = row["gain_vs_start"], row["gain_ci_low"], row["gain_ci_high"]
+    if math.isnan(gain):
+        return "no paired start set"
+    where = "above" if gain >= 0.05 else "below" if gain <= -0.05 else "level with"
+    amount = "" if where == "level with" else f"{abs(gain):.1f} points "
+    verdict = "resolved" if resolved(low, high, int(row["n"])) else "not resolved"
+    return f"{amount}{where} the start set ({gain:+.1f} [{low:+.1f}, {high:+.1f}], {verdict})"
+
+
+def readme_lines(table: pd.DataFrame) -> list[str]:
+    """One sentence per IPC and tuned method, computed from the table."""
+    lines = []
+    for ipc, at in table.groupby("ipc"):
+        start = at[at["variant"] == START].sort_values("n").tail(1)
+        if len(start):
+            s = start.iloc[0]
+            lines.append(
+                f"IPC {ipc}: the start set scores {s['mean']:.1f} % "
+                f"[{s['ci_low']:.1f}, {s['ci_high']:.1f}] (n = {s['n']})."
+            )
+        for _, row in at[at["chosen"]].sort_values("mean", ascending=False).iterrows():
+            lines.append(
+                f"IPC {ipc}, {row['method']}: chosen {knob_text(row)} ({row['stage']} pass), "
+                f"{row['mean']:.1f} % [{row['ci_low']:.1f}, {row['ci_high']:.1f}] "
+                f"(n = {row['n']}), {gain_text(row)}."
+            )
+    return lines
+
+
+def write_readme(table: pd.DataFrame, out: Path, invocations: list[dict[str, Any]]) -> Path:
+    from .report import write_text
+
+    first = invocations[0]
+    bullets = "\n".join(f"* {line}" for line in readme_lines(table))
+    text = (
+        "# Tuning on the validation split\n\n"
+        f"Made by `./run_all.sh --tune` ({first['wall_s'] / 60:.0f} min of wall time with "
+        f"{first.get('workers', '?')} workers where it computed the cells; later invocations "
+        "reuse the cache). Every optimised method gets the same shape: six settings at "
+        f"{ITERATION_SCALES[0]:g} of the profile's recover budget over {len(COARSE_SEEDS)} "
+        f"draws x {STUDENTS} students, then its best {KEEP} at every iteration count over "
+        f"{len(REFINE_SEEDS)} draws x {STUDENTS} students; the best mean validation accuracy "
+        "is chosen (`chosen` in tuning.csv) and merged into `tsgd_core/tuned.json`. Gains are "
+        "paired with the start set (Random, the same draws and student seeds); resolved: the "
+        "95 % interval excludes 0 and rests on at least 5 pairs. The test split never takes "
+        f"part.\n\n{bullets}\n\n"
+        "![validation accuracy against the pixel learning rate](tuning_lr.png)\n\n"
+        "![accuracy against pixel change](pixel_change.png)\n\n"
+        "Every setting with its interval: [tuning.md](tuning.md); every run: `all_runs.csv`.\n"
+    )
+    return write_text(text, out / "README.md")
+
+
+def invocation_history(path: Path) -> list[dict[str, Any]]:
+    """The invocations recorded in tuning.json, oldest first ([] when there is none)."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    return data.get("invocations", [data] if "wall_s" in data else [])
 
 
 def tune(
@@ -410,12 +503,18 @@ def tune(
     refine = summarise(refine_records, "refine")
     table = mark_chosen(pd.concat([coarse, refine] if len(refine) else [coarse], ignore_index=True))
     table = table.sort_values(["ipc", "variant", "stage", "lr", "iterations"], ignore_index=True)
-    write_tables(table, coarse_records + refine_records, out)
+    records = [{**r, "stage": "coarse"} for r in coarse_records]
+    records += [{**r, "stage": "refine"} for r in refine_records]
+    write_tables(table, records, out)
     plot_lr_curves(table, out / "tuning_lr.png")
     plot_change_vs_accuracy(table, out / "pixel_change.png")
     write_tuned(table, profile, tuned_path)
-    summary = {"wall_s": time.perf_counter() - start, "workers": workers, "passes": passes}
-    save_json(summary, out / "tuning.json")
+    invocations = invocation_history(out / "tuning.json")
+    invocations.append(
+        {"wall_s": time.perf_counter() - start, "workers": workers, "passes": passes}
+    )
+    save_json({"invocations": invocations}, out / "tuning.json")
+    write_readme(table, out, invocations)
     return table
 
 
