@@ -1,0 +1,212 @@
+"""docs/ and the notebooks' prose: every relative link resolves, every anchor exists.
+
+The links checked are those of docs/*.md and of the notebooks' markdown cells: markdown links
+and images `[text](target)` / `![alt](target)` and HTML `href` / `src` attributes, outside code
+spans and fenced code. A target with a scheme (https:, mailto:) is not followed. A relative
+target must name an existing file (relative to the file that links it; for a notebook, to
+notebooks/); a `#anchor` into a markdown file must be an explicit `<a id="...">` there or the
+GitHub slug of one of its headings.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+NOTEBOOKS = ROOT / "notebooks"
+GLOSSARY, REFERENCES, METHOD = DOCS / "glossary.md", DOCS / "references.md", DOCS / "METHOD.md"
+
+FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+MD_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+HTML_LINK = re.compile(r"""\b(?:href|src)\s*=\s*["']([^"']+)["']""")
+ANCHOR_ID = re.compile(r"""<a\s+(?:name|id)\s*=\s*["']([^"']+)["']""")
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.MULTILINE)
+SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+# the entries the notebooks and docs rely on (issue 21)
+GLOSSARY_ENTRIES = [
+    "ipc",
+    "start-set",
+    "soft-label",
+    "temperature-tau",
+    "bn-matching",
+    "squeeze-recover-relabel",
+    "herding",
+    "k-center",
+    "dm",
+    "mtt",
+    "tsgf",
+    "tsgfo",
+    "tsgfa",
+    "salient-windows",
+    "one-frame-control",
+    "paired-difference",
+    "95-interval",
+    "resolved",
+    "draw",
+    "student-seed",
+    "validation-vs-test-split",
+    "tuning-stage",
+    "resolution-ladder",
+    "hard-label-recovery",
+    "gain-over-the-start-set",
+]
+REFERENCE_ENTRIES = [
+    "tsgd",
+    "sre2l",
+    "rded",
+    "dm",
+    "mtt",
+    "dd-ranking",
+    "dancing",
+    "fkd",
+    "herding",
+    "k-center",
+    "ucf101",
+    "hmdb51",
+    "kinetics",
+    "ssv2",
+]
+
+
+def prose(text: str) -> str:
+    """Markdown without fenced blocks and code spans (a link inside them is not a link)."""
+    return CODE_SPAN.sub("", FENCE.sub("", text))
+
+
+def links(text: str) -> list[str]:
+    body = prose(text)
+    return MD_LINK.findall(body) + HTML_LINK.findall(body)
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"<[^>]+>", "", heading)  # inline HTML
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links keep their text
+    text = text.replace("`", "").strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = path.read_text(encoding="utf-8")
+    found = set(ANCHOR_ID.findall(text))
+    found |= {github_slug(h) for h in HEADING.findall(FENCE.sub("", text))}
+    return found
+
+
+def markdown_sources() -> list[tuple[str, Path, str]]:
+    """(label, folder relative links start from, markdown) for docs/*.md and notebook cells."""
+    nbformat = pytest.importorskip("nbformat")
+    sources = [(p.relative_to(ROOT).as_posix(), p.parent, p.read_text("utf-8")) for p in DOCS_MD]
+    for nb_path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "markdown":
+                sources.append((f"{nb_path.name} cell {i}", nb_path.parent, cell.source))
+    return sources
+
+
+DOCS_MD = sorted(DOCS.glob("*.md"))
+
+
+def test_docs_exist():
+    assert {p.name for p in DOCS_MD} >= {"METHOD.md", "glossary.md", "references.md"}
+
+
+def test_every_relative_link_resolves_and_every_anchor_exists():
+    broken = []
+    checked = 0
+    for label, base, text in markdown_sources():
+        own = None  # the linking file's anchors, for '#anchor' links inside docs/*.md
+        for target in links(text):
+            if SCHEME.match(target):
+                continue
+            path_part, _, fragment = target.partition("#")
+            if not path_part:
+                if label.endswith(".md"):
+                    own = own if own is not None else anchors(ROOT / label)
+                    if fragment not in own:
+                        broken.append(f"{label}: #{fragment} is no anchor of this file")
+                    checked += 1
+                continue
+            dest = (base / path_part).resolve()
+            checked += 1
+            if not dest.exists():
+                broken.append(f"{label}: {target} -> no file {dest}")
+                continue
+            if fragment and dest.suffix == ".md" and fragment not in anchors(dest):
+                broken.append(f"{label}: {target} -> no anchor #{fragment} in {dest.name}")
+    assert checked > 50, f"only {checked} relative links found: is the link pattern right?"
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize(
+    ("path", "entries"), [(GLOSSARY, GLOSSARY_ENTRIES), (REFERENCES, REFERENCE_ENTRIES)]
+)
+def test_every_entry_has_its_anchor(path, entries):
+    missing = sorted(set(entries) - anchors(path))
+    assert not missing, f"{path.name} lacks anchors {missing}"
+
+
+def test_each_notebook_links_glossary_and_references_near_the_top():
+    nbformat = pytest.importorskip("nbformat")
+    for nb_path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        top = "\n".join(c.source for c in nb.cells[:3] if c.cell_type == "markdown")
+        line = next((x for x in top.splitlines() if "Words and references" in x), "")
+        for target in ("../docs/glossary.md", "../docs/references.md"):
+            assert f"]({target})" in line, (
+                f"{nb_path.name}: no 'Words and references' link to {target}"
+            )
+
+
+def test_every_notebook_links_the_glossary_where_ideas_appear():
+    """Beyond the 'Words and references' line: at least two links to glossary entries."""
+    nbformat = pytest.importorskip("nbformat")
+    for nb_path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        entries = set(re.findall(r"\]\(\.\./docs/glossary\.md#([\w-]+)\)", prose(text)))
+        assert len(entries) >= 2, f"{nb_path.name} links {sorted(entries)} only"
+
+
+def test_the_method_is_cited_from_the_repository():
+    """Nothing in the notebooks, docs or code cites the method file outside the repository.
+    (README.md is checked by hand until it cites docs/METHOD.md.)"""
+    old = "shared/" + "METHOD"
+    places = [*NOTEBOOKS.glob("*.ipynb"), *DOCS.rglob("*.md"), *(ROOT / "tsgd_core").rglob("*.py")]
+    places += [*(ROOT / "scripts").glob("*"), ROOT / "run_all.sh", ROOT / "run_tests.sh"]
+    citing = [
+        p.relative_to(ROOT).as_posix()
+        for p in places
+        if p.is_file() and old in p.read_text(encoding="utf-8", errors="replace")
+    ]
+    assert not citing, f"cite docs/METHOD.md instead in {citing}"
+    assert METHOD.is_file()
+
+
+def test_method_maps_the_sre2l_stages_onto_modules():
+    text = METHOD.read_text(encoding="utf-8")
+    section = text.split("Where each stage lives", 1)[1]
+    for module in (
+        "teacher.py",
+        "distill.py",
+        "dm.py",
+        "selection.py",
+        "salient.py",
+        "relabel.py",
+        "build_relabel_plan",
+        "evaluate.py",
+        "tuning.py",
+        "ladder.py",
+        "report.py",
+    ):
+        assert module in section, module
+        if module.endswith(".py"):
+            assert (ROOT / "tsgd_core" / module).is_file(), module
