@@ -177,11 +177,12 @@ def test_every_notebook_links_the_glossary_where_ideas_appear():
 
 
 def test_the_method_is_cited_from_the_repository():
-    """Nothing in the notebooks, docs or code cites the method file outside the repository.
-    (README.md is checked by hand until it cites docs/METHOD.md.)"""
+    """Nothing in the README, notebooks, docs or code cites the method file outside the
+    repository."""
     old = "shared/" + "METHOD"
     places = [*NOTEBOOKS.glob("*.ipynb"), *DOCS.rglob("*.md"), *(ROOT / "tsgd_core").rglob("*.py")]
     places += [*(ROOT / "scripts").glob("*"), ROOT / "run_all.sh", ROOT / "run_tests.sh"]
+    places += [ROOT / "README.md"]
     citing = [
         p.relative_to(ROOT).as_posix()
         for p in places

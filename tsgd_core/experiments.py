@@ -1135,7 +1135,7 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
     for method in (replace(soft, method="sre2l"), replace(soft, tsgfa=False)):
         for control in CONTROLS:
             grid.controls += _per_seed(replace(method, **control), seeds)
-    # TSGD's parts and the open choices of METHOD.md, on the test split like the main table
+    # TSGD's parts and the open choices of docs/METHOD.md, on the test split like the main table
     base = RunSpec(method="tsgd", ipc=mid, profile=profile)
     for variant in (
         replace(base, tsgfo=False),  # SRe2L-style set + TSGFA

@@ -16,7 +16,7 @@ import math
 import os
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -103,6 +103,10 @@ def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
         )
     rows.sort(key=lambda row: row["group"] != "main")  # stable: main first, then by path
     df = pd.DataFrame(rows)
+    # a record written before a RunSpec field existed ran with that field's default
+    for f in fields(RunSpec):
+        if f.name not in df.columns and f.default is not MISSING:
+            df[f.name] = [f.default] * len(df)
     return df.drop_duplicates(subset="name", keep="first").reset_index(drop=True)
 
 
