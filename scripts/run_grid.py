@@ -505,7 +505,7 @@ def auto_workers(device: str) -> int:
     """One worker per GPU where the cells run on CUDA, else one per CPU core (at most 8)."""
     import torch
 
-    from tsgd_core.train import resolve_device
+    from tsgd_core.runtime import resolve_device
 
     if resolve_device(device).type == "cuda":
         return max(1, torch.cuda.device_count())

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from tsgd_core.data import ClipSet, UInt8Clips, from_uint8, to_uint8
-from tsgd_core.distill import derive_seed
 from tsgd_core.models import build_model
+from tsgd_core.runtime import derive_seed
 from tsgd_core.salient import (
     SalientConfig,
     candidate_pool,

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from tsgd_core.models import build_model
-from tsgd_core.train import FitConfig, accuracy, endless_batches, fit, resolve_device, total_steps
+from tsgd_core.runtime import resolve_device
+from tsgd_core.train import FitConfig, accuracy, endless_batches, fit, total_steps
 
 
 def test_fit_learns_motion_direction(tiny_clips, tiny_test_clips):

@@ -172,7 +172,7 @@ INT_TYPES = (int, positive_int, nonnegative_int)
 
 def device_arg(text: str) -> str:
     """--device: auto, cpu or cuda[:N] that this machine has (checked when parsed)."""
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     try:
         resolve_device(text)
@@ -338,9 +338,9 @@ def preview_clips(data: Any, per_class: int) -> Any:
 
 def cmd_teacher(args: argparse.Namespace) -> None:
     from .experiments import get_teacher
+    from .runtime import resolve_device
     from .storage import save_json
     from .teacher import teacher_path
-    from .train import resolve_device
 
     if args.out:
         check_output(args.out, (".json",), "--out")
@@ -428,7 +428,7 @@ def spec_params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_distill(args: argparse.Namespace) -> None:
     from .artifact import SUFFIX, save_distilled
     from .experiments import distilled_path, get_teacher, make_distilled
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     if args.out:
         check_output(args.out, (SUFFIX,), "--out")
@@ -465,7 +465,7 @@ def cost_text(config: dict[str, Any]) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     if args.out:
         check_output(args.out, (".json",), "--out")
@@ -597,8 +597,8 @@ def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tup
     import torch
 
     from .experiments import get_profile, with_budget
+    from .runtime import resolve_device
     from .teacher import teacher_key, training_threads
-    from .train import resolve_device
 
     prof = get_profile(spec.profile)
     fit = with_budget(prof.teacher_fit, len(data.train)) if spec.dataset else prof.teacher_fit

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,6 +35,7 @@ from .augment import AugmentConfig, diff_augment
 from .budget import check_distill_fits
 from .data import ClipSet
 from .models import batchnorm_layers
+from .runtime import derive_seed
 from .saliency import SaliencyConfig, lowpass_time, modulate_gradient, saliency_map
 from .selection import random_indices
 
@@ -165,11 +165,6 @@ def tsgd_loss(
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers (also used by distribution matching)
-
-
-def derive_seed(*parts: int) -> int:
-    """A well-mixed 63-bit seed from integer parts (base seed, stage tag, slot, step...)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
 
 
 def check_ipc_against_classes(train: ClipSet, ipc: int) -> None:

@@ -30,6 +30,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .runtime import derive_seed
+
 T = TypeVar("T")
 
 # How long a rank waits for the others at a collective before it gives up with an error.
@@ -217,6 +219,4 @@ def rank_share(batch: Sequence[torch.Tensor], ctx: DistContext) -> list[torch.Te
 
 def rank_seed(seed: int, ctx: DistContext) -> int:
     """A seed of its own for each rank (augmentation draws), derived from the base seed."""
-    from .distill import derive_seed
-
     return derive_seed(seed, 41, ctx.rank)

@@ -34,10 +34,10 @@ from .distill import (
     check_finite,
     check_ipc_against_classes,
     config_dict,
-    derive_seed,
     initial_clips,
 )
 from .models import MODELS, build_model
+from .runtime import derive_seed
 
 Callback = Callable[[int, dict[str, float]], None]
 

@@ -28,6 +28,7 @@ from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
 from .data import ClipSet
 from .profiling import measure
 from .relabel import hard_label_loss, mixed_label_targets, soft_label_loss, teacher_soft_labels
+from .runtime import resolve_device
 from .teacher import ModelConfig
 from .train import (
     BatchLoss,
@@ -36,7 +37,6 @@ from .train import (
     autocast,
     endless_index_batches,
     fit,
-    resolve_device,
     total_steps,
 )
 

@@ -33,13 +33,14 @@ from .distill import LR_SCHEDULES, TSGDConfig, distill_tsgd, initial_clips
 from .dm import DMConfig, distill_dm
 from .evaluate import EvalResult, StudentConfig, evaluate_set
 from .profiling import measure
+from .runtime import resolve_device
 from .saliency import SaliencyConfig
 from .salient import PACKINGS, WINDOW_CHOICES, SalientConfig, select_salient_windows
 from .selection import SELECTION_METHODS, select_subset
 from .storage import config_key, load_json_keyed, save_json_keyed
 from .synthetic import make_motion_benchmark
 from .teacher import ModelConfig, TeacherInfo, check_teacher_matches, load_or_train_teacher
-from .train import FitConfig, resolve_device
+from .train import FitConfig
 
 DISTILL_METHODS = ("dm", "sre2l", "tsgd")
 METHODS = (*SELECTION_METHODS, "salient", *DISTILL_METHODS)

@@ -20,10 +20,9 @@ from torch import Tensor, nn
 
 from .artifact import DistilledSet
 from .data import ClipSet
-from .distill import derive_seed
+from .runtime import derive_seed, resolve_device
 from .saliency import SaliencyConfig, saliency_map
 from .selection import check_ipc
-from .train import resolve_device
 
 WINDOW_CHOICES = ("salient", "random")
 PACKINGS = ("none", "time", "tiles")

@@ -9,7 +9,7 @@ from torch import nn
 
 from .artifact import DistilledSet
 from .data import ClipSet
-from .train import resolve_device
+from .runtime import resolve_device
 
 SELECTION_METHODS = ("random", "herding", "kcenter")
 

@@ -20,8 +20,9 @@ from .data import ClipSet, DataError, Splits
 from .datasets import class_weights, splits_identity
 from .models import VideoClassifier, build_model
 from .profiling import measure
+from .runtime import resolve_device
 from .storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
-from .train import FitConfig, accuracy, cross_entropy_loss, fit, resolve_device
+from .train import FitConfig, accuracy, cross_entropy_loss, fit
 
 
 @dataclass

@@ -21,39 +21,12 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .data import ClipSet
+from .runtime import resolve_device
 
 # Set to 1 to train in the channels_last_3d memory format on CUDA (often faster with cuDNN).
 CHANNELS_LAST_ENV = "TSGD_CHANNELS_LAST"
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
-
-
-def available_devices() -> list[str]:
-    """The devices this machine offers torch: cpu, then cuda:0, cuda:1, ... where visible."""
-    return ["cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' takes CUDA when present, else CPU; a device this machine lacks is a clear error
-    (ValueError) naming the ones it has."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    have = f"this machine has {', '.join(available_devices())}"
-    if device == "cpu":
-        return torch.device("cpu")
-    kind, _, index = str(device).partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
-        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N] ({have})")
-    if not torch.cuda.is_available():
-        raise ValueError(
-            f"device {device!r} was asked for but no CUDA GPU is visible ({have}): use "
-            "--device cpu or auto"
-        )
-    if index and int(index) >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} does not exist ({have}): pick one of those")
-    return torch.device(device)
 
 
 def use_channels_last(device: torch.device) -> bool:
