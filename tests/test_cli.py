@@ -254,7 +254,8 @@ def bad_inputs(root: Path, cache: Path, artifact: Path) -> dict[str, tuple[list,
             root / "out.pt",
         ),
         "missing dataset root": (
-            ["data", "--dataset", "ucf101", "--root", root / "nowhere", "--preview", gif],
+            ["data", "--dataset", "ucf101", "--root", root / "nowhere", "--preview", gif]
+            + ["--cache-dir", cache],
             "does not exist",
             gif,
         ),

@@ -379,7 +379,8 @@ def test_cli_teacher_and_evaluate_on_a_dataset_folder(trees, tmp_path, capsys):
         ]
     )
     assert code == 2 and "records its own spec" in capsys.readouterr().err
-    assert main(["teacher", "--profile", "smoke", "--root", str(trees["hmdb51"])]) == 2
+    root = ["--root", str(trees["hmdb51"]), "--cache-dir", str(tmp_path)]
+    assert main(["teacher", "--profile", "smoke", *root]) == 2
     assert "--root applies to a real dataset" in capsys.readouterr().err
 
 

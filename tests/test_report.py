@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 import statistics
 from dataclasses import asdict, replace
 
@@ -563,8 +564,14 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
     assert len(links) == 11 and all((tmp_path / link).is_file() for link in links)
     assert not list(tmp_path.rglob("*.tmp*")), "temporary files left behind"
-    index = report.write_reports_index(tmp_path.parent)
-    assert f"[`{tmp_path.name}`]({tmp_path.name}/README.md)" in index.read_text()
+    # the index lists the profile folders of a reports root: one of the test's own (never the
+    # shared parent of every test's folder, which pytest-xdist workers write beside)
+    root = tmp_path / "reports_root"
+    (root / "smoke").mkdir(parents=True)
+    shutil.copy(tmp_path / "README.md", root / "smoke" / "README.md")
+    index = report.write_reports_index(root)
+    assert index == root / "README.md"
+    assert "[`smoke`](smoke/README.md)" in index.read_text()
 
 
 def test_collect_records_reads_groups_and_drops_duplicates(tmp_path):
