@@ -184,3 +184,8 @@ def test_no_import_cycles():
     assert not cycles, "import cycles in tsgd_core:\n" + "\n".join(
         "  " + " -> ".join(name.removeprefix(PACKAGE + ".") for name in cycle) for cycle in cycles
     )
+
+
+def test_runtime_is_the_bottom_floor():
+    """Seeds and devices, which every layer needs, depend on no other module of the package."""
+    assert import_graph()[f"{PACKAGE}.runtime"] == set()
