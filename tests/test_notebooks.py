@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# under pytest-xdist (./run_tests.sh) these tests run on one worker, so they share its cache
+pytestmark = pytest.mark.xdist_group("notebooks")
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 EXPECTED = [
