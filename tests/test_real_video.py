@@ -560,3 +560,28 @@ def test_progress_and_warnings_stay_visible_while_decoders_silence_fd2(capfd):
     err = capfd.readouterr().err
     assert "a warning for the user" in err and "decoder noise" not in err
     assert lines == ["decoder noise"]
+
+
+def test_capturing_fd2_while_sys_stderr_is_kept_visible_does_not_deadlock(monkeypatch):
+    """The redirect flushes sys.stderr under its lock; while decoding, sys.stderr is the wrapper
+    that takes the same lock (with a plain Lock the first decode of a grid run hung forever)."""
+    import sys
+    import threading
+
+    from tsgd_core.real_video import _native_stderr_captured, _python_stderr_visible
+
+    # a sys.stderr on fd 2, as in a terminal or run_grid's workers (pytest's capture is not)
+    monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115
+    done = threading.Event()
+
+    def decode_like() -> None:
+        with _python_stderr_visible():
+            with _native_stderr_captured() as lines:
+                os.write(2, b"native noise\n")
+            assert lines == ["native noise"]
+        done.set()
+
+    worker = threading.Thread(target=decode_like, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert done.is_set(), "capturing fd 2 under the visible-stderr wrapper deadlocked"

@@ -258,7 +258,9 @@ class _Fd2Redirect:
     of order, and the last restore points fd 2 at a closed sink.
     """
 
-    lock = threading.Lock()
+    # re-entrant: taking it, this thread flushes sys.stderr, which may be _VisibleStderr and
+    # take it again (a plain Lock deadlocked the first decode of every grid run)
+    lock = threading.RLock()
     users = 0
     saved: int | None = None  # the real fd 2 while redirected
     sink: Any = None  # the temporary file fd 2 points at while redirected
