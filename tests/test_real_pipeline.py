@@ -78,6 +78,6 @@ def test_grid_on_a_ucf101_folder_to_a_finished_report(tmp_path):
         [*command, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     states = [line.split()[1] for line in again.stdout.splitlines() if line.startswith("[")]
-    # 01, 02; the full data (direct); 7 cells at IPC 1: the first draw as 03 + 04, the second
-    # draw of random, SRe2L-style, TSGD and TSGD w/o TSGFA direct; 05, 00
-    assert again.returncode == 0 and states.count("todo") == 1 and len(states) == 23
+    # 01, 02; the full data (direct); 8 cells at IPC 1 (the 7 methods and TSGD w/o TSGFA):
+    # the first draw as 03 + 04, the second draw direct; 05, 00
+    assert again.returncode == 0 and states.count("todo") == 1 and len(states) == 29
