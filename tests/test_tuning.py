@@ -299,3 +299,29 @@ def test_the_invocations_are_kept_across_reruns(tmp_path):
     assert tuning.invocation_history(path) == [{"wall_s": 10.0, "workers": 2}]
     path.write_text(json.dumps({"invocations": [{"wall_s": 1.0}, {"wall_s": 2.0}]}))
     assert [i["wall_s"] for i in tuning.invocation_history(path)] == [1.0, 2.0]
+
+
+def test_the_readme_says_when_planned_runs_are_missing():
+    full = [{"wall_s": 600.0, "workers": 2, "runs": 10, "planned": 10}]
+    assert "Incomplete" not in tuning.invocation_text(full)
+    assert "1: 10.0 min, 2 workers, computing what was missing, 10 of 10" in (
+        tuning.invocation_text(full)
+    )
+    partial = [*full, {"wall_s": 30.0, "workers": 2, "cached_only": True, "runs": 7, "planned": 10}]
+    text = tuning.invocation_text(partial)
+    assert "2: 0.5 min, 2 workers, from the cache alone, 7 of 10 planned runs" in text
+    assert "Incomplete: 3 planned runs are not in the cache" in text
+
+
+def test_a_cached_record_is_found_only_when_set_and_evaluation_are_cached(tmp_path):
+    spec = tuning.spec_for("smoke", "sre2l", 1, {"lr": 0.01, "iterations": 1}, 0)
+    other = replace(spec, lr=0.02)
+    common = {"cache_dir": tmp_path, "device": "cpu", "workers": 1, "desc": "t"}
+    # the workers' one torch thread names the teacher: nothing is cached (or trained) yet
+    assert tuning.run_specs([spec], cached_only=True, **common) == []
+    assert not list(tmp_path.rglob("*.pt"))
+    (computed,) = tuning.run_specs([spec], **common)
+    (found,) = tuning.run_specs([spec, other], cached_only=True, **common)
+    assert found["acc_soft_seeds"] == computed["acc_soft_seeds"]
+    assert found["lr_used"] == 0.01  # the uncached lr 0.02 cell is left out, not computed
+    assert len(list((tmp_path / "distilled").glob("*.pt"))) == 1

@@ -39,7 +39,14 @@ from .salient import PACKINGS, WINDOW_CHOICES, SalientConfig, select_salient_win
 from .selection import SELECTION_METHODS, select_subset
 from .storage import config_key, load_json_keyed, save_json_keyed
 from .synthetic import make_motion_benchmark
-from .teacher import ModelConfig, TeacherInfo, check_teacher_matches, load_or_train_teacher
+from .teacher import (
+    ModelConfig,
+    TeacherInfo,
+    check_teacher_matches,
+    load_or_train_teacher,
+    teacher_key,
+    training_threads,
+)
 from .train import FitConfig
 
 DISTILL_METHODS = ("dm", "sre2l", "tsgd")
@@ -663,6 +670,32 @@ def load_data(
 _CHECKED_TEACHERS: set[str] = set()
 
 
+def teacher_recipe(
+    profile: str, splits: Splits, dataset: str
+) -> tuple[ModelConfig, FitConfig, bool]:
+    """The profile's teacher model, fit and class balancing for these splits: on real data the
+    budget follows the dataset's size and the loss is class-balanced."""
+    prof = get_profile(profile)
+    if not dataset:
+        return prof.teacher_model, prof.teacher_fit, False
+    return prof.teacher_model, with_budget(prof.teacher_fit, len(splits.train)), True
+
+
+def expected_teacher_key(
+    profile: str,
+    camera_shake: float = 0.0,
+    *,
+    dataset: str = "",
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+) -> str:
+    """The key of the teacher `get_teacher` would load (or train) here, without training it."""
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
+    threads = training_threads(resolve_device(device))
+    return teacher_key(splits, model_cfg, fit_cfg, True, balanced, threads)
+
+
 def get_teacher(
     profile: str,
     camera_shake: float = 0.0,
@@ -679,24 +712,18 @@ def get_teacher(
     """
     prof = get_profile(profile)
     splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
-    if not dataset:
-        return load_or_train_teacher(
-            splits,
-            prof.teacher_model,
-            prof.teacher_fit,
-            cache_dir=cache_dir,
-            device=device,
-            progress=progress,
-        )
+    model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
     teacher, info = load_or_train_teacher(
         splits,
-        prof.teacher_model,
-        with_budget(prof.teacher_fit, len(splits.train)),
-        balanced=True,
+        model_cfg,
+        fit_cfg,
+        balanced=balanced,
         cache_dir=cache_dir,
         device=device,
         progress=progress,
     )
+    if not dataset:
+        return teacher, info
     if info.key not in _CHECKED_TEACHERS:  # once per process: it costs a pass over held-out clips
         _CHECKED_TEACHERS.add(info.key)
         held_out = splits.val if len(splits.val) else splits.test
@@ -916,10 +943,7 @@ def evaluate_spec(
     progress: bool = True,
 ) -> dict[str, EvalResult]:
     """`evaluate_distilled`, cached under the spec's evaluation key and the contents of `ds`."""
-    from .artifact import content_digest
-
-    key = config_key(spec.eval_key(), content_digest(ds))  # a rebuilt set is evaluated again
-    path = Path(cache_dir) / "evals" / f"{key}.json"
+    path, key = eval_cache(spec, ds, cache_dir)
     cached = load_json_keyed(path, key, eval_results_from_json)
     if distributed.agree(cached is not None):
         return cached
@@ -927,6 +951,33 @@ def evaluate_spec(
     if distributed.is_main():
         save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
     return results
+
+
+def eval_cache(spec: RunSpec, ds: DistilledSet, cache_dir: str | Path) -> tuple[Path, str]:
+    """Where the evaluation of `ds` under `spec` is cached, and its key (a rebuilt set, with
+    other contents, is evaluated again)."""
+    from .artifact import content_digest
+
+    key = config_key(spec.eval_key(), content_digest(ds))
+    return Path(cache_dir) / "evals" / f"{key}.json", key
+
+
+def cached_record(
+    spec: RunSpec, *, cache_dir: str | Path = "cache", device: str = "auto"
+) -> dict[str, Any] | None:
+    """The record of `spec` when its set and its evaluation are both in the cache, else None
+    (nothing is trained or distilled)."""
+    from .artifact import load_cached_distilled
+
+    key = expected_teacher_key(
+        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir, device=device
+    )
+    ds = load_cached_distilled(distilled_path(spec, key, cache_dir))
+    if ds is None:
+        return None
+    path, key = eval_cache(spec, ds, cache_dir)
+    results = load_json_keyed(path, key, eval_results_from_json)
+    return None if results is None else record(spec, ds, results)
 
 
 def eval_results_from_json(value: Any) -> dict[str, EvalResult]:

@@ -151,11 +151,16 @@ def refine_specs(
 # ----------------------------------------------------------------------------- running
 
 
-def _run_one(spec: RunSpec, cache_dir: str, device: str) -> dict[str, Any]:
-    """One cell in a worker process (one torch thread: the teacher's key names the count)."""
+def _run_one(
+    spec: RunSpec, cache_dir: str, device: str, cached_only: bool = False
+) -> dict[str, Any] | None:
+    """One cell in a worker process (one torch thread: the teacher's key names the count);
+    with `cached_only`, its cached record or None."""
     import torch
 
     torch.set_num_threads(1)
+    if cached_only:
+        return experiments.cached_record(spec, cache_dir=cache_dir, device=device)
     _, rec = experiments.run(spec, cache_dir=cache_dir, device=device, progress=False)
     return rec
 
@@ -182,15 +187,22 @@ def in_workers(fn: Any, calls: Sequence[tuple], *, workers: int, desc: str) -> l
 
 
 def run_specs(
-    specs: Sequence[RunSpec], *, cache_dir: str | Path, device: str, workers: int, desc: str
+    specs: Sequence[RunSpec],
+    *,
+    cache_dir: str | Path,
+    device: str,
+    workers: int,
+    desc: str,
+    cached_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Every spec's record, in the specs' order, computed by `workers` processes (cached cells
-    come back at once). The most expensive cells (largest IPC) are submitted first."""
+    come back at once). The most expensive cells (largest IPC) are submitted first. With
+    `cached_only` nothing is computed: the cells not in the cache are left out."""
     order = sorted(range(len(specs)), key=lambda i: -specs[i].ipc)
-    calls = [(specs[i], str(cache_dir), device) for i in order]
+    calls = [(specs[i], str(cache_dir), device, cached_only) for i in order]
     records = in_workers(_run_one, calls, workers=workers, desc=desc)
     by_index = dict(zip(order, records, strict=True))
-    return [by_index[i] for i in range(len(specs))]
+    return [by_index[i] for i in range(len(specs)) if by_index[i] is not None]
 
 
 def train_teachers(
@@ -443,13 +455,10 @@ def readme_lines(table: pd.DataFrame) -> list[str]:
 def write_readme(table: pd.DataFrame, out: Path, invocations: list[dict[str, Any]]) -> Path:
     from .report import write_text
 
-    first = invocations[0]
     bullets = "\n".join(f"* {line}" for line in readme_lines(table))
     text = (
         "# Tuning on the validation split\n\n"
-        f"Made by `./run_all.sh --tune` ({first['wall_s'] / 60:.0f} min of wall time with "
-        f"{first.get('workers', '?')} workers where it computed the cells; later invocations "
-        "reuse the cache). Every optimised method gets the same shape: six settings at "
+        f"Made by `./run_all.sh --tune`. {invocation_text(invocations)} Every optimised method gets the same shape: six settings at "
         f"{ITERATION_SCALES[0]:g} of the profile's recover budget over {len(COARSE_SEEDS)} "
         f"draws x {STUDENTS} students, then its best {KEEP} at every iteration count over "
         f"{len(REFINE_SEEDS)} draws x {STUDENTS} students; the best mean validation accuracy "
@@ -462,6 +471,25 @@ def write_readme(table: pd.DataFrame, out: Path, invocations: list[dict[str, Any
         "Every setting with its interval: [tuning.md](tuning.md); every run: `all_runs.csv`.\n"
     )
     return write_text(text, out / "README.md")
+
+
+def invocation_text(invocations: list[dict[str, Any]]) -> str:
+    """What the invocations that made the files did: time, workers, runs found or computed."""
+    parts = []
+    for i, inv in enumerate(invocations, 1):
+        how = "from the cache alone" if inv.get("cached_only") else "computing what was missing"
+        runs = f", {inv['runs']} of {inv['planned']} planned runs" if "planned" in inv else ""
+        workers = inv.get("workers", "?")
+        parts.append(f"{i}: {inv['wall_s'] / 60:.1f} min, {workers} workers, {how}{runs}")
+    last = invocations[-1]
+    text = "Invocations: " + "; ".join(parts) + "."
+    if last.get("planned") and last["runs"] < last["planned"]:
+        text += (
+            f" **Incomplete: {last['planned'] - last['runs']} planned runs are not in the cache"
+            "** (rerun `./run_all.sh --tune` to compute them); a setting with fewer draws than "
+            "the protocol's shows it in `n`."
+        )
+    return text
 
 
 def invocation_history(path: Path) -> list[dict[str, Any]]:
@@ -484,6 +512,7 @@ def tune(
     dataset: str = "",
     tuned_path: Path = TUNED_PATH,
     passes: int = 2,
+    cached_only: bool = False,
 ) -> pd.DataFrame:
     """Both passes (or the coarse one alone), the table, the figures and the chosen settings;
     returns the table."""
@@ -493,6 +522,7 @@ def tune(
     torch.set_num_threads(1)  # the workers' teacher: trained once here, found by every worker
     experiments.get_teacher(profile, dataset=dataset, cache_dir=cache_dir, device=device)
     common = {"cache_dir": cache_dir, "device": device, "workers": workers}
+    common["cached_only"] = cached_only
     coarse_records = run_specs(coarse_specs(profile, ipcs, dataset), desc="coarse", **common)
     coarse = summarise(coarse_records, "coarse")
     refine_records = (
@@ -510,8 +540,17 @@ def tune(
     plot_change_vs_accuracy(table, out / "pixel_change.png")
     write_tuned(table, profile, tuned_path)
     invocations = invocation_history(out / "tuning.json")
+    planned = len(coarse_specs(profile, ipcs, dataset))
+    planned += len(refine_specs(profile, coarse, ipcs, dataset)) if passes == 2 else 0
     invocations.append(
-        {"wall_s": time.perf_counter() - start, "workers": workers, "passes": passes}
+        {
+            "wall_s": time.perf_counter() - start,
+            "workers": workers,
+            "passes": passes,
+            "cached_only": cached_only,
+            "runs": len(records),
+            "planned": planned,
+        }
     )
     save_json({"invocations": invocations}, out / "tuning.json")
     write_readme(table, out, invocations)
@@ -538,6 +577,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=2,
         help="2: coarse then refine (the protocol); 1: coarse alone, choices from it",
     )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="compute nothing: tables and choices from the cells already in the cache",
+    )
     args = parser.parse_args(argv)
     ipcs = [int(x) for x in args.ipcs.split(",")]
     out = args.out or Path("reports") / (
@@ -552,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=args.workers,
         tuned_path=args.tuned,
         passes=args.passes,
+        cached_only=args.cached_only,
     )
     print(table[table["chosen"]][["method", "ipc", *KNOBS, "mean", "ci_low", "ci_high", "n"]])
     return 0
