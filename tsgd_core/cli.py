@@ -596,16 +596,14 @@ def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tup
     (without training it), and a CPU thread count that gives the `recorded` key, if one does."""
     import torch
 
-    from .experiments import get_profile, with_budget
+    from .experiments import teacher_recipe
     from .runtime import resolve_device
     from .teacher import teacher_key, training_threads
 
-    prof = get_profile(spec.profile)
-    fit = with_budget(prof.teacher_fit, len(data.train)) if spec.dataset else prof.teacher_fit
-    balanced = bool(spec.dataset)
+    model_cfg, fit, balanced = teacher_recipe(spec.profile, data, spec.dataset)
 
     def key(threads: int | None) -> str:
-        return teacher_key(data, prof.teacher_model, fit, True, balanced, threads)
+        return teacher_key(data, model_cfg, fit, True, balanced, threads)
 
     threads = training_threads(resolve_device(device))
     others = range(1, max(torch.get_num_threads(), os.cpu_count() or 1, 8) + 1)
