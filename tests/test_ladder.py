@@ -68,3 +68,11 @@ def test_the_table_pairs_each_method_with_the_start_set_of_the_same_draw():
     (sentence,) = ladder.ladder_sentences(table)
     assert sentence.startswith("8x32x32, IPC 1: start set 55.0 %")
     assert "TSGD below it by 10.0 points" in sentence and "not resolved" in sentence
+
+
+def test_the_default_rung_is_made_of_the_main_grids_own_cells():
+    """After ./run_all.sh the default rung costs nothing: every cell has a main-grid key."""
+    main = {s.eval_key() for s in experiments.build_grid("default").main}
+    specs = ladder.rung_specs(8, 16)
+    assert {s.profile for s in specs} == {"default"}
+    assert all(s.eval_key() in main for s in specs)
