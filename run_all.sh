@@ -3,14 +3,14 @@
 #
 #   ./run_all.sh                  # the default profile (the reported numbers)
 #   ./run_all.sh --quick          # the quick profile: the whole grid in minutes
-#   ./run_all.sh --profile smoke  # any profile of tsgd_core.experiments.PROFILES
+#   ./run_all.sh --profile smoke  # any profile of tsgd_core.grid.experiments.PROFILES
 #   ./run_all.sh --profile real-cpu --dataset ucf101 --root ~/data/UCF101 --classes A B C
 #                                 # a real dataset (any loader option of `tsgd teacher --help`)
 #   ./run_all.sh --tune           # the tuning stage: every optimised method tuned equally on the
 #                                 # validation split into reports/tuning/ and tsgd_core/tuned.json
-#                                 # (python -m tsgd_core.tuning --help for its options)
+#                                 # (python -m tsgd_core.grid.tuning --help for its options)
 #   ./run_all.sh --ladder         # the resolution ladder (8x16x16, 8x32x32, 16x16x16 clips, each
-#                                 # with its own teacher) into reports/ladder/ (tsgd_core/ladder.py)
+#                                 # with its own teacher) into reports/ladder/ (tsgd_core/grid/ladder.py)
 #
 # Other options go to scripts/run_grid.py (--force, --groups main,ablation, --ipcs 1, --fresh-kernels,
 # --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
@@ -28,8 +28,8 @@ profile=default
 dataset=
 args=()
 case "${1:-}" in
-  --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.tuning "$@" ;;
-  --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.ladder "$@" ;;
+  --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.tuning "$@" ;;
+  --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.ladder "$@" ;;
 esac
 # bad arguments: one line and exit code 2, as scripts/run_grid.py does for the others
 die() { echo "run_all.sh: error: $*" >&2; exit 2; }

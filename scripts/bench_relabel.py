@@ -23,10 +23,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tsgd_core.data import ClipSet  # noqa: E402
-from tsgd_core.evaluate import evaluate_set  # noqa: E402
-from tsgd_core.experiments import PROFILES  # noqa: E402
-from tsgd_core.teacher import ModelConfig  # noqa: E402
+from tsgd_core.data.clips import ClipSet  # noqa: E402
+from tsgd_core.grid.experiments import PROFILES  # noqa: E402
+from tsgd_core.training.evaluate import evaluate_set  # noqa: E402
+from tsgd_core.training.teacher import ModelConfig  # noqa: E402
 
 
 def random_clips(n: int, num_classes: int, shape: tuple[int, ...], seed: int) -> ClipSet:

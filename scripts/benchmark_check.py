@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package 
 
 import torch  # noqa: E402
 
-from tsgd_core.data import Splits, single_frame  # noqa: E402
-from tsgd_core.saliency import SaliencyConfig, frame_weights, window_correlation  # noqa: E402
-from tsgd_core.synthetic import benchmark_event_masks, make_motion_benchmark  # noqa: E402
-from tsgd_core.teacher import ModelConfig, train_teacher  # noqa: E402
-from tsgd_core.train import FitConfig  # noqa: E402
+from tsgd_core.data.clips import Splits, single_frame  # noqa: E402
+from tsgd_core.data.synthetic import benchmark_event_masks, make_motion_benchmark  # noqa: E402
+from tsgd_core.training.saliency import SaliencyConfig, frame_weights, window_correlation  # noqa: E402
+from tsgd_core.training.teacher import ModelConfig, train_teacher  # noqa: E402
+from tsgd_core.training.train import FitConfig  # noqa: E402
 
 
 def parse_spec(text: str) -> tuple[int, ModelConfig]:

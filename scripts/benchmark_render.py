@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package 
 def render_seconds(clips: int, frames: int, size: int, classes: int, seed: int) -> float:
     import torch
 
-    from tsgd_core.synthetic import generate_motion_clips
+    from tsgd_core.data.synthetic import generate_motion_clips
 
     labels = torch.arange(clips) % classes
     generator = torch.Generator().manual_seed(seed)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['torch_threads']} torch threads)"
     )
     if args.out:
-        from tsgd_core.storage import save_json
+        from tsgd_core.data.storage import save_json
 
         print(f"written: {save_json(result, args.out)}")
     return 0

@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT))
 # Registers a profile with a tiny teacher (one epoch) and runs the tsgd command line.
 CHILD = """
 import sys
-from tsgd_core import experiments
-from tsgd_core.teacher import ModelConfig
-from tsgd_core.train import FitConfig
+from tsgd_core.grid import experiments
+from tsgd_core.training.teacher import ModelConfig
+from tsgd_core.training.train import FitConfig
 experiments.PROFILES["membench"] = experiments.Profile(
     name="membench", data=experiments.PROFILES["smoke"].data,
     teacher_model=ModelConfig(width=4, depth=1),

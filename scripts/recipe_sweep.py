@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package 
 
 import torch  # noqa: E402
 
-from tsgd_core import experiments  # noqa: E402
-from tsgd_core.evaluate import evaluate_set  # noqa: E402
-from tsgd_core.selection import select_subset  # noqa: E402
-from tsgd_core.teacher import ModelConfig, train_teacher  # noqa: E402
-from tsgd_core.train import FitConfig  # noqa: E402
+from tsgd_core.grid import experiments  # noqa: E402
+from tsgd_core.methods.selection import select_subset  # noqa: E402
+from tsgd_core.training.evaluate import evaluate_set  # noqa: E402
+from tsgd_core.training.teacher import ModelConfig, train_teacher  # noqa: E402
+from tsgd_core.training.train import FitConfig  # noqa: E402
 
 
 def parse_teacher(text: str) -> tuple[ModelConfig, FitConfig]:

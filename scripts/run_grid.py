@@ -109,7 +109,7 @@ def plan(
     ipcs: list[int] | None = None,
 ) -> list[Step]:
     """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "")."""
-    from tsgd_core import experiments
+    from tsgd_core.grid import experiments
 
     common = {"profile": profile, "cache_dir": str(cache), "device": device, "progress": False}
     if dataset:  # only then: the benchmark's executed notebooks keep their parameters
@@ -319,8 +319,8 @@ def use_kernel_threads() -> None:
 
 def run_direct(step: Step) -> dict[str, Any]:
     """One grid cell without its notebooks: distil (or load) and evaluate, write record.json."""
-    from tsgd_core import experiments
-    from tsgd_core.storage import save_json
+    from tsgd_core.data.storage import save_json
+    from tsgd_core.grid import experiments
 
     use_kernel_threads()
     params = step.params
@@ -455,7 +455,7 @@ def ipc_list(text: str) -> list[int]:
 def check_ipcs(profile: str, dataset: str, groups: list[str] | None, ipcs: list[int]) -> None:
     """Every IPC of --ipcs is one the chosen groups of the profile's grid run (else the plan
     would silently have no cell for it)."""
-    from tsgd_core import experiments
+    from tsgd_core.grid import experiments
 
     groups = groups or list(experiments.DEFAULT_GROUPS)
     grid = experiments.build_dataset_grid(profile, dataset).groups()
@@ -478,7 +478,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def grid_groups(text: str) -> list[str]:
     """--groups main,ablation -> ['main', 'ablation'], each a group of the grid."""
-    from tsgd_core.experiments import Grid
+    from tsgd_core.grid.experiments import Grid
 
     known = list(Grid().groups())
     groups = [g.strip() for g in text.split(",") if g.strip()]
@@ -655,7 +655,7 @@ def worker_env(index: int, device: str) -> dict[str, str]:
 def train_cell_teachers(steps: list[Step], cache: Path, device: str) -> None:
     """Every teacher the cells need (one per camera shake), trained once before the workers
     start, instead of by several workers at once (same result, wasted time)."""
-    from tsgd_core.experiments import get_teacher
+    from tsgd_core.grid.experiments import get_teacher
 
     use_kernel_threads()  # else it trains a teacher the kernels' thread count cannot find
     specs = [s.params["spec"] for s in steps if "spec" in s.params]
@@ -765,7 +765,7 @@ class Progress:
 
 def run(argv: list[str] | None, progress: Progress) -> int:
     from tsgd_core import cli
-    from tsgd_core.experiments import PROFILES
+    from tsgd_core.grid.experiments import PROFILES
 
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -831,10 +831,10 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     )
     folder = f"{args.profile}-{args.dataset}" if args.dataset else args.profile
     reports = (args.reports or Path("reports") / folder).resolve()
-    from tsgd_core.storage import remove_stale_temporaries, sweep_cache
+    from tsgd_core.data.storage import remove_stale_temporaries, sweep_cache
 
     args.cache_dir = args.cache.resolve()
-    from tsgd_core.budget import memory_limit_override
+    from tsgd_core.runtime.budget import memory_limit_override
 
     try:
         memory_limit_override()  # a bad TSGD_MEMORY_LIMIT_MB: one line now, not in a kernel
@@ -903,8 +903,8 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         return code
     if not args.no_html:
         export_html([s.executed for s in steps if not s.direct and s.executed.is_file()])
+    from tsgd_core.data.storage import save_json
     from tsgd_core.report import write_reports_index
-    from tsgd_core.storage import save_json
 
     if args.shard is None and index_reports_root(reports):
         write_reports_index(reports.parent)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tsgd_core.data import ClipSet
+from tsgd_core.data.clips import ClipSet
 
 TINY_SHAPE = (3, 8, 16, 16)
 

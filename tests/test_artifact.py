@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tsgd_core import artifact
-from tsgd_core.artifact import (
+from tsgd_core.data import artifact
+from tsgd_core.data.artifact import (
     DistilledSet,
     clip_grid_frames,
     export,
@@ -20,7 +20,7 @@ from tsgd_core.artifact import (
     read_distilled_record,
     save_distilled,
 )
-from tsgd_core.data import ClipSet, DataError
+from tsgd_core.data.clips import ClipSet, DataError
 
 # exactly representable in uint8 and in a GIF palette
 COLOURS = torch.tensor(
@@ -340,7 +340,7 @@ def test_export_dispatches_on_suffix(tmp_path: Path) -> None:
 def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     import os
 
-    from tsgd_core.storage import save_json
+    from tsgd_core.data.storage import save_json
 
     path = save_json({"a": 1}, tmp_path / "x.json")
     mask = os.umask(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tsgd_core.augment import (
+from tsgd_core.training.augment import (
     AugmentConfig,
     TSGFAConfig,
     diff_augment,
@@ -16,7 +16,7 @@ from tsgd_core.augment import (
     temporal_salient_crop,
     tsgfa_augment,
 )
-from tsgd_core.saliency import SaliencyConfig, frame_weights, saliency_map
+from tsgd_core.training.saliency import SaliencyConfig, frame_weights, saliency_map
 
 T, H, W = 16, 32, 32
 

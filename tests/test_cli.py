@@ -13,9 +13,9 @@ import imageio.v3 as iio
 import pytest
 
 from tsgd_core import __version__
-from tsgd_core.artifact import load_distilled, save_distilled
 from tsgd_core.cli import DATASET_KINDS, main
-from tsgd_core.experiments import build_grid
+from tsgd_core.data.artifact import load_distilled, save_distilled
+from tsgd_core.grid.experiments import build_grid
 
 SMOKE = ["--profile", "smoke", "--quiet"]
 
@@ -210,7 +210,7 @@ def test_grid_lists_every_spec_grouped(capsys):
 
 
 def test_dataset_choices_match_the_real_video_loader():
-    real_video = pytest.importorskip("tsgd_core.real_video")
+    real_video = pytest.importorskip("tsgd_core.data.real_video")
     assert DATASET_KINDS == tuple(real_video.KINDS)
 
 
@@ -334,7 +334,7 @@ def test_set_from_another_teacher_is_refused(capsys, smoke_run, tmp_path):
 def test_relabel_teacher_key_is_the_key_of_the_teacher_that_made_the_set(smoke_run):
     """The key `tsgd evaluate` checks before training is the key get_teacher gives."""
     from tsgd_core.cli import relabel_teacher_key
-    from tsgd_core.experiments import load_data, spec_from_params
+    from tsgd_core.grid.experiments import load_data, spec_from_params
 
     ds = load_distilled(smoke_run["artifact"])
     spec = spec_from_params(**ds.config["spec"])
@@ -346,7 +346,7 @@ def test_set_from_another_thread_count_names_the_count(capsys, smoke_run, tmp_pa
     import torch
 
     from tsgd_core.cli import relabel_teacher_key
-    from tsgd_core.experiments import load_data, spec_from_params
+    from tsgd_core.grid.experiments import load_data, spec_from_params
 
     ds = load_distilled(smoke_run["artifact"])
     spec = spec_from_params(**ds.config["spec"])

@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-import tsgd_core.real_video as rv
-from tsgd_core import experiments
+import tsgd_core.data.real_video as rv
 from tsgd_core.cli import main
-from tsgd_core.data import ClipSet, DataError, UInt8Clips, single_frame, to_uint8
-from tsgd_core.datasets import (
+from tsgd_core.data.clips import ClipSet, DataError, UInt8Clips, single_frame, to_uint8
+from tsgd_core.data.datasets import (
     DATASET_KINDS,
     MIN_STEPS_PER_EPOCH,
     DataSpec,
@@ -33,12 +32,12 @@ from tsgd_core.datasets import (
     one_frame_warning,
     small_test_warning,
     teacher_steps,
-    teacher_warnings,
     val_test_gap_warning,
     warn_about_data,
     write_video_tree,
 )
-from tsgd_core.teacher import ModelConfig, teacher_key
+from tsgd_core.grid import experiments
+from tsgd_core.training.teacher import ModelConfig, teacher_key, teacher_warnings
 
 SIZE = (16, 16)
 
@@ -385,7 +384,7 @@ def test_cli_teacher_and_evaluate_on_a_dataset_folder(trees, tmp_path, capsys):
 
 
 def test_prediction_batches_hold_at_most_the_byte_budget(monkeypatch):
-    import tsgd_core.train as train
+    import tsgd_core.training.train as train
 
     seen = []
 

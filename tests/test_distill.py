@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from tsgd_core.data import ClipSet
-from tsgd_core.distill import (
+from tsgd_core.data.clips import ClipSet
+from tsgd_core.methods.distill import (
     BNStatisticsHook,
     TSGDConfig,
     attach_bn_hooks,
@@ -19,8 +19,8 @@ from tsgd_core.distill import (
     remove_hooks,
     tsgd_loss,
 )
-from tsgd_core.models import batchnorm_layers, build_model
-from tsgd_core.saliency import SaliencyConfig
+from tsgd_core.training.models import batchnorm_layers, build_model
+from tsgd_core.training.saliency import SaliencyConfig
 
 SHAPE = (3, 8, 16, 16)
 K = 3

@@ -16,16 +16,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from tsgd_core import distributed
-from tsgd_core.artifact import DistilledSet, load_distilled
 from tsgd_core.cli import main as cli_main
 from tsgd_core.cli import run_command
-from tsgd_core.data import ClipSet
-from tsgd_core.distill import TSGDConfig, distill_tsgd
-from tsgd_core.evaluate import StudentConfig, evaluate_set
-from tsgd_core.models import build_model
-from tsgd_core.teacher import ModelConfig
-from tsgd_core.train import CHANNELS_LAST_ENV, FitConfig, fit, to_device, use_channels_last
+from tsgd_core.data.artifact import DistilledSet, load_distilled
+from tsgd_core.data.clips import ClipSet
+from tsgd_core.methods.distill import TSGDConfig, distill_tsgd
+from tsgd_core.runtime import distributed
+from tsgd_core.training.evaluate import StudentConfig, evaluate_set
+from tsgd_core.training.models import build_model
+from tsgd_core.training.teacher import ModelConfig
+from tsgd_core.training.train import CHANNELS_LAST_ENV, FitConfig, fit, to_device, use_channels_last
 
 SHAPE = (3, 4, 8, 8)
 K = 3

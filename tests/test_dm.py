@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-import tsgd_core.dm as dm
-from tsgd_core.augment import AugmentConfig
-from tsgd_core.data import ClipSet
-from tsgd_core.dm import DMConfig, distill_dm, embedding_net, matching_loss, siamese_augment
+import tsgd_core.methods.dm as dm
+from tsgd_core.data.clips import ClipSet
+from tsgd_core.methods.dm import DMConfig, distill_dm, embedding_net, matching_loss, siamese_augment
+from tsgd_core.training.augment import AugmentConfig
 
 SHAPE = (3, 8, 16, 16)
 K = 3

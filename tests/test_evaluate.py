@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tsgd_core.augment import TSGFAConfig, tsgfa_augment
-from tsgd_core.evaluate import (
+from tsgd_core.training.augment import TSGFAConfig, tsgfa_augment
+from tsgd_core.training.evaluate import (
     StudentConfig,
     build_relabel_plan,
     evaluate_set,
@@ -17,9 +17,9 @@ from tsgd_core.evaluate import (
     plan_view,
     train_student,
 )
-from tsgd_core.relabel import hard_label_loss, mixed_label_targets, teacher_soft_labels
-from tsgd_core.teacher import ModelConfig
-from tsgd_core.train import FitConfig, fit, total_steps
+from tsgd_core.training.relabel import hard_label_loss, mixed_label_targets, teacher_soft_labels
+from tsgd_core.training.teacher import ModelConfig
+from tsgd_core.training.train import FitConfig, fit, total_steps
 
 CPU = torch.device("cpu")
 

@@ -19,10 +19,9 @@ import pytest
 import torch
 
 from tsgd_core import cli
-from tsgd_core.artifact import load_distilled
-from tsgd_core.budget import MemoryBudgetError, check_fits
-from tsgd_core.data import DataError
-from tsgd_core.storage import (
+from tsgd_core.data.artifact import load_distilled
+from tsgd_core.data.clips import DataError
+from tsgd_core.data.storage import (
     CacheRepairWarning,
     atomic_path,
     is_stale_temporary,
@@ -30,6 +29,7 @@ from tsgd_core.storage import (
     remove_stale_temporaries,
     save_json_keyed,
 )
+from tsgd_core.runtime.budget import MemoryBudgetError, check_fits
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--profile", "smoke", "--quiet"]
@@ -134,7 +134,7 @@ def damage_teacher(path: Path, damage: str) -> None:
 
 @pytest.mark.parametrize("damage", [*DAMAGES, "wrong content", "other key", "changed weights"])
 def test_damaged_teacher_is_detected_by_path_and_removed(cache, damage):
-    from tsgd_core.teacher import load_cached_teacher
+    from tsgd_core.training.teacher import load_cached_teacher
 
     path = only(cache / "teachers")
     assert load_cached_teacher(path, path.stem) is not None
@@ -188,7 +188,7 @@ def test_damaged_distilled_set_is_reported_by_path_and_rebuilt(cache, capsys, da
     ],
 )
 def test_damaged_evaluation_entry_is_reported_and_dropped(tmp_path, content):
-    from tsgd_core.experiments import eval_results_from_json
+    from tsgd_core.grid.experiments import eval_results_from_json
 
     path = tmp_path / "evals" / "k.json"
     path.parent.mkdir()
@@ -209,8 +209,8 @@ def test_damaged_evaluation_entry_is_reported_and_dropped(tmp_path, content):
 
 
 def test_evaluations_are_keyed_by_the_contents_of_the_set(cache, monkeypatch):
-    from tsgd_core import experiments
-    from tsgd_core.evaluate import EvalResult
+    from tsgd_core.grid import experiments
+    from tsgd_core.training.evaluate import EvalResult
 
     calls = []
 
@@ -337,7 +337,7 @@ def test_oversized_export_is_refused_before_allocating(pristine_cache, tmp_path,
 
 
 def test_library_entry_points_check_memory_first(monkeypatch, tiny_clips):
-    from tsgd_core.dm import DMConfig, distill_dm
+    from tsgd_core.methods.dm import DMConfig, distill_dm
 
     monkeypatch.setenv("TSGD_MEMORY_LIMIT_MB", "1")
     with pytest.raises(MemoryBudgetError, match="needs about"):
@@ -432,7 +432,8 @@ def test_ctrl_c_in_distill_keeps_the_teacher_and_leaves_nothing_partial(cache, c
     child = run_interrupted(
         f"""
         import os, signal, sys, time
-        from tsgd_core import cli, experiments
+        from tsgd_core import cli
+        from tsgd_core.grid import experiments
 
         def interrupted(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C in the terminal does
@@ -460,7 +461,7 @@ def test_a_set_cached_for_another_teacher_is_not_handed_to_this_one(cache, capsy
     """The cache holds a set made with the teacher of this process's thread count; another
     count trains another teacher (its own key), which must get a set of its own, not the
     cached one (whose evaluation would then refuse the teacher mismatch)."""
-    from tsgd_core.experiments import get_teacher
+    from tsgd_core.grid.experiments import get_teacher
 
     sets = [load_distilled(p) for p in (cache / "distilled").glob("*.tsgd.pt")]
     (before,) = {ds.teacher_key for ds in sets}
@@ -508,7 +509,7 @@ def test_kill_9_during_a_save_leaves_a_temporary_that_the_next_run_removes(cache
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from tsgd_core.storage import atomic_path\n"
+            "from tsgd_core.data.storage import atomic_path\n"
             f"with atomic_path({str(target)!r}) as tmp:\n"
             "    tmp.write_bytes(b'x' * 100000)\n"
             "    print('writing', flush=True)\n"
@@ -632,7 +633,7 @@ def write_png_clips(root: Path, classes: dict[str, int], frames: int = 2) -> Pat
 
 
 def test_split_files_may_name_videos_with_spaces(tmp_path):
-    from tsgd_core.real_video import list_video_dataset
+    from tsgd_core.data.real_video import list_video_dataset
 
     root = tmp_path / "ucf"
     notes = root / "ucfTrainTestlist"
@@ -657,7 +658,7 @@ def test_split_files_may_name_videos_with_spaces(tmp_path):
 
 
 def test_latin1_split_file_is_named(tmp_path):
-    from tsgd_core.real_video import list_video_dataset
+    from tsgd_core.data.real_video import list_video_dataset
 
     notes = tmp_path / "ucf" / "ucfTrainTestlist"
     notes.mkdir(parents=True)
@@ -682,7 +683,7 @@ def test_cli_advice_uses_the_cli_flags(tmp_path, capsys):
 
 
 def test_decord_native_lines_stay_out_of_the_terminal(tmp_path, capfd):
-    from tsgd_core.real_video import VideoDecodeError, _decord_available, read_clip
+    from tsgd_core.data.real_video import VideoDecodeError, _decord_available, read_clip
 
     if not _decord_available():
         pytest.skip("decord is not installed")
@@ -696,7 +697,7 @@ def test_decord_native_lines_stay_out_of_the_terminal(tmp_path, capfd):
 
 
 def test_python_loader_arguments(tmp_path):
-    from tsgd_core.real_video import load_video_dataset
+    from tsgd_core.data.real_video import load_video_dataset
 
     root = write_png_clips(tmp_path / "frames", {"Punch": 3, "Kick": 3})
     common = dict(size=(8, 8), progress=False, test_fraction=0.34)
@@ -712,8 +713,8 @@ def test_python_loader_arguments(tmp_path):
 
 
 def test_decoding_more_than_fits_is_refused_before_decoding(tmp_path, monkeypatch):
-    from tsgd_core.budget import MemoryBudgetError
-    from tsgd_core.real_video import load_video_dataset
+    from tsgd_core.data.real_video import load_video_dataset
+    from tsgd_core.runtime.budget import MemoryBudgetError
 
     root = write_png_clips(tmp_path / "frames", {"a": 2, "b": 2})
     monkeypatch.setenv("TSGD_MEMORY_LIMIT_MB", "64")

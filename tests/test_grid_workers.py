@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tsgd_core.storage import save_torch
+from tsgd_core.data.storage import save_torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ("wall_s", "peak_mb")  # record fields that measure the run, not its result
@@ -106,7 +106,7 @@ def test_each_worker_runs_its_shard_of_cells_on_one_gpu_of_its_own(run_grid, mon
 
 
 def test_the_cells_teachers_are_trained_once_before_the_workers(run_grid, tmp_path, monkeypatch):
-    from tsgd_core import experiments
+    from tsgd_core.grid import experiments
 
     calls, threads = [], []
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tsgd_core.artifact import DistilledSet, load_distilled, save_distilled
 from tsgd_core.cli import kept_after_interrupt, main
-from tsgd_core.data import DataError
+from tsgd_core.data.artifact import DistilledSet, load_distilled, save_distilled
+from tsgd_core.data.clips import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--profile", "smoke", "--quiet"]
@@ -93,7 +93,7 @@ def test_bad_memory_limit_is_one_line_naming_mib(capsys, monkeypatch, value):
 
 
 def test_memory_limit_override_and_ulimit_are_read():
-    from tsgd_core import budget
+    from tsgd_core.runtime import budget
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TSGD_MEMORY_LIMIT_MB", "1.5")
@@ -191,7 +191,7 @@ def test_slight_rounding_past_the_pixel_range_is_accepted(tmp_path):
 
 def smoke_set(tmp: Path, **changes: object) -> Path:
     """A set of the smoke profile's classes and clip shape, as `tsgd distill --out` writes."""
-    from tsgd_core.experiments import RunSpec, load_data
+    from tsgd_core.grid.experiments import RunSpec, load_data
 
     data = load_data("smoke")
     k = data.num_classes
@@ -231,7 +231,7 @@ MISMATCHES = {  # name -> (changes made from the smoke data, text of the error)
 
 @pytest.mark.parametrize("case", sorted(MISMATCHES))
 def test_evaluate_refuses_a_mismatched_set_before_any_training(capsys, tmp_path, case):
-    from tsgd_core.experiments import load_data
+    from tsgd_core.grid.experiments import load_data
 
     make_changes, needle = MISMATCHES[case]
     changes = make_changes(load_data("smoke"))

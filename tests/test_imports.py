@@ -1,4 +1,7 @@
-"""The import graph of tsgd_core has no circle: dependencies point one way.
+"""The import graph of tsgd_core has no circle and no upward arrow: dependencies point one way.
+
+The package is a stack of rooms (`LAYERS`, bottom first); a module may import its own room and
+the rooms below it, never a room above.
 
 The graph is read from the source with `ast` (nothing is imported): every `from .x import`,
 `from tsgd_core.x import` and `import tsgd_core.x` statement of every module, at any depth,
@@ -11,6 +14,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = "tsgd_core"
+# the rooms, bottom first: runtime <- data <- training <- methods <- grid <- report <- cli
+LAYERS = ("runtime", "data", "training", "methods", "grid", "report", "cli")
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 
@@ -150,11 +155,11 @@ def _cycle_in(component: list[str], graph: dict[str, set[str]]) -> list[str]:
 
 def test_graph_reads_every_module():
     graph = import_graph()
-    assert f"{PACKAGE}.experiments" in graph
-    # a top-level import, a lazy one inside a function and a `from . import module` all count
-    assert f"{PACKAGE}.storage" in graph[f"{PACKAGE}.experiments"]
-    assert f"{PACKAGE}.artifact" in graph[f"{PACKAGE}.cli"]
-    assert f"{PACKAGE}.distributed" in graph[f"{PACKAGE}.train"]
+    assert f"{PACKAGE}.grid.experiments" in graph
+    # a top-level import, a lazy one inside a function and a `from .. import module` all count
+    assert f"{PACKAGE}.data.storage" in graph[f"{PACKAGE}.grid.experiments"]
+    assert f"{PACKAGE}.data.artifact" in graph[f"{PACKAGE}.cli"]
+    assert f"{PACKAGE}.runtime.distributed" in graph[f"{PACKAGE}.training.train"]
 
 
 def test_cycle_finder_names_a_cycle():
@@ -189,3 +194,47 @@ def test_no_import_cycles():
 def test_runtime_is_the_bottom_floor():
     """Seeds and devices, which every layer needs, depend on no other module of the package."""
     assert import_graph()[f"{PACKAGE}.runtime"] == set()
+
+
+def room_of(module: str) -> str | None:
+    """The room (first name below the package) a module lives in; None for the package root."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """`a -> b` for every import of a module in a higher room (the package root is the floor)."""
+    floor = {room: level for level, room in enumerate(LAYERS)}
+    found = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            here, there = room_of(module), room_of(target)
+            if there is None:
+                continue
+            if here is None or floor[there] > floor[here]:
+                found.append(f"{module} -> {target}")
+    return found
+
+
+def test_every_module_lives_in_a_known_room():
+    rooms = {room_of(module) for module in import_graph()} - {None}
+    assert rooms == set(LAYERS), f"rooms not in LAYERS: {sorted(rooms - set(LAYERS))}"
+
+
+def test_upward_finder_names_an_upward_import():
+    graph = {
+        f"{PACKAGE}.data.x": {f"{PACKAGE}.training.y", f"{PACKAGE}.runtime"},
+        f"{PACKAGE}.training.y": {f"{PACKAGE}.data.x", PACKAGE},
+        PACKAGE: set(),
+    }
+    assert upward_imports(graph) == [f"{PACKAGE}.data.x -> {PACKAGE}.training.y"]
+
+
+def test_no_upward_imports():
+    found = upward_imports(import_graph())
+    assert not found, (
+        "imports of a higher room (order "
+        + " <- ".join(LAYERS)
+        + "):\n"
+        + "\n".join("  " + arrow for arrow in found)
+    )

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from tsgd_core import experiments, ladder
+from tsgd_core.grid import experiments, ladder
 
 
 def test_each_rung_is_the_default_profile_at_another_clip_size():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from tsgd_core.models import MODELS, batchnorm_layers, build_model
+from tsgd_core.training.models import MODELS, batchnorm_layers, build_model
 
 
 @pytest.mark.parametrize("name", ["convnet3d", "r2plus1d", "c3d"])

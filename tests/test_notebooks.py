@@ -107,7 +107,7 @@ def assert_png(path: Path) -> None:
 @pytest.fixture(scope="module")
 def evaluated(workspace):
     """04_evaluate on the smoke TSGD spec, written where the grid would put it."""
-    from tsgd_core.experiments import spec_from_params
+    from tsgd_core.grid.experiments import spec_from_params
 
     spec = spec_from_params(profile="smoke", **SMOKE_SPEC)
     out = workspace / "runs" / "main" / spec.name()
@@ -175,7 +175,7 @@ def test_03_distill(workspace):
 
 @pytest.mark.notebooks
 def test_04_evaluate(evaluated):
-    from tsgd_core.experiments import RunSpec
+    from tsgd_core.grid.experiments import RunSpec
     from tsgd_core.report import spec_from_record
 
     spec, out = evaluated
@@ -209,7 +209,8 @@ def test_05_report(workspace, evaluated):
 
     import pandas as pd
 
-    from tsgd_core import experiments, report
+    from tsgd_core import report
+    from tsgd_core.grid import experiments
 
     spec, _ = evaluated
     # the random baseline's record, from the evaluation 04 cached: a second run in runs/
@@ -287,8 +288,8 @@ def outputs_text(executed: Path) -> str:
 def test_01_to_04_use_the_dataset_folder_they_are_given(workspace):
     from dataclasses import replace
 
-    from tsgd_core.datasets import DataSpec, write_video_tree
-    from tsgd_core.synthetic import make_motion_benchmark
+    from tsgd_core.data.datasets import DataSpec, write_video_tree
+    from tsgd_core.data.synthetic import make_motion_benchmark
 
     bench = make_motion_benchmark(3, 6, 1, 3, frames=8, height=16, width=16)
     names = [name.lower() for name in TREE_CLASSES]  # written as UCF101's CamelCase folders

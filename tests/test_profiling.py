@@ -2,7 +2,7 @@ import time
 
 import torch
 
-from tsgd_core.profiling import measure
+from tsgd_core.runtime.profiling import measure
 
 
 def test_measure_sees_new_memory_even_after_large_frees():

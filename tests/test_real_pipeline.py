@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tsgd_core.datasets import DataSpec, write_video_tree
+from tsgd_core.data.datasets import DataSpec, write_video_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_grid_on_a_ucf101_folder_to_a_finished_report(tmp_path):
     pytest.importorskip("papermill")
-    from tsgd_core import experiments
+    from tsgd_core.grid import experiments
 
     tree = write_video_tree(experiments.load_data("smoke"), tmp_path / "UCF101", "ucf101")
     assert {p.suffix for p in tree.rglob("v_*")} == {".mp4", ".avi"}

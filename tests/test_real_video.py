@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-import tsgd_core.real_video as rv
-from tsgd_core.data import DataError
-from tsgd_core.real_video import (
+import tsgd_core.data.real_video as rv
+from tsgd_core.data.clips import DataError
+from tsgd_core.data.real_video import (
     MINIUCF_CLASSES,
     SkippedVideoWarning,
     VideoDecodeError,
@@ -568,7 +568,7 @@ def test_capturing_fd2_while_sys_stderr_is_kept_visible_does_not_deadlock(monkey
     import sys
     import threading
 
-    from tsgd_core.real_video import _native_stderr_captured, _python_stderr_visible
+    from tsgd_core.data.real_video import _native_stderr_captured, _python_stderr_visible
 
     # a sys.stderr on fd 2, as in a terminal or run_grid's workers (pytest's capture is not)
     monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115

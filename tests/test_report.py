@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from tsgd_core import report
-from tsgd_core.artifact import DistilledSet
-from tsgd_core.data import ClipSet
-from tsgd_core.evaluate import EvalResult
-from tsgd_core.experiments import RunSpec, build_grid, record
-from tsgd_core.saliency import SaliencyConfig
+from tsgd_core.data.artifact import DistilledSet
+from tsgd_core.data.clips import ClipSet
+from tsgd_core.grid.experiments import RunSpec, build_grid, record
+from tsgd_core.training.evaluate import EvalResult
+from tsgd_core.training.saliency import SaliencyConfig
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CELL = re.compile(r"^\d+\.\d \[\d+\.\d, \d+\.\d\]$")
@@ -996,7 +996,7 @@ def test_the_best_method_leads_the_bullet():
 
 
 def write_ladder(path, rows, gains=None) -> None:
-    """ladder.csv as tsgd_core/ladder.py writes it (percent); `gains`: its gain columns, or none."""
+    """ladder.csv as tsgd_core/grid/ladder.py writes it (percent); `gains`: its gain columns, or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["size", "frames", "method", "ipc", "labels", "mean", "ci_low", "ci_high", "n"]
     table = pd.DataFrame(rows, columns=columns)
@@ -1153,7 +1153,7 @@ def test_the_pixel_change_figure(tmp_path):
 
 
 def test_the_ladder_line_reads_what_the_ladder_writes(tmp_path):
-    from tsgd_core.ladder import ladder_table
+    from tsgd_core.grid.ladder import ladder_table
 
     recs = draw_records("random", {0: [0.30, 0.32], 1: [0.34, 0.36]}) + draw_records(
         "tsgd", {0: [0.40, 0.42], 1: [0.40, 0.46]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tsgd_core.saliency import (
+from tsgd_core.training.saliency import (
     SaliencyConfig,
     frame_differences,
     frame_weights,

@@ -1,4 +1,4 @@
-"""Salient windows: real clips chosen and cut by TSGF saliency (tsgd_core.salient)."""
+"""Salient windows: real clips chosen and cut by TSGF saliency (tsgd_core.methods.salient)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from tsgd_core.data import ClipSet, UInt8Clips, from_uint8, to_uint8
-from tsgd_core.models import build_model
-from tsgd_core.runtime import derive_seed
-from tsgd_core.salient import (
+from tsgd_core.data.clips import ClipSet, UInt8Clips, from_uint8, to_uint8
+from tsgd_core.data.synthetic import make_motion_benchmark
+from tsgd_core.methods.salient import (
     SalientConfig,
     candidate_pool,
     frame_mass,
@@ -21,7 +20,8 @@ from tsgd_core.salient import (
     window_masses,
     window_view,
 )
-from tsgd_core.synthetic import make_motion_benchmark
+from tsgd_core.runtime import derive_seed
+from tsgd_core.training.models import build_model
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from tsgd_core.models import build_model
-from tsgd_core.selection import herding_order, kcenter_order, select_subset
+from tsgd_core.methods.selection import herding_order, kcenter_order, select_subset
+from tsgd_core.training.models import build_model
 
 
 def test_herding_matches_the_mean_greedily():
@@ -54,7 +54,7 @@ def test_bad_ipc_and_method_are_clear_errors(tiny_clips):
 
 
 def test_herding_draws_within_a_random_half_of_each_class_for_other_seeds(tiny_clips):
-    from tsgd_core.selection import select_indices, teacher_features
+    from tsgd_core.methods.selection import select_indices, teacher_features
 
     teacher = build_model("convnet3d", 2, tiny_clips.clip_shape, width=8, depth=2, seed=0)
     feats = teacher_features(teacher, tiny_clips.videos, device="cpu")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tsgd_core import stats
+from tsgd_core.grid import stats
 
 T_0975_DF4 = 2.7764451051977934  # Student-t 97.5 % quantile, 4 degrees of freedom (tables)
 T_0975_DF2 = 4.302652729911275
@@ -123,7 +123,7 @@ def test_difference_summary_reports_the_cluster_interval_and_the_alternatives():
 
 
 def test_a_difference_on_fewer_than_five_pairs_is_never_resolved():
-    from tsgd_core.stats import MIN_PAIRS, Interval, resolved
+    from tsgd_core.grid.stats import MIN_PAIRS, Interval, resolved
 
     assert resolved(0.1, 0.2) and resolved(0.1, 0.2, MIN_PAIRS)
     assert not resolved(0.1, 0.2, MIN_PAIRS - 1)

@@ -7,9 +7,8 @@ import math
 import pytest
 import torch
 
-from tsgd_core.data import DataError
-from tsgd_core.saliency import SaliencyConfig, frame_weights, window_correlation
-from tsgd_core.synthetic import (
+from tsgd_core.data.clips import DataError
+from tsgd_core.data.synthetic import (
     MOTION_CLASSES,
     benchmark_event_masks,
     describe_motion_classes,
@@ -18,6 +17,7 @@ from tsgd_core.synthetic import (
     render_motion_clips,
     split_seed,
 )
+from tsgd_core.training.saliency import SaliencyConfig, frame_weights, window_correlation
 
 
 def labels_for(classes: list[int], per_class: int) -> torch.Tensor:

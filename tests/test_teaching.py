@@ -14,9 +14,9 @@ import pytest
 import torch
 from test_notebooks import EXPECTED
 
-from tsgd_core.distill import TSGDConfig, distill_tsgd, initial_clips
-from tsgd_core.saliency import SaliencyConfig, frame_weights, saliency_map
-from tsgd_core.teacher import ModelConfig
+from tsgd_core.methods.distill import TSGDConfig, distill_tsgd, initial_clips
+from tsgd_core.training.saliency import SaliencyConfig, frame_weights, saliency_map
+from tsgd_core.training.teacher import ModelConfig
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -85,8 +85,8 @@ def test_03_recover_by_hand_is_distill_tsgd(tiny_clips, use_filter):
 
 
 def test_04_soft_label_step_is_the_library_student_loss(tiny_clips):
-    from tsgd_core.evaluate import StudentConfig, student_batch_loss
-    from tsgd_core.train import make_optimizer
+    from tsgd_core.training.evaluate import StudentConfig, student_batch_loss
+    from tsgd_core.training.train import make_optimizer
 
     soft_label_step = teaching_namespace("04_evaluate")["soft_label_step"]
     teacher = bn_teacher(tiny_clips.num_classes, tiny_clips.clip_shape)
@@ -115,7 +115,7 @@ def test_04_soft_label_step_is_the_library_student_loss(tiny_clips):
 
 @pytest.mark.parametrize("first_bn", [1.0, 10.0])
 def test_02_bn_loss_by_hand_is_the_library_bn_loss(tiny_clips, first_bn):
-    from tsgd_core.distill import attach_bn_hooks, bn_statistics_loss, remove_hooks
+    from tsgd_core.methods.distill import attach_bn_hooks, bn_statistics_loss, remove_hooks
 
     bn_loss_by_hand = teaching_namespace("02_teacher")["bn_loss_by_hand"]
     teacher = bn_teacher(tiny_clips.num_classes, tiny_clips.clip_shape)
@@ -138,7 +138,7 @@ def test_02_bn_loss_by_hand_is_the_library_bn_loss(tiny_clips, first_bn):
 
 @pytest.mark.slow
 def test_the_tutorial_profile_trains_a_teacher_well_above_chance(tmp_path):
-    from tsgd_core import experiments
+    from tsgd_core.grid import experiments
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a small network: one thread is fastest on a shared machine

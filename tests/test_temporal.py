@@ -2,10 +2,10 @@
 
 import pytest
 
-from tsgd_core.data import single_frame
-from tsgd_core.synthetic import make_motion_benchmark
-from tsgd_core.teacher import ModelConfig, train_teacher
-from tsgd_core.train import FitConfig
+from tsgd_core.data.clips import single_frame
+from tsgd_core.data.synthetic import make_motion_benchmark
+from tsgd_core.training.teacher import ModelConfig, train_teacher
+from tsgd_core.training.train import FitConfig
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from tsgd_core.models import build_model
 from tsgd_core.runtime import resolve_device
-from tsgd_core.train import FitConfig, accuracy, endless_batches, fit, total_steps
+from tsgd_core.training.models import build_model
+from tsgd_core.training.train import FitConfig, accuracy, endless_batches, fit, total_steps
 
 
 def test_fit_learns_motion_direction(tiny_clips, tiny_test_clips):
@@ -81,8 +81,8 @@ def test_resolve_device():
 def test_teacher_training_is_reproducible_and_records_its_thread_count():
     """Same seed and thread count: the same weights, bit for bit; the count is recorded
     because another count sums floats in another order (different weights)."""
-    from tsgd_core.synthetic import make_motion_benchmark
-    from tsgd_core.teacher import ModelConfig, train_teacher
+    from tsgd_core.data.synthetic import make_motion_benchmark
+    from tsgd_core.training.teacher import ModelConfig, train_teacher
 
     splits = make_motion_benchmark(
         num_classes=3,
@@ -117,8 +117,13 @@ def test_teacher_training_is_reproducible_and_records_its_thread_count():
 
 def test_a_teacher_trained_with_another_thread_count_is_another_cache_entry(tmp_path):
     """The cache must not hand back weights another thread count trained as if they were these."""
-    from tsgd_core.synthetic import make_motion_benchmark
-    from tsgd_core.teacher import ModelConfig, load_or_train_teacher, teacher_key, teacher_path
+    from tsgd_core.data.synthetic import make_motion_benchmark
+    from tsgd_core.training.teacher import (
+        ModelConfig,
+        load_or_train_teacher,
+        teacher_key,
+        teacher_path,
+    )
 
     splits = make_motion_benchmark(
         num_classes=2,

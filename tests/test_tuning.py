@@ -11,12 +11,12 @@ import pytest
 import torch
 from test_distill import make_teacher, random_clips
 
-from tsgd_core import experiments, tuning
-from tsgd_core.distill import TSGDConfig, distill_tsgd
-from tsgd_core.evaluate import StudentConfig, build_relabel_plan, evaluate_set
-from tsgd_core.experiments import RunSpec
-from tsgd_core.teacher import ModelConfig
-from tsgd_core.train import FitConfig
+from tsgd_core.grid import experiments, tuning
+from tsgd_core.grid.experiments import RunSpec
+from tsgd_core.methods.distill import TSGDConfig, distill_tsgd
+from tsgd_core.training.evaluate import StudentConfig, build_relabel_plan, evaluate_set
+from tsgd_core.training.teacher import ModelConfig
+from tsgd_core.training.train import FitConfig
 
 TABLE = {
     "smoke": {

@@ -1,6 +1,6 @@
 """The `tsgd` command line: data, teacher, distill, evaluate, export and grid.
 
-Every command is a thin layer over `tsgd_core.experiments` (and the modules it uses): it turns
+Every command is a thin layer over `tsgd_core.grid.experiments` (and the modules it uses): it turns
 flags into a `RunSpec` or a profile name, calls the library, prints a short summary and, when
 asked, writes one output file atomically. Bad input (an IPC a class cannot give, a missing
 file, a teacher for other classes, an unwritable output, a request too large for memory, ...)
@@ -9,11 +9,11 @@ wherever it can be; an unexpected failure is one ``tsgd: internal error: ...`` l
 1 (``TSGD_DEBUG=1`` shows the traceback); Ctrl-C says what was kept and exits with 130.
 
 Under torchrun (`torchrun --nproc_per_node N -m tsgd_core.cli ...`) a command runs as one rank
-of the job (see `tsgd_core.distributed`): the work is split over the ranks, and rank 0 alone
+of the job (see `tsgd_core.runtime.distributed`): the work is split over the ranks, and rank 0 alone
 prints and writes files.
 
 Heavy modules (torch and everything that uses it) are imported when the parser is built, not
-at import time of this module; `tsgd_core.real_video` is imported only by `tsgd data --dataset`.
+at import time of this module; `tsgd_core.data.real_video` is imported only by `tsgd data --dataset`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .datasets import DATASET_KINDS
-from .experiments import DISTILL_SWITCHES
+from .data.datasets import DATASET_KINDS
+from .grid.experiments import DISTILL_SWITCHES
 
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
 SPEC_FLAGS = (
@@ -157,7 +157,7 @@ def probability(text: str) -> float:
 
 
 def frame_rate(text: str) -> float:
-    from .artifact import MAX_FPS, MIN_FPS
+    from .data.artifact import MAX_FPS, MIN_FPS
 
     value = _parsed(text, float)
     if not MIN_FPS <= value <= MAX_FPS:
@@ -192,14 +192,14 @@ def path_arg(text: str) -> str:
 
 def check_output(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
     """An output file with the right suffix, in a place we can write: checked before any work."""
-    from .storage import check_writable_file
+    from .data.storage import check_writable_file
 
     check_suffix(path, suffixes, flag)
     return check_writable_file(path, flag)
 
 
 def check_cache_dir(args: argparse.Namespace) -> None:
-    from .storage import check_writable_dir, sweep_cache
+    from .data.storage import check_writable_dir, sweep_cache
 
     check_writable_dir(args.cache_dir, "--cache-dir")
     sweep_cache(args.cache_dir)  # what a killed run (kill -9) left half-written
@@ -227,7 +227,7 @@ def class_count_text(counts: Sequence[int]) -> str:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    from .artifact import EXPORTERS
+    from .data.artifact import EXPORTERS
 
     if args.preview:
         check_output(args.preview, tuple(EXPORTERS), "--preview")
@@ -239,7 +239,7 @@ def cmd_data(args: argparse.Namespace) -> None:
         splits, descriptions = prepare_dataset(args, text, announce=False), {}
     print_splits(splits, descriptions)
     if args.preview:
-        from .artifact import export
+        from .data.artifact import export
 
         clips = preview_clips(splits.train, args.preview_clips)
         path = export(clips, args.preview, fps=args.fps, scale=args.scale)
@@ -250,8 +250,8 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def benchmark_splits(args: argparse.Namespace):
-    from .experiments import load_data
-    from .synthetic import describe_motion_classes
+    from .data.synthetic import describe_motion_classes
+    from .grid.experiments import load_data
 
     splits = load_data(args.profile, args.camera_shake)
     descriptions = describe_motion_classes(splits.num_classes)
@@ -260,7 +260,7 @@ def benchmark_splits(args: argparse.Namespace):
 
 def dataset_text(args: argparse.Namespace) -> str:
     """The DataSpec text of --dataset and its options ("" for the built-in benchmark)."""
-    from .datasets import DataSpec, clip_geometry
+    from .data.datasets import DataSpec, clip_geometry
 
     if args.dataset is None:
         for flag in DATASET_ONLY_FLAGS:
@@ -299,7 +299,7 @@ def dataset_text(args: argparse.Namespace) -> str:
 
 def prepare_dataset(args: argparse.Namespace, text: str, announce: bool = True):
     """Decode the dataset into the cache (parallel, resumable) before any training."""
-    from .datasets import DataSpec
+    from .data.datasets import DataSpec
 
     spec = DataSpec.from_text(text)
     splits = spec.load(args.cache_dir, progress=not args.quiet, workers=args.decode_workers)
@@ -337,10 +337,10 @@ def preview_clips(data: Any, per_class: int) -> Any:
 
 
 def cmd_teacher(args: argparse.Namespace) -> None:
-    from .experiments import get_teacher
+    from .data.storage import save_json
+    from .grid.experiments import get_teacher
     from .runtime import resolve_device
-    from .storage import save_json
-    from .teacher import teacher_path
+    from .training.teacher import teacher_path
 
     if args.out:
         check_output(args.out, (".json",), "--out")
@@ -391,7 +391,7 @@ def given_spec_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_spec(params: dict[str, Any]) -> Any:
     """A RunSpec, checked: method, IPC, profile, split and the saliency parameters."""
-    from .experiments import spec_from_params
+    from .grid.experiments import spec_from_params
 
     spec = spec_from_params(**params)
     spec.saliency()  # validates k, alpha, eps, beta, spatial_pool now, not after training
@@ -400,9 +400,9 @@ def build_spec(params: dict[str, Any]) -> Any:
 
 def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
     """IPC against the training split, before any teacher is trained (the data is cheap)."""
-    from .budget import check_distill_fits
-    from .experiments import get_profile, load_data
-    from .selection import SELECTION_METHODS, check_ipc
+    from .grid.experiments import get_profile, load_data
+    from .methods.selection import SELECTION_METHODS, check_ipc
+    from .runtime.budget import check_distill_fits
 
     train = load_data(
         spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
@@ -426,8 +426,8 @@ def spec_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    from .artifact import SUFFIX, save_distilled
-    from .experiments import distilled_path, get_teacher, make_distilled
+    from .data.artifact import SUFFIX, save_distilled
+    from .grid.experiments import distilled_path, get_teacher, make_distilled
     from .runtime import resolve_device
 
     if args.out:
@@ -478,8 +478,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         spec, ds, results = evaluate_new_spec(args)
     print_results(spec, results, time.perf_counter() - start)
     if args.out:
-        from .experiments import record
-        from .storage import save_json
+        from .data.storage import save_json
+        from .grid.experiments import record
 
         row = {
             **record(spec, ds, results),
@@ -499,7 +499,7 @@ def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def evaluate_new_spec(args: argparse.Namespace):
     """Distil (or load from the cache) the set of the spec flags, then evaluate it (cached)."""
-    from .experiments import evaluate_spec, make_distilled
+    from .grid.experiments import evaluate_spec, make_distilled
 
     spec = build_spec({**spec_params(args), **eval_overrides(args)})
     check_spec_data(spec, args.cache_dir)
@@ -537,8 +537,8 @@ def evaluate_artifact(args: argparse.Namespace):
     Evaluations are cached by the spec and the contents of the set, so an evaluation of the same
     file (or of the same clips under another name) is not repeated.
     """
-    from .artifact import load_distilled
-    from .experiments import evaluate_spec
+    from .data.artifact import load_distilled
+    from .grid.experiments import evaluate_spec
 
     path = Path(args.artifact)
     ds = load_distilled(path)
@@ -553,7 +553,7 @@ def evaluate_artifact(args: argparse.Namespace):
 def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace) -> None:
     """Before any teacher or student is trained: the set's classes and clip shape against the
     data of its spec, and the teacher it records against the one that would relabel it."""
-    from .experiments import load_data
+    from .grid.experiments import load_data
 
     data = load_data(
         spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=args.cache_dir
@@ -596,9 +596,9 @@ def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tup
     (without training it), and a CPU thread count that gives the `recorded` key, if one does."""
     import torch
 
-    from .experiments import teacher_recipe
+    from .grid.experiments import teacher_recipe
     from .runtime import resolve_device
-    from .teacher import teacher_key, training_threads
+    from .training.teacher import teacher_key, training_threads
 
     model_cfg, fit, balanced = teacher_recipe(spec.profile, data, spec.dataset)
 
@@ -626,7 +626,7 @@ def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .artifact import EXPORTERS, export, load_distilled
+    from .data.artifact import EXPORTERS, export, load_distilled
 
     check_output(args.out, tuple(EXPORTERS), "the output")
     ds = load_distilled(args.artifact)
@@ -639,7 +639,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_grid(args: argparse.Namespace) -> None:
-    from .experiments import build_dataset_grid
+    from .grid.experiments import build_dataset_grid
 
     text = dataset_text(args)
     groups = build_dataset_grid(args.profile, text, shake=args.shake).groups()
@@ -715,11 +715,11 @@ def add_spec_options(
     parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
 ) -> None:
     """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
-    from .distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
-    from .experiments import PIXEL_SOURCES, RunSpec
-    from .saliency import ALPHAS
-    from .salient import PACKINGS
-    from .salient import WINDOW_CHOICES as WINDOWS
+    from .grid.experiments import PIXEL_SOURCES, RunSpec
+    from .methods.distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
+    from .methods.salient import PACKINGS
+    from .methods.salient import WINDOW_CHOICES as WINDOWS
+    from .training.saliency import ALPHAS
 
     default = {f.name: f.default for f in fields(RunSpec)}
 
@@ -838,7 +838,7 @@ def add_dataset_options(
 
     `workers_flag` names the decoding threads' flag (run_grid's --workers are grid workers).
     """
-    from .real_video import BACKENDS
+    from .data.real_video import BACKENDS
 
     data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
     data.add_argument("--dataset", choices=DATASET_KINDS, help="use a real dataset from --root")
@@ -899,7 +899,7 @@ def add_dataset_options(
 
 
 def add_preview_options(parser: argparse.ArgumentParser) -> None:
-    from .artifact import MAX_FPS, MIN_FPS
+    from .data.artifact import MAX_FPS, MIN_FPS
 
     parser.add_argument(
         "--fps",
@@ -913,8 +913,8 @@ def add_preview_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .evaluate import LABEL_MODES
-    from .experiments import DEFAULT_SHAKE, METHODS, PROFILES
+    from .grid.experiments import DEFAULT_SHAKE, METHODS, PROFILES
+    from .training.evaluate import LABEL_MODES
 
     profiles, methods = tuple(PROFILES), tuple(METHODS)
     parser = _Parser(
@@ -1057,9 +1057,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> None:
     """Run the command; under torchrun as one rank of the job, with rank 0 printing and writing."""
-    from .budget import memory_limit_override
-    from .distributed import launched_by_torchrun, process_group
-    from .train import CHANNELS_LAST_ENV
+    from .runtime.budget import memory_limit_override
+    from .runtime.distributed import launched_by_torchrun, process_group
+    from .training.train import CHANNELS_LAST_ENV
 
     memory_limit_override()  # a bad TSGD_MEMORY_LIMIT_MB is one line before any work
     if getattr(args, "channels_last", False):
@@ -1110,7 +1110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def error_line(error: BaseException) -> tuple[int, str]:
     """The exit code and the one line for an exception that ends a command."""
-    from .data import DataError
+    from .data.clips import DataError
 
     if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
         return 2, (

@@ -268,3 +268,36 @@ def tensor_digest(*tensors: torch.Tensor | None) -> str:
         h.update(f"{tuple(t.shape)}{t.dtype}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- report files
+
+DPI = 120  # resolution of every written figure
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write `fig` as PNG atomically and close it."""
+    import matplotlib.pyplot as plt  # only the writers of figures need matplotlib
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write `text` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_table(table: Any, path_stem: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """`<stem>.md` (GitHub markdown) and `<stem>.csv` of a table."""
+    stem = Path(path_stem)
+    md = write_text(table.to_markdown() + "\n", stem.with_suffix(".md"))
+    csv = write_text(table.to_csv(), stem.with_suffix(".csv"))
+    return md, csv

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .artifact import DistilledSet
-from .data import ClipSet
-from .runtime import derive_seed, resolve_device
-from .saliency import SaliencyConfig, saliency_map
+from ..data.artifact import DistilledSet
+from ..data.clips import ClipSet
+from ..runtime import derive_seed, resolve_device
+from ..training.saliency import SaliencyConfig, saliency_map
 from .selection import check_ipc
 
 WINDOW_CHOICES = ("salient", "random")

@@ -29,14 +29,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed
-from .artifact import DistilledSet
-from .augment import AugmentConfig, diff_augment
-from .budget import check_distill_fits
-from .data import ClipSet
-from .models import batchnorm_layers
-from .runtime import derive_seed
-from .saliency import SaliencyConfig, lowpass_time, modulate_gradient, saliency_map
+from ..data.artifact import DistilledSet
+from ..data.clips import ClipSet
+from ..runtime import derive_seed, distributed
+from ..runtime.budget import check_distill_fits
+from ..training.augment import AugmentConfig, diff_augment
+from ..training.models import batchnorm_layers
+from ..training.saliency import SaliencyConfig, lowpass_time, modulate_gradient, saliency_map
 from .selection import random_indices
 
 INITS = ("real", "noise")

@@ -22,10 +22,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..data.storage import save_figure, save_json, write_table, write_text  # noqa: E402
 from . import experiments  # noqa: E402
 from .experiments import LADDER_RUNGS, RunSpec, ladder_profile, tuned_settings  # noqa: E402
 from .stats import two_level_interval  # noqa: E402
-from .storage import save_json  # noqa: E402
 from .tuning import run_specs, train_teachers  # noqa: E402
 
 METHODS = ("random", "tsgd", "sre2l")  # the start set and the two recovery methods, tuned
@@ -124,8 +124,6 @@ def rung_label(frames: int, size: int) -> str:
 
 def plot_ladder(table: pd.DataFrame, path: Path) -> Path:
     """Accuracy per rung, one panel per IPC, a line per method with 95 % intervals."""
-    from .report import save_figure
-
     ipcs = sorted(table["ipc"].unique())
     fig, axes = plt.subplots(1, len(ipcs), figsize=(5.5 * len(ipcs), 4), squeeze=False)
     rungs = table[["frames", "size"]].drop_duplicates().sort_values(["frames", "size"])
@@ -174,8 +172,6 @@ def ladder_sentences(table: pd.DataFrame) -> list[str]:
 
 
 def write_ladder(table: pd.DataFrame, records: list[dict[str, Any]], out: Path, wall: float):
-    from .report import write_table, write_text
-
     out.mkdir(parents=True, exist_ok=True)
     write_table(table.round(2).set_index("size"), out / "ladder")
     write_text(pd.DataFrame(records).to_csv(index=False), out / "all_runs.csv")

@@ -20,7 +20,7 @@ Both are affine in m_t per clip, so they rank frames alike (same `window_correla
 
 The saliency W' is used two ways: TSGFO multiplies the pixel gradient of a synthetic clip by it
 (`modulate_gradient`, optionally followed by `lowpass_time`), and TSGFA places student-time
-augmentations by it (see `tsgd_core.augment`).
+augmentations by it (see `tsgd_core.training.augment`).
 
 Known weakness, on purpose not hidden: raw frame differences cannot tell object motion from camera
 motion. A globally shaken camera makes D fire over the whole textured background, so W' spreads

@@ -35,10 +35,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
+from ..data.storage import save_figure, save_json, write_table, write_text  # noqa: E402
 from . import experiments  # noqa: E402
 from .experiments import TUNED_PATH, RunSpec  # noqa: E402
 from .stats import two_level_interval  # noqa: E402
-from .storage import save_json  # noqa: E402
 
 RECOVER_LRS = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)  # Adam on [0, 1] pixels
 # DM's SGD on pixels: its own range, spanning barely moving to several times the clips' motion
@@ -388,22 +388,12 @@ def plot_change_vs_accuracy(table: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    from .report import save_figure as save
-
-    out = save(fig, path)
-    plt.close(fig)
-    return out
-
-
 # ----------------------------------------------------------------------------- the stage
 
 
 def write_tables(table: pd.DataFrame, records: list[dict[str, Any]], out: Path) -> None:
     """tuning.csv / .md (one row per setting) and all_runs.csv (one row per run, with the pass
     it served), atomically."""
-    from .report import write_table, write_text
-
     out.mkdir(parents=True, exist_ok=True)
     table = table.astype({"iterations": "Int64", "n": int, "n_distill": int})
     write_table(table.round(3).set_index("method"), out / "tuning")
@@ -453,8 +443,6 @@ def readme_lines(table: pd.DataFrame) -> list[str]:
 
 
 def write_readme(table: pd.DataFrame, out: Path, invocations: list[dict[str, Any]]) -> Path:
-    from .report import write_text
-
     bullets = "\n".join(f"* {line}" for line in readme_lines(table))
     text = (
         "# Tuning on the validation split\n\n"

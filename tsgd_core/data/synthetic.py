@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from tsgd_core.data import ClipSet, DataError, Splits
+from .clips import ClipSet, DataError, Splits
 
 MOTION_CLASSES: tuple[str, ...] = (
     "translate_right",

@@ -54,9 +54,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
-from .budget import check_export_fits
-from .data import ClipSet, DataError, to_uint8
+from .. import __version__
+from ..runtime.budget import check_export_fits
+from .clips import ClipSet, DataError, to_uint8
 from .storage import atomic_path, discard_bad_entry, first_line, tensor_digest
 
 FORMAT = "tsgd.distilled"

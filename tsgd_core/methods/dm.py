@@ -25,10 +25,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .artifact import DistilledSet
-from .augment import AugmentConfig, diff_augment
-from .budget import check_distill_fits
-from .data import ClipSet
+from ..data.artifact import DistilledSet
+from ..data.clips import ClipSet
+from ..runtime import derive_seed
+from ..runtime.budget import check_distill_fits
+from ..training.augment import AugmentConfig, diff_augment
+from ..training.models import MODELS, build_model
 from .distill import (
     INITS,
     check_finite,
@@ -36,8 +38,6 @@ from .distill import (
     config_dict,
     initial_clips,
 )
-from .models import MODELS, build_model
-from .runtime import derive_seed
 
 Callback = Callable[[int, dict[str, float]], None]
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .artifact import DistilledSet
-from .data import ClipSet
-from .runtime import resolve_device
+from ..data.artifact import DistilledSet
+from ..data.clips import ClipSet
+from ..runtime import resolve_device
 
 SELECTION_METHODS = ("random", "herding", "kcenter")
 

@@ -23,12 +23,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed
+from ..data.clips import ClipSet
+from ..runtime import distributed, resolve_device
+from ..runtime.profiling import measure
 from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
-from .data import ClipSet
-from .profiling import measure
 from .relabel import hard_label_loss, mixed_label_targets, soft_label_loss, teacher_soft_labels
-from .runtime import resolve_device
 from .teacher import ModelConfig
 from .train import (
     BatchLoss,

@@ -19,9 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed
-from .data import ClipSet
-from .runtime import resolve_device
+from ..data.clips import ClipSet
+from ..runtime import distributed, resolve_device
 
 # Set to 1 to train in the channels_last_3d memory format on CUDA (often faster with cuDNN).
 CHANNELS_LAST_ENV = "TSGD_CHANNELS_LAST"
@@ -170,7 +169,7 @@ def fit(
     (inputs, targets) pairs that `batch_loss` understands, e.g. the prepared views of a
     relabel plan; `train` still sets the epoch length for `eval_every` and `epochs`.
     `data_parallel`: under torchrun, train with DDP, every rank on its share of each global
-    batch of cfg.batch_size (see tsgd_core.distributed); in one process it changes nothing.
+    batch of cfg.batch_size (see tsgd_core.runtime.distributed); in one process it changes nothing.
     """
     device = resolve_device(device)
     model.to(device)

@@ -31,20 +31,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from . import stats  # noqa: E402
-from .artifact import clip_grid_frames  # noqa: E402
-from .evaluate import LABEL_MODES  # noqa: E402
-from .experiments import (  # noqa: E402
+from ..data.artifact import clip_grid_frames  # noqa: E402
+from ..data.storage import DPI, atomic_path, save_figure, write_table, write_text  # noqa: E402, F401
+from ..grid import stats  # noqa: E402
+from ..grid.experiments import (  # noqa: E402
     DISTILL_SWITCHES,
     METHOD_LABELS,
     RunSpec,
     get_profile,
     spec_from_params,
 )
-from .saliency import SaliencyConfig, frame_weights, saliency_map  # noqa: E402
-from .storage import atomic_path  # noqa: E402
+from ..training.evaluate import LABEL_MODES  # noqa: E402
+from ..training.saliency import SaliencyConfig, frame_weights, saliency_map  # noqa: E402
 
-DPI = 120
 RUNSPEC_FIELDS = tuple(f.name for f in fields(RunSpec))
 # RunSpec fields the validation studies vary: records are grouped by them wherever they appear
 STUDY_FIELDS = ("iterations", "student_scale", "tsgfa_parts", "first_bn", "dm_lr")
@@ -1546,31 +1545,6 @@ def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int
 # ----------------------------------------------------------------------------- files
 
 
-def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
-    """Write `fig` as PNG atomically and close it."""
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
-
-
-def write_text(text: str, path: str | os.PathLike[str]) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def write_table(table: pd.DataFrame, path_stem: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """`<stem>.md` (GitHub markdown) and `<stem>.csv` of a table."""
-    stem = Path(path_stem)
-    md = write_text(table.to_markdown() + "\n", stem.with_suffix(".md"))
-    csv = write_text(table.to_csv(), stem.with_suffix(".csv"))
-    return md, csv
-
-
 # ----------------------------------------------------------------------------- figures
 
 
@@ -2699,7 +2673,7 @@ def readme_text(
             "Accuracies and differences in percent (points). Each difference pairs runs with the same "
             "distill seed and the same student seed; the 95 % interval is the t-interval over the "
             "per-distill-seed mean differences (with one distill seed: over student seeds), see "
-            "`tsgd_core/stats.py`. A difference is *resolved* only when its interval excludes 0 "
+            "`tsgd_core/grid/stats.py`. A difference is *resolved* only when its interval excludes 0 "
             f"and rests on at least {stats.MIN_PAIRS} pairs.\n\n"
         )
         for question, heading, what in QUESTIONS:

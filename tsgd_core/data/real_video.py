@@ -59,9 +59,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tsgd_core.budget import check_decode_fits
-from tsgd_core.data import ClipSet, DataError, Splits, UInt8Clips, stratified_split
-from tsgd_core.storage import atomic_path, config_key, save_json
+from ..runtime.budget import check_decode_fits
+from .clips import ClipSet, DataError, Splits, UInt8Clips, stratified_split
+from .storage import atomic_path, config_key, save_json
 
 KINDS: tuple[str, ...] = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")

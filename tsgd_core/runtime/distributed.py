@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .runtime import derive_seed
+from . import derive_seed
 
 T = TypeVar("T")
 

@@ -14,15 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed
+from ..data.clips import ClipSet, DataError, Splits
+from ..data.datasets import class_weights, splits_identity
+from ..data.storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
+from ..runtime import distributed, resolve_device
+from ..runtime.profiling import measure
 from .augment import student_augment
-from .data import ClipSet, DataError, Splits
-from .datasets import class_weights, splits_identity
 from .models import VideoClassifier, build_model
-from .profiling import measure
-from .runtime import resolve_device
-from .storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
-from .train import FitConfig, accuracy, cross_entropy_loss, fit
+from .train import FitConfig, accuracy, cross_entropy_loss, fit, predict_logits
 
 
 @dataclass
@@ -277,3 +276,57 @@ def check_teacher_matches(info: TeacherInfo, data: ClipSet) -> None:
             f"the teacher takes clips of shape {tuple(info.clip_shape)}, the data has "
             f"{tuple(data.clip_shape)}: train a teacher for this clip size"
         )
+
+
+# ----------------------------------------------------------------------------- teacher checks
+
+WEAK_VAL_ACC = 2.0  # warn below this multiple of chance
+WEAK_RECALL = 0.25  # warn when a class is recalled less than this fraction of the time
+FLAT_SOFT_LABELS = 1.5  # warn when the mean top soft probability is below this multiple of 1/K
+
+
+@torch.no_grad()
+def teacher_warnings(
+    teacher: torch.nn.Module, data: Any, tau: float, *, profile: str = "", device: str = "cpu"
+) -> list[str]:
+    """Why distilling from this teacher would mislead, on held-out clips (empty when fine).
+
+    Checks validation accuracy against chance, each class's recall, and how flat the soft
+    labels are at temperature `tau`; each message names the setting to change.
+    """
+    if len(data) == 0:
+        return []
+    k = data.num_classes
+    logits = predict_logits(teacher, data.videos, device=device)
+    pred = logits.argmax(1)
+    out = []
+    acc = float((pred == data.labels).float().mean())
+    where = f"profile {profile!r}" if profile else "the profile"
+    if acc < WEAK_VAL_ACC / k:
+        out.append(
+            f"the teacher is weak: {100 * acc:.1f} % on held-out clips, chance is {100 / k:.1f} %; "
+            f"give it more steps or a larger model ({where}: teacher_fit, teacher_model), or fewer classes (--classes)"
+        )
+    recall = [
+        float((pred[data.labels == c] == c).float().mean())
+        for c in range(k)
+        if (data.labels == c).any()
+    ]
+    names = [data.class_names[c] for c in range(k) if (data.labels == c).any()]
+    ignored = [
+        f"{n} ({100 * r:.0f} %)" for n, r in zip(names, recall, strict=True) if r < WEAK_RECALL
+    ]
+    if ignored:
+        out.append(
+            f"the teacher barely recognises {len(ignored)} class(es): {', '.join(ignored[:5])}; "
+            "add videos of those classes (--max-per-class), train longer, or leave them out (--classes)"
+        )
+    top = float(torch.softmax(logits / tau, dim=1).max(1).values.mean())
+    if top < FLAT_SOFT_LABELS / k:
+        out.append(
+            f"the teacher's soft labels are near uniform at tau {tau:g} (mean top probability "
+            f"{top:.2f}, uniform is {1 / k:.2f}), and soft-label students can collapse to one "
+            f"answer: lower the student's tau (StudentConfig.tau of {where}) or evaluate with "
+            "--labels hard"
+        )
+    return out

@@ -18,36 +18,35 @@ from typing import Any
 
 import torch
 
-from . import distributed
-from .artifact import DistilledSet
-from .augment import TSGFAConfig
-from .data import ClipSet, Splits
-from .datasets import (
+from ..data.artifact import DistilledSet
+from ..data.clips import ClipSet, Splits
+from ..data.datasets import (
     REAL_TEACHER_RECIPE,
     data_spec,
-    teacher_warnings,
     warn_about_teacher,
     with_budget,
 )
-from .distill import LR_SCHEDULES, TSGDConfig, distill_tsgd, initial_clips
-from .dm import DMConfig, distill_dm
-from .evaluate import EvalResult, StudentConfig, evaluate_set
-from .profiling import measure
-from .runtime import resolve_device
-from .saliency import SaliencyConfig
-from .salient import PACKINGS, WINDOW_CHOICES, SalientConfig, select_salient_windows
-from .selection import SELECTION_METHODS, select_subset
-from .storage import config_key, load_json_keyed, save_json_keyed
-from .synthetic import make_motion_benchmark
-from .teacher import (
+from ..data.storage import config_key, load_json_keyed, save_json_keyed
+from ..data.synthetic import make_motion_benchmark
+from ..methods.distill import LR_SCHEDULES, TSGDConfig, distill_tsgd, initial_clips
+from ..methods.dm import DMConfig, distill_dm
+from ..methods.salient import PACKINGS, WINDOW_CHOICES, SalientConfig, select_salient_windows
+from ..methods.selection import SELECTION_METHODS, select_subset
+from ..runtime import distributed, resolve_device
+from ..runtime.profiling import measure
+from ..training.augment import TSGFAConfig
+from ..training.evaluate import EvalResult, StudentConfig, evaluate_set
+from ..training.saliency import SaliencyConfig
+from ..training.teacher import (
     ModelConfig,
     TeacherInfo,
     check_teacher_matches,
     load_or_train_teacher,
     teacher_key,
+    teacher_warnings,
     training_threads,
 )
-from .train import FitConfig
+from ..training.train import FitConfig
 
 DISTILL_METHODS = ("dm", "sre2l", "tsgd")
 METHODS = (*SELECTION_METHODS, "salient", *DISTILL_METHODS)
@@ -224,7 +223,7 @@ PROFILES["real-cpu"] = Profile(
     dm_batch_real=16,
     ipcs=(1, 5),
 )
-# The resolution ladder (`./run_all.sh --ladder`, tsgd_core/ladder.py): the default benchmark
+# The resolution ladder (`./run_all.sh --ladder`, tsgd_core/grid/ladder.py): the default benchmark
 # and recipe at larger frames or more of them, each rung with a teacher of its own.
 LADDER_RUNGS = ((8, 16), (8, 32), (16, 16), (8, 64))  # (frames, pixels); the first is default
 
@@ -269,10 +268,10 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
-# The settings that the tuning stage (`./run_all.sh --tune`, tsgd_core/tuning.py) chose on the
+# The settings that the tuning stage (`./run_all.sh --tune`, tsgd_core/grid/tuning.py) chose on the
 # validation split, per profile, method variant and IPC: the defaults of every spec that leaves
 # them unset. Committed, so the default run reads what the last tuning chose.
-TUNED_PATH = Path(__file__).with_name("tuned.json")
+TUNED_PATH = Path(__file__).parents[1] / "tuned.json"  # package data, next to the rooms
 # RunSpec fields that tuning chooses (a spec that sets one explicitly keeps its own value)
 TUNED_FIELDS = ("lr", "iterations", "dm_lr", "window", "pack")
 
@@ -769,7 +768,7 @@ def make_distilled(
     spec: RunSpec, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> DistilledSet:
     """The distilled (or selected) set of `spec`, made once and then loaded from the cache."""
-    from .artifact import load_cached_distilled, save_cached_distilled
+    from ..data.artifact import load_cached_distilled, save_cached_distilled
 
     splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
     teacher, info = get_teacher(
@@ -958,7 +957,7 @@ def evaluate_spec(
 def eval_cache(spec: RunSpec, ds: DistilledSet, cache_dir: str | Path) -> tuple[Path, str]:
     """Where the evaluation of `ds` under `spec` is cached, and its key (a rebuilt set, with
     other contents, is evaluated again)."""
-    from .artifact import content_digest
+    from ..data.artifact import content_digest
 
     key = config_key(spec.eval_key(), content_digest(ds))
     return Path(cache_dir) / "evals" / f"{key}.json", key
@@ -969,7 +968,7 @@ def cached_record(
 ) -> dict[str, Any] | None:
     """The record of `spec` when its set and its evaluation are both in the cache, else None
     (nothing is trained or distilled)."""
-    from .artifact import load_cached_distilled
+    from ..data.artifact import load_cached_distilled
 
     key = expected_teacher_key(
         spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir, device=device
@@ -1245,7 +1244,7 @@ def single_frame_control(
     progress: bool = True,
 ) -> TeacherInfo:
     """The teacher's recipe on one (middle) frame per clip: near chance if classes live in motion."""
-    from .data import single_frame
+    from ..data.clips import single_frame
 
     prof = get_profile(profile)
     splits = single_frame(load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir))
