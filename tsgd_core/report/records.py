@@ -1,0 +1,317 @@
+"""Records of the grid: collect the flat `record.json` files, pool distill seeds, name rows."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections.abc import Mapping
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+
+from ..grid import stats
+from ..grid.experiments import (
+    DISTILL_SWITCHES,
+    METHOD_LABELS,
+    RunSpec,
+    spec_from_params,
+)
+from ..training.evaluate import LABEL_MODES
+
+RUNSPEC_FIELDS = tuple(f.name for f in fields(RunSpec))
+
+
+# RunSpec fields the validation studies vary: records are grouped by them wherever they appear
+STUDY_FIELDS = ("iterations", "student_scale", "tsgfa_parts", "first_bn", "dm_lr")
+
+
+CONFIG_FIELDS = tuple(dict.fromkeys((*RUNSPEC_FIELDS, *STUDY_FIELDS)))
+
+
+# selection of real clips (Salient windows keeps real footage too), then distillation
+BASELINES = ("random", "herding", "kcenter", "salient", "dm", "sre2l")
+
+
+TSGD_NO_TSGFA = "TSGD w/o TSGFA"
+
+
+FULL_DATA = "Full data (upper bound)"
+
+
+# table and legend order: selection, distillation, then the method itself
+METHOD_ORDER = (*(METHOD_LABELS[m] for m in BASELINES), TSGD_NO_TSGFA, METHOD_LABELS["tsgd"])
+
+
+# tab10 colours by position; Salient windows came later and takes olive, so the others keep theirs
+_TAB10 = colormaps["tab10"].colors
+
+
+METHOD_COLORS = {
+    **dict(zip((m for m in METHOD_ORDER if m != METHOD_LABELS["salient"]), _TAB10, strict=False)),
+    METHOD_LABELS["salient"]: _TAB10[8],
+}
+
+
+# switches whose default value defines "the method as published" (main table rows)
+VARIANT_FIELDS = DISTILL_SWITCHES
+
+
+SENSITIVITY_PARAMS = ("k", "eps", "beta", "alpha")
+
+
+PERCENT = 100.0  # tables and CSV files give accuracies and differences in percent (points)
+
+
+POOLED = "n_distill"  # the column that marks a frame already pooled over distill seeds
+
+
+_VARIANT_NAMES = {
+    ("init", "noise"): "noise init",
+    ("modulation", "frame"): "per-frame modulation",
+    ("lowpass", True): "+ temporal low-pass",
+    ("saliency_source", "real"): "saliency of the real init clip",
+    ("recover_augment", False): "recovery without augmentation",
+    ("train_pixels", "start"): "students on the start pixels",
+    ("label_pixels", "start"): "labels of the start pixels",
+}
+
+
+def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every `record.json` under `runs_dir` as one row; `group` is the first folder below it.
+
+    A run that appears in several groups (same `name`) is kept once, in `main` when it is there.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(
+            f"no runs folder at {runs_dir}: run the grid first (./run_all.sh) or pass runs_dir"
+        )
+    rows = []
+    for path in sorted(runs_dir.rglob("record.json")):
+        row = json.loads(path.read_text())
+        parts = path.relative_to(runs_dir).parts
+        row.setdefault("group", parts[0] if len(parts) > 2 else "")
+        row["record_path"] = str(path)
+        rows.append(row)
+    if not rows:
+        raise FileNotFoundError(
+            f"no record.json under {runs_dir}: run notebooks/04_evaluate.ipynb (or the grid) first"
+        )
+    rows.sort(key=lambda row: row["group"] != "main")  # stable: main first, then by path
+    df = pd.DataFrame(rows)
+    # a record written before a RunSpec field existed ran with that field's default
+    for f in fields(RunSpec):
+        if f.name not in df.columns and f.default is not MISSING:
+            df[f.name] = [f.default] * len(df)
+    return df.drop_duplicates(subset="name", keep="first").reset_index(drop=True)
+
+
+def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
+    """The RunSpec a flat record was made from (labels come back from "soft,hard")."""
+    # a field missing from some records is NaN in the DataFrame: leave it at its default
+    params = {
+        k: _plain(record[k]) for k in RUNSPEC_FIELDS if k in record and not _missing(record[k])
+    }
+    if isinstance(params.get("labels"), str):
+        params["labels"] = [x for x in params["labels"].split(",") if x]
+    return spec_from_params(**params)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (from a DataFrame row) to Python values, so RunSpec compares equal."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _normal(value: Any) -> Any:
+    """A JSON-able, comparable form of a record value (lists, None for missing)."""
+    value = _plain(value)
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_normal(v) for v in value]
+    return None if _missing(value) else value
+
+
+def config_id(record: Mapping[str, Any]) -> str:
+    """The configuration of a record, as JSON: its grid group and every RunSpec field except
+    `distill_seed` and `labels` (a draw evaluated with fewer label modes is the same
+    configuration: the main group's later draws are evaluated with soft labels alone)."""
+    spec = {f: _normal(record.get(f)) for f in CONFIG_FIELDS if f not in ("distill_seed", "labels")}
+    spec["group"] = _normal(record.get("group"))
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+def pool_records(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration, its distillation seeds pooled.
+
+    Per label mode L: `acc_L_mean` (mean of the distill-seed means), `acc_L_std` and
+    `acc_L_seeds` over every (distill seed, student seed) pair, `acc_L_n` (pairs),
+    `acc_L_ci_low` / `acc_L_ci_high` (`stats.two_level_interval`); `n_distill`,
+    `distill_seeds`, the mean distillation time, the largest peak memory, and `records` (the
+    raw records, for paired differences). A pooled frame is returned as it is.
+    """
+    if POOLED in df.columns:
+        return df
+    records = df.to_dict("records")
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_config.setdefault(config_id(rec), []).append(rec)
+    rows = [_pool(members) for members in by_config.values()]
+    columns = list(df.columns) + [c for c in (rows[0] if rows else {}) if c not in df.columns]
+    if not rows:
+        columns += [POOLED, "distill_seeds", "records"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _pool(members: list[dict[str, Any]]) -> dict[str, Any]:
+    row = dict(members[0])
+    seeds = sorted({stats.distill_seed_of(m) for m in members})
+    row.update(distill_seed=seeds[0], distill_seeds=seeds, n_distill=len(seeds), records=members)
+    evaluated = {mode for m in members for mode in str(m.get("labels") or "").split(",")}
+    row["labels"] = ",".join(mode for mode in LABEL_MODES if mode in evaluated)
+    for labels in LABEL_MODES:
+        row.update(_pooled_accuracy(members, labels))
+    row["distill_wall_s"] = _mean_of(members, "distill_wall_s", statistics.fmean)
+    row["distill_peak_mb"] = _mean_of(members, "distill_peak_mb", max)
+    if any("distill_final_loss" in m for m in members):
+        row["distill_final_loss"] = _mean_of(members, "distill_final_loss", statistics.fmean)
+    return row
+
+
+def _mean_of(members: list[dict[str, Any]], key: str, reduce: Any) -> float:
+    values = [float(m[key]) for m in members if not _missing(_plain(m.get(key)))]
+    return reduce(values) if values else math.nan
+
+
+def _pooled_accuracy(members: list[dict[str, Any]], labels: str) -> dict[str, Any]:
+    values = stats.seed_accuracies(members, labels)
+    interval = stats.two_level_interval(stats.by_distill_seed(values))
+    accs = list(values.values())
+    low, high = clip_accuracy_interval(interval.low, interval.high)
+    return {
+        f"acc_{labels}_mean": interval.mean,
+        f"acc_{labels}_std": statistics.stdev(accs)
+        if len(accs) > 1
+        else (0.0 if accs else math.nan),
+        f"acc_{labels}_seeds": accs,
+        f"acc_{labels}_n": interval.n,
+        f"acc_{labels}_n_distill": len({distill for distill, _ in values}),
+        f"acc_{labels}_ci_low": low,
+        f"acc_{labels}_ci_high": high,
+    }
+
+
+def clip_accuracy_interval(low: float, high: float, top: float = 1.0) -> tuple[float, float]:
+    """An accuracy interval kept inside [0, top] (fractions: 1, percent: 100); NaN stays NaN.
+
+    Only accuracies: a difference between two accuracies can be negative and is never clipped.
+    """
+
+    def clip(value: float) -> float:
+        value = float(value)
+        return value if math.isnan(value) else min(max(value, 0.0), top)
+
+    return clip(low), clip(high)
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    """The method's name in tables: METHOD_LABELS, and 'TSGD w/o TSGFA' for that switch."""
+    if row["method"] == "tsgd" and not row.get("tsgfa", True):
+        return TSGD_NO_TSGFA
+    return METHOD_LABELS[row["method"]]
+
+
+def is_default_variant(row: Mapping[str, Any]) -> bool:
+    """True when every TSGD switch (except TSGFA) is at its default: a main-table run."""
+    defaults = RunSpec()
+    return all(
+        _same(row.get(f, getattr(defaults, f)), getattr(defaults, f)) for f in VARIANT_FIELDS
+    )
+
+
+def _missing(value: Any) -> bool:
+    """None, or the NaN that pandas puts where a record has None."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
+    if isinstance(b, float) or isinstance(a, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return a == b
+
+
+def variant_label(row: Mapping[str, Any]) -> str:
+    """What a TSGD run changes relative to the full method, e.g. 'TSGD -TSGFO, noise init'."""
+    if row["method"] != "tsgd":
+        return METHOD_LABELS[row["method"]]
+    defaults = RunSpec()
+    switches = (("-TSGFO", row.get("tsgfo", True)), ("-TSGFA", row.get("tsgfa", True)))
+    changes = [name for name, on in switches if not on]
+    for f in VARIANT_FIELDS:
+        value = _plain(row.get(f, getattr(defaults, f)))
+        if f in ("tsgfo", "distill_seed") or _same(value, getattr(defaults, f)):
+            continue
+        changes.append(_VARIANT_NAMES.get((f, value), f"{f}={value}"))
+    if not changes:
+        return "TSGD (full)"
+    return "TSGD " + ", ".join(changes).replace(", -", " -")
+
+
+def _in_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The pooled runs of one grid group (empty when the records carry no such group)."""
+    runs = pool_records(df)
+    if "group" not in runs.columns:
+        return runs.iloc[0:0]
+    return runs[runs["group"] == group]
+
+
+def _test_runs(df: pd.DataFrame) -> pd.DataFrame:
+    runs = pool_records(df)
+    return runs[(runs["eval_split"] == "test") & (runs["camera_shake"] == 0)]
+
+
+def main_records(df: pd.DataFrame) -> pd.DataFrame:
+    """The main-table runs, pooled over distill seeds: test split, no camera shake, and the
+    `main` group when the records name groups (otherwise: default switches)."""
+    runs = _test_runs(df)
+    if "group" in runs.columns and (runs["group"] == "main").any():
+        runs = runs[runs["group"] == "main"].copy()
+    else:
+        runs = runs[_mask(runs, is_default_variant)].copy()
+    runs["row"] = [row_label(row) for _, row in runs.iterrows()]
+    return runs
+
+
+def _mask(df: pd.DataFrame, predicate: Any) -> pd.Series:
+    """predicate(row) for every row as a boolean Series (also for an empty frame)."""
+    return pd.Series([bool(predicate(row)) for _, row in df.iterrows()], index=df.index, dtype=bool)
+
+
+def _acc_columns(row: Mapping[str, Any], labels: str) -> tuple[float, float, list[float]]:
+    mean = row.get(f"acc_{labels}_mean")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return math.nan, math.nan, []
+    seeds = row.get(f"acc_{labels}_seeds")
+    return (
+        float(mean),
+        float(row[f"acc_{labels}_std"]),
+        list(seeds) if isinstance(seeds, list) else [],
+    )
+
+
+def _ci_columns(row: Mapping[str, Any], labels: str) -> dict[str, Any]:
+    """n, ci_low, ci_high of a pooled row's label mode."""
+    return {
+        "n": int(row.get(f"acc_{labels}_n", 0) or 0),
+        "ci_low": float(row.get(f"acc_{labels}_ci_low", math.nan)),
+        "ci_high": float(row.get(f"acc_{labels}_ci_high", math.nan)),
+    }
+
+
+RESULT_COLUMNS = ["mean", "std", "n", "ci_low", "ci_high"]

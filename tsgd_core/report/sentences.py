@@ -1,0 +1,639 @@
+"""Every sentence, phrase and formatted cell that states a number of the report.
+
+The one place where text about numbers is produced: the README, the headline and the notebooks
+take their words from here, so the text says what the numbers say."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..grid import stats
+from ..grid.experiments import (
+    METHOD_LABELS,
+)
+from ..training.evaluate import LABEL_MODES
+from .records import (
+    FULL_DATA,
+    PERCENT,
+    SENSITIVITY_PARAMS,
+    TSGD_NO_TSGFA,
+    _plain,
+    clip_accuracy_interval,
+    main_records,
+)
+from .studies import CONVERGED_POINTS, PLATEAU_POINTS, plateau_start
+from .tables import (
+    RANDOM,
+    TSGD,
+    _difference_cell,
+    _format_number,
+    _ordered,
+    _rank_of,
+    _setting,
+    _stored_diff,
+    _summary,
+    ablation_results,
+    controls_results,
+    difference_span,
+    main_results,
+    paired_summary,
+    sensitivity_results,
+    start_gains,
+)
+
+
+def teacher_warning(
+    test_acc: float, num_classes: int, profile: str, margin: float = 0.2
+) -> str | None:
+    """A notebook's early warning (markdown) when the teacher is within `margin` of chance, else None."""
+    chance = 1 / num_classes
+    if test_acc >= chance + margin:
+        return None
+    return (
+        f"**Warning:** the teacher reaches {100 * test_acc:.1f} % on the test split, within "
+        f"{100 * margin:.0f} points of chance ({100 * chance:.1f} %), at profile `{profile}`. Everything "
+        "below is distilled against or relabelled by a teacher that has not learned the motion, so "
+        'its numbers check the pipeline only: run with `profile = "tutorial"` (seconds) or '
+        '`"default"` to see the method work.'
+    )
+
+
+def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
+    """'45.2 ± 3.1' (accuracy in %, by default); '—' when there is no number."""
+    if mean is None or std is None or math.isnan(mean):
+        return "—"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def format_ci(mean: float, low: float, high: float, scale: float = 100.0, digits: int = 1) -> str:
+    """'45.2 [41.0, 49.4]' (mean and 95 % CI, in % by default); no brackets without an interval."""
+    if mean is None or math.isnan(mean):
+        return "—"
+    text = f"{mean * scale:.{digits}f}"
+    if math.isnan(low) or math.isnan(high):
+        return text
+    return f"{text} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+
+
+def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
+    """Methods x IPC: 'mean [95 % CI]' test accuracy (%) per label mode, distill time and memory.
+
+    Time and memory are those of the largest IPC; `full` adds the full-data row. Without
+    main-table runs (test split, no shake, main group) the table is empty.
+    """
+    results = main_results(df)
+    if results.empty:
+        return pd.DataFrame(index=pd.Index([], name="Method"))
+    ipcs = sorted(results["ipc"].unique())
+    top = ipcs[-1]
+    time_col, mem_col = f"distill time [s] (IPC {top})", f"peak memory [MiB] (IPC {top})"
+    rows = []
+    for method in _ordered(results["method"]):
+        mine = results[results["method"] == method]
+        row: dict[str, Any] = {"Method": method}
+        for ipc in ipcs:
+            for labels in LABEL_MODES:
+                hit = mine[(mine["ipc"] == ipc) & (mine["labels"] == labels)]
+                row[f"IPC {ipc} {labels}"] = (
+                    format_ci(*hit[["mean", "ci_low", "ci_high"]].iloc[0]) if len(hit) else "—"
+                )
+        at_top = mine[mine["ipc"] == top]
+        row[time_col] = _format_number(at_top["distill_wall_s"].iloc[0] if len(at_top) else None)
+        row[mem_col] = _format_number(at_top["distill_peak_mb"].iloc[0] if len(at_top) else None)
+        rows.append(row)
+    if full:
+        row = {"Method": FULL_DATA}
+        for ipc in ipcs:
+            for labels in LABEL_MODES:
+                s = _summary(full[labels]) if labels in full else None
+                row[f"IPC {ipc} {labels}"] = format_ci(s.mean, s.ci_low, s.ci_high) if s else "—"
+        row[time_col] = row[mem_col] = "—"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Method")
+
+
+def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
+    """Plain-language claims computed from `tsgd_verdicts` (an overall line, then one per IPC)."""
+    if verdicts.empty:
+        return ["There are no TSGD and baseline runs at a common IPC to compare."]
+    labels = verdicts["labels"].iloc[0]
+    n, wins = len(verdicts), int(verdicts["beats"].sum())
+    ipcs = ", ".join(str(i) for i in verdicts.loc[verdicts["beats"], "ipc"])
+    if wins == n:
+        overall = (
+            f"With {labels} labels, TSGD beats the best baseline at every IPC tested ({n} of {n})."
+        )
+    elif wins == 0:
+        overall = f"With {labels} labels, TSGD does not beat the best baseline at any IPC tested (0 of {n})."
+    else:
+        overall = (
+            f"With {labels} labels, TSGD beats the best baseline at {wins} of {n} IPCs (IPC {ipcs}) "
+            "and does not at the others."
+        )
+    lines = [overall]
+    for _, v in verdicts.iterrows():
+        tsgd = format_mean_std(v["tsgd_mean"], v["tsgd_std"])
+        best = format_mean_std(v["best_mean"], v["best_std"])
+        gap = 100 * v["gap"]
+        if v["beats"]:
+            verdict = f"TSGD is ahead by {gap:.1f} points"
+            verdict += (
+                "" if v["clear"] else ", less than one seed standard deviation (not a clear win)"
+            )
+        elif gap == 0:
+            verdict = "a tie"
+        else:
+            verdict = f"TSGD does not beat it: {-gap:.1f} points behind"
+        lines.append(
+            f"IPC {v['ipc']}: TSGD {tsgd}% vs best baseline {v['best_baseline']} {best}% — {verdict}."
+        )
+    return lines
+
+
+def difference_sentence(row: Mapping[str, Any], where: str) -> str:
+    """'the filter helps at IPC 5 (soft labels): +2.1 points [+0.4, +3.8] (15 pairs, 3 distill seeds).'"""
+    span = difference_span(row)
+    draws = int(row["n_distill"])
+    count = f"({row['n']} pairs, {draws} distill seed{'' if draws == 1 else 's'})"
+    if row["resolved"]:
+        up, down = row["verbs"]
+        verb = up if row["mean_diff"] > 0 else down
+        return f"{row['subject']} {verb} {where}: {span} {count}."
+    return f"not resolved {where}: {row['subject']} {span}, the interval includes 0 {count}."
+
+
+def difference_sentences(paired: pd.DataFrame, question: str) -> list[str]:
+    """One computed sentence per IPC and label mode for one question of `paired_difference_results`."""
+    lines = []
+    for _, row in paired[paired["question"] == question].iterrows():
+        where = f"at IPC {row['ipc']} ({row['labels']} labels)"
+        lines.append(_capitalised(difference_sentence(row, where)))
+    return lines
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def paired_markdown(paired: pd.DataFrame) -> pd.DataFrame:
+    """The paired differences as a readable table: 'diff [low, high]' in points."""
+    rows = [
+        {
+            "comparison": r["comparison"],
+            "IPC": r["ipc"],
+            "labels": r["labels"],
+            "difference [points], 95 % CI": format_ci(r["mean_diff"], r["ci_low"], r["ci_high"]),
+            "pairs": r["n"],
+            "distill seeds": r["n_distill"],
+            "resolved": "yes" if r["resolved"] else "no",
+        }
+        for _, r in paired.iterrows()
+    ]
+    return pd.DataFrame(rows).set_index("comparison") if rows else pd.DataFrame()
+
+
+def controls_markdown(results: pd.DataFrame) -> pd.DataFrame:
+    """`controls.md`: accuracy and both paired differences as 'value [low, high]'."""
+    rows = [
+        {
+            "method": r["method"],
+            "control": r["control"],
+            "IPC": r["ipc"],
+            "labels": r["labels"],
+            "accuracy [%], 95 % CI": format_ci(r["mean"], r["ci_low"], r["ci_high"]),
+            "− main cell [points]": _difference_cell(r, "vs_main"),
+            "− start set [points]": _difference_cell(r, "vs_start"),
+        }
+        for _, r in results.iterrows()
+    ]
+    return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
+
+
+def controls_sentences(results: pd.DataFrame) -> list[str]:
+    """One computed sentence per row of `controls_results`."""
+    lines = []
+    for _, r in results.iterrows():
+        where = f"{r['method']}, {r['control']} (IPC {r['ipc']}, {r['labels']} labels)"
+        parts = [f"{where}: {format_ci(r['mean'], r['ci_low'], r['ci_high'])} %"]
+        for prefix, other in (
+            ("vs_main", f"{r['method']}'s main cell"),
+            ("vs_start", f"the start set ({RANDOM}, same draws)"),
+        ):
+            diff = _stored_diff(r, prefix)
+            parts.append(
+                f"no pairs with {other}" if diff is None else paired_phrase("it", other, diff)
+            )
+        lines.append("; ".join(parts) + ".")
+    return lines
+
+
+def shake_sentences(shake: pd.DataFrame) -> list[str]:
+    """How the filter's effect (TSGD w/o TSGFA - SRe2L-style) changes when the camera shakes."""
+    lines = []
+    tsgd, sre2l = TSGD_NO_TSGFA, METHOD_LABELS["sre2l"]
+    for ipc in sorted(shake["ipc"].unique()):
+        at = shake[shake["ipc"] == ipc]
+        gaps = {}
+        for amount in sorted(at["camera_shake"].unique()):
+            cond = at[at["camera_shake"] == amount].set_index("method")["mean"]
+            if tsgd in cond and sre2l in cond:
+                gaps[amount] = round(100 * (cond[tsgd] - cond[sre2l]), 1)
+        if len(gaps) < 2 or 0.0 not in gaps:
+            continue
+        shaken = max(gaps)
+        lines.append(
+            f"IPC {ipc}: TSGD w/o TSGFA - SRe2L-style is {gaps[0.0]:+.1f} points without shake and "
+            f"{gaps[shaken]:+.1f} with shake {shaken:g} (soft labels): shake changes the "
+            f"filter's effect by {gaps[shaken] - gaps[0.0]:+.1f} points."
+        )
+    return lines
+
+
+def label_gain_sentences(df: pd.DataFrame) -> list[str]:
+    """TSGD's gain over the random real subset with soft and with hard labels, per IPC."""
+    results = main_results(df)
+    tsgd, rand = METHOD_LABELS["tsgd"], METHOD_LABELS["random"]
+    lines = []
+    for ipc in sorted(results["ipc"].unique()):
+        at = results[results["ipc"] == ipc].set_index(["method", "labels"])["mean"]
+        gains = {
+            labels: 100 * (at[(tsgd, labels)] - at[(rand, labels)])
+            for labels in LABEL_MODES
+            if (tsgd, labels) in at and (rand, labels) in at
+        }
+        if len(gains) == 2:
+            lines.append(
+                f"IPC {ipc}: TSGD minus a random real subset is {gains['soft']:+.1f} points with "
+                f"soft labels and {gains['hard']:+.1f} with hard labels."
+            )
+    return lines
+
+
+def recover_sentences(table: pd.DataFrame) -> list[str]:
+    """Where each recover curve reaches its plateau (within PLATEAU_POINTS of its best)."""
+    lines = []
+    for (method, init, labels), sub in table.groupby(["method", "init", "labels"], sort=False):
+        sub = sub.dropna(subset=["iterations"]).sort_values("iterations")
+        if len(sub) < 2:
+            continue
+        means, its = list(PERCENT * sub["mean"]), list(sub["iterations"])
+        best = max(means)
+        reached = plateau_start(its, means, PLATEAU_POINTS)
+        if reached is None:  # e.g. best at the start set, then recovery pulls it down
+            plateau = (
+                f"its best is {best:.1f}% at {its[means.index(best)]:g} iterations and it ends "
+                f"{best - means[-1]:.1f} points below that"
+            )
+        else:
+            plateau = (
+                f"within {PLATEAU_POINTS:g} point of its best ({best:.1f}%) from {reached:g} "
+                "iterations on"
+            )
+        line = (
+            f"{method}, {init} init ({labels} labels): {means[0]:.1f}% at {its[0]:g} iterations, "
+            f"{means[-1]:.1f}% at {its[-1]:g}; {plateau}; the last step ({its[-2]:g} -> "
+            f"{its[-1]:g}) moves it by {means[-1] - means[-2]:+.1f} points"
+        )
+        losses = list(sub["final_loss"])
+        if not any(math.isnan(v) for v in (losses[0], losses[-1])):
+            line += f"; final recover loss {losses[0]:.3g} -> {losses[-1]:.3g}"
+        lines.append(line + ".")
+    return lines
+
+
+def convergence_sentences(doublings: pd.DataFrame) -> list[str]:
+    """'Random (IPC 5, soft labels): doubling the student steps (1x -> 2x) moves ... : under 1 point.'"""
+    lines = []
+    for _, r in doublings.iterrows():
+        verdict = (
+            f"under {CONVERGED_POINTS:g} point: converged at {r['from_scale']:g}x"
+            if r["converged"]
+            else f"{CONVERGED_POINTS:g} point or more: not converged at {r['from_scale']:g}x"
+        )
+        lines.append(
+            f"{r['method']} (IPC {r['ipc']}, {r['labels']} labels): doubling the student steps "
+            f"({r['from_scale']:g}x -> {r['to_scale']:g}x) moves validation accuracy by "
+            f"{PERCENT * r['mean_diff']:+.1f} points "
+            f"[{PERCENT * r['ci_low']:+.1f}, {PERCENT * r['ci_high']:+.1f}]: {verdict}."
+        )
+    return lines
+
+
+def choice_sentences(table: pd.DataFrame, what: str) -> list[str]:
+    """Per label mode: the reference choice, then each other choice's paired difference to it."""
+    lines = []
+    for labels in LABEL_MODES:
+        sub = table[table["labels"] == labels]
+        if sub.empty:
+            continue
+        ref = sub[sub["choice"] == sub["reference"].iloc[0]].iloc[0]
+        lines.append(
+            f"{what}, {labels} labels: reference {ref['choice']} "
+            f"{format_ci(ref['mean'], ref['ci_low'], ref['ci_high'])}% on validation"
+        )
+        for _, r in sub[sub["choice"] != ref["choice"]].iterrows():
+            state = "resolved" if r["resolved"] else "not resolved"
+            lines.append(
+                f"{what}, {labels} labels: {r['choice']} {format_ci(r['mean'], r['ci_low'], r['ci_high'])}%, "
+                f"{PERCENT * r['mean_diff']:+.1f} points vs {ref['choice']} "
+                f"[{PERCENT * r['diff_low']:+.1f}, {PERCENT * r['diff_high']:+.1f}] ({state})"
+            )
+    return lines
+
+
+LADDER_CSV = Path("ladder") / "ladder.csv"  # beside the profiles' folders: reports/ladder/
+
+
+LADDER_COLUMNS = ("size", "frames", "method", "ipc", "labels", "mean", "ci_low", "ci_high", "n")
+
+
+LADDER_HINT = "the resolution ladder has not been run (`./run_all.sh --ladder`)"
+
+
+def direction(points: float) -> str:
+    """'above', 'below' or 'level with' for a difference in points, read from the number as
+    printed to 0.1 points (level with: |difference| < 0.05, which prints as 0.0)."""
+    shown = float(f"{points:.1f}")
+    return "above" if shown > 0 else "below" if shown < 0 else "level with"
+
+
+def gap_words(points: float) -> str:
+    """'3.1 points above', '0.4 points below' or 'level with': the sign lives in the word."""
+    word = direction(points)
+    return word if word == "level with" else f"{abs(points):.1f} points {word}"
+
+
+def headline_resolved(diff: Mapping[str, Any]) -> bool:
+    """A paired difference (fractions) is resolved in the headline when its interval excludes 0,
+    it rests on at least stats.MIN_PAIRS pairs and it is not level (it prints as non-zero)."""
+    return (
+        stats.resolved(float(diff["ci_low"]), float(diff["ci_high"]), int(diff["n"]))
+        and direction(PERCENT * float(diff["mean_diff"])) != "level with"
+    )
+
+
+def paired_phrase(a: str, b: str, diff: Mapping[str, Any]) -> str:
+    """'TSGD is 10.9 points below Random: -10.9 points [-13.1, -8.6], 15 pairs, resolved'."""
+    n = int(diff["n"])
+    verdict = "resolved" if headline_resolved(diff) else "not resolved"
+    return (
+        f"{a} is {gap_words(PERCENT * float(diff['mean_diff']))} {b}: {difference_span(diff)}, "
+        f"{n} pair{'' if n == 1 else 's'}, {verdict}"
+    )
+
+
+def unpaired_phrase(a: str, b: str, points: float) -> str:
+    """'DM is 1.2 points above Herding in mean, not paired (different draws)'."""
+    return f"{a} is {gap_words(points)} {b} in mean, not paired (different draws)"
+
+
+def accuracy_phrase(name: str, mean: float, low: float, high: float) -> str:
+    """'TSGD 31.0 [28.9, 33.1] %' (an accuracy in fractions, its 95 % interval)."""
+    return f"{name} {format_ci(mean, low, high)} %"
+
+
+def best_phrase(
+    best: Mapping[str, Any], runner_up: Mapping[str, Any] | None, lead: Mapping[str, Any] | None
+) -> str:
+    """The best method of a cell, and its paired lead over the runner-up ('not paired' when the
+    two share no draw: then the gap of their means)."""
+    text = "best: " + accuracy_phrase(best["method"], best["mean"], best["ci_low"], best["ci_high"])
+    if runner_up is None:
+        return text + " (the only method here)"
+    other = (
+        f"{runner_up['method']} (runner-up, "
+        f"{format_ci(runner_up['mean'], runner_up['ci_low'], runner_up['ci_high'])} %)"
+    )
+    if lead is None:
+        gap = PERCENT * (float(best["mean"]) - float(runner_up["mean"]))
+        return f"{text}; {unpaired_phrase(best['method'], other, gap)}"
+    return f"{text}; {paired_phrase(best['method'], other, lead)}"
+
+
+def start_gain_phrase(name: str, gain: Mapping[str, Any] | None) -> str:
+    """'TSGD (lr 0.05, 400 iterations) is 10.9 points below its start set (Random, same draws): ...'."""
+    start = f"its start set ({RANDOM}, same draws)"
+    if gain is None:
+        return f"{name} shares no pair with {start}"
+    return paired_phrase(name, start, gain)
+
+
+def tuned_name(row: Mapping[str, Any]) -> str:
+    """'TSGD (lr 0.05, 400 iterations)': the method with the recovery settings its records used."""
+    lr, its = _setting(row, "lr_used", None), _setting(row, "iterations_used", None)
+    used = [f"lr {float(lr):g}"] if lr is not None else []
+    used += [f"{int(its)} iterations"] if its is not None else []
+    return f"{row['row']} ({', '.join(used)})" if used else str(row["row"])
+
+
+def headline_bullet(
+    ipc: int,
+    labels: str,
+    cell: pd.DataFrame,
+    runs: Mapping[str, Mapping[str, Any]],
+    gains: pd.DataFrame,
+) -> str:
+    """One headline bullet: the best method, TSGD against its start set, Salient windows against
+    the selections of real clips. `cell`: `main_results` rows of this IPC and label mode; `runs`:
+    the pooled main rows of this IPC by method; `gains`: `start_gains`."""
+    ranked = cell.assign(_rank=cell["method"].map(_rank_of)).sort_values(
+        ["mean", "_rank"], ascending=[False, True]
+    )
+    best = ranked.iloc[0]
+    runner_up = ranked.iloc[1] if len(ranked) > 1 else None
+    lead = (
+        paired_summary(runs.get(best["method"]), runs.get(runner_up["method"]), labels)
+        if runner_up is not None
+        else None
+    )
+    parts = [best_phrase(best, runner_up, lead)]
+    if TSGD in runs and (cell["method"] == TSGD).any():
+        gain = gains[
+            (gains["method"] == TSGD) & (gains["ipc"] == ipc) & (gains["labels"] == labels)
+        ]
+        parts.append(start_gain_phrase(tuned_name(runs[TSGD]), gain.iloc[0] if len(gain) else None))
+    salient, means = METHOD_LABELS["salient"], cell.set_index("method")["mean"]
+    if salient in runs and salient in means:
+        for other in (RANDOM, METHOD_LABELS["herding"], METHOD_LABELS["kcenter"]):
+            if other not in runs or other not in means:
+                continue
+            diff = paired_summary(runs[salient], runs[other], labels)
+            parts.append(
+                paired_phrase(salient, other, diff)
+                if diff is not None
+                else unpaired_phrase(salient, other, PERCENT * (means[salient] - means[other]))
+            )
+    return f"**IPC {ipc}, {labels} labels.** " + ". ".join(_capitalised(p) for p in parts) + "."
+
+
+def _shown(value: Any) -> str:
+    """A ladder key as written: 32 rather than 32.0; text as it is."""
+    value = _plain(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def ladder_phrase(
+    size: Any, frames: Any, ipc: Any, labels: str, tsgd: Mapping[str, Any], start: Mapping[str, Any]
+) -> str:
+    """'8x32x32 clips, IPC 1 (soft labels): TSGD 20.1 [18.0, 22.2] % is 3.0 points below the start
+    set's 23.1 [21.0, 25.2] %' (ladder numbers are in percent), then TSGD's paired gain over the
+    start set where the ladder has it (' (paired gain -3.0 points [-5.0, -1.0])')."""
+
+    def acc(row: Mapping[str, Any]) -> str:
+        low, high = clip_accuracy_interval(row["ci_low"], row["ci_high"], top=PERCENT)
+        return format_ci(float(row["mean"]), low, high, scale=1.0) + " %"
+
+    points = float(tsgd["mean"]) - float(start["mean"])
+    text = (
+        f"{_shown(frames)}x{_shown(size)}x{_shown(size)} clips, IPC {_shown(ipc)} ({labels} "
+        f"labels): {TSGD} {acc(tsgd)} is {gap_words(points)} the start set's {acc(start)}"
+    )
+    gain = {k: _setting(tsgd, f"gain_{k}", math.nan) for k in ("vs_start", "ci_low", "ci_high")}
+    if math.isnan(float(gain["vs_start"])):
+        return text
+    names = {"vs_start": "mean_diff", "ci_low": "ci_low", "ci_high": "ci_high"}
+    span = difference_span({names[k]: float(v) / PERCENT for k, v in gain.items()})
+    return f"{text} (paired gain {span})"
+
+
+def ladder_line(path: str | os.PathLike[str] | None) -> str:
+    """The headline's line on the resolution ladder (`reports/ladder/ladder.csv`, in percent):
+    TSGD's mean against its start set's (Random) per rung, IPC and label mode."""
+    if path is None or not Path(path).is_file():
+        return _capitalised(LADDER_HINT) + "."
+    ladder = pd.read_csv(path)
+    missing = [c for c in LADDER_COLUMNS if c not in ladder.columns]
+    if missing:
+        return (
+            f"The resolution ladder's `{Path(path).name}` lacks the columns {', '.join(missing)}."
+        )
+    ladder = ladder.assign(method=[METHOD_LABELS.get(str(m), str(m)) for m in ladder["method"]])
+    parts = []
+    for (frames, size, ipc), sub in ladder.groupby(["frames", "size", "ipc"], sort=True):
+        for labels in dict.fromkeys([*LABEL_MODES, *map(str, sub["labels"])]):
+            at = sub[sub["labels"].astype(str) == labels]
+            tsgd, start = at[at["method"] == TSGD], at[at["method"] == RANDOM]
+            if len(tsgd) and len(start):
+                parts.append(ladder_phrase(size, frames, ipc, labels, tsgd.iloc[0], start.iloc[0]))
+    if not parts:
+        return "The resolution ladder has no TSGD and start-set (Random) rows at a common size and IPC."
+    return (
+        "Resolution ladder (frames x pixels; TSGD's mean against its start set's, each with its "
+        "95 % interval): " + "; ".join(parts) + "."
+    )
+
+
+def headline_lines(
+    df: pd.DataFrame,
+    paired: pd.DataFrame | None = None,
+    ladder_csv: str | os.PathLike[str] | None = None,
+) -> list[str]:
+    """The README's headline: one bullet per (IPC, label mode) of the main table, then the ladder's."""
+    results = main_results(df)
+    runs = main_records(df)
+    gains = start_gains(df, paired)
+    lines = []
+    for ipc in sorted(results["ipc"].unique()):
+        at = {r["row"]: r for _, r in runs[runs["ipc"] == ipc].iterrows()}
+        for labels in LABEL_MODES:
+            cell = results[(results["ipc"] == ipc) & (results["labels"] == labels)]
+            if len(cell):
+                lines.append(headline_bullet(int(ipc), labels, cell, at, gains))
+    lines.append(ladder_line(ladder_csv))
+    return lines
+
+
+def _image(alt: str, path: Path | None, base: Path) -> str:
+    if path is None:
+        return ""
+    return f"![{alt}]({Path(os.path.relpath(path, base)).as_posix()})\n"
+
+
+def _bullets(lines: Sequence[str]) -> str:
+    return "".join(f"- {line}\n" for line in lines)
+
+
+def ablation_sentences(df: pd.DataFrame, labels: str = "soft") -> list[str]:
+    """Each variant's accuracy relative to the full TSGD at the ablation IPC."""
+    table = ablation_results(df)
+    table = table[table["labels"] == labels].set_index("variant")
+    if "TSGD (full)" not in table.index:
+        return []
+    base = table.loc["TSGD (full)", "mean"]
+    lines = []
+    for variant, row in table.drop(index="TSGD (full)").iterrows():
+        gap = 100 * (row["mean"] - base)
+        lines.append(
+            f"{variant}: {format_mean_std(row['mean'], row['std'])}% ({gap:+.1f} points vs full TSGD)"
+        )
+    return lines
+
+
+def sensitivity_sentences(df: pd.DataFrame) -> list[str]:
+    """The best value of each filter parameter on the validation split, and how much it matters."""
+    table = sensitivity_results(df)
+    lines = []
+    for param in SENSITIVITY_PARAMS:
+        sub = table[table["param"] == param]
+        if len(sub) < 2:
+            continue
+        spread = 100 * (sub["mean"].max() - sub["mean"].min())
+        values = ", ".join(str(v) for v in sub["value"])
+        if spread < 0.05:
+            lines.append(f"{param}: no difference on validation over {param} = {values}")
+            continue
+        best = sub.loc[sub["mean"].idxmax()]
+        lines.append(
+            f"{param}: best on validation {param}={best['value']} "
+            f"({format_mean_std(best['mean'], best['std'])}%), spread {spread:.1f} points "
+            f"over {param} = {values}"
+        )
+    return lines
+
+
+def headline_text(
+    df: pd.DataFrame, paired: pd.DataFrame, ladder_csv: str | os.PathLike[str] | None
+) -> str:
+    """The README's opening: `headline_lines` under a line saying how to read them."""
+    return (
+        "**Headline** (computed from the tables below; test split, accuracies in %, differences "
+        "in points with their 95 % interval, paired by distill and student seed; *resolved*: the "
+        f"interval excludes 0 and rests on at least {stats.MIN_PAIRS} pairs):\n\n"
+        + _bullets(headline_lines(df, paired, ladder_csv))
+        + "\n"
+    )
+
+
+def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
+    """The README's "Pixels or labels?" section: the controls table, its sentences, the figure."""
+    results = controls_results(df)
+    text = ["\n## Pixels or labels?\n\n"]
+    if results.empty:
+        text.append(
+            "The records carry no `controls` group: the pixels-or-labels controls were not run.\n"
+        )
+    else:
+        text.append(
+            "Test split. Each control changes one thing against its method's main cell: the "
+            "students train on the recovered pixels with the soft labels the teacher gives the "
+            "start pixels, or on the start pixels with the labels of the recovered pixels, or the "
+            "set is recovered without augmentation. Paired differences (same distill and student "
+            "seed) against the method's main cell and against the start set (Random), in points "
+            f"(`controls.csv`); resolved: the interval excludes 0 and rests on at least "
+            f"{stats.MIN_PAIRS} pairs.\n\n"
+        )
+        text.append(controls_markdown(results).to_markdown() + "\n\n")
+        text.append(_bullets(controls_sentences(results)))
+    if figure is not None:
+        text.append(
+            "\nAccuracy against how far recovery moved the pixels, relative to the start clips' "
+            "own frame-to-frame motion (1: the update equals the clip's motion):\n\n"
+        )
+        text.append(_image("pixel change", figure, base))
+    return "".join(text)

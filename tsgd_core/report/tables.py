@@ -1,0 +1,654 @@
+"""Tables of results computed from pooled records: main results, paired differences, controls,
+ablation, sensitivity, shake and cost (numbers only; their text is in `sentences`)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import pandas as pd
+
+from ..grid import stats
+from ..grid.experiments import (
+    METHOD_LABELS,
+    RunSpec,
+)
+from ..training.evaluate import LABEL_MODES
+from .records import (
+    BASELINES,
+    FULL_DATA,
+    METHOD_ORDER,
+    PERCENT,
+    RESULT_COLUMNS,
+    SENSITIVITY_PARAMS,
+    TSGD_NO_TSGFA,
+    VARIANT_FIELDS,
+    _acc_columns,
+    _ci_columns,
+    _in_group,
+    _mask,
+    _missing,
+    _plain,
+    _same,
+    _test_runs,
+    clip_accuracy_interval,
+    is_default_variant,
+    main_records,
+    pool_records,
+    row_label,
+    variant_label,
+)
+
+
+def main_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Long numeric table of the main runs: one row per (method, IPC, label mode), pooled."""
+    out = []
+    for _, row in main_records(df).iterrows():
+        for labels in LABEL_MODES:
+            mean, std, _ = _acc_columns(row, labels)
+            if math.isnan(mean):
+                continue
+            out.append(
+                {
+                    "method": row["row"],
+                    "ipc": int(row["ipc"]),
+                    "labels": labels,
+                    "mean": mean,
+                    "std": std,
+                    **_ci_columns(row, labels),
+                    # the draws evaluated with these labels (hard: the first draw alone)
+                    "n_distill": int(row.get(f"acc_{labels}_n_distill", row["n_distill"])),
+                    "distill_wall_s": row.get("distill_wall_s"),
+                    "distill_peak_mb": row.get("distill_peak_mb"),
+                }
+            )
+    columns = [
+        "method",
+        "ipc",
+        "labels",
+        *RESULT_COLUMNS,
+        "n_distill",
+        "distill_wall_s",
+        "distill_peak_mb",
+    ]
+    return pd.DataFrame(out, columns=columns)
+
+
+class Summary(NamedTuple):
+    """Mean and std of a set of student accuracies, with the t-interval of the mean."""
+
+    mean: float
+    std: float
+    n: int = 0
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+
+
+def full_data_summary(results: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """{labels: (mean, std)} from `experiments.full_data_results` (EvalResult) or accuracy lists."""
+    return {labels: (s.mean, s.std) for labels, s in full_data_intervals(results).items()}
+
+
+def full_data_intervals(results: Mapping[str, Any]) -> dict[str, Summary]:
+    """{labels: Summary} (mean, std, n, t-interval over student seeds) of full-data results."""
+    out = {}
+    for labels, res in results.items():
+        accs = list(res.accs) if hasattr(res, "accs") else list(res)
+        mean, low, high = stats.mean_ci(accs)
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        out[labels] = Summary(mean, std, len(accs), *clip_accuracy_interval(low, high))
+    return out
+
+
+def _summary(value: Sequence[float]) -> Summary:
+    """A Summary from a Summary or a plain (mean, std) pair, its interval inside [0, 1]."""
+    s = value if isinstance(value, Summary) else Summary(*value)
+    return s._replace(
+        **dict(zip(("ci_low", "ci_high"), clip_accuracy_interval(s.ci_low, s.ci_high), strict=True))
+    )
+
+
+def _ordered(labels: Sequence[str]) -> list[str]:
+    rank = {name: i for i, name in enumerate(METHOD_ORDER)}
+    return sorted(set(labels), key=lambda name: (rank.get(name, len(rank)), name))
+
+
+MAIN_TABLE_COLUMNS = ["method", "ipc", "labels", *RESULT_COLUMNS, "n_distill"]
+
+
+# DD-Ranking-style columns after them: the gain over the start set, and how much of the full
+# data's hard-label accuracy the set leaves to recover
+GAIN_COLUMNS = ["gain_vs_start", "gain_ci_low", "gain_ci_high", "hard_label_recovery"]
+
+
+START_GAIN_COLUMNS = ["method", "ipc", "labels", "mean_diff", "ci_low", "ci_high", "n", "n_distill"]
+
+
+def start_gains(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each main method's paired difference to its start set, fractions: Random with the same
+    distill seed, IPC and label mode, paired by (distill seed, student seed) as
+    `paired_difference_results` pairs (Random itself has no row)."""
+    paired = paired_difference_results(df) if paired is None else paired
+    gains = paired[(paired["question"] == "vs_random") & (paired["b"] == RANDOM)]
+    return gains.rename(columns={"a": "method"}).reindex(columns=START_GAIN_COLUMNS)
+
+
+def _ipc_key(value: Any) -> int | None:
+    """An IPC as a dict key (None for the full-data rows' missing IPC)."""
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _gain_columns(
+    table: pd.DataFrame, gains: pd.DataFrame, full: Mapping[str, Sequence[float]]
+) -> dict[str, list[float]]:
+    """GAIN_COLUMNS (fractions) for the rows of `table`: NaN where there is no such number."""
+    by_key = {(r["method"], int(r["ipc"]), r["labels"]): r for _, r in gains.iterrows()}
+    hard = {
+        (m, _ipc_key(i)): float(v)
+        for m, i, lab, v in zip(
+            table["method"], table["ipc"], table["labels"], table["mean"], strict=True
+        )
+        if lab == "hard" and m != FULL_DATA
+    }
+    full_hard = _summary(full["hard"]).mean if "hard" in full else math.nan
+    out: dict[str, list[float]] = {col: [] for col in GAIN_COLUMNS}
+    for method, ipc, labels in zip(table["method"], table["ipc"], table["labels"], strict=True):
+        gain = by_key.get((method, _ipc_key(ipc), labels))
+        for col, src in zip(GAIN_COLUMNS[:3], ("mean_diff", "ci_low", "ci_high"), strict=True):
+            out[col].append(math.nan if gain is None else float(gain[src]))
+        out["hard_label_recovery"].append(full_hard - hard.get((method, _ipc_key(ipc)), math.nan))
+    return out
+
+
+def main_table_long(
+    df: pd.DataFrame,
+    full: Mapping[str, Sequence[float]] | None = None,
+    paired: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """`main_table.csv`: one row per (method, IPC, label mode); accuracies in percent.
+
+    mean: mean over distill seeds of the mean over student seeds; std: over all (distill seed,
+    student seed) pairs; n: pairs; ci_low / ci_high: the 95 % interval of `stats.two_level_interval`.
+    The full-data rows have no IPC and n_distill 0 (their interval is over student seeds).
+    Then, in points: gain_vs_start with gain_ci_low / gain_ci_high (`start_gains`: the method
+    minus its start set, paired; NaN for Random and the full-data rows) and hard_label_recovery
+    (full-data hard-label accuracy minus this method's at this IPC, on its soft and its hard row;
+    NaN where either is missing). `paired`: `paired_difference_results` when already computed.
+    """
+    results = main_results(df)
+    results = results.assign(
+        _rank=results["method"].map(_rank_of), _lrank=results["labels"].map(_label_rank)
+    ).sort_values(["_rank", "ipc", "_lrank"])
+    table = results.reindex(columns=MAIN_TABLE_COLUMNS)
+    rows = [table]
+    full = full or {}
+    for labels in [m for m in LABEL_MODES if m in full]:  # not the cache's key order
+        s = _summary(full[labels])
+        row = dict(zip(["mean", "std", "n", "ci_low", "ci_high"], s, strict=True))
+        rows.append(
+            pd.DataFrame(
+                [{"method": FULL_DATA, "ipc": None, "labels": labels, **row, "n_distill": 0}]
+            )
+        )
+    table = pd.concat([r for r in rows if not r.empty] or [table], ignore_index=True)
+    table = table.reindex(columns=MAIN_TABLE_COLUMNS)
+    table = table.assign(**_gain_columns(table, start_gains(df, paired), full))
+    table["ipc"] = table["ipc"].astype("Int64")
+    for col in ("mean", "std", "ci_low", "ci_high", *GAIN_COLUMNS):
+        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+    return table
+
+
+def _rank_of(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
+def _label_rank(labels: str) -> int:
+    return LABEL_MODES.index(labels) if labels in LABEL_MODES else len(LABEL_MODES)
+
+
+def _format_number(value: Any) -> str:
+    """Three significant digits, without exponents for the sizes seen here ('0.0123', '47.6', '1234')."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    value = float(value)
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
+    """Per IPC: TSGD against the best baseline (random, herding, k-center, DM, SRe2L-style).
+
+    `beats` is mean(TSGD) > mean(best baseline); `clear` also asks the gap to exceed the larger
+    of the two seed standard deviations.
+    """
+    results = main_results(df)
+    results = results[results["labels"] == labels]
+    tsgd, baseline_names = METHOD_LABELS["tsgd"], {METHOD_LABELS[m] for m in BASELINES}
+    out = []
+    for ipc in sorted(results["ipc"].unique()):
+        at = results[results["ipc"] == ipc]
+        mine, others = at[at["method"] == tsgd], at[at["method"].isin(baseline_names)]
+        if mine.empty or others.empty:
+            continue
+        best = others.loc[others["mean"].idxmax()]
+        gap = float(mine["mean"].iloc[0] - best["mean"])
+        out.append(
+            {
+                "ipc": int(ipc),
+                "labels": labels,
+                "tsgd_mean": float(mine["mean"].iloc[0]),
+                "tsgd_std": float(mine["std"].iloc[0]),
+                "best_baseline": best["method"],
+                "best_mean": float(best["mean"]),
+                "best_std": float(best["std"]),
+                "gap": gap,
+                "beats": gap > 0,
+                "clear": gap > max(float(mine["std"].iloc[0]), float(best["std"])),
+            }
+        )
+    columns = [
+        "ipc",
+        "labels",
+        "tsgd_mean",
+        "tsgd_std",
+        "best_baseline",
+        "best_mean",
+        "best_std",
+        "gap",
+        "beats",
+        "clear",
+    ]
+    return pd.DataFrame(out, columns=columns)
+
+
+RANDOM, SRE2L, TSGD = METHOD_LABELS["random"], METHOD_LABELS["sre2l"], METHOD_LABELS["tsgd"]
+
+
+# the sets that start from the random draw of the same distill seed
+OPTIMISED = (METHOD_LABELS["dm"], SRE2L, TSGD_NO_TSGFA, TSGD)
+
+
+# (question, a, b, subject, verbs when a - b is resolved above / below 0)
+COMPARISONS = (
+    ("filter", TSGD_NO_TSGFA, SRE2L, "the filter", ("helps", "hurts")),
+    ("tsgfa", TSGD, TSGD_NO_TSGFA, "TSGFA", ("helps", "hurts")),
+    (
+        "tsgd",
+        TSGD,
+        SRE2L,
+        "TSGD (filter and TSGFA)",
+        ("beats SRe2L-style", "falls below SRe2L-style"),
+    ),
+)
+
+
+PAIRED_COLUMNS = [
+    "question",
+    "comparison",
+    "ipc",
+    "labels",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_distill",
+    "resolved",
+    "ci_method",
+    "pairs_t_low",
+    "pairs_t_high",
+    "bootstrap_low",
+    "bootstrap_high",
+]
+
+
+def _comparisons(methods: Sequence[str]) -> list[tuple[str, str, str, str, tuple[str, str]]]:
+    """The fixed questions, then every other method against Random (its start set, if optimised)."""
+    out = list(COMPARISONS)
+    for method in _ordered(methods):
+        if method != RANDOM:
+            start = " (its start set)" if method in OPTIMISED else ""
+            out.append(
+                (
+                    "vs_random",
+                    method,
+                    RANDOM,
+                    method,
+                    (f"beats Random{start}", f"falls below Random{start}"),
+                )
+            )
+    return out
+
+
+def paired_difference_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Paired differences of the main runs at each IPC and label mode, with 95 % intervals.
+
+    Pairs share the distill seed and the student seed (`stats.paired_differences`); the
+    interval is `stats.difference_summary`'s. Differences are fractions (x100 = points);
+    `diffs` holds the per-pair differences, `subject`/`verbs` the words of the sentences, `a`
+    and `b` the two methods (the difference is a - b).
+    """
+    runs = main_records(df)
+    out = []
+    for ipc in sorted(runs["ipc"].unique()):
+        at = {row["row"]: row for _, row in runs[runs["ipc"] == ipc].iterrows()}
+        for question, a, b, subject, verbs in _comparisons(list(at)):
+            if a not in at or b not in at:
+                continue
+            for labels in LABEL_MODES:
+                pairs = stats.paired_differences(at[a]["records"], at[b]["records"], labels)
+                if pairs.empty:
+                    continue
+                out.append(
+                    {
+                        "question": question,
+                        "comparison": f"{a} − {b}",
+                        "ipc": int(ipc),
+                        "labels": labels,
+                        **stats.difference_summary(pairs),
+                        "subject": subject,
+                        "verbs": verbs,
+                        "diffs": list(pairs["diff"]),
+                        "a": a,
+                        "b": b,
+                    }
+                )
+    return pd.DataFrame(out, columns=[*PAIRED_COLUMNS, "subject", "verbs", "diffs", "a", "b"])
+
+
+def difference_span(diff: Mapping[str, Any], unit: str = " points") -> str:
+    """'+2.1 points [+0.4, +3.8]': a difference (fractions in, points out) with its interval."""
+    mean = f"{PERCENT * diff['mean_diff']:+.1f}{unit}"
+    if math.isnan(diff["ci_low"]) or math.isnan(diff["ci_high"]):
+        return f"{mean} (no interval: too few pairs)"
+    return f"{mean} [{PERCENT * diff['ci_low']:+.1f}, {PERCENT * diff['ci_high']:+.1f}]"
+
+
+def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
+    """`paired_differences.csv`: differences and intervals in percentage points, resolved yes/no."""
+    table = paired.reindex(columns=PAIRED_COLUMNS).copy()
+    for col in (
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "pairs_t_low",
+        "pairs_t_high",
+        "bootstrap_low",
+        "bootstrap_high",
+    ):
+        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+    table["resolved"] = ["yes" if r else "no" for r in table["resolved"]]
+    return table
+
+
+def gain_table(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`gain_vs_start.md`: methods x (IPC, label mode), each method minus its start set in points
+    with its 95 % interval (`start_gains`); empty without main-table pairs."""
+    gains = start_gains(df, paired)
+    if gains.empty:
+        return pd.DataFrame(index=pd.Index([], name="Method"))
+    columns = [
+        (int(ipc), labels)
+        for ipc in sorted(gains["ipc"].unique())
+        for labels in LABEL_MODES
+        if ((gains["ipc"] == ipc) & (gains["labels"] == labels)).any()
+    ]
+    rows = []
+    for method in _ordered(gains["method"]):
+        mine = gains[gains["method"] == method]
+        row: dict[str, Any] = {"Method": method}
+        for ipc, labels in columns:
+            hit = mine[(mine["ipc"] == ipc) & (mine["labels"] == labels)]
+            row[f"IPC {ipc} {labels}"] = difference_span(hit.iloc[0], "") if len(hit) else "—"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("Method")
+
+
+CONTROL_COLUMNS = [
+    "method",
+    "control",
+    "ipc",
+    "labels",
+    *RESULT_COLUMNS,
+    "n_distill",
+    "vs_main",
+    "vs_main_low",
+    "vs_main_high",
+    "vs_main_n",
+    "vs_start",
+    "vs_start_low",
+    "vs_start_high",
+    "vs_start_n",
+]
+
+
+_PIXEL_WORDS = {"set": "recovered", "start": "start"}  # experiments.PIXEL_SOURCES in words
+
+
+# the controls in table order (as the grid lists them); others follow by name
+CONTROL_ORDER = (
+    "recovered pixels, labels of the start pixels",
+    "start pixels, labels of the recovered pixels",
+    "recovery without augmentation",
+)
+
+
+def _setting(row: Mapping[str, Any], name: str, default: Any) -> Any:
+    """A record's RunSpec field, its default where the record predates it (NaN in a frame)."""
+    value = _plain(row.get(name, default))
+    return default if _missing(value) else value
+
+
+def control_label(row: Mapping[str, Any]) -> str:
+    """What a `controls` run changes against its method's main cell, e.g. 'recovered pixels,
+    labels of the start pixels' or 'recovery without augmentation'."""
+    train = _setting(row, "train_pixels", "set")
+    label = _setting(row, "label_pixels", "set")
+    parts = []
+    if (train, label) != ("set", "set"):
+        parts.append(
+            f"{_PIXEL_WORDS.get(train, train)} pixels, labels of the "
+            f"{_PIXEL_WORDS.get(label, label)} pixels"
+        )
+    if not bool(_setting(row, "recover_augment", True)):
+        parts.append("recovery without augmentation")
+    return "; ".join(parts) or "as its main cell"
+
+
+def paired_summary(
+    a: Mapping[str, Any] | None, b: Mapping[str, Any] | None, labels: str
+) -> dict[str, Any] | None:
+    """`stats.difference_summary` of two pooled rows (a - b, paired by distill and student seed);
+    None when either is missing or they share no pair (different draws)."""
+    if a is None or b is None:
+        return None
+    pairs = stats.paired_differences(a["records"], b["records"], labels)
+    return None if pairs.empty else stats.difference_summary(pairs)
+
+
+def _diff_columns(prefix: str, diff: Mapping[str, Any] | None) -> dict[str, Any]:
+    if diff is None:
+        return {
+            prefix: math.nan,
+            f"{prefix}_low": math.nan,
+            f"{prefix}_high": math.nan,
+            f"{prefix}_n": 0,
+        }
+    return {
+        prefix: diff["mean_diff"],
+        f"{prefix}_low": diff["ci_low"],
+        f"{prefix}_high": diff["ci_high"],
+        f"{prefix}_n": int(diff["n"]),
+    }
+
+
+def controls_results(df: pd.DataFrame) -> pd.DataFrame:
+    """The `controls` group, fractions: each (method, control, IPC, label mode) cell's accuracy,
+    and its paired difference to the method's own main cell (vs_main) and to the start set,
+    Random's main cell (vs_start), on the draws and student seeds they share."""
+    main = {(r["row"], int(r["ipc"])): r for _, r in main_records(df).iterrows()}
+    out = []
+    for _, row in _in_group(df, "controls").iterrows():
+        method, ipc = row_label(row), int(row["ipc"])
+        for labels in LABEL_MODES:
+            mean, std, _ = _acc_columns(row, labels)
+            if math.isnan(mean):
+                continue
+            out.append(
+                {
+                    "method": method,
+                    "control": control_label(row),
+                    "ipc": ipc,
+                    "labels": labels,
+                    "mean": mean,
+                    "std": std,
+                    **_ci_columns(row, labels),
+                    "n_distill": int(row.get(f"acc_{labels}_n_distill", row["n_distill"])),
+                    **_diff_columns(
+                        "vs_main", paired_summary(row, main.get((method, ipc)), labels)
+                    ),
+                    **_diff_columns(
+                        "vs_start", paired_summary(row, main.get((RANDOM, ipc)), labels)
+                    ),
+                }
+            )
+    table = pd.DataFrame(out, columns=CONTROL_COLUMNS)
+    table = table.assign(
+        _rank=table["method"].map(_rank_of),
+        _crank=[
+            CONTROL_ORDER.index(c) if c in CONTROL_ORDER else len(CONTROL_ORDER)
+            for c in table["control"]
+        ],
+        _lrank=table["labels"].map(_label_rank),
+    ).sort_values(["_rank", "ipc", "_crank", "control", "_lrank"])
+    return table.drop(columns=["_rank", "_crank", "_lrank"]).reset_index(drop=True)
+
+
+def controls_table(results: pd.DataFrame) -> pd.DataFrame:
+    """`controls.csv`: `controls_results` with accuracies and differences in percent (points)."""
+    table = results.reindex(columns=CONTROL_COLUMNS).copy()
+    for col in ("mean", "std", "ci_low", "ci_high", *(c for c in CONTROL_COLUMNS if "vs_" in c)):
+        if not col.endswith("_n"):
+            table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+    return table
+
+
+def _difference_cell(row: Mapping[str, Any], prefix: str) -> str:
+    """'-5.2 points [-8.0, -2.4] (15 pairs)', or '—' without pairs."""
+    if not row[f"{prefix}_n"]:
+        return "—"
+    return f"{difference_span(_stored_diff(row, prefix), '')} ({row[f'{prefix}_n']} pairs)"
+
+
+def _stored_diff(row: Mapping[str, Any], prefix: str) -> dict[str, Any] | None:
+    """A difference of `controls_results` back in `stats.difference_summary`'s names."""
+    if not row[f"{prefix}_n"]:
+        return None
+    return {
+        "mean_diff": row[prefix],
+        "ci_low": row[f"{prefix}_low"],
+        "ci_high": row[f"{prefix}_high"],
+        "n": row[f"{prefix}_n"],
+    }
+
+
+def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
+    """TSGD variants (and SRe2L-style) at the IPC of the ablation runs, test split, no shake
+    (the `controls` group has its own table)."""
+    runs = _test_runs(df)
+    if "group" in runs.columns:
+        runs = runs[runs["group"] != "controls"]
+    tsgd = runs[runs["method"] == "tsgd"]
+    changed = tsgd[~_mask(tsgd, is_default_variant)]
+    if changed.empty:
+        return pd.DataFrame(columns=["variant", "ipc", "labels", "mean", "std"])
+    ipc = int(changed["ipc"].mode().iloc[0])
+    at = runs[(runs["ipc"] == ipc) & runs["method"].isin(["tsgd", "sre2l"])]
+    out = []
+    for _, row in at.iterrows():
+        for labels in LABEL_MODES:
+            mean, std, _ = _acc_columns(row, labels)
+            if not math.isnan(mean):
+                out.append(
+                    {
+                        "variant": variant_label(row),
+                        "ipc": ipc,
+                        "labels": labels,
+                        "mean": mean,
+                        "std": std,
+                    }
+                )
+    return pd.DataFrame(out, columns=["variant", "ipc", "labels", "mean", "std"])
+
+
+def sensitivity_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
+    """Validation accuracy as one TSGF parameter moves and the others stay at their defaults."""
+    runs = pool_records(df)
+    if "group" in runs.columns:  # records without groups: every TSGD run on the validation split
+        runs = runs[runs["group"] == "sensitivity"]
+    runs = runs[(runs["eval_split"] == "val") & (runs["method"] == "tsgd")]
+    defaults = RunSpec()
+    out = []
+    for param in SENSITIVITY_PARAMS:
+        others = [f for f in VARIANT_FIELDS if f != param]
+        for _, row in runs.iterrows():
+            if all(_same(row[f], getattr(defaults, f)) for f in others):
+                mean, std, _ = _acc_columns(row, labels)
+                if not math.isnan(mean):
+                    out.append(
+                        {
+                            "param": param,
+                            "value": _plain(row[param]),
+                            "ipc": int(row["ipc"]),
+                            "mean": mean,
+                            "std": std,
+                        }
+                    )
+    result = pd.DataFrame(out, columns=["param", "value", "ipc", "mean", "std"])
+    result = result.drop_duplicates(subset=["param", "value", "ipc"])
+    # parameters in a fixed order, values ascending (numbers) or by name (kernel shapes)
+    key = [
+        (SENSITIVITY_PARAMS.index(p), str(v) if isinstance(v, str) else float(v))
+        for p, v in zip(result["param"], result["value"], strict=True)
+    ]
+    order = sorted(
+        range(len(key)), key=lambda i: (key[i][0], isinstance(key[i][1], str), key[i][1])
+    )
+    return result.iloc[order].reset_index(drop=True)
+
+
+def shake_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
+    """SRe2L-style and TSGD w/o TSGFA (the filter on or off, the same students) with and without
+    camera shake, at the IPCs of the shake runs."""
+    runs = pool_records(df)
+    runs = runs[(runs["eval_split"] == "test") & runs["method"].isin(["sre2l", "tsgd"])]
+    filter_only = (runs["method"] == "sre2l") | ~runs["tsgfa"].astype(bool)
+    runs = runs[_mask(runs, is_default_variant) & filter_only]
+    ipcs = set(runs.loc[runs["camera_shake"] > 0, "ipc"])
+    out = []
+    for _, row in runs[runs["ipc"].isin(ipcs)].iterrows():
+        mean, std, _ = _acc_columns(row, labels)
+        if not math.isnan(mean):
+            out.append(
+                {
+                    "method": row_label(row),
+                    "ipc": int(row["ipc"]),
+                    "camera_shake": float(row["camera_shake"]),
+                    "mean": mean,
+                    "std": std,
+                }
+            )
+    return pd.DataFrame(out, columns=["method", "ipc", "camera_shake", "mean", "std"])
+
+
+def cost_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Distillation wall time and peak added memory of the main runs, per method and IPC."""
+    runs = main_records(df)
+    cols = ["method", "ipc", "distill_wall_s", "distill_peak_mb"]
+    out = runs.drop(columns=["method"]).rename(columns={"row": "method"}).reindex(columns=cols)
+    # TSGD w/o TSGFA shares the distilled set of TSGD: same cost, so one bar is enough
+    out = out[out["method"] != TSGD_NO_TSGFA]
+    rank = {name: i for i, name in enumerate(METHOD_ORDER)}
+    out = out.assign(_rank=out["method"].map(rank)).sort_values(["_rank", "ipc"])
+    return out.drop(columns="_rank").reset_index(drop=True)
