@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tsgd_core.data.clips import ClipSet  # noqa: E402
-from tsgd_core.grid.experiments import PROFILES  # noqa: E402
+from tsgd_core.grid.profiles import PROFILES  # noqa: E402
 from tsgd_core.training.evaluate import evaluate_set  # noqa: E402
 from tsgd_core.training.teacher import ModelConfig  # noqa: E402
 

@@ -478,7 +478,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def grid_groups(text: str) -> list[str]:
     """--groups main,ablation -> ['main', 'ablation'], each a group of the grid."""
-    from tsgd_core.grid.experiments import Grid
+    from tsgd_core.grid.cells import Grid
 
     known = list(Grid().groups())
     groups = [g.strip() for g in text.split(",") if g.strip()]
@@ -765,7 +765,7 @@ class Progress:
 
 def run(argv: list[str] | None, progress: Progress) -> int:
     from tsgd_core import cli
-    from tsgd_core.grid.experiments import PROFILES
+    from tsgd_core.grid.profiles import PROFILES
 
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -15,7 +15,7 @@ import pytest
 from tsgd_core import __version__
 from tsgd_core.cli import DATASET_KINDS, main
 from tsgd_core.data.artifact import load_distilled, save_distilled
-from tsgd_core.grid.experiments import build_grid
+from tsgd_core.grid.cells import build_grid
 
 SMOKE = ["--profile", "smoke", "--quiet"]
 
@@ -334,7 +334,8 @@ def test_set_from_another_teacher_is_refused(capsys, smoke_run, tmp_path):
 def test_relabel_teacher_key_is_the_key_of_the_teacher_that_made_the_set(smoke_run):
     """The key `tsgd evaluate` checks before training is the key get_teacher gives."""
     from tsgd_core.cli import relabel_teacher_key
-    from tsgd_core.grid.experiments import load_data, spec_from_params
+    from tsgd_core.grid.profiles import load_data
+    from tsgd_core.grid.spec import spec_from_params
 
     ds = load_distilled(smoke_run["artifact"])
     spec = spec_from_params(**ds.config["spec"])
@@ -346,7 +347,8 @@ def test_set_from_another_thread_count_names_the_count(capsys, smoke_run, tmp_pa
     import torch
 
     from tsgd_core.cli import relabel_teacher_key
-    from tsgd_core.grid.experiments import load_data, spec_from_params
+    from tsgd_core.grid.profiles import load_data
+    from tsgd_core.grid.spec import spec_from_params
 
     ds = load_distilled(smoke_run["artifact"])
     spec = spec_from_params(**ds.config["spec"])

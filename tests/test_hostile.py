@@ -191,7 +191,8 @@ def test_slight_rounding_past_the_pixel_range_is_accepted(tmp_path):
 
 def smoke_set(tmp: Path, **changes: object) -> Path:
     """A set of the smoke profile's classes and clip shape, as `tsgd distill --out` writes."""
-    from tsgd_core.grid.experiments import RunSpec, load_data
+    from tsgd_core.grid.profiles import load_data
+    from tsgd_core.grid.spec import RunSpec
 
     data = load_data("smoke")
     k = data.num_classes
@@ -231,7 +232,7 @@ MISMATCHES = {  # name -> (changes made from the smoke data, text of the error)
 
 @pytest.mark.parametrize("case", sorted(MISMATCHES))
 def test_evaluate_refuses_a_mismatched_set_before_any_training(capsys, tmp_path, case):
-    from tsgd_core.grid.experiments import load_data
+    from tsgd_core.grid.profiles import load_data
 
     make_changes, needle = MISMATCHES[case]
     changes = make_changes(load_data("smoke"))

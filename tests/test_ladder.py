@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from tsgd_core.grid import experiments, ladder
+from tsgd_core.grid import experiments, ladder, profiles
 
 
 def test_each_rung_is_the_default_profile_at_another_clip_size():
@@ -26,7 +26,7 @@ def test_each_rung_is_the_default_profile_at_another_clip_size():
 
 def test_the_rungs_use_the_settings_tuned_at_the_default_size(monkeypatch):
     table = {"default": {"tsgd": {"1": {"lr": 0.002, "iterations": 30}}}}
-    monkeypatch.setattr(experiments, "tuned_table", lambda: table)
+    monkeypatch.setattr(profiles, "tuned_table", lambda: table)
     specs = ladder.rung_specs(8, 32, ipcs=(1,))
     tsgd = [s for s in specs if s.method == "tsgd"]
     assert {(s.lr, s.iterations) for s in tsgd} == {(0.002, 30)}

@@ -107,7 +107,7 @@ def assert_png(path: Path) -> None:
 @pytest.fixture(scope="module")
 def evaluated(workspace):
     """04_evaluate on the smoke TSGD spec, written where the grid would put it."""
-    from tsgd_core.grid.experiments import spec_from_params
+    from tsgd_core.grid.spec import spec_from_params
 
     spec = spec_from_params(profile="smoke", **SMOKE_SPEC)
     out = workspace / "runs" / "main" / spec.name()
@@ -175,7 +175,7 @@ def test_03_distill(workspace):
 
 @pytest.mark.notebooks
 def test_04_evaluate(evaluated):
-    from tsgd_core.grid.experiments import RunSpec
+    from tsgd_core.grid.spec import RunSpec
     from tsgd_core.report import spec_from_record
 
     spec, out = evaluated

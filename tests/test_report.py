@@ -16,7 +16,9 @@ import torch
 from tsgd_core import report
 from tsgd_core.data.artifact import DistilledSet
 from tsgd_core.data.clips import ClipSet
-from tsgd_core.grid.experiments import RunSpec, build_grid, record
+from tsgd_core.grid.cells import build_grid
+from tsgd_core.grid.experiments import record
+from tsgd_core.grid.spec import RunSpec
 from tsgd_core.training.evaluate import EvalResult
 from tsgd_core.training.saliency import SaliencyConfig
 

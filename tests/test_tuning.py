@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_distill import make_teacher, random_clips
 
-from tsgd_core.grid import experiments, tuning
-from tsgd_core.grid.experiments import RunSpec
+from tsgd_core.grid import experiments, profiles, tuning
+from tsgd_core.grid.spec import RunSpec
 from tsgd_core.methods.distill import TSGDConfig, distill_tsgd
 from tsgd_core.training.evaluate import StudentConfig, build_relabel_plan, evaluate_set
 from tsgd_core.training.teacher import ModelConfig
@@ -29,7 +29,7 @@ TABLE = {
 
 @pytest.fixture
 def tuned(monkeypatch):
-    monkeypatch.setattr(experiments, "tuned_table", lambda: TABLE)
+    monkeypatch.setattr(profiles, "tuned_table", lambda: TABLE)
 
 
 # ----------------------------------------------------------------------------- spec fields

@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .data.datasets import DATASET_KINDS
-from .grid.experiments import DISTILL_SWITCHES
+from .grid.spec import DISTILL_SWITCHES
 
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
 SPEC_FLAGS = (
@@ -251,7 +251,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 def benchmark_splits(args: argparse.Namespace):
     from .data.synthetic import describe_motion_classes
-    from .grid.experiments import load_data
+    from .grid.profiles import load_data
 
     splits = load_data(args.profile, args.camera_shake)
     descriptions = describe_motion_classes(splits.num_classes)
@@ -391,7 +391,7 @@ def given_spec_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_spec(params: dict[str, Any]) -> Any:
     """A RunSpec, checked: method, IPC, profile, split and the saliency parameters."""
-    from .grid.experiments import spec_from_params
+    from .grid.spec import spec_from_params
 
     spec = spec_from_params(**params)
     spec.saliency()  # validates k, alpha, eps, beta, spatial_pool now, not after training
@@ -400,7 +400,7 @@ def build_spec(params: dict[str, Any]) -> Any:
 
 def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
     """IPC against the training split, before any teacher is trained (the data is cheap)."""
-    from .grid.experiments import get_profile, load_data
+    from .grid.profiles import get_profile, load_data
     from .methods.selection import SELECTION_METHODS, check_ipc
     from .runtime.budget import check_distill_fits
 
@@ -553,7 +553,7 @@ def evaluate_artifact(args: argparse.Namespace):
 def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace) -> None:
     """Before any teacher or student is trained: the set's classes and clip shape against the
     data of its spec, and the teacher it records against the one that would relabel it."""
-    from .grid.experiments import load_data
+    from .grid.profiles import load_data
 
     data = load_data(
         spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=args.cache_dir
@@ -639,7 +639,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_grid(args: argparse.Namespace) -> None:
-    from .grid.experiments import build_dataset_grid
+    from .grid.cells import build_dataset_grid
 
     text = dataset_text(args)
     groups = build_dataset_grid(args.profile, text, shake=args.shake).groups()
@@ -715,7 +715,7 @@ def add_spec_options(
     parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
 ) -> None:
     """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
-    from .grid.experiments import PIXEL_SOURCES, RunSpec
+    from .grid.spec import PIXEL_SOURCES, RunSpec
     from .methods.distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
     from .methods.salient import PACKINGS
     from .methods.salient import WINDOW_CHOICES as WINDOWS
@@ -913,7 +913,8 @@ def add_preview_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .grid.experiments import DEFAULT_SHAKE, METHODS, PROFILES
+    from .grid.cells import DEFAULT_SHAKE
+    from .grid.profiles import METHODS, PROFILES
     from .training.evaluate import LABEL_MODES
 
     profiles, methods = tuple(PROFILES), tuple(METHODS)

@@ -24,7 +24,8 @@ import pandas as pd  # noqa: E402
 
 from ..data.storage import save_figure, save_json, write_table, write_text  # noqa: E402
 from . import experiments  # noqa: E402
-from .experiments import LADDER_RUNGS, RunSpec, ladder_profile, tuned_settings  # noqa: E402
+from .profiles import LADDER_RUNGS, ladder_profile, tuned_settings  # noqa: E402
+from .spec import RunSpec  # noqa: E402
 from .stats import two_level_interval  # noqa: E402
 from .tuning import run_specs, train_teachers  # noqa: E402
 

@@ -37,7 +37,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from ..data.storage import save_figure, save_json, write_table, write_text  # noqa: E402
 from . import experiments  # noqa: E402
-from .experiments import TUNED_PATH, RunSpec  # noqa: E402
+from .profiles import TUNED_PATH, tuned_table  # noqa: E402
+from .spec import RunSpec  # noqa: E402
 from .stats import two_level_interval  # noqa: E402
 
 RECOVER_LRS = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)  # Adam on [0, 1] pixels
@@ -319,7 +320,7 @@ def write_tuned(table: pd.DataFrame, profile: str, path: Path = TUNED_PATH) -> P
     data["source"] = "reports/tuning/tuning.csv (./run_all.sh --tune): best validation accuracy"
     data.setdefault("profiles", {})[profile] = chosen_settings(table, profile)
     save_json(data, path)
-    experiments.tuned_table.cache_clear()
+    tuned_table.cache_clear()
     return path
 
 

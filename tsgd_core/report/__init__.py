@@ -21,7 +21,7 @@ from ..data.storage import save_figure as save_figure
 from ..data.storage import write_table as write_table
 from ..data.storage import write_text as write_text
 from ..grid import stats as stats
-from ..grid.experiments import get_profile as get_profile
+from ..grid.profiles import get_profile as get_profile
 from .clip_figures import (  # noqa: F401
     PIXEL_CHANGE_COLUMNS,
     _raw_records,

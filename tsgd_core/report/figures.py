@@ -18,10 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..data.storage import save_figure  # noqa: E402
-from ..grid.experiments import (  # noqa: E402
-    METHOD_LABELS,
-    RunSpec,
-)
+from ..grid.profiles import METHOD_LABELS  # noqa: E402
+from ..grid.spec import RunSpec  # noqa: E402
 from ..training.evaluate import LABEL_MODES  # noqa: E402
 from .records import FULL_DATA, METHOD_COLORS, PERCENT, SENSITIVITY_PARAMS
 from .studies import _weights_and_mask, convergence_results, event_alignment, recover_results

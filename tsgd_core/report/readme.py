@@ -11,9 +11,7 @@ import pandas as pd
 
 from ..data.storage import write_text
 from ..grid import stats
-from ..grid.experiments import (
-    METHOD_LABELS,
-)
+from ..grid.profiles import METHOD_LABELS
 from ..training.evaluate import LABEL_MODES
 from .clip_figures import plot_pixel_change
 from .figures import (

@@ -16,12 +16,8 @@ import pandas as pd
 from matplotlib import colormaps
 
 from ..grid import stats
-from ..grid.experiments import (
-    DISTILL_SWITCHES,
-    METHOD_LABELS,
-    RunSpec,
-    spec_from_params,
-)
+from ..grid.profiles import METHOD_LABELS
+from ..grid.spec import DISTILL_SWITCHES, RunSpec, spec_from_params
 from ..training.evaluate import LABEL_MODES
 
 RUNSPEC_FIELDS = tuple(f.name for f in fields(RunSpec))

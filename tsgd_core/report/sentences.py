@@ -14,9 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..grid import stats
-from ..grid.experiments import (
-    METHOD_LABELS,
-)
+from ..grid.profiles import METHOD_LABELS
 from ..training.evaluate import LABEL_MODES
 from .records import (
     FULL_DATA,

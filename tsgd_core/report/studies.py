@@ -13,9 +13,7 @@ import pandas as pd
 import torch
 
 from ..grid import stats
-from ..grid.experiments import (
-    get_profile,
-)
+from ..grid.profiles import get_profile
 from ..training.evaluate import LABEL_MODES
 from .records import (
     FULL_DATA,

@@ -11,10 +11,8 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from ..grid import stats
-from ..grid.experiments import (
-    METHOD_LABELS,
-    RunSpec,
-)
+from ..grid.profiles import METHOD_LABELS
+from ..grid.spec import RunSpec
 from ..training.evaluate import LABEL_MODES
 from .records import (
     BASELINES,
@@ -423,7 +421,7 @@ CONTROL_COLUMNS = [
 ]
 
 
-_PIXEL_WORDS = {"set": "recovered", "start": "start"}  # experiments.PIXEL_SOURCES in words
+_PIXEL_WORDS = {"set": "recovered", "start": "start"}  # spec.PIXEL_SOURCES in words
 
 
 # the controls in table order (as the grid lists them); others follow by name

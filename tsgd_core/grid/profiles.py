@@ -1,0 +1,301 @@
+"""Profiles: the size of every stage (data, teacher, students, recovery) per named profile,
+the resolution ladder's rungs, the tuned settings (`tuned.json`) and the data of a profile."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..data.clips import Splits
+from ..data.datasets import (
+    data_spec,
+)
+from ..data.synthetic import make_motion_benchmark
+from ..methods.selection import SELECTION_METHODS
+from ..training.evaluate import StudentConfig
+from ..training.teacher import (
+    ModelConfig,
+)
+from ..training.train import FitConfig
+
+DISTILL_METHODS = ("dm", "sre2l", "tsgd")
+
+
+METHODS = (*SELECTION_METHODS, "salient", *DISTILL_METHODS)
+
+
+# Labels shown in tables and figures; "tsgd" runs the whole method (TSGFO + TSGFA).
+METHOD_LABELS = {
+    "random": "Random",
+    "herding": "Herding",
+    "kcenter": "K-Center",
+    "salient": "Salient windows",
+    "dm": "DM",
+    "sre2l": "SRe2L-style",
+    "tsgd": "TSGD",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of everything: data, teacher, students, distillation budgets."""
+
+    name: str
+    data: dict[str, Any]
+    teacher_model: ModelConfig
+    teacher_fit: FitConfig
+    student: StudentConfig
+    distill_iterations: int  # recover iterations, the same for SRe2L-style and TSGD
+    dm_iterations: int
+    dm_batch_real: int  # real clips per class per DM iteration
+    distill_lr: float = 0.05  # recover's pixel lr (Adam) where no tuned value exists
+    dm_lr: float = 0.3  # DM's pixel lr, chosen on the validation split (the `dm` group)
+    dm_net: str = "literature"  # DM's embedding net: "literature" (avg pool, flat head) | "student"
+    first_bn: float = 1.0  # weight of the first BN layer in the BN loss (SRe2L: 10)
+    full_steps: int = 600  # upper bound: student steps on the whole train split
+    seeds: tuple[int, ...] = (0, 1, 2)  # student seeds of every evaluation
+    distill_seeds: tuple[int, ...] = (0,)  # draw / distillation seeds of the grid's main cells
+    ipcs: tuple[int, ...] = (1, 5, 10)
+
+
+def _student(
+    width: int, depth: int, steps: int, batch: int, norm: str = "instance", lr: float = 2e-3
+) -> StudentConfig:
+    return StudentConfig(
+        model=ModelConfig(width=width, depth=depth, norm=norm),
+        fit=FitConfig(steps=steps, batch_size=batch, lr=lr, weight_decay=1e-4, optimizer="adamw"),
+    )
+
+
+def _teacher_fit(epochs: int, batch: int) -> FitConfig:
+    return FitConfig(epochs=epochs, batch_size=batch, lr=2e-3, weight_decay=1e-4, optimizer="adamw")
+
+
+PROFILES: dict[str, Profile] = {
+    # Unit-test size: seconds for the whole pipeline.
+    "smoke": Profile(
+        name="smoke",
+        data=dict(
+            num_classes=4,
+            clips_per_class=10,
+            val_per_class=3,
+            test_per_class=4,
+            frames=8,
+            height=16,
+            width=16,
+        ),
+        teacher_model=ModelConfig(width=8, depth=2),
+        teacher_fit=_teacher_fit(epochs=4, batch=16),
+        student=_student(width=8, depth=2, steps=10, batch=8),
+        distill_iterations=4,
+        dm_iterations=4,
+        dm_batch_real=4,
+        full_steps=10,
+        seeds=(0, 1, 2),
+        distill_seeds=(0, 1),
+        ipcs=(1, 2),
+    ),
+    # `run_all.sh --quick`: the whole grid at pipeline-check sizes, a few minutes on 2 CPU cores.
+    "quick": Profile(
+        name="quick",
+        data=dict(
+            num_classes=10,
+            clips_per_class=40,
+            val_per_class=5,
+            test_per_class=10,
+            frames=8,
+            height=16,
+            width=16,
+        ),
+        teacher_model=ModelConfig(width=16, depth=2),
+        teacher_fit=_teacher_fit(epochs=15, batch=32),
+        student=_student(width=8, depth=2, steps=20, batch=16),
+        distill_iterations=10,
+        dm_iterations=10,
+        dm_batch_real=8,
+        full_steps=40,
+        seeds=(0, 1),
+        distill_seeds=(0,),
+        ipcs=(1, 5),
+    ),
+    # The tutorials' own size: 4 motion classes, a teacher that trains in seconds on one CPU
+    # core and is well above chance, students that learn within a minute.
+    "tutorial": Profile(
+        name="tutorial",
+        data=dict(
+            num_classes=4,
+            clips_per_class=60,
+            val_per_class=10,
+            test_per_class=25,
+            frames=8,
+            height=16,
+            width=16,
+        ),
+        teacher_model=ModelConfig(width=16, depth=3),
+        teacher_fit=_teacher_fit(epochs=20, batch=32),
+        student=_student(width=16, depth=3, steps=150, batch=16),
+        distill_iterations=100,
+        dm_iterations=50,
+        dm_batch_real=16,
+        full_steps=300,
+        seeds=(0, 1, 2),
+        distill_seeds=(0,),
+        ipcs=(1, 5),
+    ),
+    # The reported CPU profile: 10 motion classes, 8 frames of 16x16, budgets chosen on the
+    # validation split (the `recover`, `convergence` and `dm` groups of the grid record why).
+    "default": Profile(
+        name="default",
+        data=dict(
+            num_classes=10,
+            clips_per_class=300,
+            val_per_class=50,
+            test_per_class=250,
+            frames=8,
+            height=16,
+            width=16,
+            event_fraction=(0.5, 0.875),
+        ),
+        teacher_model=ModelConfig(width=32, depth=3),
+        teacher_fit=_teacher_fit(epochs=80, batch=32),
+        # BatchNorm students at lr 5e-3 learn fastest per step on validation, and 600 steps is
+        # what the 120-minute budget affords; the whole train split gets 2,400 steps
+        # (scripts/recipe_sweep.py; reports/default/budgets/README.md)
+        student=_student(width=16, depth=3, steps=600, batch=32, norm="batch", lr=5e-3),
+        distill_iterations=400,
+        dm_iterations=200,
+        dm_batch_real=32,
+        full_steps=2400,
+        # every comparison with a start set pairs 5 draws x 3 students (n = 15 per row)
+        seeds=(0, 1, 2),
+        distill_seeds=(0, 1, 2, 3, 4),
+    ),
+}
+
+
+# Profiles for real datasets (`--dataset`; they also run the benchmark at the same sizes). Real
+# clips take their geometry from datasets.PROFILE_CLIPS unless --frames / --size are given; the
+# teacher's steps follow the dataset's size (datasets.teacher_steps). Time and memory to expect
+# are in README.md ("Real datasets").
+# On this machine's CPU: 8 frames of 32x32, a small ConvNet3D, IPC 1 and 5.
+PROFILES["real-cpu"] = Profile(
+    name="real-cpu",
+    data=dict(
+        num_classes=10,
+        clips_per_class=100,
+        val_per_class=20,
+        test_per_class=40,
+        frames=8,
+        height=32,
+        width=32,
+    ),
+    teacher_model=ModelConfig(width=32, depth=3),
+    teacher_fit=_teacher_fit(epochs=20, batch=32),
+    student=_student(width=16, depth=3, steps=200, batch=16),
+    distill_iterations=200,
+    dm_iterations=200,
+    dm_batch_real=16,
+    ipcs=(1, 5),
+)
+
+
+# The resolution ladder (`./run_all.sh --ladder`, tsgd_core/grid/ladder.py): the default benchmark
+# and recipe at larger frames or more of them, each rung with a teacher of its own.
+LADDER_RUNGS = ((8, 16), (8, 32), (16, 16), (8, 64))  # (frames, pixels); the first is default
+
+
+def ladder_profile(frames: int, size: int) -> str:
+    """The profile name of a rung of the ladder (the default profile at 8 x 16 x 16)."""
+    return "default" if (frames, size) == LADDER_RUNGS[0] else f"ladder-{frames}x{size}"
+
+
+for _frames, _size in LADDER_RUNGS[1:]:
+    PROFILES[ladder_profile(_frames, _size)] = replace(
+        PROFILES["default"],
+        name=ladder_profile(_frames, _size),
+        data={**PROFILES["default"].data, "frames": _frames, "height": _size, "width": _size},
+    )
+
+
+# The literature's sizes, for a GPU: ConvNet3D (width 128, depth 4) on 16x112x112 (MiniUCF,
+# HMDB51) or 8x64x64 (Kinetics, SSv2) clips, IPC 1 and 5.
+PROFILES["literature"] = Profile(
+    name="literature",
+    data=dict(
+        num_classes=10,
+        clips_per_class=100,
+        val_per_class=20,
+        test_per_class=40,
+        frames=16,
+        height=112,
+        width=112,
+    ),
+    teacher_model=ModelConfig(width=128, depth=4),
+    teacher_fit=_teacher_fit(epochs=30, batch=64),
+    student=_student(width=128, depth=4, steps=1000, batch=64),
+    distill_iterations=1000,
+    dm_iterations=1000,
+    dm_batch_real=64,
+    ipcs=(1, 5),
+)
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: use {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+# The settings that the tuning stage (`./run_all.sh --tune`, tsgd_core/grid/tuning.py) chose on the
+# validation split, per profile, method variant and IPC: the defaults of every spec that leaves
+# them unset. Committed, so the default run reads what the last tuning chose.
+TUNED_PATH = Path(__file__).parents[1] / "tuned.json"  # package data, next to the rooms
+
+
+# RunSpec fields that tuning chooses (a spec that sets one explicitly keeps its own value)
+TUNED_FIELDS = ("lr", "iterations", "dm_lr", "window", "pack")
+
+
+@functools.lru_cache(maxsize=1)
+def tuned_table(path: Path = TUNED_PATH) -> dict[str, Any]:
+    """The committed tuning choices ({} when there are none yet)."""
+    try:
+        return json.loads(path.read_text()).get("profiles", {})
+    except FileNotFoundError:
+        return {}
+
+
+def tuned_settings(profile: str, variant: str, ipc: int) -> dict[str, Any]:
+    """What tuning chose for `variant` at `ipc` (an untuned IPC takes the nearest tuned one
+    below it, else the smallest); {} where nothing was tuned."""
+    by_ipc = tuned_table().get(profile, {}).get(variant, {})
+    if not by_ipc:
+        return {}
+    ipcs = sorted(int(i) for i in by_ipc)
+    below = [i for i in ipcs if i <= ipc]
+    return dict(by_ipc[str(below[-1] if below else ipcs[0])])
+
+
+@functools.lru_cache(maxsize=4)
+def load_data(
+    profile: str,
+    camera_shake: float = 0.0,
+    seed: int = 0,
+    *,
+    dataset: str = "",
+    cache_dir: str | Path = "cache",
+) -> Splits:
+    """The built-in motion benchmark at the profile's size (generated; cached in memory), or the
+    real `dataset` (DataSpec text), decoded once into `<cache_dir>/videos/` and read per batch."""
+    spec = data_spec(dataset)
+    if spec is not None:
+        return spec.load(cache_dir, progress=True)
+    return make_motion_benchmark(**get_profile(profile).data, camera_shake=camera_shake, seed=seed)
+
+
+def scaled_fit(fit_cfg: FitConfig, scale: float) -> FitConfig:
+    """The same recipe with `scale` times the steps (at least one)."""
+    return replace(fit_cfg, steps=max(1, round(fit_cfg.steps * scale)))

@@ -1,0 +1,376 @@
+"""`RunSpec`: one cell of the grid, the settings it resolves, and the cache keys of its distilled
+set and of its evaluation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from ..data.datasets import (
+    REAL_TEACHER_RECIPE,
+    data_spec,
+)
+from ..data.storage import config_key
+from ..methods.distill import LR_SCHEDULES
+from ..methods.salient import PACKINGS, WINDOW_CHOICES
+from ..training.evaluate import StudentConfig
+from ..training.saliency import SaliencyConfig
+from .profiles import METHODS, get_profile, scaled_fit, tuned_settings
+
+# RunSpec fields that change how TSGD / SRe2L-style distil (CLI flags, report variant labels)
+DISTILL_SWITCHES = (
+    "tsgfo",
+    "init",
+    "modulation",
+    "lowpass",
+    "saliency_source",
+    "k",
+    "alpha",
+    "eps",
+    "beta",
+    "spatial_pool",
+    "r_bn",
+    "first_bn",
+    "iterations",
+    "dm_lr",
+    "dm_net",
+    "lr",
+    "lr_schedule",
+    "recover_augment",
+    "window",
+    "pack",
+    "train_pixels",
+    "label_pixels",
+    "distill_seed",
+)
+
+
+# DM's embedding network: DM's ConvNet (average pooling, flat head) or the student's network
+DM_NETS = ("literature", "student")
+
+
+# the parts of TSGFA (student-time saliency-guided augmentation) that a spec can switch on
+TSGFA_PARTS = ("crop", "mix", "temporal")
+
+
+# which clips a student sees, and which the teacher labels: the set's or its start set's
+PIXEL_SOURCES = ("set", "start")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid. Fields that do not apply to a method are ignored by its key."""
+
+    method: str = "tsgd"
+    ipc: int = 1
+    profile: str = "default"
+    camera_shake: float = 0.0
+    dataset: str = ""  # a real dataset (DataSpec.to_text()); empty: the built-in benchmark
+    # TSGD / SRe2L-style switches (sre2l is tsgd with the filter off and base augmentation)
+    tsgfo: bool = True
+    tsgfa: bool = True
+    init: str = "real"
+    modulation: str = "pixel"
+    lowpass: bool = False
+    saliency_source: str = "synthetic"
+    k: int = 1
+    alpha: str = "gaussian"
+    eps: float = 1e-3
+    beta: float = 0.2
+    spatial_pool: int = 3
+    r_bn: float = 0.01
+    first_bn: float | None = None  # None: the profile's
+    iterations: int | None = None  # recover / DM iterations; None: the profile's
+    dm_lr: float | None = None  # None: tuned, else the profile's
+    dm_net: str | None = None  # None: the profile's; see DM_NETS
+    # recovery (TSGD / SRe2L-style): None means what tuning chose, else the profile's
+    lr: float | None = None  # Adam's pixel lr
+    lr_schedule: str = "cosine"  # "cosine" | "constant"
+    recover_augment: bool = True  # differentiable augmentation while recovering
+    # Salient windows: None means what tuning chose, else "salient" / "none"
+    window: str | None = None  # see salient.WINDOW_CHOICES
+    pack: str | None = None  # see salient.PACKINGS
+    # evaluation
+    labels: tuple[str, ...] = ("soft", "hard")
+    eval_split: str = "test"  # "val" for hyperparameter search: the test split stays untouched
+    distill_seed: int = 0
+    student_scale: float = 1.0  # student steps relative to the profile's (convergence study)
+    tsgfa_parts: tuple[str, ...] = TSGFA_PARTS
+    n_students: int | None = None  # the first n of the profile's student seeds; None: all
+    # pixels-or-labels control: the students train on the set's pixels or on its start set's,
+    # with soft labels that the teacher gives the set's pixels or the start set's
+    train_pixels: str = "set"  # see PIXEL_SOURCES
+    label_pixels: str = "set"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}: use {', '.join(METHODS)}")
+        if self.ipc < 1:
+            raise ValueError(f"IPC must be >= 1, got {self.ipc}")
+        if self.eval_split not in ("val", "test"):
+            raise ValueError(f"eval_split must be val or test, got {self.eval_split!r}")
+        if self.iterations is not None and self.iterations < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
+        for name in ("first_bn", "dm_lr"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}"
+            )
+        if self.n_students is not None and not 1 <= self.n_students <= len(
+            get_profile(self.profile).seeds
+        ):
+            raise ValueError(
+                f"n_students must be 1 to {len(get_profile(self.profile).seeds)} (the profile's "
+                f"student seeds), got {self.n_students}"
+            )
+        for name in ("train_pixels", "label_pixels"):
+            if getattr(self, name) not in PIXEL_SOURCES:
+                raise ValueError(
+                    f"unknown {name} {getattr(self, name)!r}: use {', '.join(PIXEL_SOURCES)}"
+                )
+        if self.window is not None and self.window not in WINDOW_CHOICES:
+            raise ValueError(f"unknown window {self.window!r}: use {', '.join(WINDOW_CHOICES)}")
+        if self.pack is not None and self.pack not in PACKINGS:
+            raise ValueError(f"unknown pack {self.pack!r}: use {', '.join(PACKINGS)}")
+        if not (math.isfinite(self.student_scale) and self.student_scale > 0):
+            raise ValueError(f"student_scale must be a finite number > 0, got {self.student_scale}")
+        if self.dm_net is not None and self.dm_net not in DM_NETS:
+            raise ValueError(f"unknown dm_net {self.dm_net!r}: use {', '.join(DM_NETS)}")
+        unknown = sorted(set(self.tsgfa_parts) - set(TSGFA_PARTS))
+        if unknown:
+            raise ValueError(
+                f"unknown TSGFA part(s) {', '.join(unknown)}: use {', '.join(TSGFA_PARTS)}"
+            )
+        get_profile(self.profile)
+        if data_spec(self.dataset) is not None and self.camera_shake:
+            raise ValueError(
+                "camera_shake applies to the built-in benchmark, not to a real dataset"
+            )
+
+    @property
+    def variant(self) -> str:
+        """The method as tuned and tabled: TSGD's set without the filter is SRe2L-style's."""
+        if self.method == "tsgd" and not self.tsgfo:
+            return "sre2l"
+        if self.method == "tsgd" and not self.tsgfa:
+            return "tsgd-notsgfa"
+        return self.method
+
+    def tuned(self, name: str) -> Any:
+        """This spec's `name` (one of TUNED_FIELDS): its own value, else what tuning chose."""
+        own = getattr(self, name)
+        if own is not None:
+            return own
+        return tuned_settings(self.profile, self.variant, self.ipc).get(name)
+
+    @property
+    def recover_iterations(self) -> int:
+        prof = get_profile(self.profile)
+        iterations = self.tuned("iterations")
+        if iterations is not None:
+            return int(iterations)
+        return prof.dm_iterations if self.method == "dm" else prof.distill_iterations
+
+    @property
+    def recover_lr(self) -> float:
+        lr = self.tuned("lr")
+        return get_profile(self.profile).distill_lr if lr is None else float(lr)
+
+    @property
+    def salient_window(self) -> str:
+        return self.tuned("window") or "salient"
+
+    @property
+    def salient_pack(self) -> str:
+        # untuned: one whole clip per stored clip; packing in time or tiles lost 15-30 points
+        # at IPC 5 in the default profile's tuning (reports/tuning/tuning.csv)
+        return self.tuned("pack") or "none"
+
+    @property
+    def student_seeds(self) -> tuple[int, ...]:
+        seeds = get_profile(self.profile).seeds
+        return seeds if self.n_students is None else seeds[: self.n_students]
+
+    @property
+    def first_bn_weight(self) -> float:
+        return get_profile(self.profile).first_bn if self.first_bn is None else self.first_bn
+
+    @property
+    def dm_pixel_lr(self) -> float:
+        lr = self.tuned("dm_lr")
+        return get_profile(self.profile).dm_lr if lr is None else float(lr)
+
+    @property
+    def dm_embedding(self) -> str:
+        return get_profile(self.profile).dm_net if self.dm_net is None else self.dm_net
+
+    @property
+    def uses_filter(self) -> bool:
+        return self.method == "tsgd" and self.tsgfo
+
+    @property
+    def eval_augment(self) -> str:
+        return "tsgfa" if self.method == "tsgd" and self.tsgfa else "base"
+
+    def data_fields(self) -> dict[str, Any]:
+        # the profile's data and teacher, not only its name: resized profiles must not reuse old
+        # results; budgets enter the distill and eval keys as resolved values, so changing a
+        # profile's default budget keeps the cells that name their budget explicitly
+        prof = get_profile(self.profile)
+        out = {
+            "profile": self.profile,
+            "data_key": config_key(prof.data, prof.teacher_model, prof.teacher_fit),
+            "camera_shake": self.camera_shake,
+        }
+        if self.dataset:  # only for real data: the benchmark's keys stay as they were
+            out.update(
+                dataset=data_spec(self.dataset).identity(), teacher_recipe=REAL_TEACHER_RECIPE
+            )
+        return out
+
+    def distill_fields(self) -> dict[str, Any]:
+        """What changes the distilled set (evaluation-only switches excluded, so sets are shared)."""
+        # TSGD with its filter off optimises exactly what SRe2L-style does: share that set
+        method = "sre2l" if self.method == "tsgd" and not self.tsgfo else self.method
+        out: dict[str, Any] = {
+            **self.data_fields(),
+            "method": method,
+            "ipc": self.ipc,
+            "seed": self.distill_seed,
+        }
+        if self.method in ("sre2l", "tsgd"):
+            out.update(
+                init=self.init,
+                r_bn=self.r_bn,
+                filter=self.uses_filter,
+                first_bn=self.first_bn_weight,
+                iterations=self.recover_iterations,
+                lr=self.recover_lr,
+            )
+            # added only where they differ from what every earlier set used
+            if self.lr_schedule != "cosine":
+                out["lr_schedule"] = self.lr_schedule
+            if not self.recover_augment:
+                out["augment"] = False
+        if self.method == "salient":
+            out.update(window=self.salient_window, pack=self.salient_pack)
+        if self.uses_filter:
+            out.update(
+                modulation=self.modulation,
+                lowpass=self.lowpass,
+                saliency_source=self.saliency_source,
+                k=self.k,
+                alpha=self.alpha,
+                eps=self.eps,
+                beta=self.beta,
+                spatial_pool=self.spatial_pool,
+            )
+        if self.method == "dm":
+            out.update(
+                init=self.init,
+                iterations=self.recover_iterations,
+                lr=self.dm_pixel_lr,
+                net=self.dm_embedding,
+                batch_real=get_profile(self.profile).dm_batch_real,
+            )
+            if self.dm_embedding == "student":  # DM's own net is always instance-normalised
+                out["norm"] = get_profile(self.profile).student.model.norm
+        return out
+
+    def eval_fields(self) -> dict[str, Any]:
+        out = {
+            **self.distill_fields(),
+            "augment": self.eval_augment,
+            "labels": list(self.labels),
+            "split": self.eval_split,
+            "seeds": list(self.student_seeds),
+            # 2: TSGFA on top of the base augmentation; seeds share one relabel plan
+            "protocol": 2,
+            # the resolved recipe: a scaled study cell shares its key with the profile's own
+            # cell when the steps agree
+            "student": asdict(self.student_recipe()),
+        }
+        if self.eval_augment == "tsgfa":
+            out["tsgfa_saliency"] = asdict(self.saliency())
+            out["tsgfa_parts"] = sorted(self.tsgfa_parts)
+        if (self.train_pixels, self.label_pixels) != ("set", "set"):
+            out["pixels"] = [self.train_pixels, self.label_pixels]
+        return out
+
+    def distill_key(self) -> str:
+        return config_key("distill", self.distill_fields())
+
+    def eval_key(self) -> str:
+        return config_key("eval", self.eval_fields())
+
+    def name(self) -> str:
+        """A readable, unique-enough name for folders and figure titles."""
+        parts = [self.method, f"ipc{self.ipc}"]
+        if self.camera_shake:
+            parts.append(f"shake{self.camera_shake:g}")
+        if self.method == "tsgd":
+            parts += [] if self.tsgfo else ["noTSGFO"]
+            parts += [] if self.tsgfa else ["noTSGFA"]
+        if self.method in ("tsgd", "sre2l", "dm") and self.init != "real":
+            parts.append(f"init-{self.init}")
+        defaults = RunSpec()
+        for f in (
+            "modulation",
+            "lowpass",
+            "saliency_source",
+            "k",
+            "alpha",
+            "eps",
+            "beta",
+            "spatial_pool",
+            "r_bn",
+        ):
+            if self.uses_filter and getattr(self, f) != getattr(defaults, f):
+                parts.append(f"{f}-{getattr(self, f)}")
+        for f in ("first_bn", "iterations", "dm_lr", "dm_net", "lr", "window", "pack"):
+            if getattr(self, f) is not None:
+                parts.append(f"{f}-{getattr(self, f)}")
+        if self.lr_schedule != "cosine":
+            parts.append(f"schedule-{self.lr_schedule}")
+        if not self.recover_augment:
+            parts.append("noaug")
+        if (self.train_pixels, self.label_pixels) != ("set", "set"):
+            parts.append(f"pixels-{self.train_pixels}-labels-{self.label_pixels}")
+        if self.n_students is not None:
+            parts.append(f"students{self.n_students}")
+        if self.eval_augment == "tsgfa" and tuple(self.tsgfa_parts) != TSGFA_PARTS:
+            parts.append("tsgfa-" + ("+".join(self.tsgfa_parts) or "none"))
+        if self.student_scale != 1.0:
+            parts.append(f"steps-x{self.student_scale:g}")
+        if self.eval_split != "test":
+            parts.append(self.eval_split)
+        if self.distill_seed:
+            parts.append(f"dseed{self.distill_seed}")
+        return "_".join(parts) + f"_{self.eval_key()[:6]}"
+
+    def student_recipe(self) -> StudentConfig:
+        """The profile's student recipe with this spec's steps (labels and augmentation aside)."""
+        base = get_profile(self.profile).student
+        return replace(base, fit=scaled_fit(base.fit, self.student_scale))
+
+    def saliency(self) -> SaliencyConfig:
+        return SaliencyConfig(
+            k=self.k, alpha=self.alpha, eps=self.eps, beta=self.beta, spatial_pool=self.spatial_pool
+        )
+
+
+def spec_from_params(**params: Any) -> RunSpec:
+    """A RunSpec from notebook/CLI parameters: unknown names are a clear error, lists become tuples."""
+    known = {f.name for f in fields(RunSpec)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown run parameter(s) {', '.join(unknown)}: known are {', '.join(sorted(known))}"
+        )
+    return RunSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
