@@ -13,8 +13,9 @@ import imageio.v3 as iio
 import pytest
 
 from tsgd_core import __version__
-from tsgd_core.cli import DATASET_KINDS, main
+from tsgd_core.cli import main
 from tsgd_core.data.artifact import load_distilled, save_distilled
+from tsgd_core.data.datasets import DATASET_KINDS
 from tsgd_core.grid.cells import build_grid
 
 SMOKE = ["--profile", "smoke", "--quiet"]

@@ -404,7 +404,7 @@ def test_every_failure_is_one_line_with_its_exit_code(capsys, monkeypatch, error
     def raise_it(args):
         raise error
 
-    monkeypatch.setattr(cli, "cmd_grid", raise_it)
+    monkeypatch.setattr(cli.app, "cmd_grid", raise_it)  # the parser binds it in app
     got, _, err = run_cli(capsys, "grid", "--profile", "smoke")
     assert got == code and len(err) == 1 and err[0].startswith(start), err
     if code == 1:

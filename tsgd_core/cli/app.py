@@ -1,0 +1,292 @@
+"""The `tsgd` program: the parser, the dispatch to a command, and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from .. import __version__
+from .commands import cmd_data, cmd_distill, cmd_evaluate, cmd_export, cmd_grid, cmd_teacher
+
+# RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
+from .options import (
+    BUG_REPORT_HINT,
+    CLI_ADVICE,
+    EXAMPLES,
+    PREVIEW_CLIPS_PER_CLASS,
+    _Formatter,
+    _Parser,
+    add_dataset_options,
+    add_preview_options,
+    add_spec_options,
+    common_options,
+    nonnegative_float,
+    one_line,
+    path_arg,
+    positive_int,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..grid.cells import DEFAULT_SHAKE
+    from ..grid.profiles import METHODS, PROFILES
+    from ..training.evaluate import LABEL_MODES
+
+    profiles, methods = tuple(PROFILES), tuple(METHODS)
+    parser = _Parser(
+        prog="tsgd",
+        description="Video dataset distillation with Temporal Saliency-Guided Distillation (TSGD).",
+        epilog="Run 'tsgd COMMAND --help' for the options and examples of a command.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tsgd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options("where teachers, sets and results are cached")
+
+    def command(
+        name: str, text: str, parents: Sequence[argparse.ArgumentParser] = ()
+    ) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=EXAMPLES[name],
+            formatter_class=_Formatter,
+            parents=list(parents),
+        )
+
+    data = command(
+        "data",
+        "describe the built-in motion benchmark or a real video dataset",
+        [common_options("decoded real clips are cached in its videos/ folder", device=False)],
+    )
+    data.add_argument(
+        "--profile", choices=profiles, default="default", help="size of the built-in benchmark"
+    )
+    data.add_argument(
+        "--camera-shake",
+        type=nonnegative_float,
+        default=0.0,
+        help="global camera motion of the benchmark",
+    )
+    add_dataset_options(data, official_split_flag=True)
+    data.add_argument(
+        "--preview",
+        type=path_arg,
+        metavar="OUT.gif",
+        help="write a GIF (or .mp4) grid of training clips per class",
+    )
+    data.add_argument(
+        "--preview-clips",
+        type=positive_int,
+        default=PREVIEW_CLIPS_PER_CLASS,
+        help="clips per class in the preview",
+    )
+    add_preview_options(data)
+    data.set_defaults(func=cmd_data)
+
+    teacher = command(
+        "teacher", "train (or load from the cache) the teacher of a profile", [common]
+    )
+    teacher.add_argument(
+        "--profile", choices=profiles, default="default", help="data and teacher sizes"
+    )
+    teacher.add_argument(
+        "--camera-shake",
+        type=nonnegative_float,
+        default=0.0,
+        help="global camera motion of the benchmark",
+    )
+    teacher.add_argument(
+        "--out", type=path_arg, metavar="PATH.json", help="also write the teacher's info as JSON"
+    )
+    add_dataset_options(teacher)
+    teacher.set_defaults(func=cmd_teacher)
+
+    distill = command("distill", "distil (or select) a set and keep it in the cache", [common])
+    add_spec_options(distill, profiles, methods)
+    add_dataset_options(distill)
+    distill.add_argument(
+        "--out", type=path_arg, metavar="PATH.tsgd.pt", help="save a copy of the distilled set here"
+    )
+    distill.set_defaults(func=cmd_distill)
+
+    evaluate = command("evaluate", "train students on a set and test them (the protocol)", [common])
+    evaluate.add_argument(
+        "artifact",
+        nargs="?",
+        type=path_arg,
+        metavar="PATH.tsgd.pt",
+        help="a saved set; without it the set of the spec flags is distilled (cached)",
+    )
+    evaluate.add_argument(
+        "--labels",
+        nargs="+",
+        choices=LABEL_MODES,
+        help="teacher soft labels and/or hard class labels (default: soft hard)",
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=("test", "val"),
+        help="test, or val for tuning without touching test (default: test)",
+    )
+    evaluate.add_argument(
+        "--out", type=path_arg, metavar="PATH.json", help="write the results as JSON"
+    )
+    add_spec_options(evaluate, profiles, methods)
+    add_dataset_options(evaluate)
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    export = command(
+        "export", "write a saved set as a watchable GIF or MP4 grid (classes x instances)"
+    )
+    export.add_argument("artifact", type=path_arg, metavar="PATH.tsgd.pt", help="the saved set")
+    export.add_argument(
+        "out",
+        type=path_arg,
+        metavar="OUT.gif|OUT.mp4",
+        help="the animation to write (format by suffix)",
+    )
+    add_preview_options(export)
+    export.add_argument(
+        "--per-row", type=positive_int, help="cells per row instead of one row per class"
+    )
+    export.set_defaults(func=cmd_export)
+
+    grid = command(
+        "grid",
+        "show the runs of the report's grid for a profile",
+        [common_options("cache", device=False)],
+    )
+    grid.add_argument("--profile", choices=profiles, default="default", help="profile of the grid")
+    grid.add_argument(
+        "--shake",
+        type=nonnegative_float,
+        default=DEFAULT_SHAKE,
+        help="camera shake of the shake group",
+    )
+    grid.add_argument("--list", action="store_true", help="print every run's name, grouped")
+    add_dataset_options(grid)
+    grid.set_defaults(func=cmd_grid)
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """Run the command; under torchrun as one rank of the job, with rank 0 printing and writing."""
+    from ..runtime.budget import memory_limit_override
+    from ..runtime.distributed import launched_by_torchrun, process_group
+    from ..training.train import CHANNELS_LAST_ENV
+
+    memory_limit_override()  # a bad TSGD_MEMORY_LIMIT_MB is one line before any work
+    if getattr(args, "channels_last", False):
+        os.environ[CHANNELS_LAST_ENV] = "1"
+    if not launched_by_torchrun():
+        args.func(args)
+        return
+    with process_group(getattr(args, "device", "auto")) as ctx:
+        if ctx.is_main:
+            args.func(args)
+            return
+        for name in ("out", "preview"):  # files are written by rank 0
+            if hasattr(args, name):
+                setattr(args, name, None)
+        args.quiet = True
+        with contextlib.redirect_stdout(io.StringIO()):
+            args.func(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code.
+
+    0: done; 2: bad input or an environment problem (one line); 1: an internal error (one line
+    and a hint to report it); 130: interrupted with Ctrl-C (one line saying what was kept).
+    """
+    args = None
+    try:
+        with one_line_warnings():
+            parser = build_parser()
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exit_:  # --help, --version and argparse errors
+                return exit_.code if isinstance(exit_.code, int) else 2
+            run_command(args)
+    except KeyboardInterrupt:
+        bar_open = args is not None and not getattr(args, "quiet", True)
+        newline = "\n" if bar_open else ""  # end a progress bar's line first
+        print(f"{newline}tsgd: interrupted: {kept_after_interrupt(args)}", file=sys.stderr)
+        return 130
+    except Exception as error:
+        code, text = error_line(error)
+        if code == 1 and os.environ.get("TSGD_DEBUG"):
+            raise
+        print(text, file=sys.stderr)
+        return code
+    return 0
+
+
+def error_line(error: BaseException) -> tuple[int, str]:
+    """The exit code and the one line for an exception that ends a command."""
+    from ..data.clips import DataError
+
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return 2, (
+            f"tsgd: error: out of memory ({one_line(error)[:200]}): lower the IPC, frames, "
+            "frame size or scale, or use a machine with more memory"
+        )
+    if isinstance(error, OSError):
+        return 2, f"tsgd: error: {os_error_text(error)}"
+    if isinstance(error, ValueError | DataError):
+        return 2, f"tsgd: error: {cli_advice(one_line(error))}"
+    return (
+        1,
+        f"tsgd: internal error: {type(error).__name__}: {one_line(error)[:300]}; {BUG_REPORT_HINT}",
+    )
+
+
+def os_error_text(error: OSError) -> str:
+    """'cannot write /x/y: Permission denied' style text; the path is always named when known."""
+    reason = error.strerror or one_line(error)
+    if error.filename is None:
+        return reason
+    target = f"{error.filename}" + (f" -> {error.filename2}" if error.filename2 else "")
+    return f"{target}: {reason}"
+
+
+def cli_advice(text: str) -> str:
+    for python, cli in CLI_ADVICE.items():
+        text = text.replace(python, cli)
+    return text
+
+
+def kept_after_interrupt(args: argparse.Namespace | None) -> str:
+    command = getattr(args, "command", None)
+    if command in ("teacher", "distill", "evaluate"):
+        return (
+            f"finished steps (teacher, distilled sets, evaluations) are kept in {args.cache_dir}; "
+            "nothing half-written was left: run the same command again to resume"
+        )
+    if command == "data" and getattr(args, "dataset", None):
+        return (
+            f"the videos decoded so far are kept in {args.cache_dir}/videos (checkpointed every "
+            "few seconds): run the same command again to continue the decode"
+        )
+    return "nothing was written"
+
+
+@contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Warnings as 'tsgd: warning: ...' lines on stderr (not file, line and source) meanwhile."""
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        print(f"tsgd: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show  # restored by catch_warnings
+        yield

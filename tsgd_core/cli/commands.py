@@ -1,0 +1,391 @@
+"""The commands of `tsgd`: data, teacher, distill, evaluate, export and grid, each a thin layer
+over the library."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+# RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
+from .options import (
+    SPEC_FLAGS,
+    check_cache_dir,
+    check_output,
+    class_count_text,
+    dataset_text,
+    fail,
+    flag_name,
+    percent,
+    prepare_dataset,
+)
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from ..data.artifact import EXPORTERS
+
+    if args.preview:
+        check_output(args.preview, tuple(EXPORTERS), "--preview")
+    text = dataset_text(args)
+    if not text:
+        splits, descriptions = benchmark_splits(args)
+    else:
+        check_cache_dir(args)
+        splits, descriptions = prepare_dataset(args, text, announce=False), {}
+    print_splits(splits, descriptions)
+    if args.preview:
+        from ..data.artifact import export
+
+        clips = preview_clips(splits.train, args.preview_clips)
+        path = export(clips, args.preview, fps=args.fps, scale=args.scale)
+        print(
+            f"preview: {path} ({len(clips)} training clips, up to {args.preview_clips} "
+            "per class, one row per class)"
+        )
+
+
+def benchmark_splits(args: argparse.Namespace):
+    from ..data.synthetic import describe_motion_classes
+    from ..grid.profiles import load_data
+
+    splits = load_data(args.profile, args.camera_shake)
+    descriptions = describe_motion_classes(splits.num_classes)
+    return splits, descriptions
+
+
+def print_splits(splits: Any, descriptions: dict[str, str]) -> None:
+    c, t, h, w = splits.clip_shape
+    print(f"dataset: {splits.name}")
+    print(f"clip shape: (C, T, H, W) = ({c}, {t}, {h}, {w})")
+    print(f"classes: {splits.num_classes}")
+    for part in ("train", "val", "test"):
+        clips = getattr(splits, part)
+        counts = class_count_text(clips.class_counts().tolist())
+        print(f"  {part:5s}: {len(clips):6d} clips ({counts})")
+    for i, name in enumerate(splits.class_names):
+        note = f": {descriptions[name]}" if name in descriptions else ""
+        print(f"  {i:3d} {name}{note}")
+
+
+def preview_clips(data: Any, per_class: int) -> Any:
+    """The first `per_class` clips of every class (fewer where a class has fewer)."""
+    import torch
+
+    index = torch.cat([data.indices_of_class(c)[:per_class] for c in range(data.num_classes)])
+    return data.subset(index)
+
+
+def cmd_teacher(args: argparse.Namespace) -> None:
+    from ..data.storage import save_json
+    from ..grid.experiments import get_teacher
+    from ..runtime import resolve_device
+    from ..training.teacher import teacher_path
+
+    if args.out:
+        check_output(args.out, (".json",), "--out")
+    check_cache_dir(args)
+    resolve_device(args.device)
+    text = dataset_text(args)
+    if text:
+        prepare_dataset(args, text)
+    _, info = get_teacher(
+        args.profile,
+        args.camera_shake,
+        dataset=text,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    path = teacher_path(args.cache_dir, info.key)
+    data = f"dataset {args.dataset}" if text else f"camera shake {args.camera_shake:g}"
+    print(f"teacher {info.key} for profile {args.profile!r} ({data})")
+    print(f"  test accuracy:  {percent(info.test_acc)} %")
+    if info.val_acc is not None:
+        print(f"  val accuracy:   {percent(info.val_acc)} %")
+    print(
+        f"  training:       {info.train_wall_s:.1f} s, {info.clips_per_s:.0f} clips/s, "
+        f"peak {info.train_peak_mb:.0f} MB"
+    )
+    print(f"  checkpoint:     {path}")
+    if args.out:
+        blob = {
+            **asdict(info),
+            "checkpoint": str(path),
+            "profile": args.profile,
+            "camera_shake": args.camera_shake,
+            "dataset": text,
+        }
+        print(f"  info:           {save_json(blob, args.out)}")
+
+
+def given_spec_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunSpec fields set on the command line (unset flags keep RunSpec's defaults)."""
+    return {
+        name: getattr(args, name) for name in SPEC_FLAGS if getattr(args, name, None) is not None
+    }
+
+
+def build_spec(params: dict[str, Any]) -> Any:
+    """A RunSpec, checked: method, IPC, profile, split and the saliency parameters."""
+    from ..grid.spec import spec_from_params
+
+    spec = spec_from_params(**params)
+    spec.saliency()  # validates k, alpha, eps, beta, spatial_pool now, not after training
+    return spec
+
+
+def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
+    """IPC against the training split, before any teacher is trained (the data is cheap)."""
+    from ..grid.profiles import get_profile, load_data
+    from ..methods.selection import SELECTION_METHODS, check_ipc
+    from ..runtime.budget import check_distill_fits
+
+    train = load_data(
+        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
+    ).train
+    # selection picks real clips and real init starts from them; noise init needs none
+    if spec.method in SELECTION_METHODS or spec.init == "real":
+        check_ipc(train, spec.ipc)
+    prof = get_profile(spec.profile)
+    width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
+    check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
+
+
+def spec_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The RunSpec fields of the flags, with the dataset decoded into the cache first."""
+    params = given_spec_flags(args)
+    text = dataset_text(args)
+    if text:
+        prepare_dataset(args, text)
+        params["dataset"] = text
+    return params
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from ..data.artifact import SUFFIX, save_distilled
+    from ..grid.experiments import distilled_path, get_teacher, make_distilled
+    from ..runtime import resolve_device
+
+    if args.out:
+        check_output(args.out, (SUFFIX,), "--out")
+    check_cache_dir(args)
+    resolve_device(args.device)
+    spec = build_spec(spec_params(args))
+    check_spec_data(spec, args.cache_dir)
+    _, teacher = get_teacher(
+        spec.profile,
+        spec.camera_shake,
+        dataset=spec.dataset,
+        cache_dir=args.cache_dir,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    cached = distilled_path(spec, teacher.key, args.cache_dir)
+    was_cached = cached.is_file()
+    ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    print(
+        f"{spec.name()}: {len(ds.labels)} clips ({ds.num_classes} classes x IPC {ds.ipc}) "
+        f"of shape {tuple(ds.videos.shape[1:])}, teacher {ds.teacher_key}"
+    )
+    print(f"  distillation:   {cost_text(ds.config)}{' (from the cache)' if was_cached else ''}")
+    print(f"  cached set:     {cached}")
+    if args.out:
+        print(f"  saved:          {save_distilled(ds, args.out)}")
+
+
+def cost_text(config: dict[str, Any]) -> str:
+    wall, peak = config.get("distill_wall_s"), config.get("distill_peak_mb")
+    if wall is None:
+        return "time not recorded"
+    return f"{wall:.1f} s, peak {peak:.0f} MB" if peak is not None else f"{wall:.1f} s"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ..runtime import resolve_device
+
+    if args.out:
+        check_output(args.out, (".json",), "--out")
+    check_cache_dir(args)
+    resolve_device(args.device)
+    start = time.perf_counter()
+    if args.artifact:
+        spec, ds, results = evaluate_artifact(args)
+    else:
+        spec, ds, results = evaluate_new_spec(args)
+    print_results(spec, results, time.perf_counter() - start)
+    if args.out:
+        from ..data.storage import save_json
+        from ..grid.experiments import record
+
+        row = {
+            **record(spec, ds, results),
+            "artifact": str(args.artifact) if args.artifact else None,
+        }
+        print(f"results: {save_json(row, args.out)}")
+
+
+def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if args.labels is not None:
+        out["labels"] = tuple(dict.fromkeys(args.labels))  # repeated modes once
+    if args.split is not None:
+        out["eval_split"] = args.split
+    return out
+
+
+def evaluate_new_spec(args: argparse.Namespace):
+    """Distil (or load from the cache) the set of the spec flags, then evaluate it (cached)."""
+    from ..grid.experiments import evaluate_spec, make_distilled
+
+    spec = build_spec({**spec_params(args), **eval_overrides(args)})
+    check_spec_data(spec, args.cache_dir)
+    progress = not args.quiet
+    ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=progress)
+    results = evaluate_spec(
+        spec, ds, cache_dir=args.cache_dir, device=args.device, progress=progress
+    )
+    return spec, ds, results
+
+
+def artifact_spec(ds: Any, path: Path, args: argparse.Namespace) -> Any:
+    """The spec stored in the artifact (its profile finds the teacher), with the eval flags."""
+    given = given_spec_flags(args)
+    stored = ds.config.get("spec")
+    if stored is None:
+        fail(
+            f"{path} does not record the spec it was made with (config['spec']), so its profile "
+            "and teacher are unknown: evaluate sets written by `tsgd distill --out`"
+        )
+    if args.dataset is not None:
+        given["dataset"] = args.dataset
+    if given:
+        flags = ", ".join("--dataset" if n == "dataset" else flag_name(n) for n in given)
+        fail(
+            f"{path} records its own spec; {flags} cannot change it: drop {flags}, or evaluate a "
+            "new spec without the artifact"
+        )
+    return build_spec({**stored, **eval_overrides(args)})
+
+
+def evaluate_artifact(args: argparse.Namespace):
+    """Evaluate the set in a file with the protocol, using the cached teacher of its profile.
+
+    Evaluations are cached by the spec and the contents of the set, so an evaluation of the same
+    file (or of the same clips under another name) is not repeated.
+    """
+    from ..data.artifact import load_distilled
+    from ..grid.experiments import evaluate_spec
+
+    path = Path(args.artifact)
+    ds = load_distilled(path)
+    spec = artifact_spec(ds, path, args)
+    check_artifact_fits(ds, spec, path, args)
+    results = evaluate_spec(
+        spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
+    )
+    return spec, ds, results
+
+
+def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace) -> None:
+    """Before any teacher or student is trained: the set's classes and clip shape against the
+    data of its spec, and the teacher it records against the one that would relabel it."""
+    from ..grid.profiles import load_data
+
+    data = load_data(
+        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=args.cache_dir
+    )
+    names, theirs = list(ds.class_names), list(data.class_names)
+    if names != theirs:
+        fail(
+            f"{path} holds {len(names)} classes ({', '.join(names[:4])}...), the data of its "
+            f"spec (profile {spec.profile!r}) has {len(theirs)} ({', '.join(theirs[:4])}...): "
+            "evaluate it on the data it was made from, or train a teacher on this dataset and "
+            "distil the set again"
+        )
+    shape, data_shape = tuple(ds.videos.shape[1:]), tuple(data.clip_shape)
+    if shape != data_shape:
+        fail(
+            f"{path} holds clips of shape {shape}, the data of its spec (profile "
+            f"{spec.profile!r}) has {data_shape}: evaluate it with the frames and frame size it "
+            "was made with, or distil the set again"
+        )
+    if ds.teacher_key is None:
+        return
+    expected, matching_threads = relabel_teacher_key(spec, data, args.device, ds.teacher_key)
+    if ds.teacher_key == expected:
+        return
+    hint = (
+        f"run with OMP_NUM_THREADS={matching_threads} (the teacher's weights depend on the CPU "
+        "thread count)"
+        if matching_threads
+        else f"evaluate it with the --cache-dir that holds teacher {ds.teacher_key}"
+    )
+    fail(
+        f"{path} was distilled with teacher {ds.teacher_key}, but here its profile "
+        f"{spec.profile!r} would be relabelled by teacher {expected}: {hint}, or distil the set "
+        "again"
+    )
+
+
+def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tuple[str, int | None]:
+    """The key of the teacher `experiments.get_teacher` would load or train for `spec` here
+    (without training it), and a CPU thread count that gives the `recorded` key, if one does."""
+    import torch
+
+    from ..grid.experiments import teacher_recipe
+    from ..runtime import resolve_device
+    from ..training.teacher import teacher_key, training_threads
+
+    model_cfg, fit, balanced = teacher_recipe(spec.profile, data, spec.dataset)
+
+    def key(threads: int | None) -> str:
+        return teacher_key(data, model_cfg, fit, True, balanced, threads)
+
+    threads = training_threads(resolve_device(device))
+    others = range(1, max(torch.get_num_threads(), os.cpu_count() or 1, 8) + 1)
+    matching = next((n for n in others if threads is not None and key(n) == recorded), None)
+    return key(threads), matching
+
+
+def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
+    print(f"{spec.name()} on the {spec.eval_split} split (augment {spec.eval_augment}):")
+    for labels, res in results.items():
+        print(
+            f"  {labels:4s} labels: {percent(res.mean)} ± {percent(res.std)} % "
+            f"over {len(res.accs)} seeds ({res.num_train} training clips; "
+            f"{sum(res.wall_s):.1f} s, peak {max(res.peak_mb):.0f} MB)"
+        )
+    print(f"  this command took {wall_s:.1f} s")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from ..data.artifact import EXPORTERS, export, load_distilled
+
+    check_output(args.out, tuple(EXPORTERS), "the output")
+    ds = load_distilled(args.artifact)
+    path = export(ds, args.out, fps=args.fps, scale=args.scale, per_row=args.per_row)
+    frames = ds.videos.shape[2]
+    print(
+        f"{path}: {ds.num_classes} classes x IPC {ds.ipc} ({ds.method}), "
+        f"{frames} frames at {args.fps:g} fps"
+    )
+
+
+def cmd_grid(args: argparse.Namespace) -> None:
+    from ..grid.cells import build_dataset_grid
+
+    text = dataset_text(args)
+    groups = build_dataset_grid(args.profile, text, shake=args.shake).groups()
+    total = sum(len(specs) for specs in groups.values())
+    data = f" on {args.dataset} ({args.root})" if text else ""
+    print(f"grid of profile {args.profile!r}{data}: {total} runs")
+    for group, specs in groups.items():
+        print(f"{group} ({len(specs)})")
+        if args.list:
+            for spec in specs:
+                print(f"  {spec.name()}")
+    if not args.list:
+        print("(add --list for the name of every run)")

@@ -1,0 +1,515 @@
+"""Flags of the command line: value types that fail with one clear line, the option groups
+shared by commands, and the real-dataset options."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from ..data.datasets import DATASET_KINDS
+from ..grid.spec import DISTILL_SWITCHES
+
+# RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
+
+
+# RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
+SPEC_FLAGS = (
+    "method",
+    "ipc",
+    "profile",
+    "camera_shake",
+    "tsgfa",
+    "n_students",
+    *DISTILL_SWITCHES,
+)
+
+
+PREVIEW_CLIPS_PER_CLASS = 4
+
+
+BUG_REPORT_HINT = "this is a bug in tsgd: please report it with the command line (TSGD_DEBUG=1 shows the traceback)"
+
+
+# The Python loader's advice, in the words of this command line
+CLI_ADVICE = {
+    "pass on_missing='skip'": "pass --on-missing skip",
+    "pass annotations=<file or folder>": "pass --annotations PATH",
+    "pass annotations=<folder>": "pass --annotations FOLDER",
+    "and annotations at the split files": "and --annotations at the split files",
+    "with classes=[...]": "with --classes NAME ...",
+}
+
+
+class CliError(ValueError):
+    """A bad command line that argparse cannot see (a combination of flags, a file suffix)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``tsgd: error: ...`` and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"tsgd: error: {message} (see '{self.prog} --help')\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keep the epilog's line breaks; show defaults, except the None of unset optional flags."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or isinstance(action, argparse.BooleanOptionalAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def fail(message: str) -> NoReturn:
+    raise CliError(message)
+
+
+def check_suffix(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
+    """`path` must end in one of `suffixes` (checked before any work, so nothing is written)."""
+    path = Path(path)
+    if not any(path.name.lower().endswith(s) for s in suffixes):
+        fail(f"{flag} {path} must end in {' or '.join(suffixes)}")
+    return path
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """'112' -> (112, 112); '128x171' -> (128, 171)."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(
+            f"size must be N or HxW with positive integers, got {text!r}"
+        )
+    return size  # type: ignore[return-value]
+
+
+def _parsed(text: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _parsed(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = _parsed(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = _parsed(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _parsed(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = _parsed(text, float)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
+
+
+def frame_rate(text: str) -> float:
+    from ..data.artifact import MAX_FPS, MIN_FPS
+
+    value = _parsed(text, float)
+    if not MIN_FPS <= value <= MAX_FPS:
+        raise argparse.ArgumentTypeError(
+            f"must lie in [{MIN_FPS:g}, {MAX_FPS:g}] frames per second, got {text}"
+        )
+    return value
+
+
+INT_TYPES = (int, positive_int, nonnegative_int)
+
+
+def device_arg(text: str) -> str:
+    """--device: auto, cpu or cuda[:N] that this machine has (checked when parsed)."""
+    from ..runtime import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(one_line(error)) from None
+    return text
+
+
+def path_arg(text: str) -> str:
+    """A file or folder flag: `~` expanded (as a shell does for a bare `~/x`); empty refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path: give a file or folder name (or leave the flag out)"
+        )
+    return os.path.expanduser(text)
+
+
+def check_output(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
+    """An output file with the right suffix, in a place we can write: checked before any work."""
+    from ..data.storage import check_writable_file
+
+    check_suffix(path, suffixes, flag)
+    return check_writable_file(path, flag)
+
+
+def check_cache_dir(args: argparse.Namespace) -> None:
+    from ..data.storage import check_writable_dir, sweep_cache
+
+    check_writable_dir(args.cache_dir, "--cache-dir")
+    sweep_cache(args.cache_dir)  # what a killed run (kill -9) left half-written
+
+
+def percent(acc: float) -> str:
+    return f"{100 * acc:.1f}"
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a RunSpec field."""
+    return "--seed" if field == "distill_seed" else "--" + field.replace("_", "-")
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def class_count_text(counts: Sequence[int]) -> str:
+    low, high = min(counts), max(counts)
+    return f"{low} per class" if low == high else f"{low}-{high} per class"
+
+
+def dataset_text(args: argparse.Namespace) -> str:
+    """The DataSpec text of --dataset and its options ("" for the built-in benchmark)."""
+    from ..data.datasets import DataSpec, clip_geometry
+
+    if args.dataset is None:
+        for flag in DATASET_ONLY_FLAGS:
+            if getattr(args, flag.lstrip("-").replace("-", "_"), None) is not None:
+                fail(
+                    f"{flag} applies to a real dataset: add --dataset "
+                    f"(one of {', '.join(DATASET_KINDS)})"
+                )
+        return ""
+    if args.root is None:
+        fail(
+            f"--dataset {args.dataset} needs --root PATH "
+            "(the folder of your copy; nothing is downloaded)"
+        )
+    if getattr(args, "camera_shake", None):
+        fail("--camera-shake applies to the built-in benchmark, not to --dataset")
+    profile = getattr(args, "profile", None) or "default"
+    frames, height, width = clip_geometry(profile, args.dataset)
+    spec = DataSpec(
+        kind=args.dataset,
+        root=str(Path(args.root).expanduser().resolve()),
+        frames=args.frames or frames,
+        size=args.size or (height, width),
+        split=args.data_split or 1,
+        classes=tuple(args.classes or ()),
+        max_per_class=args.max_per_class,
+        val_fraction=0.1 if args.val_fraction is None else args.val_fraction,
+        backend=args.backend or "auto",
+        annotations=str(Path(args.annotations).expanduser().resolve())
+        if args.annotations
+        else None,
+        on_missing=args.on_missing or "error",
+    )
+    return spec.to_text()
+
+
+def prepare_dataset(args: argparse.Namespace, text: str, announce: bool = True):
+    """Decode the dataset into the cache (parallel, resumable) before any training."""
+    from ..data.datasets import DataSpec
+
+    spec = DataSpec.from_text(text)
+    splits = spec.load(args.cache_dir, progress=not args.quiet, workers=args.decode_workers)
+    if announce:
+        print(
+            f"dataset: {spec.label()}: {len(splits.train)} train / {len(splits.val)} val / "
+            f"{len(splits.test)} test clips, {splits.num_classes} classes"
+        )
+    return splits
+
+
+EXAMPLES = {
+    "data": """examples:
+  tsgd data --profile quick
+  tsgd data --profile default --camera-shake 0.5 --preview motion.gif
+  tsgd data --dataset miniucf --root ~/data/UCF101 --frames 8 --size 112 --preview ucf.gif
+  tsgd data --dataset ucf101 --root ~/data/UCF101 --classes ApplyEyeMakeup Biking --workers 8""",
+    "teacher": """examples:
+  tsgd teacher --profile quick
+  tsgd teacher --profile default --device cuda --out teacher.json
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli teacher --profile default
+  tsgd teacher --profile real-cpu --dataset ucf101 --root ~/data/UCF101 --max-per-class 40""",
+    "distill": """examples:
+  tsgd distill --method tsgd --ipc 1 --profile quick --out tsgd_ipc1.tsgd.pt
+  tsgd distill --method random --ipc 5 --profile default --out random_ipc5.tsgd.pt
+  tsgd distill --method tsgd --ipc 5 --no-tsgfo --init noise --seed 1
+  torchrun --standalone --nproc_per_node 2 -m tsgd_core.cli distill --method tsgd --ipc 10
+  tsgd distill --method tsgd --ipc 1 --profile literature --dataset miniucf --root ~/data/UCF101""",
+    "evaluate": """examples:
+  tsgd evaluate tsgd_ipc1.tsgd.pt --labels soft hard --out results.json
+  tsgd evaluate --method herding --ipc 5 --profile quick --labels hard
+  tsgd evaluate --method tsgd --ipc 5 --k 2 --split val --labels soft
+  tsgd evaluate --method tsgd --ipc 1 --profile real-cpu --dataset hmdb51 --root ~/data/hmdb51""",
+    "export": """examples:
+  tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.gif
+  tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.mp4 --fps 8 --scale 8""",
+    "grid": """examples:
+  tsgd grid --profile quick --list
+  tsgd grid --profile default
+  tsgd grid --profile real-cpu --dataset ucf101 --root ~/data/UCF101 --list""",
+}
+
+
+def common_options(cache_help: str, device: bool = True) -> argparse.ArgumentParser:
+    """--cache-dir, --quiet and (for the commands that train) --device."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--cache-dir", type=path_arg, default="cache", help=cache_help)
+    if device:
+        common.add_argument(
+            "--device",
+            type=device_arg,
+            default="auto",
+            metavar="auto|cpu|cuda",
+            help="auto takes a CUDA GPU when there is one",
+        )
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    if device:
+        common.add_argument(
+            "--channels-last",
+            action="store_true",
+            help="train in the channels_last_3d memory format on CUDA (ignored on the CPU)",
+        )
+    return common
+
+
+def add_spec_options(
+    parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
+) -> None:
+    """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
+    from ..grid.spec import PIXEL_SOURCES, RunSpec
+    from ..methods.distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
+    from ..methods.salient import PACKINGS
+    from ..methods.salient import WINDOW_CHOICES as WINDOWS
+    from ..training.saliency import ALPHAS
+
+    default = {f.name: f.default for f in fields(RunSpec)}
+
+    def add(group: Any, flag: str, field: str, text: str, **kwargs: Any) -> None:
+        if "type" in kwargs:
+            kwargs["metavar"] = "N" if kwargs["type"] in INT_TYPES else "X"
+        group.add_argument(
+            flag, dest=field, default=None, help=f"{text} (default: {default[field]})", **kwargs
+        )
+
+    run = parser.add_argument_group("what to distil (a RunSpec)")
+    add(run, "--method", "method", "selection baseline or distillation method", choices=methods)
+    add(run, "--ipc", "ipc", "clips per class", type=positive_int)
+    add(run, "--profile", "profile", "data, teacher and budget sizes", choices=profiles)
+    add(
+        run,
+        "--camera-shake",
+        "camera_shake",
+        "global camera motion of the benchmark clips",
+        type=nonnegative_float,
+    )
+    add(run, "--seed", "distill_seed", "seed of the selection / distillation", type=nonnegative_int)
+    switch = argparse.BooleanOptionalAction
+    tsgd = parser.add_argument_group("TSGD switches (used by tsgd, sre2l and dm where they apply)")
+    add(tsgd, "--tsgfo", "tsgfo", "saliency-filtered optimisation", action=switch)
+    add(tsgd, "--tsgfa", "tsgfa", "saliency-guided augmentation of the students", action=switch)
+    add(tsgd, "--init", "init", "start from real clips or from noise", choices=INITS)
+    add(tsgd, "--modulation", "modulation", "filter per pixel or per frame", choices=MODULATIONS)
+    add(tsgd, "--lowpass", "lowpass", "also low-pass the update along time", action=switch)
+    add(
+        tsgd,
+        "--saliency-source",
+        "saliency_source",
+        "saliency of the synthetic clip or of its real init",
+        choices=SALIENCY_SOURCES,
+    )
+    add(tsgd, "--k", "k", "temporal half-window of the saliency smoothing", type=nonnegative_int)
+    add(tsgd, "--alpha", "alpha", "smoothing weights", choices=ALPHAS)
+    add(tsgd, "--eps", "eps", "saliency normalisation epsilon", type=positive_float)
+    add(tsgd, "--beta", "beta", "saliency floor in [0, 1]", type=probability)
+    add(
+        tsgd,
+        "--spatial-pool",
+        "spatial_pool",
+        "odd spatial pooling of the saliency (1 = off)",
+        type=positive_int,
+    )
+    add(tsgd, "--r-bn", "r_bn", "weight of the BatchNorm statistics loss", type=nonnegative_float)
+    recover = parser.add_argument_group(
+        "recovery settings (unset: what the tuning stage chose, src tsgd_core/tuned.json)"
+    )
+    add(
+        recover,
+        "--lr",
+        "lr",
+        "Adam's pixel learning rate of TSGD / SRe2L-style",
+        type=positive_float,
+    )
+    add(recover, "--iterations", "iterations", "recover / DM iterations", type=nonnegative_int)
+    add(recover, "--lr-schedule", "lr_schedule", "pixel lr schedule", choices=LR_SCHEDULES)
+    add(recover, "--first-bn", "first_bn", "weight of the first BN layer", type=nonnegative_float)
+    add(
+        recover,
+        "--recover-augment",
+        "recover_augment",
+        "differentiable augmentation while recovering",
+        action=switch,
+    )
+    add(recover, "--dm-lr", "dm_lr", "DM's pixel learning rate (SGD)", type=positive_float)
+    add(recover, "--window", "window", "Salient windows: how windows are placed", choices=WINDOWS)
+    add(recover, "--pack", "pack", "Salient windows: how windows are packed", choices=PACKINGS)
+    add(
+        recover,
+        "--train-pixels",
+        "train_pixels",
+        "students train on the set's pixels or its start set's (control)",
+        choices=PIXEL_SOURCES,
+    )
+    add(
+        recover,
+        "--label-pixels",
+        "label_pixels",
+        "the teacher's soft labels of the set's pixels or its start set's (control)",
+        choices=PIXEL_SOURCES,
+    )
+    add(
+        recover,
+        "--students",
+        "n_students",
+        "the first N of the profile's student seeds",
+        type=positive_int,
+    )
+
+
+# flags that mean nothing without --dataset
+DATASET_ONLY_FLAGS = (
+    "--root",
+    "--frames",
+    "--size",
+    "--data-split",
+    "--classes",
+    "--max-per-class",
+    "--val-fraction",
+    "--backend",
+    "--annotations",
+    "--on-missing",
+)
+
+
+def add_dataset_options(
+    parser: argparse.ArgumentParser,
+    official_split_flag: bool = False,
+    workers_flag: str = "--workers",
+) -> None:
+    """--dataset KIND --root DIR and the loader's options (a DataSpec).
+
+    `workers_flag` names the decoding threads' flag (run_grid's --workers are grid workers).
+    """
+    from ..data.real_video import BACKENDS
+
+    data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
+    data.add_argument("--dataset", choices=DATASET_KINDS, help="use a real dataset from --root")
+    data.add_argument(
+        "--root",
+        type=path_arg,
+        metavar="DIR",
+        help="folder of the real dataset (nothing is downloaded)",
+    )
+    data.add_argument(
+        "--frames",
+        type=positive_int,
+        metavar="N",
+        help="frames per clip (default: the profile's; literature: per dataset)",
+    )
+    data.add_argument(
+        "--size", type=image_size, metavar="N|HxW", help="frame size (default: the profile's)"
+    )
+    # --split of `tsgd evaluate` picks val or test; this is the dataset's own split number
+    splits = ("--data-split", "--split") if official_split_flag else ("--data-split",)
+    data.add_argument(
+        *splits,
+        dest="data_split",
+        type=int,
+        choices=(1, 2, 3),
+        help="official split 1-3 (UCF101, MiniUCF, HMDB51)",
+    )
+    data.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes")
+    data.add_argument(
+        "--max-per-class",
+        type=positive_int,
+        metavar="N",
+        help="at most this many videos per class and split",
+    )
+    data.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="X",
+        help="share of each training class held out (0.1)",
+    )
+    data.add_argument("--backend", choices=BACKENDS, help="video decoder (auto: decord, else PyAV)")
+    data.add_argument(
+        "--annotations",
+        type=path_arg,
+        metavar="DIR",
+        help="folder of the split files when not in the usual place",
+    )
+    data.add_argument(
+        "--on-missing", choices=("error", "skip"), help="videos named by a split file but absent"
+    )
+    data.add_argument(
+        workers_flag,
+        dest="decode_workers",
+        type=positive_int,
+        metavar="N",
+        help="decoding threads (default: CPU cores, at most 8)",
+    )
+
+
+def add_preview_options(parser: argparse.ArgumentParser) -> None:
+    from ..data.artifact import MAX_FPS, MIN_FPS
+
+    parser.add_argument(
+        "--fps",
+        type=frame_rate,
+        default=4,
+        help=f"frames per second of the animation ({MIN_FPS:g} to {MAX_FPS:g})",
+    )
+    parser.add_argument(
+        "--scale", type=positive_int, default=4, help="pixel upscaling of every clip"
+    )
