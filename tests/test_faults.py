@@ -29,6 +29,7 @@ from tsgd_core.data.storage import (
     remove_stale_temporaries,
     save_json_keyed,
 )
+from tsgd_core.grid import kernels, planner
 from tsgd_core.runtime.budget import MemoryBudgetError, check_fits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -482,14 +483,14 @@ def test_ctrl_c_in_run_grid_is_one_line_and_exit_130(tmp_path):
     child = run_interrupted(
         f"""
         import os, signal, sys, time
-        sys.path.insert(0, "scripts")
-        import run_grid
+        from tsgd_core.cli import run_grid
+        from tsgd_core.grid import kernels
 
         def interrupted(step, engine):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(30)
 
-        run_grid.execute = interrupted
+        kernels.execute = interrupted
         sys.exit(run_grid.main(["--profile", "smoke", "--fresh-kernels", "--no-html",
                                 "--reports", {str(tmp_path / "reports")!r},
                                 "--cache", {str(tmp_path / "cache")!r}]))
@@ -550,9 +551,8 @@ def test_remove_stale_temporaries_keeps_fresh_foreign_files(tmp_path):
 
 
 @pytest.fixture
-def run_grid_module(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    import run_grid
+def run_grid_module():
+    from tsgd_core.cli import run_grid
 
     return run_grid
 
@@ -586,7 +586,7 @@ def test_run_grid_script_bad_profile_is_one_line_exit_2(tmp_path):
 
 
 def grid_step(run_grid_module, tmp_path: Path):
-    step = run_grid_module.Step("x", "02_teacher.ipynb", tmp_path / "out", {"a": 1})
+    step = planner.Step("x", "02_teacher.ipynb", tmp_path / "out", {"a": 1})
     step.out_dir.mkdir(parents=True)
     return step
 
@@ -595,14 +595,14 @@ def grid_step(run_grid_module, tmp_path: Path):
 def test_is_done_treats_any_odd_executed_notebook_as_not_done(run_grid_module, tmp_path, content):
     step = grid_step(run_grid_module, tmp_path)
     step.executed.write_text(content, encoding="latin-1")
-    assert run_grid_module.is_done(step) is False
+    assert planner.is_done(step) is False
 
 
 def test_failed_notebook_is_removed_once_the_step_succeeds(run_grid_module, tmp_path, monkeypatch):
     import papermill
 
     step = grid_step(run_grid_module, tmp_path)
-    failed = run_grid_module.failed_path(step)
+    failed = kernels.failed_path(step)
     failed.write_text("{}")
 
     class Executed:
@@ -613,7 +613,7 @@ def test_failed_notebook_is_removed_once_the_step_succeeds(run_grid_module, tmp_
         return Executed()
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
-    run_grid_module.execute(step, None)
+    kernels.execute(step, None)
     assert step.executed.is_file() and not failed.exists()
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tsgd_core.cli import run_grid as runner
 from tsgd_core.data.storage import save_torch
+from tsgd_core.grid import planner, workers
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ("wall_s", "peak_mb")  # record fields that measure the run, not its result
@@ -22,27 +22,24 @@ TIMING = ("wall_s", "peak_mb")  # record fields that measure the run, not its re
 
 @pytest.fixture
 def run_grid(monkeypatch):
-    spec = importlib.util.spec_from_file_location("run_grid", ROOT / "scripts" / "run_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "run_grid", module)  # dataclasses look the module up
-    spec.loader.exec_module(module)
+    """The runner (`tsgd_core.cli.run_grid`), with the environment its main sets restored after."""
     for name in ("PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # main sets them: restore
         if name in os.environ:
             monkeypatch.setenv(name, os.environ[name])
         else:
             monkeypatch.delenv(name, raising=False)
-    return module
+    return runner
 
 
-def smoke_plan(run_grid, tmp_path: Path):
-    return run_grid.plan("smoke", tmp_path / "reports", tmp_path / "cache", "cpu", None)
+def smoke_plan(tmp_path: Path):
+    return planner.plan("smoke", tmp_path / "reports", tmp_path / "cache", "cpu", None)
 
 
 def test_shards_split_the_cells_and_each_runs_the_setup(run_grid, tmp_path):
-    steps = smoke_plan(run_grid, tmp_path)
-    cells = run_grid.cell_labels(steps)
+    steps = smoke_plan(tmp_path)
+    cells = planner.cell_labels(steps)
     assert len(cells) > 4 and len(set(cells)) == len(cells)
-    shares = [run_grid.shard_steps(steps, (i, 3)) for i in range(3)]
+    shares = [planner.shard_steps(steps, (i, 3)) for i in range(3)]
     seen = [s.label for share in shares for s in share if s.stage == "cell"]
     assert sorted(seen) == sorted(s.label for s in steps if s.stage == "cell"), "each cell once"
     for share in shares:
@@ -57,9 +54,9 @@ def test_shards_split_the_cells_and_each_runs_the_setup(run_grid, tmp_path):
         assert all(labels.count(s.label) == (1 if s.direct else 2) for s in cells), (
             "cells stay whole"
         )
-    cells_only = run_grid.shard_steps(steps, (0, 3), with_setup=False)
+    cells_only = planner.shard_steps(steps, (0, 3), with_setup=False)
     assert {s.stage for s in cells_only} == {"cell"}
-    merged = run_grid.merge_steps(steps)
+    merged = planner.merge_steps(steps)
     assert [s.notebook for s in merged if s.stage == "final"] == [
         "05_report.ipynb",
         "00_quickstart.ipynb",
@@ -84,7 +81,7 @@ def test_each_worker_runs_its_shard_of_cells_on_one_gpu_of_its_own(run_grid, mon
         fresh_kernels=True,
         cell_flags=["--dataset", "ucf101", "--root", "/d", "--ipcs", "1"],
     )
-    cmd = run_grid.worker_command(args, Path("/r"), 1, 2)
+    cmd = workers.worker_command(args, Path("/r"), 1, 2)
     assert cmd[cmd.index("--shard") + 1] == "1/2" and "--cells-only" in cmd
     assert cmd[cmd.index("--groups") + 1] == "main,ablation" and "--fresh-kernels" in cmd
     assert cmd[cmd.index("--dataset") :][:6] == [
@@ -97,12 +94,12 @@ def test_each_worker_runs_its_shard_of_cells_on_one_gpu_of_its_own(run_grid, mon
     ]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
-    assert [run_grid.worker_env(i, "cuda")["CUDA_VISIBLE_DEVICES"] for i in range(3)] == [
+    assert [workers.worker_env(i, "cuda")["CUDA_VISIBLE_DEVICES"] for i in range(3)] == [
         "4",
         "5",
         "4",
     ]
-    assert run_grid.worker_env(1, "cpu")["CUDA_VISIBLE_DEVICES"] == "4,5"
+    assert workers.worker_env(1, "cpu")["CUDA_VISIBLE_DEVICES"] == "4,5"
 
 
 def test_the_cells_teachers_are_trained_once_before_the_workers(run_grid, tmp_path, monkeypatch):
@@ -117,13 +114,13 @@ def test_the_cells_teachers_are_trained_once_before_the_workers(run_grid, tmp_pa
     monkeypatch.setattr(experiments, "get_teacher", get_teacher)
     # every group, camera shake (not run by default) included
     groups = list(experiments.GROUPS)
-    steps = run_grid.plan("smoke", tmp_path / "reports", tmp_path / "cache", "cpu", groups)
+    steps = planner.plan("smoke", tmp_path / "reports", tmp_path / "cache", "cpu", groups)
     # the kernels' thread count (a CPU teacher's key names it), not this process's own
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        run_grid.train_cell_teachers(steps, tmp_path / "cache", "cpu")
+        workers.train_cell_teachers(steps, tmp_path / "cache", "cpu")
     finally:
         torch.set_num_threads(before)
     shakes = {s.params["spec"]["camera_shake"] for s in steps if "spec" in s.params}
@@ -194,23 +191,36 @@ def test_two_shards_and_a_merge_give_the_report_of_one_run(run_grid, tmp_path):
 
 def test_stale_runs_are_the_planned_groups_folders_the_plan_no_longer_has(run_grid, tmp_path):
     reports = tmp_path / "reports"
-    steps = run_grid.plan("smoke", reports, tmp_path / "cache", "cpu", ["main"])
+    steps = planner.plan("smoke", reports, tmp_path / "cache", "cpu", ["main"])
     current = next(s.out_dir for s in steps if s.stage == "cell" and "spec" in s.params)
     old = reports / "runs" / "main" / "random_ipc1_0ld0ld"  # an older grid's run
     other = reports / "runs" / "shake" / "sre2l_ipc1_abcdef"  # a group this run does not plan
     for folder in (current, old, other):
         folder.mkdir(parents=True)
         (folder / "record.json").write_text("{}")
-    assert run_grid.stale_runs(steps, reports) == [old]
-    run_grid.remove_stale_runs(steps, reports)
+    assert planner.stale_runs(steps, reports) == [old]
+    planner.remove_stale_runs(steps, reports)
     assert not old.exists() and current.is_dir() and other.is_dir()
 
 
 def test_auto_workers_is_one_per_cpu_core_up_to_eight(run_grid, monkeypatch):
-    for cores, expected in ((2, 2), (64, run_grid.MAX_AUTO_WORKERS), (None, 1)):
-        monkeypatch.setattr(run_grid.os, "cpu_count", lambda cores=cores: cores)
-        assert run_grid.auto_workers("cpu") == expected
+    for cores, expected in ((2, 2), (64, workers.MAX_AUTO_WORKERS), (None, 1)):
+        monkeypatch.setattr(workers.os, "cpu_count", lambda cores=cores: cores)
+        assert workers.auto_workers("cpu") == expected
     assert run_grid.workers_arg("auto") == "auto" and run_grid.workers_arg("3") == 3
     for bad, message in (("two", "expected an integer"), ("0", "positive integer")):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             run_grid.workers_arg(bad)
+
+
+def test_the_split_is_announced_one_line_per_share_and_names_each_cell_once(tmp_path):
+    steps = smoke_plan(tmp_path)
+    cells = planner.cell_labels(steps)
+    lines = planner.split_lines(steps, 3, "worker")
+    assert len(lines) == 4 and lines[0].startswith(f"[split] {len(cells)} cell(s) over 3 workers")
+    counts = [int(line.split(": ")[1].split()[0]) for line in lines[1:]]
+    assert counts == [len(cells[i::3]) for i in range(3)] and sum(counts) == len(cells)
+    assert lines[1].startswith("[split] worker 0/3:") and cells[0] in lines[1]
+    assert f"(+{counts[0] - planner.SPLIT_SHOWN} more)" in lines[1]
+    only = planner.split_lines(steps, 3, "shard", only=2)
+    assert len(only) == 2 and only[1].startswith("[split] shard 2/3:") and cells[2] in only[1]

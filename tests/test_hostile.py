@@ -14,6 +14,7 @@ import torch
 from tsgd_core.cli import kept_after_interrupt, main
 from tsgd_core.data.artifact import DistilledSet, load_distilled, save_distilled
 from tsgd_core.data.clips import DataError
+from tsgd_core.grid import kernels, planner, workers
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--profile", "smoke", "--quiet"]
@@ -248,9 +249,8 @@ def test_evaluate_refuses_a_mismatched_set_before_any_training(capsys, tmp_path,
 
 
 @pytest.fixture
-def run_grid(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    import run_grid
+def run_grid():
+    from tsgd_core.cli import run_grid
 
     return run_grid
 
@@ -300,10 +300,10 @@ def test_run_grid_expands_tilde_in_reports_and_cache(run_grid, monkeypatch, tmp_
 
 
 def test_unknown_notebook_parameter_is_found_before_running(run_grid, tmp_path):
-    step = run_grid.Step("x", "02_teacher.ipynb", tmp_path, {"profile": "smoke", "ipc": 3})
-    assert run_grid.unknown_parameters([step]) == ["02_teacher.ipynb: ipc"]
-    planned = run_grid.plan("smoke", tmp_path, tmp_path / "c", "cpu", None)
-    assert run_grid.unknown_parameters(planned) == []  # the grid passes only declared ones
+    step = planner.Step("x", "02_teacher.ipynb", tmp_path, {"profile": "smoke", "ipc": 3})
+    assert planner.unknown_parameters([step]) == ["02_teacher.ipynb: ipc"]
+    planned = planner.plan("smoke", tmp_path, tmp_path / "c", "cpu", None)
+    assert planner.unknown_parameters(planned) == []  # the grid passes only declared ones
 
 
 def test_smoke_run_leaves_the_tracked_reports_index_alone(run_grid, tmp_path):
@@ -318,27 +318,27 @@ def test_ctrl_c_in_a_worker_is_interrupted_not_failed(run_grid, capsys, monkeypa
     class Done:
         returncode = 130
 
-    monkeypatch.setattr(run_grid.subprocess, "run", lambda *a, **k: Done())
-    monkeypatch.setattr(run_grid, "worker_command", lambda *a: ["true"])
+    monkeypatch.setattr(workers.subprocess, "run", lambda *a, **k: Done())
+    monkeypatch.setattr(workers, "worker_command", lambda *a: ["true"])
     args = argparse.Namespace(device="cpu")
     with pytest.raises(KeyboardInterrupt):
-        run_grid.run_workers(args, tmp_path, 2)
+        workers.run_workers(args, tmp_path, 2)
     out = capsys.readouterr().out
     assert "FAILED" not in out and out.count("interrupted") == 2
 
 
 def test_kernel_dying_of_ctrl_c_is_interrupted_not_failed(run_grid, capsys, monkeypatch, tmp_path):
     def dies(step, engine):
-        run_grid.INTERRUPTED.set()  # the SIGINT handler ran; the kernel died of it
+        kernels.INTERRUPTED.set()  # the SIGINT handler ran; the kernel died of it
         raise RuntimeError("Kernel died before replying to kernel_info")
 
-    monkeypatch.setattr(run_grid, "execute", dies)
-    step = run_grid.Step("x", "02_teacher.ipynb", tmp_path, {}, always=True)
+    monkeypatch.setattr(kernels, "execute", dies)
+    step = planner.Step("x", "02_teacher.ipynb", tmp_path, {}, always=True)
     try:
         with pytest.raises(KeyboardInterrupt):
-            run_grid.run_steps([step], force=True, fresh_kernels=True)
+            kernels.run_steps([step], force=True, fresh_kernels=True)
     finally:
-        run_grid.INTERRUPTED.clear()
+        kernels.INTERRUPTED.clear()
     assert "FAILED" not in capsys.readouterr().err
 
 

@@ -158,7 +158,7 @@ def test_graph_reads_every_module():
     assert f"{PACKAGE}.grid.experiments" in graph
     # a top-level import, a lazy one inside a function and a `from .. import module` all count
     assert f"{PACKAGE}.data.storage" in graph[f"{PACKAGE}.grid.experiments"]
-    assert f"{PACKAGE}.data.artifact" in graph[f"{PACKAGE}.cli"]
+    assert f"{PACKAGE}.data.artifact" in graph[f"{PACKAGE}.cli.commands"]
     assert f"{PACKAGE}.runtime.distributed" in graph[f"{PACKAGE}.training.train"]
 
 

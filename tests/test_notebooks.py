@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -337,14 +336,9 @@ def test_01_to_04_use_the_dataset_folder_they_are_given(workspace):
 def test_run_grid_stops_at_a_failing_notebook_and_keeps_earlier_results(
     workspace, monkeypatch, capsys
 ):
-    import importlib.util
+    from tsgd_core.cli import run_grid
+    from tsgd_core.grid import planner
 
-    spec = importlib.util.spec_from_file_location(
-        "run_grid", NOTEBOOKS.parent / "scripts" / "run_grid.py"
-    )
-    run_grid = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "run_grid", run_grid)  # dataclasses look the module up
-    spec.loader.exec_module(run_grid)
     reports = workspace / "grid"
     common = {
         "profile": "smoke",
@@ -355,20 +349,20 @@ def test_run_grid_stops_at_a_failing_notebook_and_keeps_earlier_results(
 
     def tiny_plan(*args, **kwargs):
         steps = [
-            run_grid.Step("teacher", "02_teacher.ipynb", reports / "teacher", {}),
-            run_grid.Step(
+            planner.Step("teacher", "02_teacher.ipynb", reports / "teacher", {}),
+            planner.Step(
                 "main/bad",
                 "03_distill.ipynb",
                 reports / "runs" / "bad",
                 {"spec": {"method": "nope"}},
             ),
-            run_grid.Step("never", "02_teacher.ipynb", reports / "never", {}),
+            planner.Step("never", "02_teacher.ipynb", reports / "never", {}),
         ]
         for step in steps:
             step.params = {**common, "out_dir": str(step.out_dir), **step.params}
         return steps
 
-    monkeypatch.setattr(run_grid, "plan", tiny_plan)
+    monkeypatch.setattr(run_grid, "plan", tiny_plan)  # the runner calls its own import
     for name in ("PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # main sets them: restore
         if name in os.environ:
             monkeypatch.setenv(name, os.environ[name])
@@ -384,4 +378,4 @@ def test_run_grid_stops_at_a_failing_notebook_and_keeps_earlier_results(
     assert not (reports / "runs" / "bad" / "03_distill.ipynb").exists()
     assert not list(reports.rglob(".*.running.ipynb")) and not (reports / "never").exists()
     # a rerun skips the step that succeeded
-    assert run_grid.is_done(tiny_plan()[0]) and not run_grid.is_done(tiny_plan()[1])
+    assert planner.is_done(tiny_plan()[0]) and not planner.is_done(tiny_plan()[1])

@@ -1,0 +1,294 @@
+"""The plan of a grid run: one step per notebook (or direct run) of every cell, whether a step
+is done already, and how shards split the cells."""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: notebooks/, scripts/ and reports/
+
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+# grid groups run without notebooks: validation studies whose figures live in the report
+NUMBERS_ONLY_GROUPS = ("controls", "sensitivity", "recover", "convergence", "tsgfa", "dm")
+
+
+@dataclass
+class Step:
+    """One notebook execution: which notebook, with which parameters, written where."""
+
+    label: str
+    notebook: str
+    out_dir: Path
+    params: dict[str, Any]
+    always: bool = False  # rerun even when an executed notebook with these parameters exists
+    needs: list[str] = field(default_factory=list)  # files in out_dir that must exist to skip
+    direct: bool = False  # run experiments.run in this process, no notebook (cached; cheap to redo)
+    stage: str = "cell"  # "setup" (before the cells), "cell" (one grid cell), "final" (after)
+
+    @property
+    def executed(self) -> Path:
+        return self.out_dir / self.notebook
+
+    @property
+    def source(self) -> Path:
+        return NOTEBOOKS / self.notebook
+
+
+def plain(value: Any) -> Any:
+    """Tuples to lists (papermill writes parameters as Python literals)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def plan(
+    profile: str,
+    reports: Path,
+    cache: Path,
+    device: str,
+    groups: list[str] | None,
+    dataset: str = "",
+    command: str | None = None,
+    ipcs: list[int] | None = None,
+) -> list[Step]:
+    """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "")."""
+    from . import experiments
+
+    common = {"profile": profile, "cache_dir": str(cache), "device": device, "progress": False}
+    if dataset:  # only then: the benchmark's executed notebooks keep their parameters
+        common["dataset"] = dataset
+    steps = [
+        Step(
+            "data and saliency",
+            "01_data_and_saliency.ipynb",
+            reports / "data_and_saliency",
+            {},
+            needs=["data_summary.json"],
+            stage="setup",
+        ),
+        Step(
+            "teacher",
+            "02_teacher.ipynb",
+            reports / "teacher",
+            {},
+            needs=["teacher.json"],
+            stage="setup",
+        ),
+    ]
+    first_seed = experiments.get_profile(profile).distill_seeds[0]
+    groups = groups or list(experiments.DEFAULT_GROUPS)
+    # the upper bound (students on the whole train split) as a cell of its own, so that a
+    # worker computes it once, in parallel with the others; the report reads it from the cache
+    steps.append(Step("full data", "", reports / "full_data", {"full_data": "test"}, direct=True))
+    for group, specs in experiments.build_dataset_grid(profile, dataset).groups().items():
+        if group not in groups:
+            continue
+        for spec in specs:
+            if ipcs and spec.ipc not in ipcs:
+                continue
+            folder = reports / "runs" / group / spec.name()
+            params = {"spec": plain(spec_params(spec))}
+            label = f"{group}/{spec.name()}"
+            # validation studies and repeated draws: numbers only (the notebooks of the test
+            # split's first draw show what a reader looks at)
+            if spec.distill_seed != first_seed or group in NUMBERS_ONLY_GROUPS:
+                steps.append(Step(label, "", folder, params, direct=True))
+                continue
+            steps.append(Step(label, "03_distill.ipynb", folder, params, needs=["distill.json"]))
+            # compare=False: the start sets and the full data are cells of their own here
+            steps.append(
+                Step(
+                    label,
+                    "04_evaluate.ipynb",
+                    folder,
+                    {**params, "compare": False},
+                    needs=["record.json"],
+                )
+            )
+    command = command or {"default": "./run_all.sh", "quick": "./run_all.sh --quick"}.get(
+        profile, f"./run_all.sh --profile {profile}"
+    )
+    steps.append(
+        Step(
+            "report",
+            "05_report.ipynb",
+            reports,
+            {"runs_dir": str(reports / "runs"), "command": command},
+            always=True,
+            stage="final",
+        )
+    )
+    steps.append(
+        Step(
+            "quickstart",
+            "00_quickstart.ipynb",
+            reports / "quickstart",
+            {},
+            needs=["results.json"],
+            stage="final",
+        )
+    )
+    for step in steps:
+        step.params = {**common, "out_dir": str(step.out_dir), **step.params}
+    return steps
+
+
+def spec_params(spec: Any) -> dict[str, Any]:
+    """A spec as notebook parameters; the empty dataset of the benchmark is left out."""
+    params = asdict(spec)
+    if not params.get("dataset"):
+        params.pop("dataset", None)
+    return params
+
+
+def dataset_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
+    """The dataset options as given on the command line (each flag with its values)."""
+    out, keep = [], False
+    for token in argv:
+        if token.startswith("--"):
+            keep = token.split("=")[0] in flags
+        if keep:
+            out.append(token)
+    return out
+
+
+def is_done(step: Step) -> bool:
+    """An executed notebook newer than its source, run with these parameters, with its outputs."""
+    if step.direct:
+        return direct_done(step)
+    if step.always or not step.executed.is_file():
+        return False
+    if step.executed.stat().st_mtime < step.source.stat().st_mtime:
+        return False
+    if not all((step.out_dir / name).is_file() for name in step.needs):
+        return False
+    try:
+        notebook = json.loads(step.executed.read_text())
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: run the step again
+        return False
+    meta = notebook.get("metadata") if isinstance(notebook, dict) else None
+    papermill = meta.get("papermill") if isinstance(meta, dict) else None
+    return isinstance(papermill, dict) and papermill.get("parameters") == step.params
+
+
+DIRECT_PARAMS = "step.json"  # the parameters a direct step's record.json was made with
+
+
+# parameters that say where and how a step runs, not what it computes
+WHERE_PARAMS = ("out_dir", "cache_dir", "device", "progress")
+
+
+def experiment_params(params: dict[str, Any]) -> dict[str, Any]:
+    """What a direct step computes: its parameters less where and how it ran."""
+    return {k: v for k, v in plain(params).items() if k not in WHERE_PARAMS}
+
+
+def direct_done(step: Step) -> bool:
+    """A direct step is done when its record exists and was made for the same experiment
+    (wherever it ran: another checkout or machine, another device)."""
+    try:
+        made_with = json.loads((step.out_dir / DIRECT_PARAMS).read_text())
+    except (OSError, ValueError):
+        return False
+    same = experiment_params(made_with) == experiment_params(step.params)
+    return (step.out_dir / "record.json").is_file() and same
+
+
+def notebook_parameters(notebook: Path) -> set[str]:
+    """The names its `parameters` cell assigns: what papermill can set (it only logs a warning
+    for any other name and runs the notebook without it)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    names: set[str] = set()
+    for cell in cells:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        for node in ast.parse(source).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def unknown_parameters(steps: list[Step]) -> list[str]:
+    """'notebook: name, ...' for every planned notebook given a parameter it does not declare."""
+    declared: dict[str, set[str]] = {}
+    problems = []
+    for step in steps:
+        if step.direct:
+            continue
+        if step.notebook not in declared:
+            declared[step.notebook] = notebook_parameters(step.source)
+        unknown = sorted(set(step.params) - declared[step.notebook])
+        if unknown:
+            problems.append(f"{step.notebook}: {', '.join(unknown)}")
+    return sorted(set(problems))
+
+
+def cell_labels(steps: list[Step]) -> list[str]:
+    """The grid cells of a plan, in plan order (a cell is its 03 and 04 steps)."""
+    return list(dict.fromkeys(s.label for s in steps if s.stage == "cell"))
+
+
+def stale_runs(steps: list[Step], reports: Path) -> list[Path]:
+    """Run folders of the planned groups that the plan no longer has: records of an older grid
+    or protocol, which the report would otherwise pool with the current ones."""
+    runs = reports / "runs"
+    planned = {s.out_dir for s in steps if s.stage == "cell"}
+    groups = {d.parent for d in planned if d.parent.parent == runs}
+    return sorted(
+        d for g in groups if g.is_dir() for d in g.iterdir() if d.is_dir() and d not in planned
+    )
+
+
+def remove_stale_runs(steps: list[Step], reports: Path) -> None:
+    import shutil
+
+    for folder in stale_runs(steps, reports):
+        print(f"[stale] removing {folder} (not a run of this grid)", flush=True)
+        shutil.rmtree(folder)
+
+
+def shard_steps(steps: list[Step], shard: tuple[int, int], with_setup: bool = True) -> list[Step]:
+    """Setup (unless not asked for) and every n-th cell from the i-th on: shards split the cells."""
+    index, count = shard
+    mine = set(cell_labels(steps)[index::count])
+    return [
+        s
+        for s in steps
+        if (s.stage == "setup" and with_setup) or (s.stage == "cell" and s.label in mine)
+    ]
+
+
+def merge_steps(steps: list[Step]) -> list[Step]:
+    """What builds the report from the shards' runs: setup (done already: skipped) and final."""
+    return [s for s in steps if s.stage != "cell"]
+
+
+SPLIT_SHOWN = 4  # cells named per share; the rest are counted
+
+
+def split_lines(steps: list[Step], count: int, who: str, only: int | None = None) -> list[str]:
+    """How `count` shares (workers or shards) split the cells of a plan, one line per share (only
+    share `only` when given): every count-th cell from the i-th, as `shard_steps` takes them."""
+    cells = cell_labels(steps)
+    lines = [
+        f"[split] {len(cells)} cell(s) over {count} {who}s: {who} i runs cells i, i+{count}, ..."
+    ]
+    for index in range(count) if only is None else [only]:
+        mine = cells[index::count]
+        named = ", ".join(mine[:SPLIT_SHOWN])
+        if len(mine) > SPLIT_SHOWN:
+            named += f", ... (+{len(mine) - SPLIT_SHOWN} more)"
+        lines.append(f"[split] {who} {index}/{count}: {len(mine)} cell(s): {named or 'none'}")
+    return lines
