@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-import tsgd_core.data.real_video as rv
 from tsgd_core.cli import main
+from tsgd_core.data import video_base, video_cache, video_decode
 from tsgd_core.data.clips import ClipSet, DataError, UInt8Clips, single_frame, to_uint8
 from tsgd_core.data.datasets import (
     DATASET_KINDS,
@@ -139,7 +139,7 @@ def test_dataspec_text_round_trip_and_bad_input(tmp_path):
         DataSpec.from_text('{"kind": "ucf101", "root": "x", "fps": 3}')
     with pytest.raises(DataError, match="JSON"):
         DataSpec.from_text("ucf101:/data")
-    assert DATASET_KINDS == rv.KINDS
+    assert DATASET_KINDS == video_base.KINDS
 
 
 def test_identity_follows_content_and_settings_not_paths(trees, tmp_path):
@@ -212,7 +212,7 @@ def test_other_layouts_of_the_same_clips(trees, smoke, tmp_path, layout):
 def test_interrupted_decode_resumes_where_it_stopped(trees, tmp_path, monkeypatch):
     spec = spec_of(trees["ucf101"])
     reference = spec.load(tmp_path / "ref", progress=False)
-    real_read = rv.read_clip
+    real_read = video_decode.read_clip
     calls = []
 
     def read_then_stop(path, *args, **kwargs):
@@ -221,16 +221,18 @@ def test_interrupted_decode_resumes_where_it_stopped(trees, tmp_path, monkeypatc
         calls.append(path)
         return real_read(path, *args, **kwargs)
 
-    monkeypatch.setattr(rv, "CHECKPOINT_S", 0.0)
-    monkeypatch.setattr(rv, "read_clip", read_then_stop)
+    monkeypatch.setattr(video_cache, "CHECKPOINT_S", 0.0)
+    monkeypatch.setattr(video_cache, "read_clip", read_then_stop)
     with pytest.raises(KeyboardInterrupt):
         spec.load(tmp_path / "cache", progress=False, workers=1)
     (store,) = (tmp_path / "cache" / "videos").iterdir()
-    status = np.load(store / rv.STATUS_FILE)
-    assert (status == 1).sum() == 20 and not (store / rv.META_FILE).exists()
+    status = np.load(store / video_cache.STATUS_FILE)
+    assert (status == 1).sum() == 20 and not (store / video_cache.META_FILE).exists()
     calls.clear()
     monkeypatch.setattr(
-        rv, "read_clip", lambda path, *a, **k: calls.append(path) or real_read(path, *a, **k)
+        video_cache,
+        "read_clip",
+        lambda path, *a, **k: calls.append(path) or real_read(path, *a, **k),
     )
     resumed = spec.load(tmp_path / "cache", progress=False, workers=2)
     assert len(calls) == len(status) - 20  # only what was left
@@ -255,20 +257,20 @@ def test_pyav_seeking_gives_the_pixels_of_a_full_decode(tmp_path, monkeypatch, e
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    sampled, seeks = rv._pyav_sampled_frames, []
+    sampled, seeks = video_decode._pyav_sampled_frames, []
 
     def counted(container, *args):
         seek = container.seek
         container_seeks = lambda *a, **k: seeks.append(a) or seek(*a, **k)  # noqa: E731
         return sampled(_SeekSpy(container, container_seeks), *args)
 
-    monkeypatch.setattr(rv, "_pyav_sampled_frames", counted)
-    seeking = rv.read_clip(path, 6, (16, 24), backend="pyav")
+    monkeypatch.setattr(video_decode, "_pyav_sampled_frames", counted)
+    seeking = video_decode.read_clip(path, 6, (16, 24), backend="pyav")
     # one seek to rewind after the keyframe scan, then one per sampled frame after the first
     # (keyframes every 10 frames, samples every 18): nothing decoded between them
     assert len(seeks) == 6
-    monkeypatch.setattr(rv, "_pyav_sampled_frames", lambda *args: None)
-    everything = rv.read_clip(path, 6, (16, 24), backend="pyav")
+    monkeypatch.setattr(video_decode, "_pyav_sampled_frames", lambda *args: None)
+    everything = video_decode.read_clip(path, 6, (16, 24), backend="pyav")
     assert np.array_equal(seeking, everything)
 
 

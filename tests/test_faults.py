@@ -683,7 +683,8 @@ def test_cli_advice_uses_the_cli_flags(tmp_path, capsys):
 
 
 def test_decord_native_lines_stay_out_of_the_terminal(tmp_path, capfd):
-    from tsgd_core.data.real_video import VideoDecodeError, _decord_available, read_clip
+    from tsgd_core.data.video_base import VideoDecodeError
+    from tsgd_core.data.video_decode import _decord_available, read_clip
 
     if not _decord_available():
         pytest.skip("decord is not installed")

@@ -17,16 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-import tsgd_core.data.real_video as rv
+from tsgd_core.data import video_cache, video_decode
 from tsgd_core.data.clips import DataError
-from tsgd_core.data.real_video import (
-    MINIUCF_CLASSES,
-    SkippedVideoWarning,
-    VideoDecodeError,
-    list_video_dataset,
-    load_video_dataset,
-    read_clip,
-)
+from tsgd_core.data.real_video import list_video_dataset, load_video_dataset
+from tsgd_core.data.video_base import MINIUCF_CLASSES, SkippedVideoWarning, VideoDecodeError
+from tsgd_core.data.video_decode import read_clip
 
 HEIGHT, WIDTH = 48, 64
 DIRECTIONS = ("right", "down", "left")
@@ -161,8 +156,8 @@ def test_short_video_repeats_frames_uniformly(pool, backend):
     distinct = [0] + [t for t in range(1, FRAMES) if not np.array_equal(clip[t], clip[t - 1])]
     assert len(distinct) == 5  # every source frame appears, in order, some twice
     assert direction_of(clip) == "right"
-    assert rv.sample_indices(5, 8).tolist() == [0, 1, 1, 2, 2, 3, 3, 4]
-    assert rv.sample_indices(100, 4).tolist() == [0, 33, 66, 99]
+    assert video_decode.sample_indices(5, 8).tolist() == [0, 1, 1, 2, 2, 3, 3, 4]
+    assert video_decode.sample_indices(100, 4).tolist() == [0, 33, 66, 99]
 
 
 def test_read_clip_frame_folder_sorts_naturally(tmp_path):
@@ -191,7 +186,7 @@ def test_read_clip_raises_on_corrupt_or_missing(pool, tmp_path, backend):
 def test_auto_backend_falls_back_to_pyav_without_decord(pool, monkeypatch):
     path = pool[(".mp4", "right")][0]
     expected = read_clip(path, FRAMES, SIZE, backend="pyav")
-    monkeypatch.setattr(rv, "_decord_available", lambda: False)
+    monkeypatch.setattr(video_decode, "_decord_available", lambda: False)
     assert np.array_equal(read_clip(path, FRAMES, SIZE, backend="auto"), expected)
     with pytest.raises(DataError, match="pip install decord"):
         read_clip(path, FRAMES, SIZE, backend="decord")
@@ -247,7 +242,7 @@ def test_cache_is_reused_and_invalidated_by_file_changes(pool, tmp_path, monkeyp
     def no_decoding(*args, **kwargs):
         raise RuntimeError("decoded although the cache should have been used")
 
-    monkeypatch.setattr(rv, "read_clip", no_decoding)
+    monkeypatch.setattr(video_cache, "read_clip", no_decoding)
     second = load_video_dataset("ucf101", root, **kwargs)
     for a, b in ((first.train, second.train), (first.val, second.val), (first.test, second.test)):
         assert torch.equal(a.videos.float(), b.videos.float()) and torch.equal(a.labels, b.labels)
@@ -504,7 +499,7 @@ def test_overlapping_native_stderr_captures_restore_fd2(capfd):
     caught: dict[str, list[str]] = {}
 
     def first() -> None:
-        with rv._native_stderr_captured() as lines:
+        with video_decode._native_stderr_captured() as lines:
             os.write(2, b"noise from A\n")
             a_in.set()
             b_in.wait(5)
@@ -513,7 +508,7 @@ def test_overlapping_native_stderr_captures_restore_fd2(capfd):
 
     def second() -> None:
         a_in.wait(5)
-        with rv._native_stderr_captured() as lines:
+        with video_decode._native_stderr_captured() as lines:
             b_in.set()
             a_out.wait(5)
             os.write(2, b"noise from B\n")
@@ -554,7 +549,7 @@ def test_stderr_reaches_fd2_after_decoding_with_several_workers(pool, tmp_path, 
 def test_progress_and_warnings_stay_visible_while_decoders_silence_fd2(capfd):
     import sys
 
-    with rv._python_stderr_visible(), rv._native_stderr_captured() as lines:
+    with video_decode._python_stderr_visible(), video_decode._native_stderr_captured() as lines:
         os.write(2, b"decoder noise\n")
         print("a warning for the user", file=sys.stderr)
     err = capfd.readouterr().err
@@ -568,7 +563,7 @@ def test_capturing_fd2_while_sys_stderr_is_kept_visible_does_not_deadlock(monkey
     import sys
     import threading
 
-    from tsgd_core.data.real_video import _native_stderr_captured, _python_stderr_visible
+    from tsgd_core.data.video_decode import _native_stderr_captured, _python_stderr_visible
 
     # a sys.stderr on fd 2, as in a terminal or run_grid's workers (pytest's capture is not)
     monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115

@@ -441,7 +441,7 @@ def add_dataset_options(
 
     `workers_flag` names the decoding threads' flag (run_grid's --workers are grid workers).
     """
-    from ..data.real_video import BACKENDS
+    from ..data.video_base import BACKENDS
 
     data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
     data.add_argument("--dataset", choices=DATASET_KINDS, help="use a real dataset from --root")

@@ -156,7 +156,8 @@ class DataSpec:
 # decode cache (keyed afresh at every load), not by these keys: call forget_identities().
 @functools.lru_cache(maxsize=64)
 def _identity(text: str) -> str:
-    from .real_video import decode_key, list_video_dataset
+    from .real_video import list_video_dataset
+    from .video_cache import decode_key
 
     spec = DataSpec.from_text(text)
     opts = spec.loader_options()

@@ -1,0 +1,506 @@
+"""Listing a dataset on disk: which videos form the train and test splits, per layout (UCF101,
+HMDB51, Kinetics CSV, SSv2 JSON, frame folders), with missing files named."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .clips import DataError, stratified_split
+from .video_base import (
+    _FRAMES_TEST_SEED,
+    MINIUCF_CLASSES,
+    VIDEO_EXTENSIONS,
+    SkippedVideoWarning,
+    VideoEntry,
+    VideoListing,
+    _check_choice,
+    _existing_dir,
+    _natural_key,
+    _shorten,
+)
+
+
+def list_ucf101(
+    root: str | Path,
+    *,
+    split: int = 1,
+    annotations: str | Path | None = None,
+    on_missing: str = "error",
+) -> VideoListing:
+    """UCF101 from classInd.txt and the official trainlist0k / testlist0k files."""
+    root = _existing_dir(root, "the UCF101 root folder")
+    _check_choice("split", split, (1, 2, 3))
+    folder = _find_notes_folder(
+        root, annotations, ("ucfTrainTestlist", "annotations"), "classInd.txt"
+    )
+    class_file = folder / "classInd.txt"
+    class_names = [line.split(None, 1)[1] for line in _lines(class_file) if len(line.split()) >= 2]
+    if not class_names:
+        raise DataError(f"{class_file} lists no classes (expected lines like '1 ApplyEyeMakeup')")
+    index = {name: i for i, name in enumerate(class_names)}
+    resolver = _PathResolver(root)
+    parts: dict[str, list[VideoEntry]] = {}
+    sources = {}
+    for part, stem in (("train", "trainlist"), ("test", "testlist")):
+        list_file = folder / f"{stem}{split:02d}.txt"
+        if not list_file.is_file():
+            raise DataError(f"UCF101 split file {list_file} is missing (official ucfTrainTestlist)")
+        named = []
+        for line in _lines(list_file):
+            rel = _listed_path(line)
+            class_name = rel.split("/")[0]
+            if class_name not in index:
+                raise DataError(
+                    f"{list_file} names {rel!r}, whose class {class_name!r} is not in {class_file}"
+                )
+            named.append((rel, index[class_name]))
+        parts[part] = _resolve_all(named, resolver, list_file, on_missing)
+        sources[part] = str(list_file)
+    return VideoListing(
+        f"ucf101-split{split}", root, class_names, parts["train"], parts["test"], sources
+    )
+
+
+def list_hmdb51(
+    root: str | Path,
+    *,
+    split: int = 1,
+    annotations: str | Path | None = None,
+    on_missing: str = "error",
+) -> VideoListing:
+    """HMDB51 from the official <class>_test_split<k>.txt files (1 = train, 2 = test, 0 = unused)."""
+    root = _existing_dir(root, "the HMDB51 root folder")
+    _check_choice("split", split, (1, 2, 3))
+    suffix = f"_test_split{split}.txt"
+    folder = _find_notes_folder(
+        root,
+        annotations,
+        ("testTrainMulti_7030_splits", "splits", "test_train_splits", "annotations"),
+        f"*{suffix}",
+    )
+    split_files = sorted(folder.glob(f"*{suffix}"))
+    class_names = [f.name[: -len(suffix)] for f in split_files]
+    resolver = _PathResolver(root)
+    train: list[VideoEntry] = []
+    test: list[VideoEntry] = []
+    for label, (class_name, split_file) in enumerate(zip(class_names, split_files, strict=True)):
+        named: dict[str, list[tuple[str, int]]] = {"1": [], "2": []}
+        for line in _lines(split_file):
+            words = line.rsplit(None, 1)
+            if len(words) != 2 or words[1] not in ("0", "1", "2"):
+                raise DataError(f"{split_file}: expected '<video> <0|1|2>', got {line!r}")
+            if words[1] in named:
+                named[words[1]].append((f"{class_name}/{words[0]}", label))
+        train += _resolve_all(named["1"], resolver, split_file, on_missing)
+        test += _resolve_all(named["2"], resolver, split_file, on_missing)
+    sources = {"train": str(folder / f"*{suffix}"), "test": str(folder / f"*{suffix}")}
+    return VideoListing(f"hmdb51-split{split}", root, class_names, train, test, sources)
+
+
+def _restrict_to_miniucf(
+    listing: VideoListing, classes: Sequence[str] | None, split: int
+) -> VideoListing:
+    wanted = list(MINIUCF_CLASSES if classes is None else classes)
+    outside = [c for c in wanted if c not in MINIUCF_CLASSES]
+    if outside:
+        raise DataError(f"not MiniUCF classes: {outside}; see MINIUCF_CLASSES")
+    absent = [c for c in wanted if c not in listing.class_names]
+    if absent:
+        raise DataError(
+            f"MiniUCF needs UCF101 classes that {listing.sources.get('train', 'the split files')} "
+            f"and classInd.txt do not list: {_shorten(absent)}. Use the full UCF101 annotations, "
+            "or pass classes=[...] to load only some MiniUCF classes."
+        )
+    restricted = _restrict_classes(listing, wanted)
+    return replace(restricted, name=f"miniucf-split{split}")
+
+
+def list_kinetics(
+    root: str | Path, *, annotations: str | Path | None = None, on_missing: str = "error"
+) -> VideoListing:
+    """Kinetics-style CSV annotations; train rows are train, validation rows the test split."""
+    root = _existing_dir(root, "the Kinetics root folder")
+    csv_files = _kinetics_csv_files(root, annotations)
+    rows = [row for csv_file in csv_files for row in _kinetics_rows(csv_file)]
+    train_rows = [r for r in rows if r["part"] == "train"]
+    test_rows = [r for r in rows if r["part"] == "val"] or [r for r in rows if r["part"] == "test"]
+    if not train_rows or not test_rows:
+        raise DataError(
+            f"{', '.join(map(str, csv_files))}: need rows whose split is 'train' and rows whose "
+            "split is 'val'/'validate' (or 'test'), got "
+            f"{dict(Counter(r['part'] for r in rows))}"
+        )
+    class_names = sorted({r["label"] for r in train_rows + test_rows})
+    index = {name: i for i, name in enumerate(class_names)}
+    needs_search = [r for r in train_rows + test_rows if r["path"] is None]
+    stems = _index_by_stem(root, {r["stem"] for r in needs_search}) if needs_search else {}
+    resolver = _PathResolver(root)
+    parts = {}
+    for part, part_rows in (("train", train_rows), ("test", test_rows)):
+        found, missing = [], []
+        for r in part_rows:
+            path = resolver.resolve(r["path"]) if r["path"] is not None else stems.get(r["stem"])
+            if path is None:
+                missing.append(r["path"] or r["stem"])
+            else:
+                found.append(VideoEntry(path, index[r["label"]]))
+        _report_missing(
+            missing, " / ".join(sorted({r["source"] for r in part_rows})), root, on_missing
+        )
+        parts[part] = found
+    sources = {
+        part: ", ".join(sorted({r["source"] for r in part_rows}))
+        for part, part_rows in (("train", train_rows), ("test", test_rows))
+    }
+    return VideoListing("kinetics", root, class_names, parts["train"], parts["test"], sources)
+
+
+def _kinetics_csv_files(root: Path, annotations: Path | str | None) -> list[Path]:
+    if annotations is not None and Path(annotations).is_file():
+        return [Path(annotations)]
+    folders = [Path(annotations)] if annotations is not None else [root / "annotations", root]
+    for folder in folders:
+        found = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+        if found:
+            return found
+    raise DataError(
+        f"no Kinetics CSV annotations in {' or '.join(map(str, folders))}: put train.csv / "
+        "validate.csv (columns label, youtube_id, time_start, time_end, split) there, "
+        "or pass annotations=<file or folder>"
+    )
+
+
+def _kinetics_rows(csv_file: Path) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(_read_text(csv_file), newline=""))
+    columns = {c.strip() for c in reader.fieldnames or []}
+    has_id = {"youtube_id", "time_start", "time_end"} <= columns
+    if "label" not in columns or not (has_id or "path" in columns):
+        raise DataError(
+            f"{csv_file}: needs a 'label' column and either 'path' or 'youtube_id', "
+            f"'time_start', 'time_end'; found columns {sorted(columns)}"
+        )
+    rows = []
+    for line_no, raw in enumerate(reader, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        part = _kinetics_part(row.get("split") or csv_file.stem)
+        if part is None:
+            raise DataError(f"{csv_file}:{line_no}: unknown split {row.get('split')!r}")
+        path = row.get("path") or None
+        stem = None
+        if path is None:
+            try:
+                start, end = int(float(row["time_start"])), int(float(row["time_end"]))
+            except (KeyError, ValueError) as error:
+                raise DataError(
+                    f"{csv_file}:{line_no}: needs a path or youtube_id with numeric "
+                    "time_start / time_end"
+                ) from error
+            stem = f"{row['youtube_id']}_{start:06d}_{end:06d}"
+        source = str(csv_file)
+        rows.append(dict(label=row["label"], part=part, path=path, stem=stem, source=source))
+    return rows
+
+
+def _kinetics_part(split_name: str) -> str | None:
+    """'train' / 'val' / 'test' from a split column value or a CSV file name."""
+    name = split_name.lower()
+    for part, marker in (("train", "train"), ("val", "val"), ("test", "test")):
+        if marker in name:
+            return part
+    return None
+
+
+def list_ssv2(
+    root: str | Path, *, annotations: str | Path | None = None, on_missing: str = "error"
+) -> VideoListing:
+    """Something-Something v2 from labels / train / validation JSON; validation is the test split."""
+    root = _existing_dir(root, "the Something-Something v2 root folder")
+    folder = _find_notes_folder(root, annotations, ("labels", "annotations"), "*labels.json")
+    labels_file = _first_existing(folder, ("labels.json", "something-something-v2-labels.json"))
+    label_of = {str(k): int(v) for k, v in _read_json(labels_file).items()}
+    class_names = [name for name, _ in sorted(label_of.items(), key=lambda kv: kv[1])]
+    if sorted(label_of.values()) != list(range(len(class_names))):
+        raise DataError(f"{labels_file}: class indices must be 0..{len(class_names) - 1}")
+    named: dict[str, list[tuple[str, int]]] = {}
+    sources = {}
+    for part, names in (
+        ("train", ("train.json", "something-something-v2-train.json")),
+        ("test", ("validation.json", "something-something-v2-validation.json")),
+    ):
+        list_file = _first_existing(folder, names)
+        sources[part] = str(list_file)
+        named[part] = []
+        for item in _read_json(list_file):
+            template = item.get("template")
+            if template is None or "id" not in item:
+                raise DataError(f"{list_file}: every item needs 'id' and 'template', got {item}")
+            # "[something]" -> "something", "[number of]" -> "number of": the labels.json key
+            key = re.sub(r"\[(.*?)\]", r"\1", template)
+            if key not in label_of:
+                raise DataError(
+                    f"{list_file}: template {template!r} matches no class in {labels_file}"
+                )
+            named[part].append((str(item["id"]), label_of[key]))
+    stems = _index_by_stem(root, {vid for pairs in named.values() for vid, _ in pairs})
+    parts = {}
+    for part, pairs in named.items():
+        missing = [vid for vid, _ in pairs if vid not in stems]
+        _report_missing(missing, sources[part], root, on_missing)
+        parts[part] = [VideoEntry(stems[vid], label) for vid, label in pairs if vid in stems]
+    return VideoListing("ssv2", root, class_names, parts["train"], parts["test"], sources)
+
+
+def list_frame_folders(
+    root: str | Path, *, annotations: str | Path | None = None, test_fraction: float = 0.2
+) -> VideoListing:
+    """root/<class>/<video_folder>/ frames; test split from testlist.txt or a fixed per-class share."""
+    root = _existing_dir(root, "the frame-folder root")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{root} holds no class folders (expected root/<class>/<video_folder>/)")
+    class_names = [p.name for p in class_dirs]
+    entries: list[VideoEntry] = []
+    for label, class_dir in enumerate(class_dirs):
+        videos = sorted(
+            (p for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+            key=lambda p: _natural_key(p.name),
+        )
+        if not videos:
+            raise DataError(
+                f"class folder {class_dir} holds no video folders; remove it or fill it"
+            )
+        entries += [VideoEntry(v, label) for v in videos]
+    folder = Path(annotations) if annotations is not None else root
+    test_list, train_list = folder / "testlist.txt", folder / "trainlist.txt"
+    if test_list.is_file():
+        by_name = {f"{e.path.parent.name}/{e.path.name}": e for e in entries}
+        named_test = _listed_names(test_list, by_name)
+        named_train = _listed_names(train_list, by_name) if train_list.is_file() else None
+        test = [e for name, e in by_name.items() if name in named_test]
+        train = [
+            e
+            for name, e in by_name.items()
+            if name not in named_test and (named_train is None or name in named_train)
+        ]
+        sources = {"train": str(train_list if named_train else root), "test": str(test_list)}
+    else:
+        if not 0.0 < test_fraction < 1.0:
+            raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        labels = torch.tensor([e.label for e in entries])
+        train_idx, test_idx = stratified_split(labels, test_fraction, _FRAMES_TEST_SEED)
+        train = [entries[i] for i in train_idx.tolist()]
+        test = [entries[i] for i in test_idx.tolist()]
+        sources = {"train": str(root), "test": f"{test_fraction:g} of each class of {root}"}
+    return VideoListing("frames", root, class_names, train, test, sources)
+
+
+def _listed_names(list_file: Path, known: dict[str, VideoEntry]) -> set[str]:
+    names = {_listed_path(line).rstrip("/") for line in _lines(list_file)}
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise DataError(
+            f"{list_file} names {len(unknown)} video folder(s) that do not exist under "
+            f"{list_file.parent}: {_shorten(unknown)}; lines must read '<class>/<video_folder>'"
+        )
+    return names
+
+
+class _PathResolver:
+    """root-relative names to paths; tolerates frame folders and letter-case differences."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._listings: dict[Path, dict[str, str]] = {}
+
+    def resolve(self, rel: str) -> Path | None:
+        path = self.root / rel
+        if path.exists():
+            return path
+        if path.suffix and path.with_suffix("").is_dir():  # extracted frames instead of a file
+            return path.with_suffix("")
+        return self._resolve_ignoring_case(Path(rel))
+
+    def _resolve_ignoring_case(self, rel: Path) -> Path | None:
+        current = self.root
+        for i, part in enumerate(rel.parts):
+            children = self._children(current)
+            name = children.get(part.lower())
+            if name is None and i == len(rel.parts) - 1 and Path(part).suffix:
+                name = children.get(Path(part).stem.lower())  # frame folder
+            if name is None:
+                return None
+            current = current / name
+        return current
+
+    def _children(self, folder: Path) -> dict[str, str]:
+        if folder not in self._listings:
+            try:
+                names = sorted(os.listdir(folder))
+            except OSError:
+                names = []
+            self._listings[folder] = {n.lower(): n for n in reversed(names)}
+        return self._listings[folder]
+
+
+def _index_by_stem(root: Path, wanted: set[str], max_depth: int = 4) -> dict[str, Path]:
+    """Find videos named <stem>.<ext> (or frame folders named <stem>) anywhere under root."""
+    files: dict[str, Path] = {}
+    folders: dict[str, Path] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        depth = len(Path(dirpath).relative_to(root).parts)
+        dirnames.sort()
+        for name in sorted(filenames):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in VIDEO_EXTENSIONS and stem in wanted and stem not in files:
+                files[stem] = Path(dirpath) / name
+        for name in dirnames:
+            if name in wanted and name not in folders:
+                folders[name] = Path(dirpath) / name
+        # never walk into frame folders (thousands of images) nor deeper than needed
+        dirnames[:] = [] if depth + 1 >= max_depth else [d for d in dirnames if d not in wanted]
+    return {**folders, **files}  # a video file wins over a frame folder of the same name
+
+
+def _resolve_all(
+    named: Iterable[tuple[str, int]], resolver: _PathResolver, source: Path, on_missing: str
+) -> list[VideoEntry]:
+    found, missing = [], []
+    for rel, label in named:
+        path = resolver.resolve(rel)
+        if path is None:
+            missing.append(rel)
+        else:
+            found.append(VideoEntry(path, label))
+    _report_missing(missing, str(source), resolver.root, on_missing)
+    return found
+
+
+def _report_missing(missing: list[str], source: str, root: Path, on_missing: str) -> None:
+    if not missing:
+        return
+    what = (
+        f"{len(missing)} video(s) named in {source} do not exist under {root}: {_shorten(missing)}"
+    )
+    if on_missing == "skip":
+        warnings.warn(f"left out {what}", SkippedVideoWarning, stacklevel=3)
+        return
+    raise DataError(
+        f"{what}. Point root at the folder that holds them (and annotations at the split files "
+        "of the same copy), restore the files, or pass on_missing='skip' to leave them out."
+    )
+
+
+def _find_notes_folder(
+    root: Path, annotations: Path | str | None, subfolders: Sequence[str], pattern: str
+) -> Path:
+    """The folder holding split files matching `pattern`: `annotations`, a usual subfolder, or root."""
+    candidates = (
+        [Path(annotations)] if annotations is not None else [root / s for s in subfolders] + [root]
+    )
+    for folder in candidates:
+        if folder.is_dir() and any(folder.glob(pattern)):
+            return folder
+    raise DataError(
+        f"no {pattern} found in {' or '.join(map(str, candidates))}: put the dataset's split "
+        "files there or pass annotations=<folder>"
+    )
+
+
+def _first_existing(folder: Path, names: Sequence[str]) -> Path:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise DataError(f"none of {', '.join(names)} in {folder}")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path} is not valid JSON: {error}") from error
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+            f"{error.start}): save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from error
+
+
+def _lines(path: Path) -> list[str]:
+    return [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+
+
+def _listed_path(line: str) -> str:
+    """The video of a split-file line '<path>' or '<file.ext> <class index>'.
+
+    Paths may hold spaces: a trailing number is a class index only after a file name with an
+    extension ('Punch/v_Punch 1.avi 5'); 'Punch/clip 0' is a folder named 'clip 0'.
+    """
+    words = line.rsplit(None, 1)
+    numbered = len(words) == 2 and words[1].isdigit() and Path(words[0]).suffix != ""
+    return (words[0] if numbered else line).strip().replace("\\", "/")
+
+
+def _restrict_classes(listing: VideoListing, classes: Sequence[str]) -> VideoListing:
+    wanted = list(classes)
+    if not wanted or len(set(wanted)) != len(wanted):
+        raise DataError(f"classes must be distinct class names, got {wanted}")
+    unknown = [c for c in wanted if c not in listing.class_names]
+    if unknown:
+        raise DataError(
+            f"classes {unknown} are not in {listing.name}; its classes include "
+            f"{_shorten(listing.class_names)}"
+        )
+    new_label = {listing.class_names.index(c): i for i, c in enumerate(wanted)}
+
+    def keep(entries: list[VideoEntry]) -> list[VideoEntry]:
+        return [VideoEntry(e.path, new_label[e.label]) for e in entries if e.label in new_label]
+
+    return replace(listing, class_names=wanted, train=keep(listing.train), test=keep(listing.test))
+
+
+def _cap_per_class(listing: VideoListing, max_per_class: int | None) -> VideoListing:
+    if max_per_class is None:
+        return listing
+    if int(max_per_class) < 1:
+        raise DataError(f"max_per_class must be >= 1 or None, got {max_per_class}")
+
+    def cap(entries: list[VideoEntry]) -> list[VideoEntry]:
+        positions: dict[int, list[int]] = {}
+        for i, e in enumerate(entries):
+            positions.setdefault(e.label, []).append(i)
+        keep = set()
+        for idx in positions.values():
+            k = min(int(max_per_class), len(idx))
+            keep.update(idx[j] for j in np.linspace(0, len(idx) - 1, k).round().astype(int))
+        return [e for i, e in enumerate(entries) if i in keep]
+
+    return replace(listing, train=cap(listing.train), test=cap(listing.test))
+
+
+def _require_listed_classes(listing: VideoListing) -> None:
+    for part in ("train", "test"):
+        empty = [listing.class_names[c] for c, n in enumerate(listing.counts(part)) if n == 0]
+        if empty:
+            raise DataError(
+                f"{listing.name}: class(es) {_shorten(empty)} have no video in the {part} split "
+                f"({listing.sources.get(part, listing.root)}). Add their videos, or leave the "
+                "classes out with classes=[...]."
+            )
