@@ -1,0 +1,44 @@
+"""The cache keys of every cell of the grids and of their teachers stay what they were.
+
+`data/cache_keys.json` holds {name: [distill key, eval key]} for every cell of the default,
+quick and smoke grids and of the ladder's 8x32 rung, and the teacher key of each profile. A
+change of these keys (a moved module that a key hashed, a renamed field) would make every
+cached teacher, distilled set and evaluation unreachable; this test fails first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from tsgd_core.grid import experiments, ladder
+
+KEYS = Path(__file__).with_name("data") / "cache_keys.json"
+
+
+def current_keys() -> dict[str, object]:
+    keys: dict[str, object] = {}
+    for profile in ("default", "quick", "smoke"):
+        grid = experiments.build_grid(profile)
+        for group in dataclasses.fields(grid):
+            for spec in getattr(grid, group.name):
+                keys[f"{profile}/{group.name}/{spec.name()}"] = [
+                    spec.distill_key(),
+                    spec.eval_key(),
+                ]
+        keys[f"teacher/{profile}"] = experiments.expected_teacher_key(profile)
+    for spec in ladder.rung_specs(8, 32):
+        keys[f"ladder/{spec.name()}"] = [spec.distill_key(), spec.eval_key()]
+    return keys
+
+
+@pytest.mark.slow
+def test_cache_keys_are_unchanged():
+    expected = json.loads(KEYS.read_text())
+    got = json.loads(json.dumps(current_keys()))
+    assert set(got) == set(expected), sorted(set(got) ^ set(expected))[:5]
+    changed = sorted(name for name in expected if got[name] != expected[name])
+    assert not changed, f"{len(changed)} cache key(s) changed, e.g. {changed[:3]}"
