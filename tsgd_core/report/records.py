@@ -311,3 +311,5 @@ def _ci_columns(row: Mapping[str, Any], labels: str) -> dict[str, Any]:
 
 
 RESULT_COLUMNS = ["mean", "std", "n", "ci_low", "ci_high"]
+# a paired difference in a table: mean, 95 % interval, pairs, distill draws, whether resolved
+DIFF_COLUMNS = ["mean_diff", "ci_low", "ci_high", "n", "n_distill", "resolved"]

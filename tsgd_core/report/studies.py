@@ -16,6 +16,7 @@ from ..grid import stats
 from ..grid.profiles import get_profile
 from ..training.evaluate import LABEL_MODES
 from .records import (
+    DIFF_COLUMNS,
     FULL_DATA,
     PERCENT,
     RESULT_COLUMNS,
@@ -151,12 +152,7 @@ DOUBLING_COLUMNS = [
     "labels",
     "from_scale",
     "to_scale",
-    "mean_diff",
-    "ci_low",
-    "ci_high",
-    "n",
-    "n_distill",
-    "resolved",
+    *DIFF_COLUMNS,
     "converged",
 ]
 

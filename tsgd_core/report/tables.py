@@ -16,6 +16,7 @@ from ..grid.spec import RunSpec
 from ..training.evaluate import LABEL_MODES
 from .records import (
     BASELINES,
+    DIFF_COLUMNS,
     FULL_DATA,
     METHOD_ORDER,
     PERCENT,
@@ -287,12 +288,7 @@ PAIRED_COLUMNS = [
     "comparison",
     "ipc",
     "labels",
-    "mean_diff",
-    "ci_low",
-    "ci_high",
-    "n",
-    "n_distill",
-    "resolved",
+    *DIFF_COLUMNS,
     "ci_method",
     "pairs_t_low",
     "pairs_t_high",
