@@ -11,7 +11,8 @@ text about a number), `figures` and `clip_figures` (PNG), `readme` (the written 
 statistics are `tsgd_core.grid.stats`. `from tsgd_core import report` then `report.<name>`
 reaches every name of these modules.
 
-Figures are PNG (dpi 120), written atomically; matplotlib runs on the Agg backend.
+Figures are PNG (dpi 120), written atomically; matplotlib runs on the Agg backend. The report
+may import every room below it (runtime, data, training, methods, grid), never `tsgd_core.cli`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The bottom floor: seeds and devices, which every layer needs. Imports nothing from tsgd_core.
 
+The room also holds what every stage shares about the machine: `distributed` (ranks of a
+torchrun job), `budget` (memory checks before the work) and `profiling` (time and memory);
+they import only this module.
+
 * `derive_seed` mixes integer parts (base seed, stage tag, slot, step...) into one seed, so each
   stage and slot draws from a stream of its own and a run is reproducible piece by piece;
 * `resolve_device` turns "auto", "cpu" or "cuda[:N]" into a torch device this machine has.
