@@ -124,6 +124,22 @@ def get_teacher(
     return teacher, info
 
 
+def data_and_teacher(
+    spec: RunSpec, cache_dir: str | Path, device: str, progress: bool
+) -> tuple[Splits, torch.nn.Module, TeacherInfo]:
+    """The data of `spec` and its profile's teacher (trained once, then cached)."""
+    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    teacher, info = get_teacher(
+        spec.profile,
+        spec.camera_shake,
+        dataset=spec.dataset,
+        cache_dir=cache_dir,
+        device=device,
+        progress=progress,
+    )
+    return splits, teacher, info
+
+
 def distilled_path(spec: RunSpec, teacher_key: str, cache_dir: str | Path) -> Path:
     """Where the set of `spec` made with (or relabeled by) teacher `teacher_key` is cached: the
     teacher's key, not its recipe, since one recipe trained with another CPU thread count is
@@ -157,15 +173,7 @@ def make_distilled(
     """The distilled (or selected) set of `spec`, made once and then loaded from the cache."""
     from ..data.artifact import load_cached_distilled, save_cached_distilled
 
-    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
-    teacher, info = get_teacher(
-        spec.profile,
-        spec.camera_shake,
-        dataset=spec.dataset,
-        cache_dir=cache_dir,
-        device=device,
-        progress=progress,
-    )
+    splits, teacher, info = data_and_teacher(spec, cache_dir, device, progress)
     path = distilled_path(spec, info.key, cache_dir)
     cached = load_cached_distilled(path)  # None when missing or damaged (then rebuilt)
     if distributed.agree(cached is not None):  # under torchrun: all ranks load, or all make it
@@ -276,15 +284,7 @@ def evaluate_distilled(
     progress: bool = True,
 ) -> dict[str, EvalResult]:
     """Protocol evaluation of `ds` under each label mode of `spec`, relabeled by the teacher that made it."""
-    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
-    teacher, info = get_teacher(
-        spec.profile,
-        spec.camera_shake,
-        dataset=spec.dataset,
-        cache_dir=cache_dir,
-        device=device,
-        progress=progress,
-    )
+    splits, teacher, info = data_and_teacher(spec, cache_dir, device, progress)
     if ds.teacher_key is not None and ds.teacher_key != info.key:
         raise ValueError(
             f"the set was distilled with teacher {ds.teacher_key}, the cached teacher for profile "
