@@ -218,8 +218,9 @@ def test_a_rebuild_replaces_the_old_site(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book"]
 
 
-def chromium_path() -> str:
-    """Debian's chromium, or the reason the browser test cannot run."""
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium, or the reason the browser test cannot run (before any build)."""
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     for name in (os.environ.get("TSGD_CHROMIUM", ""), "chromium", "chromium-browser"):
         found = shutil.which(name) if name else None
@@ -241,16 +242,15 @@ def has_anchor(page: Path, fragment: str) -> bool:
     return re.search(rf'\b(id|name)="{re.escape(fragment)}"', text) is not None
 
 
-def test_every_page_loads_clean_in_chromium(built):
+def test_every_page_loads_clean_in_chromium(chromium, built):
     _, site, _ = built
-    executable = chromium_path()
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []
     outside: list[str] = []
     images = 0
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page()
         page.on(
             "console",
