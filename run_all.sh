@@ -21,7 +21,8 @@
 #   ./run_all.sh --profile default --shard 0/4  # one part of 4 (a job array task), no report
 #   ./run_all.sh --profile default --merge    # the report from the parts, once all have run
 # Output: reports/<profile>/README.md (reports/<profile>-<dataset>/ for a real dataset), tables,
-# figures, and every executed notebook (+ HTML).
+# figures, every executed notebook (+ HTML), and the book of them all: reports/<profile>/book/
+# (index.html; python -m tsgd_core.book reports/<profile> rebuilds it without running anything).
 set -euo pipefail
 cd "$(dirname "$0")"
 profile=default
@@ -57,5 +58,15 @@ for a in ${args[@]+"${args[@]}"}; do
   case "$a" in --workers|--workers=*|--shard|--shard=*|--merge) scale_out=yes ;; esac
 done
 [ "$scale_out" = yes ] || args+=(--workers auto)
+# then the book (reports/<profile>/book/) from the finished report: not after one part of a
+# sharded run, a dry run or --help
+book=yes
+for a in ${args[@]+"${args[@]}"}; do
+  case "$a" in --shard|--shard=*|--dry-run|-h|--help) book=no ;; esac
+done
 source scripts/bootstrap.sh
-exec python scripts/run_grid.py --profile "$profile" --reports "reports/$profile${dataset:+-$dataset}" ${args[@]+"${args[@]}"}
+reports="reports/$profile${dataset:+-$dataset}"
+python scripts/run_grid.py --profile "$profile" --reports "$reports" ${args[@]+"${args[@]}"} || exit $?
+[ "$book" = yes ] || exit 0
+python -m tsgd_core.book "$reports" \
+  || { echo "run_all.sh: the report in $reports is complete; only its book failed" >&2; exit 1; }

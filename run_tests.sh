@@ -6,6 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
+# The book's browser test (tests/test_book.py) drives Debian's chromium: install it when it is
+# missing and we may (root with apt-get); otherwise, or if that fails, the test is skipped.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "[tsgd] installing chromium for the browser test (apt-get, first use only)" >&2
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; } \
+    >/dev/null 2>&1 || echo "[tsgd] chromium could not be installed: the browser test is skipped" >&2
+fi
 parallel=(-n auto --dist loadgroup)
 for arg in "$@"; do
   case "$arg" in

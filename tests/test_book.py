@@ -1,0 +1,301 @@
+"""The book (tsgd_core/book.py): a report folder's executed notebooks as a static site.
+
+A tiny report folder is made here (three notebooks written with nbformat, with a PNG output, a
+formula and links written as the repository's notebooks write them), built without executing
+anything, and every page is opened in headless Chromium: no console error, no request leaving
+the machine, every image decoded, every internal link and anchor landing on a file of the site.
+Playwright drives Debian's chromium (`executable_path`): its own browser download needs the
+internet. Without chromium or playwright the browser test is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import matplotlib
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from tsgd_core import book
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+pytestmark = [
+    pytest.mark.xdist_group("book"),  # one build, shared by the tests of this file
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),  # Sphinx 11's, in themes
+]
+
+SEARCH_WORD = "zebrafinch"  # a word only the second notebook holds
+
+
+def png_bytes(color: str = "tab:blue") -> bytes:
+    """A small real PNG figure (matplotlib), as a notebook output holds it."""
+    fig, ax = plt.subplots(figsize=(2, 1.5), dpi=50)
+    ax.plot([0, 1, 2], [0, 1, 0], color=color)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def figure_output() -> nbformat.NotebookNode:
+    data = {"image/png": base64.b64encode(png_bytes()).decode(), "text/plain": "<Figure>"}
+    return new_output("display_data", data=data)
+
+
+def write_notebook(path: Path, cells: list[nbformat.NotebookNode]) -> None:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def make_report(root: Path) -> Path:
+    """A report folder laid out as run_grid writes one, links as notebooks/ writes them."""
+    report = root / "tiny"
+    write_notebook(
+        report / "quickstart" / "00_quickstart.ipynb",
+        [
+            new_markdown_cell(
+                "# Quickstart\n\nA set of [IPC](../docs/glossary.md#ipc) clips per class, "
+                "see the [glossary](../docs/glossary.md) and the [report](05_report.ipynb). "
+                "The loss is $\\tau^2 \\mathrm{KL}(p \\| q)$."
+            ),
+            new_code_cell(
+                "print('hello')\nplot()",
+                execution_count=1,
+                outputs=[new_output("stream", name="stdout", text="hello\n"), figure_output()],
+            ),
+        ],
+    )
+    write_notebook(
+        report / "05_report.ipynb",
+        [
+            new_markdown_cell(
+                f"# Report\n\nThe {SEARCH_WORD} figure, back to the "
+                "[quickstart](00_quickstart.ipynb), the [method](../docs/METHOD.md), its "
+                "[TSGF](../docs/METHOD.md#tsgf-definition) and [SRe2L](../docs/references.md#sre2l)"
+                ".\n\n"
+                "![accuracy](figures/accuracy.png)"
+            ),
+            new_code_cell(
+                "summary()",
+                execution_count=1,
+                outputs=[
+                    new_output(
+                        "display_data",
+                        data={"text/markdown": "A [paired interval](../docs/glossary.md)."},
+                    ),
+                    new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+                ],
+            ),
+        ],
+    )
+    write_notebook(
+        report / "runs" / "main" / "tsgd_ipc1_abc" / "03_distill.ipynb",
+        [new_markdown_cell("# Distill\n\nOne run; [TSGF](../docs/glossary.md#tsgf).")],
+    )
+    (report / "figures").mkdir()
+    (report / "figures" / "accuracy.png").write_bytes(png_bytes("tab:red"))
+    (report / "README.md").write_text("# Tiny report\n\n![accuracy](figures/accuracy.png)\n")
+    (report / "main_table.md").write_text("| a | b |\n|---|---|\n| 1 | 2 |\n")
+    (report / "05_report.html").write_text("<html>nbconvert export, not part of the book</html>")
+    return report
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    report = make_report(tmp_path_factory.mktemp("book"))
+    site, warnings = book.build_book(report)
+    return report, site, warnings
+
+
+def site_pages(site: Path) -> list[Path]:
+    return sorted(p for p in site.rglob("*.html") if not {"_static", "_sources"} & set(p.parts))
+
+
+def test_the_site_holds_every_notebook_page_and_doc(built):
+    report, site, warnings = built
+    assert site == report / "book"
+    pages = {p.relative_to(site).as_posix() for p in site_pages(site)}
+    expected = {
+        "index.html",
+        "search.html",
+        "quickstart/00_quickstart.html",
+        "05_report.html",
+        "runs/main/tsgd_ipc1_abc/03_distill.html",
+        "runs.html",
+        "README.html",
+        "main_table.html",
+        "docs/glossary.html",
+        "docs/METHOD.html",
+        "docs/references.html",
+    }
+    assert expected <= pages
+    assert warnings == []
+    # nothing executed, nothing half-written, the nbconvert export left out
+    assert not list(report.glob(book.TEMP_PREFIX + "*"))
+    assert not (report / "jupyter_execute").exists()
+    assert "nbconvert export" not in (site / "05_report.html").read_text()
+    index = (site / "index.html").read_text()
+    for caption in ("Tutorials", "Report", "Runs", "Reference"):
+        assert caption in index
+    quickstart = (site / "quickstart" / "00_quickstart.html").read_text()
+    # the links notebooks/ wrote point at the book's copies, anchors kept
+    assert 'href="../docs/glossary.html#ipc"' in quickstart
+    assert 'href="../05_report.html"' in quickstart
+    report_page = (site / "05_report.html").read_text()
+    assert 'href="docs/METHOD.html#tsgf-definition"' in report_page  # a heading's anchor
+    assert 'href="docs/references.html#sre2l"' in report_page  # a paragraph's raw anchor
+    distill = (site / "runs/main/tsgd_ipc1_abc/03_distill.html").read_text()
+    assert 'href="../../../docs/glossary.html#tsgf"' in distill
+    assert "Main table" in (site / "main_table.html").read_text()  # a title for a bare table
+
+
+def test_links_are_retargeted_only_where_broken(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "glossary.md").write_text("# G\n")
+    (tmp_path / "run" / "figures").mkdir(parents=True)
+    (tmp_path / "run" / "figures" / "f.png").write_bytes(b"")
+    notebooks = {"02_teacher.ipynb": "teacher/02_teacher.ipynb"}
+    here = "run/03_distill.ipynb"
+
+    def retarget(target: str) -> str:
+        return book.retarget(target, here, tmp_path, notebooks)
+
+    assert retarget("../docs/glossary.md#ipc") == "../docs/glossary.md#ipc"
+    assert book.retarget("../docs/glossary.md", "a/b/c/x.ipynb", tmp_path, notebooks) == (
+        "../../../docs/glossary.md"
+    )
+    assert retarget("02_teacher.ipynb#top") == "../teacher/02_teacher.ipynb#top"
+    assert retarget("figures/f.png") == "figures/f.png"  # lies beside the executed copy
+    for kept in ("https://arxiv.org/abs/1", "#local", "../docs/missing.md", "other.ipynb"):
+        assert retarget(kept) == kept
+    text = "See [a](02_teacher.ipynb) and ![b](figures/f.png) and [c](https://x.org/y)."
+    assert book.retarget_markdown(text, here, tmp_path, notebooks) == (
+        "See [a](../teacher/02_teacher.ipynb) and ![b](figures/f.png) and [c](https://x.org/y)."
+    )
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "file"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
+    target = tmp_path / "report"
+    if case == "empty":
+        target.mkdir()
+        (target / "README.md").write_text("# no notebooks here\n")
+        (target / "broken.failed.ipynb").write_text("{}")  # a failed run's copy does not count
+    elif case == "file":
+        target.write_text("not a folder")
+    assert book.main([str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("book: error: ")
+    assert ("no executed notebooks" if case == "empty" else "no report folder") in err
+    if case == "empty":  # nothing written
+        assert sorted(p.name for p in target.iterdir()) == ["README.md", "broken.failed.ipynb"]
+
+
+def test_a_rebuild_replaces_the_old_site(tmp_path):
+    old, new = tmp_path / "book", tmp_path / "new"
+    old.mkdir()
+    (old / "stale.html").write_text("old")
+    new.mkdir()
+    (new / "index.html").write_text("new")
+    book.replace_dir(new, old)
+    assert sorted(p.name for p in old.iterdir()) == ["index.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book"]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's chromium, or the reason the browser test cannot run (before any build)."""
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    for name in (os.environ.get("TSGD_CHROMIUM", ""), "chromium", "chromium-browser"):
+        found = shutil.which(name) if name else None
+        if found:
+            return found
+    pytest.skip("no chromium on PATH (apt-get install chromium; run_tests.sh does it as root)")
+
+
+def local_target(href: str, site: Path) -> tuple[Path, str] | None:
+    """The file and fragment an href of the site points at, None for a link elsewhere."""
+    parts = urlsplit(href)
+    if parts.scheme != "file":
+        return None
+    return Path(unquote(parts.path)), parts.fragment
+
+
+def has_anchor(page: Path, fragment: str) -> bool:
+    text = page.read_text(encoding="utf-8")
+    return re.search(rf'\b(id|name)="{re.escape(fragment)}"', text) is not None
+
+
+def test_every_page_loads_clean_in_chromium(chromium, built):
+    _, site, _ = built
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    outside: list[str] = []
+    images = 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on(
+            "console",
+            lambda m: (
+                problems.append(f"{page.url}: console {m.type}: {m.text}")
+                if m.type == "error"
+                else None
+            ),
+        )
+        page.on("pageerror", lambda e: problems.append(f"{page.url}: page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"{page.url}: failed: {r.url}"))
+
+        def offline(route) -> None:
+            outside.append(route.request.url)  # the book must not reach the network
+            route.abort()
+
+        page.route(re.compile(r"^(?!file:).*"), offline)
+        for html in site_pages(site):
+            page.goto(html.as_uri(), wait_until="load")
+            page.wait_for_load_state("networkidle")
+            for src, width in page.eval_on_selector_all(
+                "img", "els => els.map(e => [e.currentSrc, e.naturalWidth])"
+            ):
+                images += 1
+                if not width:
+                    problems.append(f"{html.name}: image not decoded: {src}")
+            for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
+                target = local_target(href, site)
+                if target is None:
+                    continue
+                path, fragment = target
+                if not path.is_file():
+                    problems.append(f"{html.name}: broken link {href}")
+                elif fragment and path.suffix == ".html" and not has_anchor(path, fragment):
+                    problems.append(f"{html.name}: no anchor #{fragment} in {path.name}")
+        assert problems == []
+        assert outside == []
+        # the notebook's formula is typeset by the bundled MathJax
+        page.goto((site / "quickstart" / "00_quickstart.html").as_uri(), wait_until="load")
+        page.wait_for_selector("mjx-container", timeout=15_000)
+        # Sphinx's search finds the word that only the report notebook holds
+        page.goto((site / "search.html").as_uri() + f"?q={SEARCH_WORD}", wait_until="load")
+        page.wait_for_selector("#search-results li a", timeout=15_000)
+        hits = page.eval_on_selector_all("#search-results li a", "els => els.map(e => e.href)")
+        browser.close()
+    # the notebook's PNG output and the report figure (in README and in the notebook)
+    assert images >= 3
+    assert any(h.split("#")[0].endswith("/05_report.html") for h in hits), hits
