@@ -22,7 +22,7 @@
 #   ./run_all.sh --profile default --merge    # the report from the parts, once all have run
 # Output: reports/<profile>/README.md (reports/<profile>-<dataset>/ for a real dataset), tables,
 # figures, every executed notebook (+ HTML), and the book of them all: reports/<profile>/book/
-# (index.html; python -m tsgd_core.book reports/<profile> rebuilds it without running anything).
+# (index.html; python -m tsgd_core.report.book reports/<profile> rebuilds it without running anything).
 set -euo pipefail
 cd "$(dirname "$0")"
 profile=default
@@ -68,5 +68,5 @@ source scripts/bootstrap.sh
 reports="reports/$profile${dataset:+-$dataset}"
 python scripts/run_grid.py --profile "$profile" --reports "$reports" ${args[@]+"${args[@]}"} || exit $?
 [ "$book" = yes ] || exit 0
-python -m tsgd_core.book "$reports" \
+python -m tsgd_core.report.book "$reports" \
   || { echo "run_all.sh: the report in $reports is complete; only its book failed" >&2; exit 1; }

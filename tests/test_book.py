@@ -1,4 +1,4 @@
-"""The book (tsgd_core/book.py): a report folder's executed notebooks as a static site.
+"""The book (tsgd_core/report/book.py): a report folder's executed notebooks as a static site.
 
 A tiny report folder is made here (three notebooks written with nbformat, with a PNG output, a
 formula and links written as the repository's notebooks write them), built without executing
@@ -23,7 +23,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tsgd_core import book
+from tsgd_core.report import book
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -7,7 +7,8 @@ are also what the tutorial notebooks call for their figures (frame strips, salie
 loss curves, confusion matrices), so the notebooks stay short.
 
 Modules: `records` (collect and pool), `tables` and `studies` (numbers), `sentences` (every
-text about a number), `figures` and `clip_figures` (PNG), `readme` (the written report); the
+text about a number), `figures` and `clip_figures` (PNG), `readme` (the written report), `book` (the executed
+notebooks and the report as a static site, `python -m tsgd_core.report.book`); the
 statistics are `tsgd_core.grid.stats`. `from tsgd_core import report` then `report.<name>`
 reaches every name of these modules.
 

@@ -1,6 +1,6 @@
 """The executed notebooks and the report as a browsable static site (a book).
 
-    python -m tsgd_core.book reports/quick          # -> reports/quick/book/index.html
+    python -m tsgd_core.report.book reports/quick          # -> reports/quick/book/index.html
 
 Sphinx with myst-nb renders the executed copies that `./run_all.sh` left in a report folder
 WITHOUT running them again (`nb_execution_mode = "off"`), together with the report's README,
@@ -289,7 +289,7 @@ def sphinx_conf(profile: str) -> dict[str, Any]:
 
 def write_conf(src: Path, profile: str) -> None:
     lines = [f"{key} = {value!r}\n" for key, value in sphinx_conf(profile).items()]
-    (src / "conf.py").write_text("# written by tsgd_core.book\n" + "".join(lines))
+    (src / "conf.py").write_text("# written by tsgd_core.report.book\n" + "".join(lines))
 
 
 def mathjax_dir() -> Path:
@@ -418,7 +418,7 @@ def build_book(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tsgd_core.book",
+        prog="python -m tsgd_core.report.book",
         description="Build the executed notebooks and the report of REPORT_DIR into a static "
         "site, REPORT_DIR/book/ (nothing is executed).",
     )
