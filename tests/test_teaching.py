@@ -7,11 +7,13 @@ seed, so the tutorials cannot drift from the code they explain.
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from test_exercises import exercises
 from test_notebooks import EXPECTED
 
 from tsgd_core.methods.distill import TSGDConfig, distill_tsgd, initial_clips
@@ -160,6 +162,128 @@ def test_every_tutorial_states_its_run_time_and_ends_with_exercises(name):
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     assert "**Run time" in nb.cells[0].source, "the first cell states the run time"
-    markdown = [c for c in nb.cells if c.cell_type == "markdown"]
-    assert "## Exercises" in markdown[-1].source, "the notebook ends with exercises"
-    assert "\n1. " in markdown[-1].source and "\n2. " in markdown[-1].source, "numbered exercises"
+    assert len(exercises(nb)) >= 3, "the notebook ends with its exercises (tests/test_exercises.py)"
+
+
+# ----------------------------------------------------------------------------- more by-hand builds
+
+
+def code_lines(source: str, function: str) -> int:
+    """Lines of code in a function's body: no docstring, comment-only or blank lines."""
+    tree = ast.parse(source)
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == function)
+    body = fn.body[1:] if isinstance(fn.body[0], ast.Expr) else fn.body  # skip the docstring
+    lines = source.splitlines()[body[0].lineno - 1 : fn.end_lineno]
+    return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
+
+
+def test_00_tiny_distillation_is_distill_tsgd_then_fit_in_30_lines(tiny_clips, tiny_test_clips):
+    from tsgd_core.data import ClipSet
+    from tsgd_core.train import FitConfig, accuracy, fit
+
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOKS / "00_quickstart.ipynb", as_version=4)
+    source = next(c.source for c in nb.cells if "teaching" in c.metadata.get("tags", []))
+    assert code_lines(source, "tiny_distillation") <= 30, "the whole pipeline in <= 30 lines"
+
+    tiny_distillation = teaching_namespace("00_quickstart")["tiny_distillation"]
+    teacher = bn_teacher(tiny_clips.num_classes, tiny_clips.clip_shape)
+    model = ModelConfig(width=8, depth=2, norm="instance")
+    mine = model.build(tiny_clips.num_classes, tiny_clips.clip_shape, seed=1)
+    clips, acc = tiny_distillation(
+        teacher, tiny_clips, tiny_test_clips, mine, iterations=4, steps=6, r_bn=0.05, seed=3
+    )
+    cfg = TSGDConfig(ipc=1, iterations=4, r_bn=0.05, seed=3)
+    library = distill_tsgd(teacher, tiny_clips, cfg, progress=False)
+    start = initial_clips(tiny_clips, 1, cfg.init, cfg.seed)[0][:, 0]
+    assert not torch.equal(clips, start), "the recover loop moved the pixels"
+    torch.testing.assert_close(clips, library.videos, rtol=0, atol=1e-5)
+    theirs = model.build(tiny_clips.num_classes, tiny_clips.clip_shape, seed=1)
+    data = ClipSet(library.videos, library.labels, tiny_clips.class_names)
+    fit(theirs, data, FitConfig(steps=6, batch_size=len(data), lr=0.05, seed=3), progress=False)
+    for a, b in zip(mine.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert acc == accuracy(theirs, tiny_test_clips)
+    assert not any(m._forward_hooks for m in teacher.modules()), "the hooks were removed"
+
+
+@pytest.mark.parametrize("count", [1, 3, 7])
+def test_02_herding_and_kcenter_by_hand_are_the_library(count):
+    from tsgd_core.selection import herding_order, kcenter_order
+
+    space = teaching_namespace("02_teacher")
+    features = torch.randn(20, 6, generator=torch.Generator().manual_seed(count))
+    herding, kcenter = (
+        space["herding_by_hand"](features, count),
+        space["kcenter_by_hand"](features, count),
+    )
+    assert herding == herding_order(features, count).tolist()
+    assert kcenter == kcenter_order(features, count, 0).tolist()
+    assert len(set(herding)) == len(set(kcenter)) == count, "no clip is picked twice"
+    if count == 1:
+        assert herding == kcenter, "at one pick both take the clip nearest the class mean"
+
+
+def test_03_dm_by_hand_is_distill_dm(tiny_clips):
+    from tsgd_core.dm import DMConfig, distill_dm
+
+    dm_by_hand = teaching_namespace("03_distill")["dm_by_hand"]
+    cfg = DMConfig(ipc=2, iterations=3, batch_real=4, width=8, depth=2, seed=1)
+    start = initial_clips(tiny_clips, cfg.ipc, cfg.init, cfg.seed)[0].flatten(0, 1)
+    mine, losses = dm_by_hand(tiny_clips, cfg, start)
+    library = distill_dm(tiny_clips, cfg, progress=False)
+    assert not torch.equal(mine, start), "the steps moved the pixels"
+    torch.testing.assert_close(mine, library.videos, rtol=0, atol=1e-6)
+    assert losses == pytest.approx(library.history["loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_04_tsgfa_parts_by_hand_are_the_library(tiny_clips, seed):
+    from tsgd_core.augment import saliency_crop, saliency_cutmix, temporal_salient_crop
+    from tsgd_core.saliency import saliency_map
+
+    space = teaching_namespace("04_evaluate")
+    clips = tiny_clips.videos[::4].clone()
+    clips[1] = 0.5  # a still clip: no salient place, no motion to share in a mix
+    saliency = saliency_map(clips, SaliencyConfig())
+    weights = saliency.mean(dim=(1, 3, 4))
+
+    def draws():
+        return torch.Generator().manual_seed(seed)
+
+    crop = space["saliency_crop_by_hand"](clips, saliency, draws(), (0.5, 0.9))
+    torch.testing.assert_close(crop, saliency_crop(clips, saliency, draws(), (0.5, 0.9)))
+    mixed, partner, lam = space["cutmix_by_hand"](clips, saliency, draws(), (0.3, 0.7))
+    expected = saliency_cutmix(clips, saliency, draws(), (0.3, 0.7))
+    torch.testing.assert_close(mixed, expected[0])
+    assert torch.equal(partner, expected[1]) and not (partner == torch.arange(len(clips))).any()
+    torch.testing.assert_close(lam, expected[2], rtol=1e-5, atol=1e-6)
+    cut = space["temporal_crop_by_hand"](clips, weights, draws(), 0.5)
+    assert torch.equal(cut, temporal_salient_crop(clips, weights, draws(), 0.5))
+
+
+def test_05_t_interval_by_hand_is_the_reported_interval():
+    from tsgd_core import report, stats
+
+    space = teaching_namespace("05_report")
+    df = report.collect_records(NOTEBOOKS.parent / "reports" / "default" / "runs")
+    runs, paired = report.main_records(df), report.paired_difference_results(df)
+    assert len(paired) > 10 and (paired["n_distill"] > 1).any() and (paired["n_distill"] == 1).any()
+    for _, row in paired.iterrows():
+        at = runs[runs["ipc"] == row["ipc"]].set_index("row")["records"]
+        diffs = space["pairs_by_hand"](at[row["a"]], at[row["b"]], row["labels"])
+        assert list(diffs.values()) == pytest.approx(row["diffs"])
+        mean, low, high = space["t_interval_by_hand"](diffs)
+        assert (mean, low, high) == pytest.approx((row["mean_diff"], row["ci_low"], row["ci_high"]))
+    # a synthetic design: three draws of four students, then a single draw
+    values = {(d, s): 0.01 * d + 0.003 * s - 0.02 for d in range(3) for s in range(4)}
+    summary = stats.two_level_interval(stats.by_distill_seed(values))
+    assert space["t_interval_by_hand"](values) == pytest.approx(
+        (summary.mean, summary.low, summary.high)
+    )
+    one = {key: v for key, v in values.items() if key[0] == 1}
+    summary = stats.two_level_interval(stats.by_distill_seed(one))
+    assert summary.method == stats.STUDENT_T
+    assert space["t_interval_by_hand"](one) == pytest.approx(
+        (summary.mean, summary.low, summary.high)
+    )
