@@ -178,8 +178,8 @@ def code_lines(source: str, function: str) -> int:
 
 
 def test_00_tiny_distillation_is_distill_tsgd_then_fit_in_30_lines(tiny_clips, tiny_test_clips):
-    from tsgd_core.data import ClipSet
-    from tsgd_core.train import FitConfig, accuracy, fit
+    from tsgd_core.data.clips import ClipSet
+    from tsgd_core.training.train import FitConfig, accuracy, fit
 
     nbformat = pytest.importorskip("nbformat")
     nb = nbformat.read(NOTEBOOKS / "00_quickstart.ipynb", as_version=4)
@@ -209,7 +209,7 @@ def test_00_tiny_distillation_is_distill_tsgd_then_fit_in_30_lines(tiny_clips, t
 
 @pytest.mark.parametrize("count", [1, 3, 7])
 def test_02_herding_and_kcenter_by_hand_are_the_library(count):
-    from tsgd_core.selection import herding_order, kcenter_order
+    from tsgd_core.methods.selection import herding_order, kcenter_order
 
     space = teaching_namespace("02_teacher")
     features = torch.randn(20, 6, generator=torch.Generator().manual_seed(count))
@@ -225,7 +225,7 @@ def test_02_herding_and_kcenter_by_hand_are_the_library(count):
 
 
 def test_03_dm_by_hand_is_distill_dm(tiny_clips):
-    from tsgd_core.dm import DMConfig, distill_dm
+    from tsgd_core.methods.dm import DMConfig, distill_dm
 
     dm_by_hand = teaching_namespace("03_distill")["dm_by_hand"]
     cfg = DMConfig(ipc=2, iterations=3, batch_real=4, width=8, depth=2, seed=1)
@@ -239,8 +239,8 @@ def test_03_dm_by_hand_is_distill_dm(tiny_clips):
 
 @pytest.mark.parametrize("seed", range(6))
 def test_04_tsgfa_parts_by_hand_are_the_library(tiny_clips, seed):
-    from tsgd_core.augment import saliency_crop, saliency_cutmix, temporal_salient_crop
-    from tsgd_core.saliency import saliency_map
+    from tsgd_core.training.augment import saliency_crop, saliency_cutmix, temporal_salient_crop
+    from tsgd_core.training.saliency import saliency_map
 
     space = teaching_namespace("04_evaluate")
     clips = tiny_clips.videos[::4].clone()
@@ -263,7 +263,8 @@ def test_04_tsgfa_parts_by_hand_are_the_library(tiny_clips, seed):
 
 
 def test_05_t_interval_by_hand_is_the_reported_interval():
-    from tsgd_core import report, stats
+    from tsgd_core import report
+    from tsgd_core.grid import stats
 
     space = teaching_namespace("05_report")
     df = report.collect_records(NOTEBOOKS.parent / "reports" / "default" / "runs")
