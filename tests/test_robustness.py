@@ -76,6 +76,10 @@ def test_settings_of_every_axis_start_clean():
     arch = rb.axis_settings("teacher_arch", shape)
     assert len(arch) == 9 and [s.clean for s in arch].count(True) == 1
     assert arch[0].clean and arch[0].name == "ConvNet3D teacher -> ConvNet3D student"
+    ranks = rb.setting_ranks(rb.AXES, shape)
+    assert ranks[("teacher_arch", "(2+1)D teacher -> ConvNet3D student")] == 3
+    assert ranks[("teacher_arch", "C3D teacher")] == ranks[("teacher_arch", arch[8].name)] == 8
+    assert ranks[("compression", "H.264 CRF 45")] == 2
     with pytest.raises(ValueError, match="unknown axis"):
         rb.axis_settings("colour", shape)
 
@@ -139,6 +143,11 @@ def test_table_columns_and_the_drops_sign():
     assert random["mean"] == pytest.approx(62.0) and random["n"] == 6
     assert random["drop_ci_low"] == pytest.approx(20.0) == random["drop_ci_high"]
     assert random["ipc"] == 5 and random["labels"] == "soft"
+    spread = [
+        dict(fabricated_rows()[0], distill_seed=d, accs=[a, a]) for d, a in ((0, 1), (1, 0.9))
+    ]
+    wide = rb.robustness_table(spread).iloc[0]
+    assert (wide["ci_low"], wide["ci_high"]) == (pytest.approx(31.47, abs=0.01), 100.0)  # clipped
     assert row.loc[("clean", "TSGD"), "drop"] == 0.0
     teacher = row.loc[("1/2 frame rate", "Teacher")]
     assert teacher["drop"] == pytest.approx(20.0) and math.isnan(teacher["ci_low"])

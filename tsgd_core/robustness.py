@@ -432,6 +432,17 @@ def teacher_rows(
     return rows
 
 
+def setting_ranks(axes: Sequence[str], clip_shape: Sequence[int]) -> dict[tuple[str, str], int]:
+    """(axis, setting) -> its place in `axis_settings` (a teacher's own row: its clean pair)."""
+    ranks = {}
+    for axis in axes:
+        for i, setting in enumerate(axis_settings(axis, clip_shape)):
+            ranks[(axis, setting.name)] = i
+            if axis == "teacher_arch" and setting.teacher == setting.student:
+                ranks[(axis, f"{ARCH_LABELS[setting.teacher]} teacher")] = i
+    return ranks
+
+
 def clean_rows(
     records: Sequence[dict[str, Any]], axes: Sequence[str], clip_shape: Sequence[int]
 ) -> list[dict[str, Any]]:
@@ -457,6 +468,8 @@ def method_label(method: str) -> str:
 def robustness_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per (axis, setting, method): accuracy with its 95 % interval and the drop from the
     clean setting, paired by draw and student seed, in points (positive: a loss)."""
+    from .report import clip_accuracy_interval
+
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in rows:
         entry = groups.setdefault(
@@ -475,6 +488,7 @@ def robustness_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
             if d in base
         }
         drop = two_level_interval(drops)
+        low, high = clip_accuracy_interval(acc.low, acc.high)  # the drop's is never clipped
         out.append(
             {
                 "axis": axis,
@@ -483,8 +497,8 @@ def robustness_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "ipc": pd.NA if method == TEACHER else entry["ipc"],
                 "labels": "" if method == TEACHER else "soft",
                 "mean": 100 * acc.mean,
-                "ci_low": 100 * acc.low,
-                "ci_high": 100 * acc.high,
+                "ci_low": 100 * low,
+                "ci_high": 100 * high,
                 "drop": 100 * drop.mean,
                 "drop_ci_low": 100 * drop.low,
                 "drop_ci_high": 100 * drop.high,
@@ -693,10 +707,13 @@ def robustness(
     rows = clean_rows(records, axes, splits.clip_shape)
     rows += [row for result in results for row in result]
     rows += teacher_rows(probe, axes, cache_dir=cache_dir, device=device)
+    ranks = setting_ranks(axes, splits.clip_shape)  # the table lists settings as first seen
+    rows.sort(key=lambda row: ranks.get((row["axis"], row["setting"]), len(ranks)))
     table = robustness_table(rows)
     wall = time.perf_counter() - start
     about = (
-        f"Made by `./run_all.sh --robustness --profile {profile}` in {wall / 60:.1f} min "
+        f"Made by `./run_all.sh --robustness --profile {profile}"
+        f"{' --dataset ' + data_kind(dataset) if dataset else ''}` in {wall / 60:.1f} min "
         f"({len(jobs)} jobs, {workers} worker{'s' if workers != 1 else ''}). IPC {ipc}, soft "
         f"labels, test split, {len(draws)} draws x the profile's student seeds; drop = clean "
         "minus the setting, in points, paired by draw and student seed (positive: a loss); "
