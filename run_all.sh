@@ -11,6 +11,11 @@
 #                                 # (python -m tsgd_core.grid.tuning --help for its options)
 #   ./run_all.sh --ladder         # the resolution ladder (8x16x16, 8x32x32, 16x16x16 clips, each
 #                                 # with its own teacher) into reports/ladder/ (tsgd_core/grid/ladder.py)
+#   ./run_all.sh --robustness [--profile P] [--dataset KIND --root DIR]
+#                                 # robustness to the teacher's architecture, frame rate, frame size
+#                                 # and compression into reports/<profile>/robustness.{csv,md,png}
+#                                 # (python -m tsgd_core.cli.robustness --help for its options)
+#   ./run_all.sh --help           # this text (nothing is installed)
 #
 # Other options go to scripts/run_grid.py (--force, --groups main,ablation, --ipcs 1, --fresh-kernels,
 # --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
@@ -24,6 +29,18 @@
 # figures, every executed notebook (+ HTML), and the book of them all: reports/<profile>/book/
 # (index.html; python -m tsgd_core.report.book reports/<profile> rebuilds it without running anything).
 set -euo pipefail
+# --help answers at once, before anything is installed (plain bash, no other program): the
+# comment block above is the usage. The stages' own --help needs their Python environment.
+usage() {
+  local line first=yes
+  while IFS= read -r line; do
+    [ "$first" = yes ] && { first=no; continue; }  # the #! line
+    case "$line" in '#'*) line="${line#\#}"; printf '%s\n' "${line# }" ;; *) return 0 ;; esac
+  done < "$0"
+}
+case "${1:-}" in --tune|--ladder|--robustness) ;; *)
+  for a in "$@"; do case "$a" in -h|--help) usage; exit 0 ;; esac; done ;;
+esac
 cd "$(dirname "$0")"
 profile=default
 dataset=
@@ -31,6 +48,7 @@ args=()
 case "${1:-}" in
   --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.tuning "$@" ;;
   --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.ladder "$@" ;;
+  --robustness) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.cli.robustness "$@" ;;
 esac
 # bad arguments: one line and exit code 2, as scripts/run_grid.py does for the others
 die() { echo "run_all.sh: error: $*" >&2; exit 2; }

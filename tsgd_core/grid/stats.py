@@ -248,3 +248,16 @@ def difference_summary(
         "bootstrap_low": boot_low,
         "bootstrap_high": boot_high,
     }
+
+
+def clip_accuracy_interval(low: float, high: float, top: float = 1.0) -> tuple[float, float]:
+    """An accuracy interval kept inside [0, top] (fractions: 1, percent: 100); NaN stays NaN.
+
+    Only accuracies: a difference between two accuracies can be negative and is never clipped.
+    """
+
+    def clip(value: float) -> float:
+        value = float(value)
+        return value if math.isnan(value) else min(max(value, 0.0), top)
+
+    return clip(low), clip(high)

@@ -18,6 +18,7 @@ from matplotlib import colormaps
 from ..grid import stats
 from ..grid.profiles import METHOD_LABELS
 from ..grid.spec import DISTILL_SWITCHES, RunSpec, spec_from_params
+from ..grid.stats import clip_accuracy_interval
 from ..training.evaluate import LABEL_MODES
 
 RUNSPEC_FIELDS = tuple(f.name for f in fields(RunSpec))
@@ -199,19 +200,6 @@ def _pooled_accuracy(members: list[dict[str, Any]], labels: str) -> dict[str, An
         f"acc_{labels}_ci_low": low,
         f"acc_{labels}_ci_high": high,
     }
-
-
-def clip_accuracy_interval(low: float, high: float, top: float = 1.0) -> tuple[float, float]:
-    """An accuracy interval kept inside [0, top] (fractions: 1, percent: 100); NaN stays NaN.
-
-    Only accuracies: a difference between two accuracies can be negative and is never clipped.
-    """
-
-    def clip(value: float) -> float:
-        value = float(value)
-        return value if math.isnan(value) else min(max(value, 0.0), top)
-
-    return clip(low), clip(high)
 
 
 def row_label(row: Mapping[str, Any]) -> str:
