@@ -19,6 +19,8 @@ from tsgd_core.data.datasets import DATASET_KINDS
 from tsgd_core.grid.cells import build_grid
 
 SMOKE = ["--profile", "smoke", "--quiet"]
+# `tsgd distill` of one random clip per class at the smoke profile; --cache-dir and --out follow
+DISTILL_RANDOM = ["distill", "--method", "random", "--ipc", "1", *SMOKE]
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +30,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     cache, out = root / "cache", root / "random_ipc1.tsgd.pt"
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main(
-            [
-                "distill",
-                "--method",
-                "random",
-                "--ipc",
-                "1",
-                *SMOKE,
-                "--cache-dir",
-                str(cache),
-                "--out",
-                str(out),
-            ]
-        )
+        code = main([*DISTILL_RANDOM, "--cache-dir", str(cache), "--out", str(out)])
     return {
         "code": code,
         "cache": cache,
@@ -152,17 +141,7 @@ def test_distill_writes_a_loadable_artifact_of_one_clip_per_class(smoke_run):
 def test_distill_again_loads_the_cached_set(capsys, smoke_run, tmp_path):
     out = tmp_path / "again.tsgd.pt"
     code, stdout, _ = run_cli(
-        capsys,
-        "distill",
-        "--method",
-        "random",
-        "--ipc",
-        "1",
-        *SMOKE,
-        "--cache-dir",
-        smoke_run["cache"],
-        "--out",
-        out,
+        capsys, *DISTILL_RANDOM, "--cache-dir", smoke_run["cache"], "--out", out
     )
     assert code == 0 and "from the cache" in stdout
     assert load_distilled(out).videos.equal(load_distilled(smoke_run["artifact"]).videos)

@@ -30,6 +30,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMOKE_SPEC = {"method": "tsgd", "ipc": 1}
 
 
+# The long main table starts with these columns, in this order
+LONG_TABLE_COLUMNS = ["method", "ipc", "labels", "mean", "std", "n", "ci_low", "ci_high"]
+
+
 def load(path: Path):
     nbformat = pytest.importorskip("nbformat")
     return nbformat.read(path, as_version=4)
@@ -228,16 +232,7 @@ def test_05_report(workspace, evaluated):
         command="./run_all.sh --profile smoke",
     )
     table = pd.read_csv(out / "main_table.csv")
-    assert list(table.columns[:8]) == [
-        "method",
-        "ipc",
-        "labels",
-        "mean",
-        "std",
-        "n",
-        "ci_low",
-        "ci_high",
-    ]
+    assert list(table.columns[:8]) == LONG_TABLE_COLUMNS
     assert list(dict.fromkeys(table["method"])) == ["Random", "TSGD", report.FULL_DATA]
     readme = (out / "README.md").read_text()
     assert "./run_all.sh --profile smoke" in readme

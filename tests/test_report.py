@@ -41,6 +41,20 @@ BASE_ACC = {
 STUDENT_OFFSET = (-0.02, -0.01, 0.0, 0.01, 0.02)
 
 
+# The main table's rows after Random, in the order of the table
+METHODS_AFTER_RANDOM = (
+    "Herding",
+    "K-Center",
+    "Salient windows",
+    "DM",
+    "SRe2L-style",
+    "TSGD w/o TSGFA",
+    "TSGD",
+)
+# The long main table starts with these columns, in this order
+LONG_TABLE_COLUMNS = ["method", "ipc", "labels", "mean", "std", "n", "ci_low", "ci_high"]
+
+
 def distill_offset(spec: RunSpec) -> float:
     """Set-to-set luck of distill seed d: TSGD's varies 3x as much as the others'."""
     return (0.03 if spec.method == "tsgd" else 0.01) * (spec.distill_seed - 1)
@@ -137,17 +151,7 @@ def test_pooling_groups_distill_seeds_of_one_configuration():
 
 def test_main_table_rows_columns_and_cells():
     table = report.main_table(grid_records(WINS), FULL)
-    assert list(table.index) == [
-        "Random",
-        "Herding",
-        "K-Center",
-        "Salient windows",
-        "DM",
-        "SRe2L-style",
-        "TSGD w/o TSGFA",
-        "TSGD",
-        report.FULL_DATA,
-    ]
+    assert list(table.index) == ["Random", *METHODS_AFTER_RANDOM, report.FULL_DATA]
     accuracy_cols = ["IPC 1 soft", "IPC 1 hard", "IPC 2 soft", "IPC 2 hard"]
     assert list(table.columns) == [
         *accuracy_cols,
@@ -171,16 +175,7 @@ def test_main_table_long_has_the_csv_columns_in_percent():
         (0.9, 0.02)
     )
     table = report.main_table_long(grid_records(WINS), full)
-    assert list(table.columns[:8]) == [
-        "method",
-        "ipc",
-        "labels",
-        "mean",
-        "std",
-        "n",
-        "ci_low",
-        "ci_high",
-    ]
+    assert list(table.columns[:8]) == LONG_TABLE_COLUMNS
     assert len(table) == 8 * 2 * 2 + 2
     assert list(table["method"][:4]) == ["Random"] * 4
     assert list(table["labels"][:4]) == ["soft", "hard", "soft", "hard"]
@@ -235,18 +230,7 @@ def test_paired_differences_values_and_resolved_flags():
     assert at.loc[("DM − Random", 1, "soft"), "mean_diff"] == pytest.approx(0.10)
     assert at.loc[("DM − Random", 1, "soft"), "ci_low"] == pytest.approx(0.10)
     vs_random = paired[paired["question"] == "vs_random"]
-    assert set(vs_random["comparison"]) == {
-        f"{m} − Random"
-        for m in (
-            "Herding",
-            "K-Center",
-            "Salient windows",
-            "DM",
-            "SRe2L-style",
-            "TSGD w/o TSGFA",
-            "TSGD",
-        )
-    }
+    assert set(vs_random["comparison"]) == {f"{m} − Random" for m in METHODS_AFTER_RANDOM}
     assert len(paired) == 10 * 2 * 2
     lines = report.difference_sentences(paired, "filter")
     assert lines[0].startswith("Not resolved at IPC 1 (soft labels): the filter -2.0 points [")

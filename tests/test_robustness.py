@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pandas as pd
@@ -201,7 +202,8 @@ def torch_threads():
 @pytest.mark.xdist_group("robustness")
 def test_smoke_run_writes_every_axis(tmp_path, torch_threads):
     out = tmp_path / "reports"
-    table = rb.robustness(
+    run = functools.partial(
+        rb.robustness,
         "smoke",
         methods=["random", "tsgd"],
         ipc=2,
@@ -210,6 +212,7 @@ def test_smoke_run_writes_every_axis(tmp_path, torch_threads):
         cache_dir=tmp_path / "cache",
         workers=1,
     )
+    table = run()
     csv = pd.read_csv(out / "robustness.csv")
     assert list(csv.columns) == rb.COLUMNS
     assert set(csv["axis"]) == set(rb.AXES)
@@ -224,15 +227,7 @@ def test_smoke_run_writes_every_axis(tmp_path, torch_threads):
     jobs = sorted((tmp_path / "cache" / "robustness").glob("*.json"))
     assert len(jobs) == 2 * 2 * (3 + 3)  # methods x draws x (3 teachers + 3 other axes)
     stamps = [p.stat().st_mtime_ns for p in jobs]
-    again = rb.robustness(
-        "smoke",
-        methods=["random", "tsgd"],
-        ipc=2,
-        draws=(0, 1),
-        out=out,
-        cache_dir=tmp_path / "cache",
-        workers=1,
-    )
+    again = run()
     pd.testing.assert_frame_equal(again, table)
     assert [p.stat().st_mtime_ns for p in jobs] == stamps  # the rerun computed nothing
 

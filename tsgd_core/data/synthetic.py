@@ -226,41 +226,17 @@ def _split_labels(num_classes: int, per_class: int, g: torch.Generator) -> torch
 
 
 def generate_motion_clips(
-    labels: torch.Tensor,
-    frames: int,
-    height: int,
-    width: int,
-    *,
-    camera_shake: float = 0.0,
-    appearance_cue: float = 0.0,
-    noise: float = 0.02,
-    generator: torch.Generator,
-    clutter: bool = True,
-    chunk_size: int | None = None,
-    timing: str = "window",
-    event_fraction: tuple[float, float] = DEFAULT_EVENT_FRACTION,
+    labels: torch.Tensor, frames: int, height: int, width: int, **options: Any
 ) -> torch.Tensor:
     """Clips (N, 3, T, H, W) float32 in [0, 1] showing the motion class `labels[i]` each.
 
     Labels index MOTION_CLASSES; the other arguments are as in make_motion_benchmark, and all
     randomness comes from `generator`. `clutter=False` drops the background field and the
     distractors (a flat grey backdrop, for inspection). `chunk_size` clips are rendered at a
-    time (default: about 4M pixel-frames); the result does not depend on it.
+    time (default: about 4M pixel-frames); the result does not depend on it. The keyword
+    options are render_motion_clips's (camera_shake, appearance_cue, noise, generator, ...).
     """
-    return render_motion_clips(
-        labels,
-        frames,
-        height,
-        width,
-        camera_shake=camera_shake,
-        appearance_cue=appearance_cue,
-        noise=noise,
-        generator=generator,
-        clutter=clutter,
-        chunk_size=chunk_size,
-        timing=timing,
-        event_fraction=event_fraction,
-    ).videos
+    return render_motion_clips(labels, frames, height, width, **options).videos
 
 
 @dataclass

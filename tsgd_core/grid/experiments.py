@@ -148,6 +148,17 @@ def distilled_path(spec: RunSpec, teacher_key: str, cache_dir: str | Path) -> Pa
     return Path(cache_dir) / "distilled" / f"{key}.tsgd.pt"
 
 
+def salient_config(spec: RunSpec) -> SalientConfig:
+    """The salient-window selection that `spec` asks for."""
+    return SalientConfig(
+        ipc=spec.ipc,
+        window=spec.salient_window,
+        pack=spec.salient_pack,
+        saliency=spec.saliency(),
+        seed=spec.distill_seed,
+    )
+
+
 def tsgd_config(spec: RunSpec, prof: Profile) -> TSGDConfig:
     return TSGDConfig(
         ipc=spec.ipc,
@@ -191,15 +202,8 @@ def make_distilled(
                 device=device,
             )
         elif spec.method == "salient":
-            cfg = SalientConfig(
-                ipc=spec.ipc,
-                window=spec.salient_window,
-                pack=spec.salient_pack,
-                saliency=spec.saliency(),
-                seed=spec.distill_seed,
-            )
             ds = select_salient_windows(
-                splits.train, spec.ipc, teacher=teacher, cfg=cfg, device=device
+                splits.train, spec.ipc, teacher=teacher, cfg=salient_config(spec), device=device
             )
         elif spec.method == "dm":
             student = prof.student.model

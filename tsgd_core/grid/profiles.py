@@ -74,132 +74,89 @@ def _teacher_fit(epochs: int, batch: int) -> FitConfig:
     return FitConfig(epochs=epochs, batch_size=batch, lr=2e-3, weight_decay=1e-4, optimizer="adamw")
 
 
+def _data(classes: int, splits: tuple[int, int, int], frames: int, size: int) -> dict[str, Any]:
+    """A benchmark's sizes: classes, (train, val, test) clips per class, frames of size x size."""
+    train, val, test = splits
+    return dict(
+        num_classes=classes,
+        clips_per_class=train,
+        val_per_class=val,
+        test_per_class=test,
+        frames=frames,
+        height=size,
+        width=size,
+    )
+
+
+def _profile(
+    name: str,
+    data: dict[str, Any],
+    teacher: tuple[int, int, int, int],
+    student: StudentConfig,
+    budgets: tuple[int, int, int],
+    **rest: Any,
+) -> Profile:
+    """A profile from its data, teacher (width, depth, epochs, batch), student and
+    (recover iterations, DM iterations, DM real clips per class); `rest` sets the other fields."""
+    width, depth, epochs, batch = teacher
+    distill_iterations, dm_iterations, dm_batch_real = budgets
+    return Profile(
+        name=name,
+        data=data,
+        teacher_model=ModelConfig(width=width, depth=depth),
+        teacher_fit=_teacher_fit(epochs=epochs, batch=batch),
+        student=student,
+        distill_iterations=distill_iterations,
+        dm_iterations=dm_iterations,
+        dm_batch_real=dm_batch_real,
+        **rest,
+    )
+
+
+# One row a profile: name, data (classes, (train, val, test) per class, frames, size), teacher
+# (width, depth, epochs, batch), student, (recover iterations, DM iterations, DM real clips).
+# fmt: off
 PROFILES: dict[str, Profile] = {
     # Unit-test size: seconds for the whole pipeline.
-    "smoke": Profile(
-        name="smoke",
-        data=dict(
-            num_classes=4,
-            clips_per_class=10,
-            val_per_class=3,
-            test_per_class=4,
-            frames=8,
-            height=16,
-            width=16,
-        ),
-        teacher_model=ModelConfig(width=8, depth=2),
-        teacher_fit=_teacher_fit(epochs=4, batch=16),
-        student=_student(width=8, depth=2, steps=10, batch=8),
-        distill_iterations=4,
-        dm_iterations=4,
-        dm_batch_real=4,
-        full_steps=10,
-        seeds=(0, 1, 2),
-        distill_seeds=(0, 1),
-        ipcs=(1, 2),
+    "smoke": _profile(
+        "smoke", _data(4, (10, 3, 4), 8, 16), (8, 2, 4, 16), _student(8, 2, 10, 8), (4, 4, 4),
+        full_steps=10, seeds=(0, 1, 2), distill_seeds=(0, 1), ipcs=(1, 2),
     ),
     # `run_all.sh --quick`: the whole grid at pipeline-check sizes, a few minutes on 2 CPU cores.
-    "quick": Profile(
-        name="quick",
-        data=dict(
-            num_classes=10,
-            clips_per_class=40,
-            val_per_class=5,
-            test_per_class=10,
-            frames=8,
-            height=16,
-            width=16,
-        ),
-        teacher_model=ModelConfig(width=16, depth=2),
-        teacher_fit=_teacher_fit(epochs=15, batch=32),
-        student=_student(width=8, depth=2, steps=20, batch=16),
-        distill_iterations=10,
-        dm_iterations=10,
-        dm_batch_real=8,
-        full_steps=40,
-        seeds=(0, 1),
-        distill_seeds=(0,),
-        ipcs=(1, 5),
+    "quick": _profile(
+        "quick", _data(10, (40, 5, 10), 8, 16), (16, 2, 15, 32), _student(8, 2, 20, 16),
+        (10, 10, 8), full_steps=40, seeds=(0, 1), distill_seeds=(0,), ipcs=(1, 5),
     ),
     # The tutorials' own size: 4 motion classes, a teacher that trains in seconds on one CPU
     # core and is well above chance, students that learn within a minute.
-    "tutorial": Profile(
-        name="tutorial",
-        data=dict(
-            num_classes=4,
-            clips_per_class=60,
-            val_per_class=10,
-            test_per_class=25,
-            frames=8,
-            height=16,
-            width=16,
-        ),
-        teacher_model=ModelConfig(width=16, depth=3),
-        teacher_fit=_teacher_fit(epochs=20, batch=32),
-        student=_student(width=16, depth=3, steps=150, batch=16),
-        distill_iterations=100,
-        dm_iterations=50,
-        dm_batch_real=16,
-        full_steps=300,
-        seeds=(0, 1, 2),
-        distill_seeds=(0,),
-        ipcs=(1, 5),
+    "tutorial": _profile(
+        "tutorial", _data(4, (60, 10, 25), 8, 16), (16, 3, 20, 32), _student(16, 3, 150, 16),
+        (100, 50, 16), full_steps=300, seeds=(0, 1, 2), distill_seeds=(0,), ipcs=(1, 5),
     ),
     # The reported CPU profile: 10 motion classes, 8 frames of 16x16, budgets chosen on the
     # validation split (the `recover`, `convergence` and `dm` groups of the grid record why).
-    "default": Profile(
-        name="default",
-        data=dict(
-            num_classes=10,
-            clips_per_class=300,
-            val_per_class=50,
-            test_per_class=250,
-            frames=8,
-            height=16,
-            width=16,
-            event_fraction=(0.5, 0.875),
-        ),
-        teacher_model=ModelConfig(width=32, depth=3),
-        teacher_fit=_teacher_fit(epochs=80, batch=32),
-        # BatchNorm students at lr 5e-3 learn fastest per step on validation, and 600 steps is
-        # what the 120-minute budget affords; the whole train split gets 2,400 steps
-        # (scripts/recipe_sweep.py; reports/default/budgets/README.md)
-        student=_student(width=16, depth=3, steps=600, batch=32, norm="batch", lr=5e-3),
-        distill_iterations=400,
-        dm_iterations=200,
-        dm_batch_real=32,
-        full_steps=2400,
-        # every comparison with a start set pairs 5 draws x 3 students (n = 15 per row)
-        seeds=(0, 1, 2),
-        distill_seeds=(0, 1, 2, 3, 4),
+    # BatchNorm students at lr 5e-3 learn fastest per step on validation, and 600 steps is
+    # what the 120-minute budget affords; the whole train split gets 2,400 steps
+    # (scripts/recipe_sweep.py; reports/default/budgets/README.md). Every comparison with a
+    # start set pairs 5 draws x 3 students (n = 15 per row).
+    "default": _profile(
+        "default", {**_data(10, (300, 50, 250), 8, 16), "event_fraction": (0.5, 0.875)},
+        (32, 3, 80, 32), _student(16, 3, 600, 32, norm="batch", lr=5e-3), (400, 200, 32),
+        full_steps=2400, seeds=(0, 1, 2), distill_seeds=(0, 1, 2, 3, 4),
     ),
 }
-
 
 # Profiles for real datasets (`--dataset`; they also run the benchmark at the same sizes). Real
 # clips take their geometry from datasets.PROFILE_CLIPS unless --frames / --size are given; the
 # teacher's steps follow the dataset's size (datasets.teacher_steps). Time and memory to expect
 # are in README.md ("Real datasets").
 # On this machine's CPU: 8 frames of 32x32, a small ConvNet3D, IPC 1 and 5.
-PROFILES["real-cpu"] = Profile(
-    name="real-cpu",
-    data=dict(
-        num_classes=10,
-        clips_per_class=100,
-        val_per_class=20,
-        test_per_class=40,
-        frames=8,
-        height=32,
-        width=32,
-    ),
-    teacher_model=ModelConfig(width=32, depth=3),
-    teacher_fit=_teacher_fit(epochs=20, batch=32),
-    student=_student(width=16, depth=3, steps=200, batch=16),
-    distill_iterations=200,
-    dm_iterations=200,
-    dm_batch_real=16,
-    ipcs=(1, 5),
+PROFILES["real-cpu"] = _profile(
+    "real-cpu", _data(10, (100, 20, 40), 8, 32), (32, 3, 20, 32), _student(16, 3, 200, 16),
+    (200, 200, 16), ipcs=(1, 5),
 )
+
+# fmt: on
 
 
 # The resolution ladder (`./run_all.sh --ladder`, tsgd_core/grid/ladder.py): the default benchmark
@@ -220,27 +177,14 @@ for _frames, _size in LADDER_RUNGS[1:]:
     )
 
 
+# fmt: off
 # The literature's sizes, for a GPU: ConvNet3D (width 128, depth 4) on 16x112x112 (MiniUCF,
 # HMDB51) or 8x64x64 (Kinetics, SSv2) clips, IPC 1 and 5.
-PROFILES["literature"] = Profile(
-    name="literature",
-    data=dict(
-        num_classes=10,
-        clips_per_class=100,
-        val_per_class=20,
-        test_per_class=40,
-        frames=16,
-        height=112,
-        width=112,
-    ),
-    teacher_model=ModelConfig(width=128, depth=4),
-    teacher_fit=_teacher_fit(epochs=30, batch=64),
-    student=_student(width=128, depth=4, steps=1000, batch=64),
-    distill_iterations=1000,
-    dm_iterations=1000,
-    dm_batch_real=64,
-    ipcs=(1, 5),
+PROFILES["literature"] = _profile(
+    "literature", _data(10, (100, 20, 40), 16, 112), (128, 4, 30, 64),
+    _student(128, 4, 1000, 64), (1000, 1000, 64), ipcs=(1, 5),
 )
+# fmt: on
 
 
 def get_profile(name: str) -> Profile:

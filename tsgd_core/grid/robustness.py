@@ -263,15 +263,9 @@ def set_with_teacher(
         cfg = experiments.tsgd_config(spec, prof)
         ds = distill_tsgd(teacher, train, cfg, device=resolve_device(device), progress=False)
     elif spec.method == "salient":
-        from ..methods.salient import SalientConfig, select_salient_windows
+        from ..methods.salient import select_salient_windows
 
-        cfg = SalientConfig(
-            ipc=spec.ipc,
-            window=spec.salient_window,
-            pack=spec.salient_pack,
-            saliency=spec.saliency(),
-            seed=spec.distill_seed,
-        )
+        cfg = experiments.salient_config(spec)
         ds = select_salient_windows(train, spec.ipc, teacher=teacher, cfg=cfg, device=device)
     else:
         raise ValueError(f"no robustness set for method {spec.method!r}")

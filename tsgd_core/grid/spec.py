@@ -18,10 +18,8 @@ from ..training.evaluate import StudentConfig
 from ..training.saliency import SaliencyConfig
 from .profiles import METHODS, get_profile, scaled_fit, tuned_settings
 
-# RunSpec fields that change how TSGD / SRe2L-style distil (CLI flags, report variant labels)
-DISTILL_SWITCHES = (
-    "tsgfo",
-    "init",
+# The temporal filter's RunSpec fields (named in a run's name where they leave the default)
+FILTER_SWITCHES = (
     "modulation",
     "lowpass",
     "saliency_source",
@@ -31,6 +29,13 @@ DISTILL_SWITCHES = (
     "beta",
     "spatial_pool",
     "r_bn",
+)
+
+# RunSpec fields that change how TSGD / SRe2L-style distil (CLI flags, report variant labels)
+DISTILL_SWITCHES = (
+    "tsgfo",
+    "init",
+    *FILTER_SWITCHES,
     "first_bn",
     "iterations",
     "dm_lr",
@@ -320,17 +325,7 @@ class RunSpec:
         if self.method in ("tsgd", "sre2l", "dm") and self.init != "real":
             parts.append(f"init-{self.init}")
         defaults = RunSpec()
-        for f in (
-            "modulation",
-            "lowpass",
-            "saliency_source",
-            "k",
-            "alpha",
-            "eps",
-            "beta",
-            "spatial_pool",
-            "r_bn",
-        ):
+        for f in FILTER_SWITCHES:
             if self.uses_filter and getattr(self, f) != getattr(defaults, f):
                 parts.append(f"{f}-{getattr(self, f)}")
         for f in ("first_bn", "iterations", "dm_lr", "dm_net", "lr", "window", "pack"):

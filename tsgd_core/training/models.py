@@ -8,6 +8,7 @@ penultimate features used by herding, k-center and distribution matching.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -75,103 +76,84 @@ def _flat_dim(features: nn.Module, clip_shape: tuple[int, int, int, int]) -> int
     return int(dim)
 
 
-def convnet3d(
-    num_classes: int,
-    clip_shape: tuple[int, int, int, int],
-    width: int = 32,
-    depth: int = 3,
-    norm: str = "batch",
-    pooling: str = "avg",
-    head: str = "flatten",
-) -> VideoClassifier:
+ClipShape = tuple[int, int, int, int]  # (channels, frames, height, width)
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What every builder is told: block width and count, norm, pooling and head."""
+
+    width: int
+    depth: int
+    norm: str
+    pooling: str
+    head: str
+
+
+def _conv_block(
+    c_in: int, c_out: int, kernel: int | tuple[int, ...], padding: int | tuple[int, ...], norm: str
+) -> list[nn.Module]:
+    """conv - norm - ReLU, created in this order (the order fixes the seeded initialisation)."""
+    return [nn.Conv3d(c_in, c_out, kernel, padding=padding), make_norm(norm, c_out), nn.ReLU(True)]
+
+
+def convnet3d(num_classes: int, clip_shape: ClipShape, arch: Arch) -> VideoClassifier:
     """ConvNet3D: `depth` blocks of conv3x3x3 - norm - ReLU - pool, then a linear layer on the map."""
     channels, frames, height, width_px = clip_shape
     layers: list[nn.Module] = []
     c_in = channels
-    for _ in range(depth):
-        layers += [
-            nn.Conv3d(c_in, width, 3, padding=1),
-            make_norm(norm, width),
-            nn.ReLU(inplace=True),
-        ]
+    for _ in range(arch.depth):
+        layers += _conv_block(c_in, arch.width, 3, 1, arch.norm)
         if min(height, width_px) >= 2:
-            layers.append(make_pool(pooling, time_too=frames >= 2))
+            layers.append(make_pool(arch.pooling, time_too=frames >= 2))
             frames, height, width_px = max(1, frames // 2), height // 2, width_px // 2
-        c_in = width
-    features = nn.Sequential(*layers, make_head(head))
+        c_in = arch.width
+    features = nn.Sequential(*layers, make_head(arch.head))
     return VideoClassifier(features, _flat_dim(features, clip_shape), num_classes)
 
 
-def r2plus1d(
-    num_classes: int,
-    clip_shape: tuple[int, int, int, int],
-    width: int = 32,
-    depth: int = 3,
-    norm: str = "batch",
-    pooling: str = "avg",
-    head: str = "avg",
-) -> VideoClassifier:
+def _pooled_head(arch: Arch) -> nn.Module:
+    """The (2+1)D and C3D nets pool globally: a flat head falls back to average pooling."""
+    return make_head(arch.head if arch.head != "flatten" else "avg")
+
+
+def r2plus1d(num_classes: int, clip_shape: ClipShape, arch: Arch) -> VideoClassifier:
     """(2+1)D net: each block factorises a 3D conv into a spatial 1x3x3 and a temporal 3x1x1 conv."""
     frames = clip_shape[1]
     layers: list[nn.Module] = []
-    c_in = clip_shape[0]
-    for _ in range(depth):
-        layers += [
-            nn.Conv3d(c_in, width, (1, 3, 3), padding=(0, 1, 1)),
-            make_norm(norm, width),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(width, width, (3, 1, 1), padding=(1, 0, 0)),
-            make_norm(norm, width),
-            nn.ReLU(inplace=True),
-            make_pool(pooling, time_too=frames >= 2),
-        ]
+    c_in, width = clip_shape[0], arch.width
+    for _ in range(arch.depth):
+        layers += _conv_block(c_in, width, (1, 3, 3), (0, 1, 1), arch.norm)
+        layers += _conv_block(width, width, (3, 1, 1), (1, 0, 0), arch.norm)
+        layers.append(make_pool(arch.pooling, time_too=frames >= 2))
         frames = max(1, frames // 2)
         c_in = width
-    layers.append(make_head(head if head != "flatten" else "avg"))
-    features = nn.Sequential(*layers)
-    return VideoClassifier(features, width, num_classes)
+    layers.append(_pooled_head(arch))
+    return VideoClassifier(nn.Sequential(*layers), width, num_classes)
 
 
-def c3d_small(
-    num_classes: int,
-    clip_shape: tuple[int, int, int, int],
-    width: int = 32,
-    depth: int = 3,
-    norm: str = "batch",
-    pooling: str = "max",
-    head: str = "avg",
-) -> VideoClassifier:
+def c3d_small(num_classes: int, clip_shape: ClipShape, arch: Arch) -> VideoClassifier:
     """A small C3D: first pool is spatial only (keeps early motion), later blocks double width."""
     frames = clip_shape[1]
     layers: list[nn.Module] = []
     c_in = clip_shape[0]
-    for i in range(depth):
-        c_out = width * (2 ** min(i, 2))
-        layers += [
-            nn.Conv3d(c_in, c_out, 3, padding=1),
-            make_norm(norm, c_out),
-            nn.ReLU(inplace=True),
-        ]
+    for i in range(arch.depth):
+        c_out = arch.width * (2 ** min(i, 2))
+        layers += _conv_block(c_in, c_out, 3, 1, arch.norm)
         if i > 0:
-            layers += [
-                nn.Conv3d(c_out, c_out, 3, padding=1),
-                make_norm(norm, c_out),
-                nn.ReLU(inplace=True),
-            ]
+            layers += _conv_block(c_out, c_out, 3, 1, arch.norm)
         time_too = i > 0 and frames >= 2
-        layers.append(make_pool(pooling, time_too=time_too))
+        layers.append(make_pool(arch.pooling, time_too=time_too))
         frames = max(1, frames // 2) if time_too else frames
         c_in = c_out
-    layers.append(make_head(head if head != "flatten" else "avg"))
-    features = nn.Sequential(*layers)
-    return VideoClassifier(features, c_in, num_classes)
+    layers.append(_pooled_head(arch))
+    return VideoClassifier(nn.Sequential(*layers), c_in, num_classes)
 
 
 def torchvision_video_resnet(
     num_classes: int,
-    clip_shape: tuple[int, int, int, int],
+    clip_shape: ClipShape,
     arch: str = "r3d_18",
-    **_: object,
 ) -> VideoClassifier:
     """torchvision's r3d_18 / mc3_18 / r2plus1d_18, randomly initialised (nothing is downloaded)."""
     try:
@@ -191,9 +173,9 @@ MODELS: dict[str, Callable[..., VideoClassifier]] = {
     "convnet3d": convnet3d,
     "r2plus1d": r2plus1d,
     "c3d": c3d_small,
-    "tv_r3d_18": lambda n, s, **kw: torchvision_video_resnet(n, s, arch="r3d_18"),
-    "tv_r2plus1d_18": lambda n, s, **kw: torchvision_video_resnet(n, s, arch="r2plus1d_18"),
-    "tv_mc3_18": lambda n, s, **kw: torchvision_video_resnet(n, s, arch="mc3_18"),
+    "tv_r3d_18": lambda n, s, _: torchvision_video_resnet(n, s, arch="r3d_18"),
+    "tv_r2plus1d_18": lambda n, s, _: torchvision_video_resnet(n, s, arch="r2plus1d_18"),
+    "tv_mc3_18": lambda n, s, _: torchvision_video_resnet(n, s, arch="mc3_18"),
 }
 
 
@@ -211,12 +193,12 @@ def build_model(
     """Build a model by name; `seed` fixes its random initialisation."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    kwargs = dict(width=width, depth=depth, norm=norm, pooling=pooling, head=head)
+    arch = Arch(width=width, depth=depth, norm=norm, pooling=pooling, head=head)
     if seed is None:
-        return MODELS[name](num_classes, clip_shape, **kwargs)
+        return MODELS[name](num_classes, clip_shape, arch)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return MODELS[name](num_classes, clip_shape, **kwargs)
+        return MODELS[name](num_classes, clip_shape, arch)
 
 
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
