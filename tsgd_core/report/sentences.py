@@ -607,9 +607,8 @@ def headline_text(
     return (
         "**Headline** (computed from the tables below; test split, accuracies in %, differences "
         "in points with their 95 % interval, paired by distill and student seed; *resolved*: the "
-        f"interval excludes 0 and rests on at least {stats.MIN_PAIRS} pairs):\n\n"
-        + _bullets(headline_lines(df, paired, ladder_csv))
-        + "\n"
+        f"interval excludes 0, rests on at least {stats.MIN_PAIRS} pairs and has a non-zero "
+        "width):\n\n" + _bullets(headline_lines(df, paired, ladder_csv)) + "\n"
     )
 
 
@@ -628,8 +627,8 @@ def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
             "start pixels, or on the start pixels with the labels of the recovered pixels, or the "
             "set is recovered without augmentation. Paired differences (same distill and student "
             "seed) against the method's main cell and against the start set (Random), in points "
-            f"(`controls.csv`); resolved: the interval excludes 0 and rests on at least "
-            f"{stats.MIN_PAIRS} pairs.\n\n"
+            f"(`controls.csv`); resolved: the interval excludes 0, rests on at least "
+            f"{stats.MIN_PAIRS} pairs and has a non-zero width.\n\n"
         )
         text.append(controls_markdown(results).to_markdown() + "\n\n")
         text.append(_bullets(controls_sentences(results)))
