@@ -258,7 +258,7 @@ def test_paired_differences_values_and_resolved_flags():
     tsgfa = report.difference_sentences(paired, "tsgfa")
     assert (
         tsgfa[0]
-        == "TSGFA helps at IPC 1 (soft labels): +5.0 points [+5.0, +5.0] (15 pairs, 3 distill seeds)."
+        == "Not resolved at IPC 1 (soft labels): TSGFA +5.0 points [+5.0, +5.0], identical differences (a zero-width interval is not evidence) (15 pairs, 3 distill seeds)."
     )
     wins = report.paired_difference_results(grid_records(WINS))
     line = report.difference_sentences(wins, "filter")[0]
@@ -559,7 +559,8 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     paired = pd.read_csv(tmp_path / "paired_differences.csv")
     assert set(paired["resolved"]) <= {"yes", "no"}
     row = paired[(paired["comparison"] == "TSGD − TSGD w/o TSGFA") & (paired["ipc"] == 1)].iloc[0]
-    assert row["mean_diff"] == pytest.approx(5.0) and row["resolved"] == "yes"
+    # identical differences in every pair: a zero-width interval, not evidence
+    assert row["mean_diff"] == pytest.approx(5.0) and row["resolved"] == "no"
     assert "TSGD − SRe2L-style" in (tmp_path / "paired_differences.md").read_text()
     assert len(pd.read_csv(tmp_path / "all_runs.csv")) == len(df)
     readme = (tmp_path / "README.md").read_text()
@@ -567,7 +568,9 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     assert "./run_all.sh --profile smoke" in readme and "`smoke`" in readme
     assert f"from {len(df)} runs ({len(df) // 3} configurations" in readme
     assert "does not beat the best baseline at any IPC" in readme
-    assert "TSGFA helps at IPC 1 (soft labels): +5.0 points [+5.0, +5.0]" in readme
+    assert (
+        "Not resolved at IPC 1 (soft labels): TSGFA +5.0 points [+5.0, +5.0], identical" in readme
+    )
     assert "within 1 point of its best" in readme and "doubling the student steps" in readme
     assert "Mean correlation of w_t with the true event window over 4 clips" in readme
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)

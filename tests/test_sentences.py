@@ -101,3 +101,10 @@ def test_difference_sentence_verbs():
     assert sentences.difference_sentence(neg, "at IPC 1").startswith("the filter hurts at IPC 1")
     open_ = {**row, **diff(0.01, -0.01, 0.03), "resolved": False}
     assert sentences.difference_sentence(open_, "at IPC 1").startswith("not resolved at IPC 1")
+
+
+def test_an_unresolved_difference_says_why():
+    assert stats.unresolved_reason(-0.01, 0.05, 15) == "the interval includes 0"
+    assert stats.unresolved_reason(0.01, 0.05, 3) == "fewer than 5 pairs"
+    assert stats.unresolved_reason(0.05, 0.05, 15).startswith("identical differences")
+    assert stats.unresolved_reason(0.01, 0.05, 15) == ""

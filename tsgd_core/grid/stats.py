@@ -109,6 +109,19 @@ def resolved(ci_low: float, ci_high: float, n: int | None = None) -> bool:
     return ci_low > 0 or ci_high < 0
 
 
+def unresolved_reason(ci_low: float, ci_high: float, n: int | None = None) -> str:
+    """Why `resolved` says no, in words for a report sentence ('' when it is resolved)."""
+    if math.isnan(ci_low) or math.isnan(ci_high):
+        return "no interval"
+    if n is not None and n < MIN_PAIRS:
+        return f"fewer than {MIN_PAIRS} pairs"
+    if ci_high - ci_low <= ZERO_WIDTH:
+        return "identical differences (a zero-width interval is not evidence)"
+    if ci_low > 0 or ci_high < 0:
+        return ""
+    return "the interval includes 0"
+
+
 def _clusters(values_by_distill: Mapping[Any, Sequence[float]]) -> list[np.ndarray]:
     clusters = [np.asarray(list(v), dtype=float) for v in values_by_distill.values()]
     return [c for c in clusters if c.size]

@@ -164,7 +164,8 @@ def difference_sentence(row: Mapping[str, Any], where: str) -> str:
         up, down = row["verbs"]
         verb = up if row["mean_diff"] > 0 else down
         return f"{row['subject']} {verb} {where}: {span} {count}."
-    return f"not resolved {where}: {row['subject']} {span}, the interval includes 0 {count}."
+    reason = stats.unresolved_reason(row["ci_low"], row["ci_high"], int(row["n"]))
+    return f"not resolved {where}: {row['subject']} {span}, {reason} {count}."
 
 
 def difference_sentences(paired: pd.DataFrame, question: str) -> list[str]:
