@@ -26,7 +26,7 @@ from ..data.storage import save_figure, save_json, write_table, write_text  # no
 from . import experiments  # noqa: E402
 from .profiles import LADDER_RUNGS, ladder_profile, tuned_settings  # noqa: E402
 from .spec import RunSpec  # noqa: E402
-from .stats import two_level_interval  # noqa: E402
+from .stats import resolved, two_level_interval  # noqa: E402
 from .tuning import run_specs, train_teachers  # noqa: E402
 
 METHODS = ("random", "tsgd", "sre2l")  # the start set and the two recovery methods, tuned
@@ -159,7 +159,7 @@ def ladder_sentences(table: pd.DataFrame) -> list[str]:
         for _, row in at[at["method"] != experiments.METHOD_LABELS["random"]].iterrows():
             gain, low, high = row["gain_vs_start"], row["gain_ci_low"], row["gain_ci_high"]
             where = "above" if gain > 0.05 else "below" if gain < -0.05 else "level with"
-            verdict = "resolved" if (low > 0 or high < 0) and row["n"] >= 5 else "not resolved"
+            verdict = "resolved" if resolved(low, high, int(row["n"])) else "not resolved"
             parts.append(
                 f"{row['method']} {where} it by {abs(gain):.1f} points [{low:+.1f}, {high:+.1f}],"
                 f" {verdict}"

@@ -29,7 +29,8 @@ Which interval is reported (`two_level_interval`, the `ci_low` / `ci_high` of ev
   (`method = "t over student seeds"`): it covers student noise only, not set-to-set variance.
 * With fewer than 2 values: no interval (NaN bounds), never resolved.
 
-A difference is *resolved* when its reported interval excludes 0.
+A difference is *resolved* when its reported interval excludes 0, rests on at least MIN_PAIRS
+pairs and has a non-zero width (identical differences give a zero-width interval, no evidence).
 """
 
 from __future__ import annotations
@@ -91,15 +92,34 @@ def mean_ci(values: Iterable[float], level: float = LEVEL) -> tuple[float, float
 # degenerate (zero width) and with 3 or 4 it rests on 1 to 3 degrees of freedom
 MIN_PAIRS = 5
 
+# an interval narrower than this (in the units of its bounds: fractions or points) has zero
+# width: the differences were identical (up to rounding), which a t-interval cannot weigh
+ZERO_WIDTH = 1e-9
+
 
 def resolved(ci_low: float, ci_high: float, n: int | None = None) -> bool:
-    """True when the interval excludes 0 and, where `n` (the pairs) is given, rests on at
-    least MIN_PAIRS pairs (a NaN bound is never resolved)."""
+    """True when the interval excludes 0, has a non-zero width and, where `n` (the pairs) is
+    given, rests on at least MIN_PAIRS pairs (a NaN bound is never resolved)."""
     if math.isnan(ci_low) or math.isnan(ci_high):
         return False
     if n is not None and n < MIN_PAIRS:
         return False
+    if ci_high - ci_low <= ZERO_WIDTH:
+        return False
     return ci_low > 0 or ci_high < 0
+
+
+def unresolved_reason(ci_low: float, ci_high: float, n: int | None = None) -> str:
+    """Why `resolved` says no, in words for a report sentence ('' when it is resolved)."""
+    if math.isnan(ci_low) or math.isnan(ci_high):
+        return "no interval"
+    if n is not None and n < MIN_PAIRS:
+        return f"fewer than {MIN_PAIRS} pairs"
+    if ci_high - ci_low <= ZERO_WIDTH:
+        return "identical differences (a zero-width interval is not evidence)"
+    if ci_low > 0 or ci_high < 0:
+        return ""
+    return "the interval includes 0"
 
 
 def _clusters(values_by_distill: Mapping[Any, Sequence[float]]) -> list[np.ndarray]:

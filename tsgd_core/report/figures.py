@@ -409,7 +409,11 @@ def plot_sensitivity(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | N
     table = sensitivity_results(df)
     if table.empty:
         return None
-    params = [p for p in SENSITIVITY_PARAMS if p in set(table["param"])]
+    # a parameter run at one value only has nothing to plot against: no panel for it
+    counts = table["param"].value_counts()
+    params = [p for p in SENSITIVITY_PARAMS if counts.get(p, 0) >= 2]
+    if not params:
+        return None
     fig, axes = plt.subplots(
         1, len(params), figsize=(3.4 * len(params), 3.6), sharey=True, squeeze=False
     )
@@ -437,7 +441,12 @@ def plot_sensitivity(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | N
         )
         _percent_axis(ax, "validation accuracy [%]")
     ipc = int(table["ipc"].iloc[0])
-    fig.suptitle(f"TSGF sensitivity on the validation split (TSGD, IPC {ipc}, soft labels)")
+    variant = " / ".join(dict.fromkeys(table["variant"]))  # the runs' own label, e.g. w/o TSGFA
+    single = [p for p in SENSITIVITY_PARAMS if counts.get(p, 0) == 1]
+    note = f"; {', '.join(single)} at one value only" if single else ""
+    fig.suptitle(
+        f"TSGF sensitivity on the validation split ({variant}, IPC {ipc}, soft labels{note})"
+    )
     return save_figure(fig, path)
 
 

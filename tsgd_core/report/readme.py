@@ -157,8 +157,8 @@ def readme_text(
             "Accuracies and differences in percent (points). Each difference pairs runs with the same "
             "distill seed and the same student seed; the 95 % interval is the t-interval over the "
             "per-distill-seed mean differences (with one distill seed: over student seeds), see "
-            "`tsgd_core/grid/stats.py`. A difference is *resolved* only when its interval excludes 0 "
-            f"and rests on at least {stats.MIN_PAIRS} pairs.\n\n"
+            "`tsgd_core/grid/stats.py`. A difference is *resolved* only when its interval excludes 0, "
+            f"rests on at least {stats.MIN_PAIRS} pairs and has a non-zero width.\n\n"
         )
         for question, heading, what in QUESTIONS:
             lines = difference_sentences(paired, question)

@@ -41,6 +41,7 @@ from .tables import (
     difference_span,
     main_results,
     paired_summary,
+    sensitivity_differences,
     sensitivity_results,
     start_gains,
 )
@@ -163,7 +164,8 @@ def difference_sentence(row: Mapping[str, Any], where: str) -> str:
         up, down = row["verbs"]
         verb = up if row["mean_diff"] > 0 else down
         return f"{row['subject']} {verb} {where}: {span} {count}."
-    return f"not resolved {where}: {row['subject']} {span}, the interval includes 0 {count}."
+    reason = stats.unresolved_reason(row["ci_low"], row["ci_high"], int(row["n"]))
+    return f"not resolved {where}: {row['subject']} {span}, {reason} {count}."
 
 
 def difference_sentences(paired: pd.DataFrame, question: str) -> list[str]:
@@ -592,6 +594,10 @@ def sensitivity_sentences(df: pd.DataFrame) -> list[str]:
             f"({format_mean_std(best['mean'], best['std'])}%), spread {spread:.1f} points "
             f"over {param} = {values}"
         )
+    diffs = sensitivity_differences(df)
+    for _, r in diffs.iterrows():
+        where = f"{r['param']} = {r['value']} against the default {r['param']} = {r['reference']}"
+        lines.append(_capitalised(paired_phrase(r["variant"] + f" ({where})", "the default", r)))
     return lines
 
 
@@ -602,9 +608,8 @@ def headline_text(
     return (
         "**Headline** (computed from the tables below; test split, accuracies in %, differences "
         "in points with their 95 % interval, paired by distill and student seed; *resolved*: the "
-        f"interval excludes 0 and rests on at least {stats.MIN_PAIRS} pairs):\n\n"
-        + _bullets(headline_lines(df, paired, ladder_csv))
-        + "\n"
+        f"interval excludes 0, rests on at least {stats.MIN_PAIRS} pairs and has a non-zero "
+        "width):\n\n" + _bullets(headline_lines(df, paired, ladder_csv)) + "\n"
     )
 
 
@@ -623,8 +628,8 @@ def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
             "start pixels, or on the start pixels with the labels of the recovered pixels, or the "
             "set is recovered without augmentation. Paired differences (same distill and student "
             "seed) against the method's main cell and against the start set (Random), in points "
-            f"(`controls.csv`); resolved: the interval excludes 0 and rests on at least "
-            f"{stats.MIN_PAIRS} pairs.\n\n"
+            f"(`controls.csv`); resolved: the interval excludes 0, rests on at least "
+            f"{stats.MIN_PAIRS} pairs and has a non-zero width.\n\n"
         )
         text.append(controls_markdown(results).to_markdown() + "\n\n")
         text.append(_bullets(controls_sentences(results)))
@@ -635,3 +640,105 @@ def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
         )
         text.append(_image("pixel change", figure, base))
     return "".join(text)
+
+
+def change_word(first: float, last: float, digits: int = 3) -> str:
+    """'fell', 'rose' or 'stayed at' for a value going from `first` to `last`, read from the
+    numbers as printed with `digits` decimals (so the word never contradicts them)."""
+    a, b = round(float(first), digits), round(float(last), digits)
+    return "fell" if b < a else "rose" if b > a else "stayed at"
+
+
+def change_phrase(name: str, first: float, last: float, digits: int = 3) -> str:
+    """'`loss_bn` fell from 0.412 to 0.388' (or 'stayed at 0.412')."""
+    word = change_word(first, last, digits)
+    if word == "stayed at":
+        return f"{name} stayed at {first:.{digits}f}"
+    return f"{name} {word} from {first:.{digits}f} to {last:.{digits}f}"
+
+
+def floor_sentence(cell: Mapping[str, float], where: str, floor: str = RANDOM) -> str:
+    """Whether `floor` (the start set) is a floor of the cell {method: mean accuracy}: 'floor'
+    only when no method scores below it, else the methods below it with their gaps in points."""
+    if floor not in cell:
+        return f"{where}: {floor} is not in this cell."
+    base = float(cell[floor])
+    below = {
+        m: PERCENT * (float(v) - base)
+        for m, v in cell.items()
+        if m != floor and direction(PERCENT * (float(v) - base)) == "below"
+    }
+    if not below:
+        return f"{where}: {floor} is the floor, no method scores below it ({PERCENT * base:.1f} %)."
+    named = ", ".join(f"{m} ({gap_words(gap)})" for m, gap in below.items())
+    return (
+        f"{where}: {floor} ({PERCENT * base:.1f} %) is not a floor: "
+        f"{len(below)} method{'' if len(below) == 1 else 's'} score below it in mean, {named}."
+    )
+
+
+def floor_sentences(df: pd.DataFrame) -> list[str]:
+    """`floor_sentence` for every IPC and label mode of the main table (test split)."""
+    results = main_results(df)
+    lines = []
+    for (ipc, labels), cell in results.groupby(["ipc", "labels"], sort=True):
+        means = dict(zip(cell["method"], cell["mean"], strict=True))
+        lines.append(floor_sentence(means, f"IPC {ipc}, {labels} labels"))
+    return lines
+
+
+def chance_sentence(name: str, acc: float, chance: float, margin: float = 0.05) -> str:
+    """'TSGD's best student, 37.0 %, is 17.0 points above chance (20.0 %)', and 'within 5 points
+    of chance' only when it is (accuracies in fractions)."""
+    gap = PERCENT * (float(acc) - float(chance))
+    where = (
+        f"within {PERCENT * margin:g} points of chance"
+        if abs(gap) < PERCENT * margin
+        else f"{gap_words(gap)} chance"
+    )
+    return f"{name}, {PERCENT * acc:.1f} %, is {where} ({PERCENT * chance:.1f} %)"
+
+
+# opposite directions of one motion, as the motion benchmark's class names end
+OPPOSITE_ENDINGS = (("right", "left"), ("up", "down"), ("cw", "ccw"), ("in", "out"))
+
+
+def opposite_pairs(class_names: Sequence[str]) -> list[tuple[str, str]]:
+    """The pairs of classes that are opposite directions of one motion, among `class_names`."""
+    names = set(class_names)
+    pairs = []
+    for name in class_names:
+        stem, _, end = name.rpartition("_")
+        for a, b in OPPOSITE_ENDINGS:
+            if end == a and f"{stem}_{b}" in names:
+                pairs.append((name, f"{stem}_{b}"))
+    return pairs
+
+
+def opposite_pairs_sentence(class_names: Sequence[str]) -> str:
+    """Which opposite-direction pairs this profile's classes contain (computed from their names)."""
+    pairs = opposite_pairs(class_names)
+    if not pairs:
+        return (
+            "These classes contain no pair of opposite directions of one motion, so a teacher "
+            "that ignored time has no such pair to confuse."
+        )
+    named = "; ".join(f"{a} and {b}" for a, b in pairs)
+    return (
+        f"This profile's classes contain {len(pairs)} pair{'' if len(pairs) == 1 else 's'} of "
+        f"opposite directions of one motion ({named}): they share every appearance cue, so a "
+        "teacher that ignored time would confuse exactly those."
+    )
+
+
+def dominant_layer_sentence(per_layer: Mapping[str, Sequence[float]]) -> str:
+    """For each batch {name: BN loss term per layer}: the layer with the largest term and its
+    share; says whether the first layer (0) dominates, from the numbers."""
+    parts = []
+    for name, terms in per_layer.items():
+        values = [float(v) for v in terms]
+        top = max(range(len(values)), key=values.__getitem__)
+        share = values[top] / sum(values) if sum(values) > 0 else math.nan
+        first = "the first layer" if top == 0 else f"layer {top}, not the first"
+        parts.append(f"{name}: {first} ({values[top]:.3f}, {100 * share:.0f} % of the total)")
+    return "Largest per-layer BN term (first_bn = 1): " + "; ".join(parts) + "."

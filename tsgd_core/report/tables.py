@@ -597,9 +597,10 @@ def sensitivity_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
                             "ipc": int(row["ipc"]),
                             "mean": mean,
                             "std": std,
+                            "variant": row_label(row),
                         }
                     )
-    result = pd.DataFrame(out, columns=["param", "value", "ipc", "mean", "std"])
+    result = pd.DataFrame(out, columns=["param", "value", "ipc", "mean", "std", "variant"])
     result = result.drop_duplicates(subset=["param", "value", "ipc"])
     # parameters in a fixed order, values ascending (numbers) or by name (kernel shapes)
     key = [
@@ -610,6 +611,48 @@ def sensitivity_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
         range(len(key)), key=lambda i: (key[i][0], isinstance(key[i][1], str), key[i][1])
     )
     return result.iloc[order].reset_index(drop=True)
+
+
+def sensitivity_differences(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
+    """Each sensitivity run against the run at the defaults (the same draws and students):
+    param, value, reference (the default value), mean_diff, ci_low, ci_high, n, n_distill,
+    resolved (fractions), and the runs' variant label (e.g. 'TSGD w/o TSGFA')."""
+    columns = ["param", "value", "reference", "variant", *DIFF_COLUMNS]
+    runs = pool_records(df)
+    if "group" in runs.columns:
+        runs = runs[runs["group"] == "sensitivity"]
+    runs = runs[(runs["eval_split"] == "val") & (runs["method"] == "tsgd")]
+    defaults = RunSpec()
+    at_default = [
+        r
+        for _, r in runs.iterrows()
+        if all(_same(r[f], getattr(defaults, f)) for f in VARIANT_FIELDS)
+    ]
+    if not at_default:
+        return pd.DataFrame(columns=columns)
+    ref = at_default[0]
+    out = []
+    for param in SENSITIVITY_PARAMS:
+        others = [f for f in VARIANT_FIELDS if f != param]
+        for _, row in runs.iterrows():
+            if _same(row[param], getattr(defaults, param)):
+                continue
+            if not all(_same(row[f], getattr(defaults, f)) for f in others):
+                continue
+            pairs = stats.paired_differences(row["records"], ref["records"], labels)
+            if pairs.empty:
+                continue
+            diff = stats.difference_summary(pairs)
+            out.append(
+                {
+                    "param": param,
+                    "value": _plain(row[param]),
+                    "reference": _plain(getattr(defaults, param)),
+                    "variant": row_label(row),
+                    **{c: diff[c] for c in DIFF_COLUMNS},
+                }
+            )
+    return pd.DataFrame(out, columns=columns)
 
 
 def shake_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
