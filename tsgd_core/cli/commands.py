@@ -4,6 +4,7 @@ over the library."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from dataclasses import asdict
@@ -354,11 +355,47 @@ def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
     print(f"{spec.name()} on the {spec.eval_split} split (augment {spec.eval_augment}):")
     for labels, res in results.items():
         print(
-            f"  {labels:4s} labels: {percent(res.mean)} ± {percent(res.std)} % "
-            f"over {len(res.accs)} seeds ({res.num_train} training clips; "
+            f"  {labels:4s} labels: {interval_text(res.accs)} "
+            f"({res.num_train} training clips; "
             f"{sum(res.wall_s):.1f} s, peak {max(res.peak_mb):.0f} MB)"
         )
+    if "soft" in results and "hard" in results:
+        print(f"  {label_comparison(results['soft'].accs, results['hard'].accs)}")
     print(f"  this command took {wall_s:.1f} s")
+
+
+def interval_text(accs: list[float]) -> str:
+    """'61.4 % (95 % CI 50.2 to 72.6, n = 3 student seeds)': the t-interval over student seeds
+    (student noise only: one distilled set)."""
+    from ..grid.stats import LEVEL, clip_accuracy_interval, mean_ci
+
+    mean, low, high = mean_ci(accs)
+    n = len(accs)
+    seeds = f"n = {n} student seed{'s' if n != 1 else ''}"
+    if math.isnan(low):
+        return f"{percent(mean)} % (no interval: {seeds})"
+    low, high = clip_accuracy_interval(low, high)
+    return f"{percent(mean)} % ({100 * LEVEL:.0f} % CI {percent(low)} to {percent(high)}, {seeds})"
+
+
+def label_comparison(soft: list[float], hard: list[float]) -> str:
+    """Soft minus hard labels, paired by student seed, and whether the difference is resolved
+    (its interval excludes 0 and rests on at least stats.MIN_PAIRS pairs)."""
+    from ..grid.stats import MIN_PAIRS, mean_ci, resolved
+
+    diffs = [100 * (s - h) for s, h in zip(soft, hard, strict=False)]
+    mean, low, high = mean_ci(diffs)
+    n = len(diffs)
+    where = f"{n} paired student seed{'s' if n != 1 else ''}"
+    if not resolved(low, high, n):
+        why = f"fewer than {MIN_PAIRS} pairs" if n < MIN_PAIRS else "the interval includes 0"
+        span = "" if math.isnan(low) else f", 95 % CI {low:+.1f} to {high:+.1f}"
+        return f"soft vs hard labels: {mean:+.1f} points{span} over {where}: not resolved ({why})"
+    better = "above" if mean > 0 else "below"
+    return (
+        f"soft vs hard labels: soft labels are {abs(mean):.1f} points {better} hard labels "
+        f"(95 % CI {low:+.1f} to {high:+.1f}, {where}): resolved"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:
