@@ -92,6 +92,7 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     text = dataset_text(args)
     if text:
         prepare_dataset(args, text)
+    announce_teacher(args.profile, args.camera_shake, text, args)
     _, info = get_teacher(
         args.profile,
         args.camera_shake,
@@ -122,6 +123,20 @@ def cmd_teacher(args: argparse.Namespace) -> None:
         print(f"  info:           {save_json(blob, args.out)}")
 
 
+def announce_teacher(profile: str, camera_shake: float, dataset: str, args: argparse.Namespace):
+    """Print which teacher the command uses and whether it comes from the cache (one line)."""
+    from ..grid.experiments import teacher_recipe
+    from ..grid.profiles import load_data
+    from ..runtime import resolve_device
+    from ..training.teacher import teacher_source_line, training_threads
+
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=args.cache_dir)
+    model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
+    threads = training_threads(resolve_device(args.device))
+    line = teacher_source_line(splits, model_cfg, fit_cfg, True, balanced, threads, args.cache_dir)
+    print(line, flush=True)
+
+
 def given_spec_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The RunSpec fields set on the command line (unset flags keep RunSpec's defaults)."""
     return {
@@ -144,12 +159,16 @@ def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
     from ..methods.selection import SELECTION_METHODS, check_ipc
     from ..runtime.budget import check_distill_fits
 
-    train = load_data(
-        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
-    ).train
+    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    train = splits.train
     # selection picks real clips and real init starts from them; noise init needs none
     if spec.method in SELECTION_METHODS or spec.init == "real":
         check_ipc(train, spec.ipc)
+    if spec.dataset:
+        from ..data.datasets import warn_about_data
+        from ..grid.planner import small_val_warning
+
+        warn_about_data([w for w in [small_val_warning(splits.val)] if w])
     prof = get_profile(spec.profile)
     width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
     check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
@@ -176,6 +195,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     resolve_device(args.device)
     spec = build_spec(spec_params(args))
     check_spec_data(spec, args.cache_dir)
+    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     _, teacher = get_teacher(
         spec.profile,
         spec.camera_shake,
@@ -243,6 +263,7 @@ def evaluate_new_spec(args: argparse.Namespace):
 
     spec = build_spec({**spec_params(args), **eval_overrides(args)})
     check_spec_data(spec, args.cache_dir)
+    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     progress = not args.quiet
     ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=progress)
     results = evaluate_spec(
@@ -284,6 +305,7 @@ def evaluate_artifact(args: argparse.Namespace):
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
     check_artifact_fits(ds, spec, path, args)
+    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     results = evaluate_spec(
         spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
     )
