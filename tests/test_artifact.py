@@ -293,7 +293,7 @@ def test_gif_has_t_frames_grid_size_and_colours(tmp_path: Path) -> None:
 
     clips = solid_clips(num_classes=3, ipc=2, t=4, size=4)
     ds = DistilledSet(clips.videos, clips.labels, clips.class_names, "random", ipc=2)
-    path = export_gif(ds, tmp_path / "grid.gif", fps=5, scale=3)
+    path = export_gif(ds, tmp_path / "grid.gif", fps=5, scale=3, captions=False)
     frames = iio.imread(path, index=None)
     cell = 4 * 3
     assert frames.shape == (4, 3 * cell + 4 * 2, 2 * cell + 3 * 2, 3)
@@ -308,7 +308,7 @@ def test_mp4_decodes_with_pyav_and_decord(tmp_path: Path) -> None:
     import decord
 
     clips = solid_clips(num_classes=3, ipc=3, t=5, size=5)  # 3 * 5 + 4 * 2 = 23: odd sizes
-    path = export_mp4(clips, tmp_path / "grid.mp4", fps=4, scale=1)
+    path = export_mp4(clips, tmp_path / "grid.mp4", fps=4, scale=1, captions=False)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"

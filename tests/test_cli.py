@@ -17,6 +17,7 @@ from tsgd_core.cli import main
 from tsgd_core.data.artifact import load_distilled, save_distilled
 from tsgd_core.data.datasets import DATASET_KINDS
 from tsgd_core.grid.cells import build_grid
+from tsgd_core.grid.stats import clip_accuracy_interval, mean_ci
 
 SMOKE = ["--profile", "smoke", "--quiet"]
 # `tsgd distill` of one random clip per class at the smoke profile; --cache-dir and --out follow
@@ -370,7 +371,9 @@ def test_set_without_a_stored_spec_is_refused(capsys, smoke_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_a_saved_set_reports_mean_and_std_and_writes_json(capsys, smoke_run, tmp_path):
+def test_evaluate_a_saved_set_reports_mean_interval_and_n_and_writes_json(
+    capsys, smoke_run, tmp_path
+):
     out = tmp_path / "results.json"
     code, stdout, err = run_cli(
         capsys,
@@ -388,5 +391,9 @@ def test_evaluate_a_saved_set_reports_mean_and_std_and_writes_json(capsys, smoke
     row = json.loads(out.read_text())
     assert row["artifact"] == str(smoke_run["artifact"]) and row["labels"] == "hard"
     assert len(row["acc_hard_seeds"]) == 3 and 0.0 <= row["acc_hard_mean"] <= 1.0
-    assert f"{100 * row['acc_hard_mean']:.1f} ± {100 * row['acc_hard_std']:.1f} %" in stdout
+    low, high = clip_accuracy_interval(*mean_ci(row["acc_hard_seeds"])[1:])
+    mean = 100 * row["acc_hard_mean"]
+    assert (
+        f"{mean:.1f} % (95 % CI {100 * low:.1f} to {100 * high:.1f}, n = 3 student seeds)" in stdout
+    )
     assert "acc_soft_mean" not in row

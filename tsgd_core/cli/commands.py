@@ -4,6 +4,7 @@ over the library."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from dataclasses import asdict
@@ -91,6 +92,7 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     text = dataset_text(args)
     if text:
         prepare_dataset(args, text)
+    announce_teacher(args.profile, args.camera_shake, text, args)
     _, info = get_teacher(
         args.profile,
         args.camera_shake,
@@ -121,6 +123,20 @@ def cmd_teacher(args: argparse.Namespace) -> None:
         print(f"  info:           {save_json(blob, args.out)}")
 
 
+def announce_teacher(profile: str, camera_shake: float, dataset: str, args: argparse.Namespace):
+    """Print which teacher the command uses and whether it comes from the cache (one line)."""
+    from ..grid.experiments import teacher_recipe
+    from ..grid.profiles import load_data
+    from ..runtime import resolve_device
+    from ..training.teacher import teacher_source_line, training_threads
+
+    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=args.cache_dir)
+    model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
+    threads = training_threads(resolve_device(args.device))
+    line = teacher_source_line(splits, model_cfg, fit_cfg, True, balanced, threads, args.cache_dir)
+    print(line, flush=True)
+
+
 def given_spec_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The RunSpec fields set on the command line (unset flags keep RunSpec's defaults)."""
     return {
@@ -143,12 +159,16 @@ def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
     from ..methods.selection import SELECTION_METHODS, check_ipc
     from ..runtime.budget import check_distill_fits
 
-    train = load_data(
-        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
-    ).train
+    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    train = splits.train
     # selection picks real clips and real init starts from them; noise init needs none
     if spec.method in SELECTION_METHODS or spec.init == "real":
         check_ipc(train, spec.ipc)
+    if spec.dataset:
+        from ..data.datasets import warn_about_data
+        from ..grid.planner import small_val_warning
+
+        warn_about_data([w for w in [small_val_warning(splits.val)] if w])
     prof = get_profile(spec.profile)
     width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
     check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
@@ -175,6 +195,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     resolve_device(args.device)
     spec = build_spec(spec_params(args))
     check_spec_data(spec, args.cache_dir)
+    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     _, teacher = get_teacher(
         spec.profile,
         spec.camera_shake,
@@ -242,6 +263,7 @@ def evaluate_new_spec(args: argparse.Namespace):
 
     spec = build_spec({**spec_params(args), **eval_overrides(args)})
     check_spec_data(spec, args.cache_dir)
+    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     progress = not args.quiet
     ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=progress)
     results = evaluate_spec(
@@ -283,6 +305,7 @@ def evaluate_artifact(args: argparse.Namespace):
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
     check_artifact_fits(ds, spec, path, args)
+    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     results = evaluate_spec(
         spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
     )
@@ -354,11 +377,47 @@ def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
     print(f"{spec.name()} on the {spec.eval_split} split (augment {spec.eval_augment}):")
     for labels, res in results.items():
         print(
-            f"  {labels:4s} labels: {percent(res.mean)} ± {percent(res.std)} % "
-            f"over {len(res.accs)} seeds ({res.num_train} training clips; "
+            f"  {labels:4s} labels: {interval_text(res.accs)} "
+            f"({res.num_train} training clips; "
             f"{sum(res.wall_s):.1f} s, peak {max(res.peak_mb):.0f} MB)"
         )
+    if "soft" in results and "hard" in results:
+        print(f"  {label_comparison(results['soft'].accs, results['hard'].accs)}")
     print(f"  this command took {wall_s:.1f} s")
+
+
+def interval_text(accs: list[float]) -> str:
+    """'61.4 % (95 % CI 50.2 to 72.6, n = 3 student seeds)': the t-interval over student seeds
+    (student noise only: one distilled set)."""
+    from ..grid.stats import LEVEL, clip_accuracy_interval, mean_ci
+
+    mean, low, high = mean_ci(accs)
+    n = len(accs)
+    seeds = f"n = {n} student seed{'s' if n != 1 else ''}"
+    if math.isnan(low):
+        return f"{percent(mean)} % (no interval: {seeds})"
+    low, high = clip_accuracy_interval(low, high)
+    return f"{percent(mean)} % ({100 * LEVEL:.0f} % CI {percent(low)} to {percent(high)}, {seeds})"
+
+
+def label_comparison(soft: list[float], hard: list[float]) -> str:
+    """Soft minus hard labels, paired by student seed, and whether the difference is resolved
+    (its interval excludes 0 and rests on at least stats.MIN_PAIRS pairs)."""
+    from ..grid.stats import MIN_PAIRS, mean_ci, resolved
+
+    diffs = [100 * (s - h) for s, h in zip(soft, hard, strict=False)]
+    mean, low, high = mean_ci(diffs)
+    n = len(diffs)
+    where = f"{n} paired student seed{'s' if n != 1 else ''}"
+    if not resolved(low, high, n):
+        why = f"fewer than {MIN_PAIRS} pairs" if n < MIN_PAIRS else "the interval includes 0"
+        span = "" if math.isnan(low) else f", 95 % CI {low:+.1f} to {high:+.1f}"
+        return f"soft vs hard labels: {mean:+.1f} points{span} over {where}: not resolved ({why})"
+    better = "above" if mean > 0 else "below"
+    return (
+        f"soft vs hard labels: soft labels are {abs(mean):.1f} points {better} hard labels "
+        f"(95 % CI {low:+.1f} to {high:+.1f}, {where}): resolved"
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -107,6 +107,20 @@ def check_ipcs(profile: str, dataset: str, groups: list[str] | None, ipcs: list[
         )
 
 
+def check_plan_against_data(args: argparse.Namespace, dataset: str) -> tuple[str, int]:
+    """Before any training: --ipcs against the smallest class (ValueError), and a warning when
+    the val split is too small to choose by. Returns the smallest class (name, train clips)."""
+    from ..data.datasets import warn_about_data
+    from ..grid.planner import check_ipcs_fit, small_val_warning, smallest_class
+    from ..grid.profiles import load_data
+
+    splits = load_data(args.profile, dataset=dataset, cache_dir=args.cache_dir)
+    smallest = smallest_class(splits.train)
+    warn_about_data([w for w in [small_val_warning(splits.val)] if w])
+    check_ipcs_fit(args.ipcs, smallest)
+    return smallest
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line errors ('run_grid: error: ...') and exit code 2."""
 
@@ -264,8 +278,10 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         dataset = options.dataset_text(args)
         if args.ipcs:
             check_ipcs(args.profile, dataset, args.groups, args.ipcs)
+        smallest = None
         if dataset and not args.dry_run:  # decode once, in parallel, before any notebook
             options.prepare_dataset(args, dataset)
+            smallest = check_plan_against_data(args, dataset)
     except (ValueError, options.CliError) as error:
         print(f"run_grid: error: {options.one_line(error)}", file=sys.stderr)
         return 2
@@ -281,7 +297,15 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         sys.argv[1:] if argv is None else argv, ("--dataset", *options.DATASET_ONLY_FLAGS, "--ipcs")
     )
     steps = plan(
-        args.profile, reports, args.cache_dir, args.device, args.groups, dataset, command, ipcs
+        args.profile,
+        reports,
+        args.cache_dir,
+        args.device,
+        args.groups,
+        dataset,
+        command,
+        ipcs,
+        smallest,
     )
     if args.shard is not None:
         print("\n".join(split_lines(steps, args.shard[1], "shard", only=args.shard[0])), flush=True)

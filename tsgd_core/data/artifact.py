@@ -532,17 +532,53 @@ def clip_grid_frames(
     return grid.numpy()
 
 
+def row_names(labels: torch.Tensor, class_names: Sequence[str], per_row: int | None) -> list[str]:
+    """The caption of every grid row: its class, or with `per_row` the classes it holds."""
+    if per_row is None:
+        return list(class_names)
+    ordered = torch.sort(labels.detach().cpu().long(), stable=True).values.tolist()
+    rows = [ordered[i : i + per_row] for i in range(0, len(ordered), per_row)]
+    return [", ".join(class_names[c] for c in dict.fromkeys(row)) for row in rows]
+
+
+CAPTION_PAD = 4  # pixels around a caption
+
+
+def with_row_captions(frames: np.ndarray, names: Sequence[str], gap: int = 2) -> np.ndarray:
+    """The grid with a white strip on its left holding each row's caption in black."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = max(int(draw.textlength(name, font=font)) for name in names) + 2 * CAPTION_PAD
+    t, height = frames.shape[0], frames.shape[1]
+    row_h = (height - gap) // max(len(names), 1)
+    strip = Image.new("RGB", (width, height), (255, 255, 255))
+    pen = ImageDraw.Draw(strip)
+    for i, name in enumerate(names):
+        pen.text((CAPTION_PAD, gap + i * row_h + CAPTION_PAD), name, fill=(0, 0, 0), font=font)
+    left = np.broadcast_to(np.asarray(strip, dtype=np.uint8), (t, height, width, 3))
+    return np.concatenate([left, frames], axis=2)
+
+
 def _grid_from(
-    ds_or_videos: DistilledSet | ClipSet | torch.Tensor, scale: int, per_row: int | None
+    ds_or_videos: DistilledSet | ClipSet | torch.Tensor,
+    scale: int,
+    per_row: int | None,
+    captions: bool = True,
 ) -> np.ndarray:
     if isinstance(ds_or_videos, DistilledSet | ClipSet):
-        return clip_grid_frames(
+        frames = clip_grid_frames(
             ds_or_videos.videos,
             ds_or_videos.labels,
             len(ds_or_videos.class_names),
             scale,
             per_row=per_row,
         )
+        if not captions:
+            return frames
+        names = row_names(ds_or_videos.labels, list(ds_or_videos.class_names), per_row)
+        return with_row_captions(frames, names)
     if isinstance(ds_or_videos, torch.Tensor):
         return clip_grid_frames(ds_or_videos, None, None, scale, per_row=per_row)
     raise ValueError(
@@ -565,8 +601,10 @@ def export_gif(
     fps: float = 4,
     scale: int = 4,
     per_row: int | None = None,
+    captions: bool = True,
 ) -> Path:
-    """Write one looping GIF of the clip grid (rows = classes, columns = instances).
+    """Write one looping GIF of the clip grid (rows = classes, columns = instances); a set's
+    rows carry their class names in a strip on the left (`captions`).
 
     GIF stores a 256-colour palette per frame, and identical consecutive frames are merged into
     one longer frame (the playing time stays T / fps).
@@ -575,7 +613,7 @@ def export_gif(
 
     path = Path(path)
     _check_export(path, ".gif", fps)
-    frames = _grid_from(ds_or_videos, scale, per_row)
+    frames = _grid_from(ds_or_videos, scale, per_row, captions)
     return _atomic_write(
         path, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
     )
@@ -603,6 +641,7 @@ def export_mp4(
     fps: float = 4,
     scale: int = 4,
     per_row: int | None = None,
+    captions: bool = True,
 ) -> Path:
     """Write the clip grid as an H.264 MP4 (yuv420p).
 
@@ -611,7 +650,7 @@ def export_mp4(
     """
     path = Path(path)
     _check_export(path, ".mp4", fps)
-    frames = _grid_from(ds_or_videos, scale, per_row)
+    frames = _grid_from(ds_or_videos, scale, per_row, captions)
     _, h, w, _ = frames.shape
     # yuv420p needs even sizes; decord misreads narrow frames of some widths (e.g. 24, 48, 72)
     # unless the width is a multiple of 32. Pad bottom/right with the separator colour.

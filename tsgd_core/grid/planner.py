@@ -59,8 +59,13 @@ def plan(
     dataset: str = "",
     command: str | None = None,
     ipcs: list[int] | None = None,
+    smallest: tuple[str, int] | None = None,
 ) -> list[Step]:
-    """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "")."""
+    """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "").
+
+    smallest: (class name, train clips) of the data's smallest class; cells of a larger IPC
+    cannot be built and are left out of the plan, one line per IPC saying so.
+    """
     from . import experiments
 
     common = {"profile": profile, "cache_dir": str(cache), "device": device, "progress": False}
@@ -89,11 +94,14 @@ def plan(
     # the upper bound (students on the whole train split) as a cell of its own, so that a
     # worker computes it once, in parallel with the others; the report reads it from the cache
     steps.append(Step("full data", "", reports / "full_data", {"full_data": "test"}, direct=True))
-    for group, specs in experiments.build_dataset_grid(profile, dataset).groups().items():
+    grid = experiments.build_dataset_grid(profile, dataset).groups()
+    for line in dropped_ipc_lines(grid, groups, smallest):
+        print(line, flush=True)
+    for group, specs in grid.items():
         if group not in groups:
             continue
         for spec in specs:
-            if ipcs and spec.ipc not in ipcs:
+            if (ipcs and spec.ipc not in ipcs) or not ipc_fits(spec.ipc, smallest):
                 continue
             folder = reports / "runs" / group / spec.name()
             params = {"spec": plain(spec_params(spec))}
@@ -140,6 +148,68 @@ def plan(
     for step in steps:
         step.params = {**common, "out_dir": str(step.out_dir), **step.params}
     return steps
+
+
+def smallest_class(train: Any) -> tuple[str, int]:
+    """(name, clips) of the class with the fewest training clips."""
+    counts = train.class_counts()
+    index = int(counts.argmin())
+    return train.class_names[index], int(counts[index])
+
+
+def ipc_fits(ipc: int, smallest: tuple[str, int] | None) -> bool:
+    """Whether a set of `ipc` clips per class can be drawn from the training split."""
+    return smallest is None or ipc <= smallest[1]
+
+
+def dropped_ipc_lines(
+    grid: dict[str, list[Any]], groups: list[str], smallest: tuple[str, int] | None
+) -> list[str]:
+    """One line per IPC of the chosen groups that the smallest class cannot fill."""
+    wanted = {s.ipc for g, specs in grid.items() if g in groups for s in specs}
+    dropped = sorted(i for i in wanted if not ipc_fits(i, smallest))
+    if not dropped or smallest is None:
+        return []
+    name, count = smallest
+    return [
+        f"[plan] IPC {ipc} left out of the grid: class {name!r} has {count} training clip"
+        f"{'s' if count != 1 else ''}"
+        for ipc in dropped
+    ]
+
+
+def check_ipcs_fit(ipcs: list[int] | None, smallest: tuple[str, int] | None) -> None:
+    """--ipcs asks for IPCs the smallest class cannot fill: ValueError naming the class."""
+    too_large = [i for i in ipcs or [] if not ipc_fits(i, smallest)]
+    if too_large and smallest is not None:
+        name, count = smallest
+        raise ValueError(
+            f"--ipcs {','.join(map(str, too_large))}: class {name!r} has only {count} training "
+            f"clip{'s' if count != 1 else ''}, so no set of more than {count} per class can be "
+            f"drawn: use IPCs up to {count}, or add videos of {name!r}"
+        )
+
+
+# below this many validation clips per class, val accuracy moves in steps too coarse to choose by
+MIN_VAL_PER_CLASS = 5
+
+
+def small_val_warning(val: Any) -> str | None:
+    """A warning when a class has fewer than MIN_VAL_PER_CLASS validation clips (else None)."""
+    if val.num_classes == 0:
+        return None
+    counts = val.class_counts()
+    index = int(counts.argmin())
+    fewest = int(counts[index])
+    if fewest >= MIN_VAL_PER_CLASS:
+        return None
+    return (
+        f"the val split has {fewest} clip{'s' if fewest != 1 else ''} of class "
+        f"{val.class_names[index]!r} (fewer than {MIN_VAL_PER_CLASS} per class): val accuracy "
+        f"cannot guide choices here (one clip moves it by {100 / max(fewest, 1):.0f} points in "
+        "that class): rely on the profile's stated settings, or add videos (a larger "
+        "--max-per-class) for a val split that can"
+    )
 
 
 def spec_params(spec: Any) -> dict[str, Any]:

@@ -101,6 +101,44 @@ def training_threads(device: torch.device) -> int | None:
     return torch.get_num_threads() if device.type == "cpu" else None
 
 
+# thread counts searched for a cached teacher of the same recipe trained with another count
+MAX_SEARCHED_THREADS = 64
+
+
+def teacher_source_line(
+    splits: Splits,
+    model_cfg: ModelConfig,
+    fit_cfg: FitConfig,
+    augment: bool,
+    balanced: bool,
+    threads: int | None,
+    cache_dir: str | Path,
+) -> str:
+    """One line: which teacher a command uses, whether it is in the cache, and which cached
+    teachers of the same recipe were trained with another CPU thread count (another key)."""
+
+    def key(count: int | None) -> str:
+        return teacher_key(splits, model_cfg, fit_cfg, augment, balanced, count)
+
+    mine = key(threads)
+    others = [
+        (n, key(n))
+        for n in range(1, MAX_SEARCHED_THREADS + 1)
+        if threads is not None and n != threads and teacher_path(cache_dir, key(n)).is_file()
+    ]
+    if teacher_path(cache_dir, mine).is_file():
+        line = f"teacher {mine} (cache, {teacher_path(cache_dir, mine)})"
+    else:
+        line = f"training teacher {mine} (not in the cache {Path(cache_dir) / 'teachers'})"
+    if others:
+        found = ", ".join(f"{k} ({n} thread{'s' if n != 1 else ''})" for n, k in others)
+        line += (
+            f"; the cache holds the same recipe trained with another CPU thread count: {found}"
+            f" (this run uses {threads}; set OMP_NUM_THREADS to reuse one)"
+        )
+    return line
+
+
 def augmented_cross_entropy(
     model: nn.Module, videos: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
