@@ -80,9 +80,9 @@ FIELD_RANGES: dict[str, tuple[float, float, bool]] = {
 
 
 def range_text(name: str) -> str:
-    """'[0, 32]' or 'an integer in [1, 63]' for a field of FIELD_RANGES."""
+    """'in [0, 32]' or 'an integer in [1, 63]' for a field of FIELD_RANGES."""
     low, high, integer = FIELD_RANGES[name]
-    return f"{'an integer in ' if integer else ''}[{low:g}, {high:g}]"
+    return f"{'an integer ' if integer else ''}in [{low:g}, {high:g}]"
 
 
 def out_of_range(name: str, value: Any) -> bool:
