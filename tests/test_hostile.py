@@ -3,6 +3,7 @@ right exit code, and leaves nothing half-written (issue 19)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import asdict
@@ -372,3 +373,68 @@ def test_run_grid_script_ipcs_abc_is_one_line_exit_2(tmp_path):
     )
     assert result.returncode == 2
     one_error_line(result.stderr, result.stdout, "run_grid: error:")
+
+
+# ----------------------------------------------------------------------------- numeric ranges
+
+
+def range_cases() -> dict[str, tuple[str, str, str]]:
+    """name -> (flag, value, field): every numeric RunSpec flag below, above and beside its range."""
+    from tsgd_core.cli.options import flag_name
+    from tsgd_core.grid.spec import FIELD_RANGES
+
+    cases = {}
+    for field, (low, high, integer) in FIELD_RANGES.items():
+        flag = {"n_students": "--students"}.get(field, flag_name(field))
+        below = str(int(low) - 1) if integer else f"{low - max(abs(low), 1e-3):g}"
+        values = {"below": below, "above": "1e308" if not integer else str(int(high) + 1)}
+        values |= {"nan": "nan", "text": "abc"} if not integer else {"fraction": "1.5"}
+        for what, value in values.items():
+            cases[f"{field} {what}"] = (flag, value, field)
+    return cases
+
+
+NO_FLAG = ("student_scale",)  # a RunSpec field of the grid only
+
+
+@pytest.mark.parametrize("case", sorted(c for c in range_cases() if c.split()[0] not in NO_FLAG))
+def test_out_of_range_flag_is_one_line_naming_flag_and_value(capsys, tmp_path, monkeypatch, case):
+    monkeypatch.chdir(tmp_path)
+    flag, value, _ = range_cases()[case]
+    argv = ["distill", "--method", "tsgd", *SMOKE, "--cache-dir", tmp_path / "c"]
+    code, line = run_tsgd(capsys, *argv, flag, value)
+    assert code == 2 and f"argument {flag}" in line and value in line, line
+    assert files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize("case", sorted(c for c in range_cases() if "text" not in c))
+def test_out_of_range_run_parameter_is_refused_by_the_run_spec(case):
+    from tsgd_core.grid.spec import range_text, spec_from_params
+
+    _, value, field = range_cases()[case]
+    number = float(value) if "." in value or "e" in value or value == "nan" else int(value)
+    with pytest.raises(ValueError, match=f"^{field} must be {re.escape(range_text(field))}, got"):
+        spec_from_params(method="tsgd", profile="smoke", **{field: number})
+
+
+# ----------------------------------------------------------------------------- machine limits
+
+
+@pytest.mark.parametrize(
+    "error, needle",
+    [
+        (OSError(28, "No space left on device", "/c/x.pt"), "the disk is full writing /c/x.pt"),
+        (OSError(122, "Disk quota exceeded"), "the disk is full"),
+        (MemoryError(), "out of memory"),
+        (torch.cuda.OutOfMemoryError("CUDA out of memory"), "out of memory"),
+    ],
+)
+def test_machine_limits_are_exit_1_and_not_a_bug(capsys, monkeypatch, error, needle):
+    from tsgd_core import cli
+
+    def raise_it(args):
+        raise error
+
+    monkeypatch.setattr(cli.app, "cmd_grid", raise_it)
+    code, line = run_tsgd(capsys, "grid", "--profile", "smoke")
+    assert code == 1 and needle in line and "report it" not in line, line

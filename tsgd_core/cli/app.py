@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import os
 import sys
@@ -205,8 +206,8 @@ def run_command(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code.
 
-    0: done; 2: bad input or an environment problem (one line); 1: an internal error (one line
-    and a hint to report it); 130: interrupted with Ctrl-C (one line saying what was kept).
+    0: done; 2: bad input (one line); 1: a limit of the machine (memory, disk; one line) or an
+    internal error (one line and a hint to report it); 130: interrupted with Ctrl-C (one line saying what was kept).
     """
     args = None
     try:
@@ -236,9 +237,15 @@ def error_line(error: BaseException) -> tuple[int, str]:
     from ..data.clips import DataError
 
     if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
-        return 2, (
+        return 1, (
             f"tsgd: error: out of memory ({one_line(error)[:200]}): lower the IPC, frames, "
             "frame size or scale, or use a machine with more memory"
+        )
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {error.filename}" if error.filename else ""
+        return 1, (
+            f"tsgd: error: the disk is full{where} ({error.strerror or 'no space left'}): "
+            "free some space or point --cache-dir / --out at another disk, then run again"
         )
     if isinstance(error, OSError):
         return 2, f"tsgd: error: {os_error_text(error)}"

@@ -154,6 +154,23 @@ def frame_rate(text: str) -> float:
 INT_TYPES = (int, positive_int, nonnegative_int)
 
 
+def field_value(field: str) -> Any:
+    """The flag type of a RunSpec field: parsed, then checked against its FIELD_RANGES entry."""
+    from ..grid.spec import FIELD_RANGES, out_of_range, range_text
+
+    integer = FIELD_RANGES[field][2]
+
+    def parse(text: str) -> int | float:
+        value = _parsed(text, int if integer else float)
+        if out_of_range(field, value):
+            raise argparse.ArgumentTypeError(f"must be {range_text(field)}, got {text}")
+        return value
+
+    parse.integer = integer  # type: ignore[attr-defined]
+    parse.__name__ = field  # argparse names the type in some messages
+    return parse
+
+
 def device_arg(text: str) -> str:
     """--device: auto, cpu or cuda[:N] that this machine has (checked when parsed)."""
     from ..runtime import resolve_device
@@ -318,7 +335,7 @@ def add_spec_options(
     parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
 ) -> None:
     """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
-    from ..grid.spec import PIXEL_SOURCES, RunSpec
+    from ..grid.spec import FIELD_RANGES, PIXEL_SOURCES, RunSpec
     from ..methods.distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
     from ..methods.salient import PACKINGS
     from ..methods.salient import WINDOW_CHOICES as WINDOWS
@@ -327,8 +344,11 @@ def add_spec_options(
     default = {f.name: f.default for f in fields(RunSpec)}
 
     def add(group: Any, flag: str, field: str, text: str, **kwargs: Any) -> None:
+        if field in FIELD_RANGES:
+            kwargs["type"] = field_value(field)
         if "type" in kwargs:
-            kwargs["metavar"] = "N" if kwargs["type"] in INT_TYPES else "X"
+            integer = kwargs["type"] in INT_TYPES or getattr(kwargs["type"], "integer", False)
+            kwargs["metavar"] = "N" if integer else "X"
         group.add_argument(
             flag, dest=field, default=None, help=f"{text} (default: {default[field]})", **kwargs
         )

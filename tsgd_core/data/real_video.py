@@ -200,7 +200,9 @@ def list_video_dataset(
     elif kind == "ssv2":
         listing = list_ssv2(root, annotations=notes, on_missing=on_missing)
     else:
-        listing = list_frame_folders(root, annotations=notes, test_fraction=test_fraction)
+        listing = list_frame_folders(
+            root, annotations=notes, test_fraction=test_fraction, on_missing=on_missing
+        )
     if classes is not None:
         listing = _restrict_classes(listing, classes)
     listing = _cap_per_class(listing, max_per_class)

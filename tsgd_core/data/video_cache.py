@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .clips import DataError, UInt8Clips, stratified_split
-from .storage import atomic_path, config_key, save_json
+from .storage import CacheRepairWarning, atomic_path, config_key, save_json
 from .video_base import (
     _CACHE_VERSION,
     IMAGE_EXTENSIONS,
@@ -198,6 +198,9 @@ STATUS_FILE = "status.npy"  # per row: 0 to decode, 1 decoded, -1 could not be d
 META_FILE = "meta.json"  # written last: the folder is complete
 
 
+FINGERPRINT_FILE = "rows.npy"  # per row: row_fingerprint of its pixels (0: none yet)
+
+
 CHECKPOINT_S = 5.0
 
 
@@ -277,32 +280,138 @@ def _store_folder(
 
 
 def _open_store(store: Path, rows: int, clip_bytes: int) -> tuple[_RowFile, np.ndarray]:
-    """The rows file (created, or reopened to resume) and each row's status."""
-    store.mkdir(parents=True, exist_ok=True)
+    """The rows file (created, or reopened to resume) and each row's status.
+
+    A reopened store is checked before use: anything in the place of its files that is not a
+    file is moved aside, a file of the wrong size is resized (rows past the old end are decoded
+    again), and every decoded row must match its fingerprint, or it is decoded again.
+    """
+    _make_room(store)
     data, status_file = store / CLIPS_FILE, store / STATUS_FILE
     status = _read_status(status_file, rows) if data.is_file() else None
-    if status is None or data.stat().st_size != rows * clip_bytes:
+    if status is None:
         status = np.zeros(rows, dtype=np.int8)
         with open(data, "wb") as handle:
             handle.truncate(rows * clip_bytes)  # sparse until written
         (store / META_FILE).unlink(missing_ok=True)
+    elif data.stat().st_size != rows * clip_bytes:
+        _warn_repair(data, f"{data.stat().st_size} bytes instead of {rows * clip_bytes}")
+        os.truncate(data, rows * clip_bytes)  # lost rows read as zeros: their fingerprints fail
+    target = _RowFile(data, clip_bytes, _read_fingerprints(store / FINGERPRINT_FILE, rows))
+    _heal_rows(store, target, status)
     if (store / META_FILE).is_file() and (status == 0).any():
         (store / META_FILE).unlink()  # a finished store cannot have rows to do
-    return _RowFile(data, clip_bytes), status
+    return target, status
+
+
+def _make_room(store: Path) -> None:
+    """The store is a folder and each of its files a file or absent: anything else moves aside."""
+    if store.exists() and not store.is_dir():
+        _move_aside(store)
+    store.mkdir(parents=True, exist_ok=True)
+    for name in (CLIPS_FILE, STATUS_FILE, FINGERPRINT_FILE, META_FILE):
+        path = store / name
+        if (path.exists() or path.is_symlink()) and not (path.is_file() and not path.is_symlink()):
+            _move_aside(path)
+
+
+def _move_aside(path: Path) -> None:
+    """Keep what was there under a new name (never deleted: it may be someone's work)."""
+    n = 0
+    while (aside := path.with_name(f"{path.name}.damaged{n or ''}")).exists():
+        n += 1
+    path.rename(aside)
+    _warn_repair(path, f"not a regular file; moved to {aside.name}")
+
+
+def _warn_repair(path: Path, reason: str) -> None:
+    warnings.warn(
+        f"damaged decode cache entry {path} ({reason}); decoding what it lost again",
+        CacheRepairWarning,
+        stacklevel=4,
+    )
+
+
+def _heal_rows(store: Path, target: _RowFile, status: np.ndarray) -> None:
+    """Rows marked decoded whose pixels do not match their fingerprint are decoded again.
+
+    A row without a fingerprint (a store written before they were kept) is trusted unless its
+    sampled pixels are all zero (a zero-filled or truncated file); its fingerprint is kept then.
+    """
+    decoded = np.flatnonzero(status == 1)
+    if not len(decoded):
+        return
+    seen = np.array([target.fingerprint_on_disk(int(i)) for i in decoded], dtype=np.uint64)
+    known = target.fingerprints[decoded]
+    unknown = known == 0
+    zero = np.array([target.samples_are_zero(int(i)) for i in decoded[unknown]], dtype=bool)
+    bad = np.zeros(len(decoded), dtype=bool)
+    bad[~unknown] = seen[~unknown] != known[~unknown]
+    bad[np.flatnonzero(unknown)[zero]] = True
+    if bad.any():
+        _warn_repair(store / CLIPS_FILE, f"{int(bad.sum())} of {len(decoded)} rows do not match")
+        status[decoded[bad]] = 0
+    adopt = unknown & ~bad
+    target.fingerprints[decoded[adopt]] = seen[adopt]
+    if bad.any() or adopt.any():
+        _checkpoint(store, target, status)
+
+
+def _read_fingerprints(path: Path, rows: int) -> np.ndarray:
+    """Each row's fingerprint (0: none yet)."""
+    try:
+        prints = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return np.zeros(rows, dtype=np.uint64)
+    if prints.shape != (rows,) or prints.dtype != np.uint64:
+        return np.zeros(rows, dtype=np.uint64)
+    return prints
+
+
+def row_fingerprint(row: bytes | memoryview) -> int:
+    """A row's fingerprint: a hash of its first, middle and last 4 KiB (never 0)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for start, stop in _sample_spans(len(row)):
+        digest.update(row[start:stop])
+    return int.from_bytes(digest.digest(), "little") | 1
+
+
+def _sample_spans(row_bytes: int) -> list[tuple[int, int]]:
+    if row_bytes <= 3 * _SAMPLE_BYTES:
+        return [(0, row_bytes)]
+    middle = (row_bytes - _SAMPLE_BYTES) // 2
+    starts = (0, middle, row_bytes - _SAMPLE_BYTES)
+    return [(start, start + _SAMPLE_BYTES) for start in starts]
+
+
+_SAMPLE_BYTES = 4096
 
 
 class _RowFile:
     """Rows written straight to the file (not a memory map: mapped pages would count in RSS)."""
 
-    def __init__(self, path: Path, row_bytes: int) -> None:
+    def __init__(self, path: Path, row_bytes: int, fingerprints: np.ndarray) -> None:
         self.fd = os.open(path, os.O_RDWR)
         self.row_bytes = row_bytes
+        self.fingerprints = fingerprints  # per row, saved with the status at each checkpoint
 
     def __setitem__(self, row: int, data: np.ndarray) -> None:
         view, offset = memoryview(np.ascontiguousarray(data)).cast("B"), row * self.row_bytes
+        self.fingerprints[row] = row_fingerprint(view)
         while len(view):
             written = os.pwrite(self.fd, view, offset)
             view, offset = view[written:], offset + written
+
+    def _samples(self, row: int) -> list[bytes]:
+        base = row * self.row_bytes
+        spans = _sample_spans(self.row_bytes)
+        return [os.pread(self.fd, stop - start, base + start) for start, stop in spans]
+
+    def fingerprint_on_disk(self, row: int) -> int:
+        return row_fingerprint(b"".join(self._samples(row)))
+
+    def samples_are_zero(self, row: int) -> bool:
+        return not any(any(block) for block in self._samples(row))
 
     def flush(self) -> None:
         os.fsync(self.fd)
@@ -320,13 +429,17 @@ def _read_status(path: Path, rows: int) -> np.ndarray | None:
                 f"ignoring unreadable {path} ({_first_line(error)}); decoding again", stacklevel=4
             )
         return None
-    return status.astype(np.int8) if status.shape == (rows,) else None
+    if status.shape != (rows,) or not np.isin(status, (-1, 0, 1)).all():
+        return None
+    return status.astype(np.int8)
 
 
 def _checkpoint(store: Path, target: Any, status: np.ndarray) -> None:
     """Rows reach the disk before the status that says they are there."""
     if isinstance(target, _RowFile):
         target.flush()
+        with atomic_path(store / FINGERPRINT_FILE) as tmp:
+            np.save(tmp, target.fingerprints)
     with atomic_path(store / STATUS_FILE) as tmp:
         np.save(tmp, status)
 

@@ -264,9 +264,16 @@ def list_ssv2(
 
 
 def list_frame_folders(
-    root: str | Path, *, annotations: str | Path | None = None, test_fraction: float = 0.2
+    root: str | Path,
+    *,
+    annotations: str | Path | None = None,
+    test_fraction: float = 0.2,
+    on_missing: str = "error",
 ) -> VideoListing:
-    """root/<class>/<video_folder>/ frames; test split from testlist.txt or a fixed per-class share."""
+    """root/<class>/<video_folder>/ frames; test split from testlist.txt or a fixed per-class share.
+
+    on_missing: "error" or "skip" for list-file lines naming a folder that is not on disk.
+    """
     root = _existing_dir(root, "the frame-folder root")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
@@ -287,8 +294,10 @@ def list_frame_folders(
     test_list, train_list = folder / "testlist.txt", folder / "trainlist.txt"
     if test_list.is_file():
         by_name = {f"{e.path.parent.name}/{e.path.name}": e for e in entries}
-        named_test = _listed_names(test_list, by_name)
-        named_train = _listed_names(train_list, by_name) if train_list.is_file() else None
+        named_test = _listed_names(test_list, by_name, on_missing)
+        named_train = (
+            _listed_names(train_list, by_name, on_missing) if train_list.is_file() else None
+        )
         test = [e for name, e in by_name.items() if name in named_test]
         train = [
             e
@@ -307,15 +316,23 @@ def list_frame_folders(
     return VideoListing("frames", root, class_names, train, test, sources)
 
 
-def _listed_names(list_file: Path, known: dict[str, VideoEntry]) -> set[str]:
+def _listed_names(list_file: Path, known: dict[str, VideoEntry], on_missing: str) -> set[str]:
     names = {_listed_path(line).rstrip("/") for line in _lines(list_file)}
     unknown = sorted(names - set(known))
-    if unknown:
+    if unknown and on_missing == "skip":
+        warnings.warn(
+            f"{list_file} names {len(unknown)} video folder(s) not on disk, skipped: "
+            f"{_shorten(unknown)}",
+            SkippedVideoWarning,
+            stacklevel=4,
+        )
+    elif unknown:
         raise DataError(
             f"{list_file} names {len(unknown)} video folder(s) that do not exist under "
-            f"{list_file.parent}: {_shorten(unknown)}; lines must read '<class>/<video_folder>'"
+            f"{list_file.parent}: {_shorten(unknown)}; lines must read '<class>/<video_folder>' "
+            "(or pass on_missing='skip')"
         )
-    return names
+    return names & set(known)
 
 
 class _PathResolver:

@@ -63,6 +63,43 @@ TSGFA_PARTS = ("crop", "mix", "temporal")
 PIXEL_SOURCES = ("set", "start")
 
 
+# The range of every numeric RunSpec field, where its meaning bounds it: the one place the
+# command line (flag types), the run spec and notebook parameters (through RunSpec) check.
+# name -> (lowest, highest, integer?)
+FIELD_RANGES: dict[str, tuple[float, float, bool]] = {
+    "ipc": (1, 1000, True),
+    "camera_shake": (0.0, 32.0, False),  # std in pixels of a 32-pixel frame
+    "k": (0, 32, True),  # temporal half-window; clips are at most 64 frames long
+    "eps": (1e-12, 1.0, False),
+    "beta": (0.0, 1.0, False),
+    "spatial_pool": (1, 63, True),  # odd, checked by SaliencyConfig
+    "r_bn": (0.0, 1e4, False),
+    "first_bn": (0.0, 1e4, False),
+    "iterations": (0, 1_000_000, True),
+    "dm_lr": (0.0, 1e4, False),
+    "lr": (1e-9, 10.0, False),
+    "distill_seed": (0, 2**31 - 1, True),
+    "student_scale": (1e-3, 100.0, False),
+    "n_students": (1, 100, True),  # and at most the profile's seeds
+}
+
+
+def range_text(name: str) -> str:
+    """'in [0, 32]' or 'an integer in [1, 63]' for a field of FIELD_RANGES."""
+    low, high, integer = FIELD_RANGES[name]
+    return f"{'an integer ' if integer else ''}in [{low:g}, {high:g}]"
+
+
+def out_of_range(name: str, value: Any) -> bool:
+    """Whether `value` (not None) lies outside FIELD_RANGES[name] (or is not an integer there)."""
+    low, high, integer = FIELD_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    if integer and not float(value).is_integer():
+        return True
+    return not (math.isfinite(value) and low <= value <= high)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One cell of the grid. Fields that do not apply to a method are ignored by its key."""
@@ -109,6 +146,10 @@ class RunSpec:
     label_pixels: str = "set"
 
     def __post_init__(self) -> None:
+        for name in FIELD_RANGES:
+            value = getattr(self, name)
+            if value is not None and out_of_range(name, value):
+                raise ValueError(f"{name} must be {range_text(name)}, got {value!r}")
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: use {', '.join(METHODS)}")
         if self.ipc < 1:
