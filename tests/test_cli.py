@@ -210,7 +210,7 @@ def bad_inputs(root: Path, cache: Path, artifact: Path) -> dict[str, tuple[list,
     return {
         "ipc zero": (
             [*DISTILL, "--ipc", "0", "--cache-dir", cache, "--out", pt],
-            "argument --ipc: must be a positive integer, got 0",
+            "argument --ipc: must be an integer in [1, 1e+07], got 0",
             pt,
         ),
         "ipc negative": (
@@ -271,7 +271,7 @@ def bad_inputs(root: Path, cache: Path, artifact: Path) -> dict[str, tuple[list,
         ),
         "bad saliency parameter": (
             [*DISTILL, "--beta", "2", "--cache-dir", cache, "--out", pt],
-            "argument --beta: must lie in [0, 1], got 2",
+            "argument --beta: must be in [0, 1], got 2",
             pt,
         ),
     }

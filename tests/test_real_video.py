@@ -236,7 +236,12 @@ def test_cache_is_reused_and_invalidated_by_file_changes(pool, tmp_path, monkeyp
     folders = list(cache.iterdir())
     assert len(folders) == 1 and folders[0].is_dir()
     # the rows, their status and the completion record; no temporary file left behind
-    assert sorted(p.name for p in folders[0].iterdir()) == ["clips.u8", "meta.json", "rows.npy", "status.npy"]
+    assert sorted(p.name for p in folders[0].iterdir()) == [
+        "clips.u8",
+        "meta.json",
+        "rows.npy",
+        "status.npy",
+    ]
     assert first.config["cache_file"] == str(folders[0] / "clips.u8")
 
     def no_decoding(*args, **kwargs):

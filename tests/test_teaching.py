@@ -269,7 +269,7 @@ def test_05_t_interval_by_hand_is_the_reported_interval():
     space = teaching_namespace("05_report")
     df = report.collect_records(NOTEBOOKS.parent / "reports" / "default" / "runs")
     runs, paired = report.main_records(df), report.paired_difference_results(df)
-    assert len(paired) > 10 and (paired["n_distill"] > 1).any() and (paired["n_distill"] == 1).any()
+    assert len(paired) > 10 and (paired["n_distill"] > 1).any()
     for _, row in paired.iterrows():
         at = runs[runs["ipc"] == row["ipc"]].set_index("row")["records"]
         diffs = space["pairs_by_hand"](at[row["a"]], at[row["b"]], row["labels"])

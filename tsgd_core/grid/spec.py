@@ -67,7 +67,7 @@ PIXEL_SOURCES = ("set", "start")
 # command line (flag types), the run spec and notebook parameters (through RunSpec) check.
 # name -> (lowest, highest, integer?)
 FIELD_RANGES: dict[str, tuple[float, float, bool]] = {
-    "ipc": (1, 1000, True),
+    "ipc": (1, 10_000_000, True),  # large IPCs reach the memory estimate, which names the need
     "camera_shake": (0.0, 32.0, False),  # std in pixels of a 32-pixel frame
     "k": (0, 32, True),  # temporal half-window; clips are at most 64 frames long
     "eps": (1e-12, 1.0, False),
