@@ -148,16 +148,16 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_failed_export_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import imageio.v3 as iio
+    from tsgd_core.data import artifact
 
     path = export_gif(solid_clips(2, 1), tmp_path / "keep.gif")
     before = path.read_bytes()
 
-    def broken_write(uri, *args, **kwargs):
-        Path(uri).write_bytes(b"GIF89a")
+    def broken_write(tmp, *args, **kwargs):
+        Path(tmp).write_bytes(b"GIF89a")
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(iio, "imwrite", broken_write)
+    monkeypatch.setattr(artifact, "_write_gif", broken_write)
     with pytest.raises(RuntimeError, match="encoder crashed"):
         export_gif(solid_clips(3, 2), path)
     assert path.read_bytes() == before

@@ -153,10 +153,12 @@ def build_spec(params: dict[str, Any]) -> Any:
     return spec
 
 
-def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
-    """IPC against the training split, before any teacher is trained (the data is cheap)."""
+def check_spec_data(spec: Any, cache_dir: str | Path = "cache", device: str = "auto") -> None:
+    """IPC against the training split and the run against the memory there is, before any
+    teacher is trained (the data is cheap)."""
     from ..grid.profiles import get_profile, load_data
     from ..methods.selection import SELECTION_METHODS, check_ipc
+    from ..runtime import resolve_device
     from ..runtime.budget import check_distill_fits
 
     splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
@@ -172,6 +174,36 @@ def check_spec_data(spec: Any, cache_dir: str | Path = "cache") -> None:
     prof = get_profile(spec.profile)
     width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
     check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
+    check_run_memory(spec, train, prof, resolve_device(device))
+
+
+def check_run_memory(spec: Any, train: Any, prof: Any, device: Any, distill: bool = True) -> None:
+    """Teacher training, distillation (unless the set exists) and student training against the
+    memory there is, all before the first of them starts (a student that cannot fit is refused
+    now, not after the teacher and the distillation)."""
+    from ..runtime.budget import (
+        check_run_fits,
+        estimate_distill_bytes,
+        estimate_training_bytes,
+    )
+
+    shape, teacher_width = train.clip_shape, prof.teacher_model.width
+    width = prof.student.model.width if spec.method == "dm" else teacher_width
+    clips = spec.ipc * train.num_classes
+    stages = {
+        f"teacher training of profile {spec.profile!r}": estimate_training_bytes(
+            prof.teacher_fit.batch_size, len(train), shape, teacher_width
+        ),
+        f"{spec.method} with IPC {spec.ipc}": estimate_distill_bytes(
+            spec.method, spec.ipc, train.num_classes, shape, width
+        ),
+        f"student training on IPC {spec.ipc}": estimate_training_bytes(
+            prof.student.fit.batch_size, clips, shape, prof.student.model.width, teacher_width
+        ),
+    }
+    if not distill:
+        del stages[f"{spec.method} with IPC {spec.ipc}"]
+    check_run_fits(stages, "lower the IPC, the frames or the frame size", device)
 
 
 def spec_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,7 +226,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     check_cache_dir(args)
     resolve_device(args.device)
     spec = build_spec(spec_params(args))
-    check_spec_data(spec, args.cache_dir)
+    check_spec_data(spec, args.cache_dir, args.device)
     announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     _, teacher = get_teacher(
         spec.profile,
@@ -262,7 +294,7 @@ def evaluate_new_spec(args: argparse.Namespace):
     from ..grid.experiments import evaluate_spec, make_distilled
 
     spec = build_spec({**spec_params(args), **eval_overrides(args)})
-    check_spec_data(spec, args.cache_dir)
+    check_spec_data(spec, args.cache_dir, args.device)
     announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     progress = not args.quiet
     ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=progress)
@@ -335,6 +367,11 @@ def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace
             f"{spec.profile!r}) has {data_shape}: evaluate it with the frames and frame size it "
             "was made with, or distil the set again"
         )
+    from ..grid.profiles import get_profile
+    from ..runtime import resolve_device
+
+    prof, device = get_profile(spec.profile), resolve_device(args.device)
+    check_run_memory(spec, data.train, prof, device, distill=False)
     if ds.teacher_key is None:
         return
     expected, matching_threads = relabel_teacher_key(spec, data, args.device, ds.teacher_key)

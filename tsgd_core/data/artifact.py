@@ -49,13 +49,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
+from typing_extensions import Unpack  # typing.Unpack from Python 3.11 (torch requires it)
 
 from .. import __version__
-from ..runtime.budget import check_export_fits
+from ..runtime.budget import check_disk_fits, check_export_fits
 from .clips import ClipSet, DataError, to_uint8
 from .storage import atomic_path, discard_bad_entry, first_line, tensor_digest
 
@@ -236,9 +237,15 @@ def _plain_history(history: Any) -> dict[str, list[float]]:
 
 
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temporary file next to `path` (same suffix), then rename it."""
-    with atomic_path(path) as tmp:
-        write(tmp)
+    """Call write(tmp) on a temporary file next to `path` (same suffix), then rename it; an
+    OSError names `path` (the temporary is gone), so a full disk reads as writing `path`."""
+    try:
+        with atomic_path(path) as tmp:
+            write(tmp)
+    except OSError as error:
+        if error.filename is None or Path(error.filename).name.startswith("."):
+            raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
+        raise
     return Path(path)
 
 
@@ -285,6 +292,9 @@ def save_distilled(ds: DistilledSet, path: str | os.PathLike[str], *, half: bool
     `half=True` stores the videos as float16 (half the size, lossy); the default keeps float32.
     """
     record = distilled_record(ds, half=half)
+    tensors = [v for v in record.values() if isinstance(v, torch.Tensor)]
+    size = sum(t.numel() * t.element_size() for t in tensors)
+    check_disk_fits(path, size, f"the set {Path(path).name}")
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -594,29 +604,65 @@ def _check_export(path: Path, suffix: str, fps: float) -> None:
         raise ValueError(f"fps must lie in [{MIN_FPS:g}, {MAX_FPS:g}], got {fps!r}")
 
 
-def export_gif(
-    ds_or_videos: DistilledSet | ClipSet | torch.Tensor,
+class GridOptions(TypedDict, total=False):
+    """How `export_gif` / `export_mp4` draw the clip grid.
+
+    fps: frames per second (MIN_FPS to MAX_FPS; default 4); scale: every pixel becomes
+    scale x scale (default 4); per_row: cells per row instead of one row per class; captions:
+    a set's rows carry their class names in a strip on the left (default True).
+    """
+
+    fps: float
+    scale: int
+    per_row: int | None
+    captions: bool
+
+
+Clips = DistilledSet | ClipSet | torch.Tensor
+
+
+def _export_frames(
+    ds_or_videos: Clips,
     path: str | os.PathLike[str],
-    *,
-    fps: float = 4,
-    scale: int = 4,
-    per_row: int | None = None,
-    captions: bool = True,
+    suffix: str,
+    options: GridOptions,
+) -> tuple[Path, np.ndarray, float]:
+    """The checked path, the grid's frames and the frame rate of an export."""
+    unknown = sorted(set(options) - set(GridOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"unknown export option(s) {', '.join(unknown)}: use fps, scale, ...")
+    path, fps = Path(path), options.get("fps", 4)
+    _check_export(path, suffix, fps)
+    frames = _grid_from(
+        ds_or_videos,
+        options.get("scale", 4),
+        options.get("per_row"),
+        options.get("captions", True),
+    )
+    return path, frames, fps
+
+
+def _write_gif(tmp: Path, frames: np.ndarray, fps: float) -> None:
+    """The frames as a looping GIF, written by Pillow itself: imageio's writer retries a failed
+    write when it is garbage-collected and prints a second traceback (a full disk)."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    more = {"save_all": True, "append_images": images[1:]} if len(images) > 1 else {}
+    images[0].save(tmp, format="GIF", duration=1000 / fps, loop=0, **more)
+
+
+def export_gif(
+    ds_or_videos: Clips, path: str | os.PathLike[str], **options: Unpack[GridOptions]
 ) -> Path:
-    """Write one looping GIF of the clip grid (rows = classes, columns = instances); a set's
-    rows carry their class names in a strip on the left (`captions`).
+    """Write one looping GIF of the clip grid (rows = classes, columns = instances; see
+    GridOptions for fps, scale, per_row and captions).
 
     GIF stores a 256-colour palette per frame, and identical consecutive frames are merged into
     one longer frame (the playing time stays T / fps).
     """
-    import imageio.v3 as iio
-
-    path = Path(path)
-    _check_export(path, ".gif", fps)
-    frames = _grid_from(ds_or_videos, scale, per_row, captions)
-    return _atomic_write(
-        path, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
-    )
+    path, frames, fps = _export_frames(ds_or_videos, path, ".gif", options)
+    return _atomic_write(path, lambda tmp: _write_gif(tmp, frames, fps))
 
 
 def _write_mp4(tmp: Path, frames: np.ndarray, fps: float) -> None:
@@ -635,22 +681,14 @@ def _write_mp4(tmp: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def export_mp4(
-    ds_or_videos: DistilledSet | ClipSet | torch.Tensor,
-    path: str | os.PathLike[str],
-    *,
-    fps: float = 4,
-    scale: int = 4,
-    per_row: int | None = None,
-    captions: bool = True,
+    ds_or_videos: Clips, path: str | os.PathLike[str], **options: Unpack[GridOptions]
 ) -> Path:
-    """Write the clip grid as an H.264 MP4 (yuv420p).
+    """Write the clip grid as an H.264 MP4 (yuv420p; see GridOptions for the options).
 
     The grid is padded at the bottom/right to an even height and a width that is a multiple
     of 32, which every decoder (PyAV, decord) reads back at its true size.
     """
-    path = Path(path)
-    _check_export(path, ".mp4", fps)
-    frames = _grid_from(ds_or_videos, scale, per_row, captions)
+    path, frames, fps = _export_frames(ds_or_videos, path, ".mp4", options)
     _, h, w, _ = frames.shape
     # yuv420p needs even sizes; decord misreads narrow frames of some widths (e.g. 24, 48, 72)
     # unless the width is a multiple of 32. Pad bottom/right with the separator colour.

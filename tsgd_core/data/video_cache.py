@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..runtime.budget import check_disk_fits
 from .clips import DataError, UInt8Clips, stratified_split
 from .storage import CacheRepairWarning, atomic_path, config_key, save_json
 from .video_base import (
@@ -66,6 +67,13 @@ def decode_listing(
     else:
         target, status = _open_store(store, len(entries), clip_bytes)
     todo = np.flatnonzero(status == 0)
+    if store is not None:  # the rows file is sparse: the rows to do take their room as decoded
+        what = f"decoding {len(todo)} videos into the cache"
+        try:
+            check_disk_fits(store / CLIPS_FILE, len(todo) * clip_bytes, what)
+        except OSError:
+            target.close()
+            raise
     try:
         if len(todo):
             _decode_rows(

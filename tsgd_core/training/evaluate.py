@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ..data.clips import ClipSet
 from ..runtime import distributed, resolve_device
+from ..runtime.budget import check_training_fits, widest_conv
 from ..runtime.profiling import measure
 from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
 from .relabel import hard_label_loss, mixed_label_targets, soft_label_loss, teacher_soft_labels
@@ -240,6 +241,16 @@ def train_student(
     no teacher; without, it draws batches and views itself and relabels them live.
     """
     dev = resolve_device(device)
+    relabels = plan is None and teacher is not None and cfg.labels == "soft"
+    check_training_fits(
+        "student training",
+        cfg.fit.batch_size,
+        len(data),
+        data.clip_shape,
+        cfg.model.width,
+        widest_conv(teacher) if relabels else 0,
+        device=dev,
+    )
     student = cfg.model.build(data.num_classes, data.clip_shape, seed=seed)
     fit_cfg = FitConfig(**{**asdict(cfg.fit), "seed": seed})
     desc = f"student seed {seed}"

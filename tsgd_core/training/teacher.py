@@ -18,6 +18,7 @@ from ..data.clips import ClipSet, DataError, Splits
 from ..data.datasets import class_weights, splits_identity
 from ..data.storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
 from ..runtime import distributed, resolve_device
+from ..runtime.budget import FLOAT_BYTES, check_disk_fits, check_training_fits
 from ..runtime.profiling import measure
 from .augment import student_augment
 from .models import VideoClassifier, build_model
@@ -176,6 +177,14 @@ def train_teacher(
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
     dev = resolve_device(device)
+    check_training_fits(
+        "teacher training",
+        fit_cfg.batch_size,
+        len(splits.train),
+        splits.clip_shape,
+        model_cfg.width,
+        device=dev,
+    )
     model = model_cfg.build(splits.num_classes, splits.clip_shape, seed=fit_cfg.seed)
     batch_loss = augmented_cross_entropy if augment else cross_entropy_loss
     weights = class_weights(splits.train.labels, splits.num_classes) if balanced else None
@@ -285,6 +294,7 @@ def load_or_train_teacher(
     if distributed.agree(cached is not None):  # under torchrun all ranks load, or all train
         model, info = cached
     else:
+        check_teacher_disk(path, model_cfg, splits)  # before training, not after it
         model, info = train_teacher(
             splits,
             model_cfg,
@@ -299,6 +309,13 @@ def load_or_train_teacher(
         distributed.barrier()
     check_teacher_matches(info, splits.train)
     return model, info
+
+
+def check_teacher_disk(path: Path, model_cfg: ModelConfig, splits: Splits) -> None:
+    """Refuse to train a teacher whose checkpoint the cache's disk has no room for."""
+    model = model_cfg.build(splits.num_classes, splits.clip_shape)
+    size = sum(t.numel() for t in model.state_dict().values()) * FLOAT_BYTES
+    check_disk_fits(path, size, f"the teacher checkpoint {path.name}")
 
 
 def check_teacher_matches(info: TeacherInfo, data: ClipSet) -> None:
