@@ -42,16 +42,44 @@ case "${1:-}" in --tune|--ladder|--robustness) ;; *)
   for a in "$@"; do case "$a" in -h|--help) usage; exit 0 ;; esac; done ;;
 esac
 cd "$(dirname "$0")"
+# bad arguments: one line and exit code 2, as scripts/run_grid.py does for the others
+die() { echo "run_all.sh: error: $*" >&2; exit 2; }
+# An output folder is checked before anything is installed or run: a folder that cannot be
+# written would otherwise be found only when the first result is saved, after the work.
+writable() {  # FLAG FOLDER
+  local dir="$2" probe
+  [ -n "${dir// }" ] || die "$1: an empty path: give a folder (or leave the flag out)"
+  case "$dir" in "~") dir="$HOME" ;; "~/"*) dir="$HOME/${dir#\~/}" ;; esac
+  while [ ! -e "$dir" ]; do dir="$(dirname "$dir")"; done
+  [ -d "$dir" ] || die "$1 $2 cannot be used: $dir is a file, not a folder"
+  probe="$(mktemp -p "$dir" .run_all-write-check.XXXXXX 2>/dev/null)" \
+    || die "$1 $2 is not writable: use a folder you can write in"
+  rm -f "$probe"
+}
+check_output_folders() {  # the options of a stage, among them FLAGS (the folders it writes)
+  local flags=" $1 " a
+  shift
+  while [ $# -gt 0 ]; do
+    a="$1"
+    case "$a" in
+      --*=*) case "$flags" in *" ${a%%=*} "*) writable "${a%%=*}" "${a#*=}" ;; esac ;;
+      --*) case "$flags" in *" $a "*)
+             [ $# -ge 2 ] || die "$a needs a folder"
+             writable "$a" "$2"; shift ;; esac ;;
+    esac
+    shift
+  done
+}
 profile=default
 dataset=
 args=()
 case "${1:-}" in
   --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.tuning "$@" ;;
   --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.ladder "$@" ;;
-  --robustness) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.cli.robustness "$@" ;;
+  --robustness) shift; check_output_folders "--cache --out" "$@"
+                source scripts/bootstrap.sh; exec python -m tsgd_core.cli.robustness "$@" ;;
 esac
-# bad arguments: one line and exit code 2, as scripts/run_grid.py does for the others
-die() { echo "run_all.sh: error: $*" >&2; exit 2; }
+check_output_folders "--cache --reports" "$@"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) profile=quick ;;

@@ -8,18 +8,27 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
+from ..data.storage import check_writable_dir
 from ..grid import experiments
 from ..grid.robustness import AXES, DRAWS, IPC, robustness, robustness_sentences
 from . import options as cli_parts
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with one-line errors ('robustness: error: ...') and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"robustness: error: {message} (see --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="./run_all.sh --robustness", description=__doc__.split("\n\n")[0]
-    )
+    parser = OneLineParser(prog="./run_all.sh --robustness", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="default", choices=list(experiments.PROFILES))
-    parser.add_argument("--ipc", type=int, default=IPC, help=f"images per class (default {IPC})")
+    parser.add_argument(
+        "--ipc", type=cli_parts.positive_int, default=IPC, help=f"images per class (default {IPC})"
+    )
     parser.add_argument("--draws", type=int, nargs="+", default=list(DRAWS), metavar="SEED")
     parser.add_argument(
         "--methods",
@@ -28,20 +37,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="default: random, tsgd and the main table's best other method (else herding)",
     )
     parser.add_argument("--axes", nargs="+", choices=AXES, default=list(AXES))
-    parser.add_argument("--out", type=Path, help="default: reports/<profile>[-<dataset>]")
-    parser.add_argument("--cache", type=Path, default=Path("cache"))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument(
+        "--out", type=cli_parts.path_arg, help="default: reports/<profile>[-<dataset>]"
+    )
+    parser.add_argument("--cache", type=cli_parts.path_arg, default="cache")
+    parser.add_argument("--device", type=cli_parts.device_arg, default="cpu")
+    parser.add_argument(
+        "--workers", type=cli_parts.positive_int, default=min(4, os.cpu_count() or 1)
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar while decoding")
     cli_parts.add_dataset_options(parser, workers_flag="--decode-workers")
     args = parser.parse_args(argv)
-    args.cache_dir = args.cache
+    args.cache = args.cache_dir = Path(args.cache)
+    args.out = Path(args.out) if args.out else None
     try:
+        check_writable_dir(args.cache, "--cache")  # before any work, not after it
+        if args.out:
+            check_writable_dir(args.out, "--out")
         dataset = cli_parts.dataset_text(args)
         if dataset:
             cli_parts.prepare_dataset(args, dataset)
-        if args.ipc < 1 or args.workers < 1:
-            raise ValueError(f"--ipc and --workers must be >= 1, got {args.ipc}, {args.workers}")
         table = robustness(
             args.profile,
             dataset=dataset,
@@ -54,9 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             workers=args.workers,
         )
-    except (ValueError, cli_parts.CliError) as error:
-        print(f"robustness: error: {cli_parts.one_line(error)}", file=sys.stderr)
-        return 2
+    except Exception as error:  # bad input 2, a limit of the machine 1, as `tsgd` says them
+        from .app import error_line
+
+        code, text = error_line(error)
+        print(text.replace("tsgd:", "robustness:", 1), file=sys.stderr)
+        return code
     print("\n".join(robustness_sentences(table)))
     return 0
 

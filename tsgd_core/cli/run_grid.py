@@ -40,6 +40,7 @@ again, seconds per notebook. `--fresh-kernels` starts one per notebook instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         target = f"{err.filename}: " if err.filename else ""
         print(f"run_grid: error: {target}{err.strerror or err}", file=sys.stderr)
-        return 2
+        return 1 if err.errno in (errno.ENOSPC, errno.EDQUOT) else 2  # a limit of the machine
     finally:
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
@@ -271,10 +272,14 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     from ..data.storage import remove_stale_temporaries, sweep_cache
 
     args.cache_dir = args.cache.resolve()
+    from ..data.storage import check_writable_dir
     from ..runtime.budget import memory_limit_override
 
     try:
         memory_limit_override()  # a bad TSGD_MEMORY_LIMIT_MB: one line now, not in a kernel
+        if not args.dry_run:  # before any work: not a folder found unwritable after the grid
+            check_writable_dir(args.cache_dir, "--cache")
+            check_writable_dir(reports, "--reports")
         dataset = options.dataset_text(args)
         if args.ipcs:
             check_ipcs(args.profile, dataset, args.groups, args.ipcs)
