@@ -192,8 +192,9 @@ def test_other_torch_file_says_what_was_found(tmp_path: Path) -> None:
 def test_unpicklable_objects_are_refused_as_not_tsgd(tmp_path: Path) -> None:
     path = tmp_path / "obj.tsgd.pt"
     torch.save({"format": "tsgd.distilled", "thing": Path("x")}, path)
-    with pytest.raises(DataError, match="weights_only=True failed"):
+    with pytest.raises(DataError, match="Python objects other than tensors") as caught:
         load_distilled(path)
+    assert "weights_only" not in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_wrong_format_version(tmp_path: Path) -> None:

@@ -303,7 +303,7 @@ def test_weak_teacher_and_flat_soft_labels_are_named(smoke):
     messages = teacher_warnings(teacher, smoke.val, tau=4.0, profile="smoke")
     text = " ".join(messages)
     assert "teacher is weak" in text and "teacher_fit" in text
-    assert "near uniform at tau 4" in text and "tau" in text and "--labels hard" in text
+    assert "near uniform at tau 4" in text and "tau" in text and "labels='hard'" in text
     with torch.no_grad():  # a teacher that answers the label with certainty: nothing to say
         oracle = torch.nn.Module()
         oracle.forward = lambda x: (

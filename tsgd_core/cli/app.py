@@ -19,7 +19,6 @@ from .commands import cmd_data, cmd_distill, cmd_evaluate, cmd_export, cmd_grid,
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
 from .options import (
     BUG_REPORT_HINT,
-    CLI_ADVICE,
     EXAMPLES,
     PREVIEW_CLIPS_PER_CLASS,
     _Formatter,
@@ -27,11 +26,12 @@ from .options import (
     add_dataset_options,
     add_preview_options,
     add_spec_options,
+    cli_words,
     common_options,
+    field_value,
     nonnegative_float,
     one_line,
     path_arg,
-    positive_int,
 )
 
 
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--preview-clips",
-        type=positive_int,
+        type=field_value("preview_clips"),
         default=PREVIEW_CLIPS_PER_CLASS,
         help="clips per class in the preview",
     )
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_preview_options(export)
     export.add_argument(
-        "--per-row", type=positive_int, help="cells per row instead of one row per class"
+        "--per-row", type=field_value("per_row"), help="cells per row instead of one row per class"
     )
     export.set_defaults(func=cmd_export)
 
@@ -267,9 +267,7 @@ def os_error_text(error: OSError) -> str:
 
 
 def cli_advice(text: str) -> str:
-    for python, cli in CLI_ADVICE.items():
-        text = text.replace(python, cli)
-    return text
+    return cli_words(text)
 
 
 def kept_after_interrupt(args: argparse.Namespace | None) -> str:
@@ -292,7 +290,7 @@ def one_line_warnings() -> Iterator[None]:
     """Warnings as 'tsgd: warning: ...' lines on stderr (not file, line and source) meanwhile."""
 
     def show(message: Warning | str, *_: Any, **__: Any) -> None:
-        print(f"tsgd: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        print(f"tsgd: warning: {cli_words(' '.join(str(message).split()))}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show  # restored by catch_warnings

@@ -42,7 +42,24 @@ CLI_ADVICE = {
     "pass annotations=<folder>": "pass --annotations FOLDER",
     "and annotations at the split files": "and --annotations at the split files",
     "with classes=[...]": "with --classes NAME ...",
+    "(classes=[...])": "(--classes)",
+    "(max_per_class)": "(--max-per-class)",
+    "(val_fraction)": "(--val-fraction)",
+    "hard labels (labels='hard')": "--labels hard",
+    "use device='cpu' or 'auto'": "use --device cpu or auto",
+    "or use device='cpu'": "or use --device cpu",
+    "train one with load_or_train_teacher": "train one with `tsgd teacher`",
+    "distil it again or re-save it with save_distilled": "distil it again (tsgd distill --out)",
+    "create it with save_distilled": "create it with `tsgd distill --out`",
+    "written by save_distilled": "written by `tsgd distill --out`",
 }
+
+
+def cli_words(text: str) -> str:
+    """A library message in the words of this command line (its flags for the API's names)."""
+    for python, cli in CLI_ADVICE.items():
+        text = text.replace(python, cli)
+    return text
 
 
 class CliError(ValueError):
@@ -86,9 +103,11 @@ def image_size(text: str) -> tuple[int, int]:
         size = ()
     if len(size) == 1:
         size = size * 2
-    if len(size) != 2 or min(size) < 1:
+    from ..grid.spec import out_of_range, range_text
+
+    if len(size) != 2 or any(out_of_range("size", side) for side in size):
         raise argparse.ArgumentTypeError(
-            f"size must be N or HxW with positive integers, got {text!r}"
+            f"size must be N or HxW, each side {range_text('size')}, got {text!r}"
         )
     return size  # type: ignore[return-value]
 
@@ -141,12 +160,12 @@ def probability(text: str) -> float:
 
 
 def frame_rate(text: str) -> float:
-    from ..data.artifact import MAX_FPS, MIN_FPS
+    from ..grid.spec import out_of_range, range_text
 
     value = _parsed(text, float)
-    if not MIN_FPS <= value <= MAX_FPS:
+    if out_of_range("fps", value):
         raise argparse.ArgumentTypeError(
-            f"must lie in [{MIN_FPS:g}, {MAX_FPS:g}] frames per second, got {text}"
+            f"must be {range_text('fps')} frames per second, got {text}"
         )
     return value
 
@@ -155,10 +174,11 @@ INT_TYPES = (int, positive_int, nonnegative_int)
 
 
 def field_value(field: str) -> Any:
-    """The flag type of a RunSpec field: parsed, then checked against its FIELD_RANGES entry."""
-    from ..grid.spec import FIELD_RANGES, out_of_range, range_text
+    """The flag type of a RunSpec field or another numeric flag: parsed, then checked against
+    its FIELD_RANGES / FLAG_RANGES entry."""
+    from ..grid.spec import FIELD_RANGES, FLAG_RANGES, out_of_range, range_text
 
-    integer = FIELD_RANGES[field][2]
+    integer = (FIELD_RANGES | FLAG_RANGES)[field][2]
 
     def parse(text: str) -> int | float:
         value = _parsed(text, int if integer else float)
@@ -178,7 +198,7 @@ def device_arg(text: str) -> str:
     try:
         resolve_device(text)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(one_line(error)) from None
+        raise argparse.ArgumentTypeError(cli_words(one_line(error))) from None
     return text
 
 
@@ -473,7 +493,7 @@ def add_dataset_options(
     )
     data.add_argument(
         "--frames",
-        type=positive_int,
+        type=field_value("frames"),
         metavar="N",
         help="frames per clip (default: the profile's; literature: per dataset)",
     )
@@ -492,13 +512,13 @@ def add_dataset_options(
     data.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes")
     data.add_argument(
         "--max-per-class",
-        type=positive_int,
+        type=field_value("max_per_class"),
         metavar="N",
         help="at most this many videos per class and split",
     )
     data.add_argument(
         "--val-fraction",
-        type=float,
+        type=field_value("val_fraction"),
         metavar="X",
         help="share of each training class held out (0.1)",
     )
@@ -515,7 +535,7 @@ def add_dataset_options(
     data.add_argument(
         workers_flag,
         dest="decode_workers",
-        type=positive_int,
+        type=field_value("decode_workers"),
         metavar="N",
         help="decoding threads (default: CPU cores, at most 8)",
     )
@@ -531,5 +551,5 @@ def add_preview_options(parser: argparse.ArgumentParser) -> None:
         help=f"frames per second of the animation ({MIN_FPS:g} to {MAX_FPS:g})",
     )
     parser.add_argument(
-        "--scale", type=positive_int, default=4, help="pixel upscaling of every clip"
+        "--scale", type=field_value("scale"), default=4, help="pixel upscaling of every clip"
     )

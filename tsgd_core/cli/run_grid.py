@@ -145,10 +145,10 @@ def grid_groups(text: str) -> list[str]:
 
 
 def workers_arg(text: str) -> int | str:
-    """--workers N (a positive integer) or auto."""
-    from .options import positive_int
+    """--workers N (a positive integer in its FLAG_RANGES range) or auto."""
+    from .options import field_value
 
-    return text if text == "auto" else positive_int(text)
+    return text if text == "auto" else field_value("workers")(text)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -226,7 +226,7 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
         "--threads",
-        type=options.positive_int,
+        type=options.field_value("threads"),
         default=1,
         help="torch CPU threads per kernel (OMP_NUM_THREADS; default 1)",
     )

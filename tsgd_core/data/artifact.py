@@ -58,7 +58,7 @@ from typing_extensions import Unpack  # typing.Unpack from Python 3.11 (torch re
 from .. import __version__
 from ..runtime.budget import check_disk_fits, check_export_fits
 from .clips import ClipSet, DataError, to_uint8
-from .storage import atomic_path, discard_bad_entry, first_line, tensor_digest
+from .storage import atomic_path, discard_bad_entry, first_line, load_failure, tensor_digest
 
 FORMAT = "tsgd.distilled"
 FORMAT_VERSION = 1
@@ -318,8 +318,7 @@ def read_distilled_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         record = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:
         raise DataError(
-            f"{path} is not a tsgd distilled-set file (torch.load with weights_only=True failed: "
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            f"{path} is not a tsgd distilled-set file ({load_failure(err)}); "
             f"pass a {SUFFIX} file written by save_distilled"
         ) from err
     if not isinstance(record, dict) or record.get("format") != FORMAT:
@@ -370,7 +369,7 @@ def load_distilled(path: str | os.PathLike[str]) -> DistilledSet:
     except ValueError as err:
         raise DataError(
             f"{path} holds an invalid distilled set: {err}; it was damaged or edited: distil it "
-            "again (tsgd distill --out) or re-save it with save_distilled"
+            "again or re-save it with save_distilled"
         ) from err
     return ds
 

@@ -285,7 +285,7 @@ def val_test_gap_warning(test_acc: float, val_acc: float | None, num_val: int = 
         f"the teacher's test accuracy ({100 * test_acc:.1f} %) is {gap:.1f} points below its "
         f"validation accuracy ({100 * val_acc:.1f} %{few}): the weights were chosen on a "
         "validation split that overstates them, so choices made on it may not carry to test; "
-        "give the validation split more clips (--val-fraction) or check that the test videos "
+        "give the validation split more clips (val_fraction) or check that the test videos "
         "resemble the training ones"
     )
 

@@ -215,6 +215,16 @@ def first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:150]}" if text else type(error).__name__
 
 
+def load_failure(error: BaseException) -> str:
+    """Why torch.load failed, in one line of our own (not torch's advice on weights_only)."""
+    if "weights only load failed" in str(error).lower():
+        return (
+            "it holds Python objects other than tensors and plain values, which are never "
+            "loaded because loading them could run code"
+        )
+    return first_line(error)
+
+
 def json_digest(value: Any) -> str:
     """A short hash of a JSON value (key order ignored)."""
     return config_key("json", value, length=16)

@@ -82,17 +82,32 @@ FIELD_RANGES: dict[str, tuple[float, float, bool]] = {
     "student_scale": (1e-3, 100.0, False),
     "n_students": (1, 100, True),  # and at most the profile's seeds
 }
+# The numeric flags that are not RunSpec fields (data, export and runner options), bounded by
+# the same table rules: the CLI, the runner and the notebooks check them with out_of_range.
+FLAG_RANGES: dict[str, tuple[float, float, bool]] = {
+    "fps": (0.01, 50.0, False),  # GIF delays are whole hundredths of a second (data.artifact)
+    "scale": (1, 1_000_000, True),  # large scales reach the export's memory estimate
+    "per_row": (1, 100_000, True),
+    "preview_clips": (1, 100_000, True),
+    "frames": (1, 1024, True),  # clips of a real dataset
+    "size": (1, 4096, True),  # each side of a frame, in pixels
+    "val_fraction": (0.0, 0.95, False),  # at least one clip in 20 stays for training
+    "max_per_class": (1, 10_000_000, True),
+    "decode_workers": (1, 256, True),
+    "threads": (1, 1024, True),
+    "workers": (1, 1024, True),
+}
 
 
 def range_text(name: str) -> str:
-    """'in [0, 32]' or 'an integer in [1, 63]' for a field of FIELD_RANGES."""
-    low, high, integer = FIELD_RANGES[name]
+    """'in [0, 32]' or 'an integer in [1, 63]' for a field of FIELD_RANGES or FLAG_RANGES."""
+    low, high, integer = (FIELD_RANGES | FLAG_RANGES)[name]
     return f"{'an integer ' if integer else ''}in [{low:g}, {high:g}]"
 
 
 def out_of_range(name: str, value: Any) -> bool:
-    """Whether `value` (not None) lies outside FIELD_RANGES[name] (or is not an integer there)."""
-    low, high, integer = FIELD_RANGES[name]
+    """Whether `value` (not None) lies outside its range (or is not an integer there)."""
+    low, high, integer = (FIELD_RANGES | FLAG_RANGES)[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         return True
     if integer and not float(value).is_integer():

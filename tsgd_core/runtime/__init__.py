@@ -41,7 +41,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if not torch.cuda.is_available():
         raise ValueError(
             f"device {device!r} was asked for but no CUDA GPU is visible ({have}): use "
-            "--device cpu or auto"
+            "device='cpu' or 'auto'"
         )
     if index and int(index) >= torch.cuda.device_count():
         raise ValueError(f"device {device!r} does not exist ({have}): pick one of those")

@@ -94,7 +94,7 @@ def own_gpu(local_rank: int) -> int:
     if local_rank >= visible:
         raise ValueError(
             f"local rank {local_rank} has no GPU of its own ({visible} visible): start at most "
-            f"{visible} processes per machine (--nproc_per_node {visible}) or use --device cpu"
+            f"{visible} processes per machine (--nproc_per_node {visible}) or use device='cpu'"
         )
     return local_rank
 

@@ -16,7 +16,14 @@ from torch import nn
 
 from ..data.clips import ClipSet, DataError, Splits
 from ..data.datasets import class_weights, splits_identity
-from ..data.storage import config_key, discard_bad_entry, first_line, save_torch, tensor_digest
+from ..data.storage import (
+    config_key,
+    discard_bad_entry,
+    first_line,
+    load_failure,
+    save_torch,
+    tensor_digest,
+)
 from ..runtime import distributed, resolve_device
 from ..runtime.budget import FLOAT_BYTES, check_disk_fits, check_training_fits
 from ..runtime.profiling import measure
@@ -242,7 +249,7 @@ def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:
     """A teacher checkpoint written by save_teacher; DataError naming the file if it is not one."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"no teacher checkpoint at {path}: train one with `tsgd teacher`")
+        raise DataError(f"no teacher checkpoint at {path}: train one with load_or_train_teacher")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         info = TeacherInfo(**blob["info"])
@@ -252,8 +259,8 @@ def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:
             raise ValueError("its weights do not match the digest recorded when it was saved")
     except Exception as error:  # torch.load, pickle, zip and shape errors all mean "damaged"
         raise DataError(
-            f"{path} is not a readable teacher checkpoint ({first_line(error)}): delete it and "
-            "train the teacher again (`tsgd teacher`)"
+            f"{path} is not a readable teacher checkpoint ({load_failure(error)}): delete it and "
+            "train the teacher again"
         ) from error
     return model.eval(), info
 
@@ -360,7 +367,7 @@ def teacher_warnings(
     if acc < WEAK_VAL_ACC / k:
         out.append(
             f"the teacher is weak: {100 * acc:.1f} % on held-out clips, chance is {100 / k:.1f} %; "
-            f"give it more steps or a larger model ({where}: teacher_fit, teacher_model), or fewer classes (--classes)"
+            f"give it more steps or a larger model ({where}: teacher_fit, teacher_model), or fewer classes (classes=[...])"
         )
     recall = [
         float((pred[data.labels == c] == c).float().mean())
@@ -374,7 +381,7 @@ def teacher_warnings(
     if ignored:
         out.append(
             f"the teacher barely recognises {len(ignored)} class(es): {', '.join(ignored[:5])}; "
-            "add videos of those classes (--max-per-class), train longer, or leave them out (--classes)"
+            "add videos of those classes (max_per_class), train longer, or leave them out (classes=[...])"
         )
     top = float(torch.softmax(logits / tau, dim=1).max(1).values.mean())
     if top < FLAT_SOFT_LABELS / k:
@@ -382,6 +389,6 @@ def teacher_warnings(
             f"the teacher's soft labels are near uniform at tau {tau:g} (mean top probability "
             f"{top:.2f}, uniform is {1 / k:.2f}), and soft-label students can collapse to one "
             f"answer: lower the student's tau (StudentConfig.tau of {where}) or evaluate with "
-            "--labels hard"
+            "hard labels (labels='hard')"
         )
     return out
