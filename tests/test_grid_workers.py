@@ -208,7 +208,7 @@ def test_auto_workers_is_one_per_cpu_core_up_to_eight(run_grid, monkeypatch):
         monkeypatch.setattr(workers.os, "cpu_count", lambda cores=cores: cores)
         assert workers.auto_workers("cpu") == expected
     assert run_grid.workers_arg("auto") == "auto" and run_grid.workers_arg("3") == 3
-    for bad, message in (("two", "expected an integer"), ("0", "positive integer")):
+    for bad, message in (("two", "expected an integer"), ("0", r"an integer in \[1, 1024\]")):
         with pytest.raises(argparse.ArgumentTypeError, match=message):
             run_grid.workers_arg(bad)
 
