@@ -331,7 +331,7 @@ def job_key(job: Job, teacher_key: str) -> str:
 
 def run_job(job: Job, cache_dir: str, device: str) -> list[dict[str, Any]]:
     """The job's rows ({axis, setting, method, draw, accs}), from the cache or computed (in a
-    worker process with one torch thread: the teachers' keys name the count)."""
+    worker process with one torch thread: workers share the cores)."""
     torch.set_num_threads(1)
     spec = job.spec
     teacher, info = arch_teacher(spec, job.teacher, cache_dir=cache_dir, device=device)
@@ -677,7 +677,7 @@ def robustness(
 ) -> pd.DataFrame:
     """The whole stage: teachers, clean cells, every axis's jobs, the table, figure and text."""
     start = time.perf_counter()
-    torch.set_num_threads(1)  # the grid's teachers were trained with one thread: the same keys
+    torch.set_num_threads(1)  # as the grid's workers: teachers trained here match theirs bit for bit
     folder = f"{profile}-{data_kind(dataset)}" if dataset else profile
     out = out or Path("reports") / folder
     splits = experiments.load_data(profile, dataset=dataset, cache_dir=cache_dir)
