@@ -70,16 +70,7 @@ def test_training_in_a_kernel_prints_one_line_per_fit(kernel, capsys):
     from tsgd_core.training.teacher import ModelConfig
     from tsgd_core.training.train import FitConfig, fit
 
-    splits = make_motion_benchmark(
-        num_classes=2,
-        clips_per_class=4,
-        val_per_class=1,
-        test_per_class=1,
-        frames=4,
-        height=8,
-        width=8,
-        seed=0,
-    )
+    splits = make_motion_benchmark(2, 4, 1, 1, frames=4, height=8, width=8, seed=0)
     model = ModelConfig(width=4, depth=1).build(2, splits.clip_shape, seed=0)
     fit(
         model,

@@ -13,6 +13,8 @@ from ..grid import experiments
 from ..grid.robustness import AXES, DRAWS, IPC, robustness, robustness_sentences
 from . import options as cli_parts
 
+STAGE_FLAGS = ("methods", "ipc", "draws", "axes", "out", "device", "workers")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -42,18 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli_parts.prepare_dataset(args, dataset)
         if args.ipc < 1 or args.workers < 1:
             raise ValueError(f"--ipc and --workers must be >= 1, got {args.ipc}, {args.workers}")
-        table = robustness(
-            args.profile,
-            dataset=dataset,
-            methods=args.methods,
-            ipc=args.ipc,
-            draws=args.draws,
-            axes=args.axes,
-            out=args.out,
-            cache_dir=args.cache,
-            device=args.device,
-            workers=args.workers,
-        )
+        # the flags named as the stage's keywords pass through as they are
+        stage = {name: getattr(args, name) for name in STAGE_FLAGS}
+        table = robustness(args.profile, dataset=dataset, cache_dir=args.cache, **stage)
     except (ValueError, cli_parts.CliError) as error:
         print(f"robustness: error: {cli_parts.one_line(error)}", file=sys.stderr)
         return 2
