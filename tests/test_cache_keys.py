@@ -3,7 +3,9 @@
 `data/cache_keys.json` holds {name: [distill key, eval key]} for every cell of the default,
 quick and smoke grids and of the ladder's 8x32 rung, and the teacher key of each profile. A
 change of these keys (a moved module that a key hashed, a renamed field) would make every
-cached teacher, distilled set and evaluation unreachable; this test fails first.
+cached teacher, distilled set and evaluation unreachable; this test fails first. Teacher keys
+name the recipe alone, not the CPU thread count (a cache from before is moved to them by
+`python -m tsgd_core.grid.migrate --cache DIR`).
 """
 
 from __future__ import annotations

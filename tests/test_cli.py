@@ -160,6 +160,15 @@ def test_export_writes_a_gif_grid_that_imageio_reads(capsys, smoke_run, tmp_path
     assert frames.shape[0] >= 2
 
 
+def test_export_writes_a_contact_sheet_png(capsys, smoke_run, tmp_path):
+    out = tmp_path / "set.png"
+    code, stdout, _ = run_cli(capsys, "export", smoke_run["artifact"], out, "--scale", "2")
+    assert code == 0 and "one row per clip with its class name" in stdout
+    sheet = iio.imread(out)
+    # 4 classes x IPC 1: four rows of 16 * 2 pixels, eight frames of 16 * 2 pixels
+    assert sheet.shape[0] >= 4 * 32 and sheet.shape[1] >= 8 * 32 and sheet.shape[2] in (3, 4)
+
+
 def test_data_summarises_the_benchmark_and_writes_a_preview(capsys, tmp_path):
     out = tmp_path / "preview.gif"
     code, stdout, _ = run_cli(
@@ -260,9 +269,9 @@ def bad_inputs(root: Path, cache: Path, artifact: Path) -> dict[str, tuple[list,
             js,
         ),
         "wrong export suffix": (
-            ["export", artifact, root / "out.png"],
-            "must end in .gif or .mp4",
-            root / "out.png",
+            ["export", artifact, root / "out.webm"],
+            "must end in .gif or .mp4 or .png",
+            root / "out.webm",
         ),
         "spec flags with an artifact": (
             ["evaluate", artifact, "--ipc", "2", "--cache-dir", cache, "--out", js],
@@ -328,27 +337,24 @@ def test_relabel_teacher_key_is_the_key_of_the_teacher_that_made_the_set(smoke_r
     assert expected == ds.teacher_key
 
 
-def test_set_from_another_thread_count_names_the_count(capsys, smoke_run, tmp_path):
-    import torch
-
+def test_set_naming_its_teachers_old_key_names_the_migration(capsys, smoke_run, tmp_path):
+    """A set written when teacher keys named the CPU thread count: evaluate says how to move the
+    cache to the new keys (the teacher there is not the one moved from that key)."""
     from tsgd_core.cli import relabel_teacher_key
+    from tsgd_core.grid.experiments import teacher_recipe
     from tsgd_core.grid.profiles import load_data
     from tsgd_core.grid.spec import spec_from_params
+    from tsgd_core.training.teacher import legacy_teacher_keys
 
     ds = load_distilled(smoke_run["artifact"])
     spec = spec_from_params(**ds.config["spec"])
-    other = torch.get_num_threads() % 4 + 1  # another count than this process's
-    key = relabel_teacher_key(spec, load_data("smoke"), "cpu", "")[0]
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(other)
-        other_key = relabel_teacher_key(spec, load_data("smoke"), "cpu", "")[0]
-    finally:
-        torch.set_num_threads(threads)
-    assert other_key != key
-    artifact = edited_artifact(smoke_run, tmp_path / "threads.tsgd.pt", teacher_key=other_key)
+    data = load_data("smoke")
+    model_cfg, fit, balanced = teacher_recipe("smoke", data, "")
+    old = legacy_teacher_keys(data, model_cfg, fit, True, balanced)[3]
+    assert relabel_teacher_key(spec, data, "cpu", old) == (ds.teacher_key, 3)
+    artifact = edited_artifact(smoke_run, tmp_path / "threads.tsgd.pt", teacher_key=old)
     code, stdout, err = run_cli(capsys, "evaluate", artifact, "--cache-dir", smoke_run["cache"])
-    assert_one_line_error(code, stdout, err, f"run with OMP_NUM_THREADS={other}")
+    assert_one_line_error(code, stdout, err, "python -m tsgd_core.grid.migrate --cache")
 
 
 def test_set_of_other_classes_is_refused(capsys, smoke_run, tmp_path):

@@ -81,3 +81,63 @@ def test_grid_on_a_ucf101_folder_to_a_finished_report(tmp_path):
     # 01, 02; the full data (direct); 8 cells at IPC 1 (the 7 methods and TSGD w/o TSGFA):
     # the first draw as 03 + 04, the second draw direct; 05, 00
     assert again.returncode == 0 and states.count("todo") == 1 and len(states) == 29
+
+
+def five_class_tree(root: Path) -> Path:
+    """A UCF101-layout folder of 5 classes (not the benchmark's 10), one of them a class the
+    benchmark lacks (PlayingDhol), at smoke sizes: 8 train, 1 val, 3 test clips per class."""
+    from dataclasses import replace
+
+    from tsgd_core.data.synthetic import make_motion_benchmark
+
+    bench = make_motion_benchmark(5, 8, 1, 3, frames=8, height=16, width=16, seed=0)
+    names = [*bench.class_names[:4], "playing_dhol"]
+    parts = {p: replace(getattr(bench, p), class_names=names) for p in ("train", "val", "test")}
+    return write_video_tree(replace(bench, **parts), root, "ucf101")
+
+
+@pytest.mark.slow
+def test_every_group_runs_on_a_five_class_folder_and_every_notebook_uses_it(tmp_path):
+    """The whole grid (every default group, both IPCs) at the smoke profile's sizes: the quick
+    profile is too slow for a test. Every executed notebook gets the folder as its dataset, and
+    the teacher, the data summary, the records and the report name its 5 classes."""
+    pytest.importorskip("papermill")
+    from tsgd_core.grid import experiments
+
+    tree = five_class_tree(tmp_path / "UCF101")
+    reports = tmp_path / "reports" / "smoke-ucf101"
+    command = [sys.executable, str(ROOT / "scripts" / "run_grid.py"), "--profile", "smoke"]
+    command += ["--dataset", "ucf101", "--root", str(tree), "--size", "16"]
+    command += ["--cache", str(tmp_path / "cache"), "--reports", str(reports)]
+    command += ["--no-html", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    classes = ["PlayingDhol", "TranslateDown", "TranslateLeft", "TranslateRight", "TranslateUp"]
+    teacher = json.loads((reports / "teacher" / "teacher.json").read_text())
+    assert sorted(teacher["class_names"]) == classes
+    summary = json.loads((reports / "data_and_saliency" / "data_summary.json").read_text())
+    assert summary["sizes"]["test"] == 15
+    records = [json.loads(p.read_text()) for p in reports.glob("runs/*/*/record.json")]
+    groups = {p.parent.parent.name for p in reports.glob("runs/*/*/record.json")}
+    expected = {g for g in experiments.DEFAULT_GROUPS if g != "shake"}
+    assert groups == expected, sorted(groups ^ expected)
+    assert all(DataSpec.from_text(r["dataset"]).root == str(tree.resolve()) for r in records)
+    executed = sorted(reports.rglob("*.ipynb"))
+    assert len(executed) >= len(expected) + 3
+    for path in executed:
+        notebook = json.loads(path.read_text())
+        injected = [
+            "".join(c["source"])
+            for c in notebook["cells"]
+            if "injected-parameters" in c.get("metadata", {}).get("tags", [])
+        ]
+        assert injected and str(tree.resolve()) in injected[0], f"{path} did not get the folder"
+    shown = "".join(
+        json.dumps(c.get("outputs", []))
+        for name in ("data_and_saliency", "teacher")
+        for path in (reports / name).glob("*.ipynb")
+        for c in json.loads(path.read_text())["cells"]
+    )
+    assert "PlayingDhol" in shown, "the data and teacher notebooks' tables name the new class"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import torch
+
 from tsgd_core.training.teacher import (
     FitConfig,
     ModelConfig,
+    legacy_teacher_keys,
     teacher_key,
     teacher_path,
     teacher_source_line,
@@ -14,41 +17,55 @@ from tsgd_core.training.teacher import (
 
 SPLITS = SimpleNamespace(name="bench", config={"classes": 3})
 RECIPE = (ModelConfig(), FitConfig(), True, False)
+KEY = teacher_key(SPLITS, *RECIPE)
 
 
-def key(threads):
-    return teacher_key(SPLITS, *RECIPE, threads)
-
-
-def put(cache, threads):
-    path = teacher_path(cache, key(threads))
+def put(cache, key=KEY, threads: int | None = 1):
+    """A stand-in checkpoint: what the source line reads is the metadata's thread count."""
+    path = teacher_path(cache, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"x")
+    torch.save({"info": {"key": key, "torch_threads": threads}}, path)
 
 
 def test_a_teacher_not_in_the_cache_is_announced_as_trained(tmp_path):
     line = teacher_source_line(SPLITS, *RECIPE, 2, tmp_path)
-    assert line.startswith(f"training teacher {key(2)} (not in the cache")
-    assert "thread count" not in line
+    assert line.startswith(f"training teacher {KEY} (not in the cache")
+    assert "thread" not in line
 
 
 def test_a_cached_teacher_is_announced_as_from_the_cache(tmp_path):
-    put(tmp_path, 2)
+    put(tmp_path, threads=2)
     line = teacher_source_line(SPLITS, *RECIPE, 2, tmp_path)
-    assert line.startswith(f"teacher {key(2)} (cache, ") and "training" not in line
+    assert line == f"teacher {KEY} (cache, {teacher_path(tmp_path, KEY)})"
 
 
-def test_the_same_recipe_trained_with_other_thread_counts_is_named(tmp_path):
-    put(tmp_path, 1)
-    put(tmp_path, 4)
-    line = teacher_source_line(SPLITS, *RECIPE, 2, tmp_path)
-    assert line.startswith(f"training teacher {key(2)} (not in the cache")
-    assert f"{key(1)} (1 thread), {key(4)} (4 threads)" in line
-    assert "this run uses 2; set OMP_NUM_THREADS to reuse one" in line
+def test_a_teacher_trained_with_another_thread_count_is_used_and_said_so(tmp_path):
+    put(tmp_path, threads=1)
+    line = teacher_source_line(SPLITS, *RECIPE, 4, tmp_path)
+    assert line.startswith(f"teacher {KEY} (cache, ")
+    assert "trained with 1 CPU thread, this run uses 4" in line and "training" not in line
     assert "\n" not in line
 
 
-def test_on_an_accelerator_the_thread_count_is_not_searched(tmp_path):
-    put(tmp_path, 1)
+def test_the_thread_count_does_not_change_the_key():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads % 4 + 1)
+        assert teacher_key(SPLITS, *RECIPE) == KEY
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_teacher_under_its_old_key_names_the_migration(tmp_path):
+    old = legacy_teacher_keys(SPLITS, *RECIPE)
+    put(tmp_path, old[1])
+    line = teacher_source_line(SPLITS, *RECIPE, 2, tmp_path)
+    assert f"{old[1]} (1 CPU thread)" in line
+    assert f"python -m tsgd_core.grid.migrate --cache {tmp_path}" in line
+    assert not line.startswith("training")
+
+
+def test_on_an_accelerator_the_thread_count_is_not_compared(tmp_path):
+    put(tmp_path, threads=1)
     line = teacher_source_line(SPLITS, *RECIPE, None, tmp_path)
-    assert line.startswith(f"training teacher {key(None)}") and "thread" not in line
+    assert line.startswith(f"teacher {KEY} (cache") and "thread" not in line

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preview",
         type=path_arg,
         metavar="OUT.gif",
-        help="write a GIF (or .mp4) grid of training clips per class",
+        help="write a GIF (or .mp4) grid of training clips per class, or a .png contact sheet",
     )
     data.add_argument(
         "--preview-clips",
@@ -146,14 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     export = command(
-        "export", "write a saved set as a watchable GIF or MP4 grid (classes x instances)"
+        "export",
+        "write a saved set as a watchable GIF or MP4 grid (classes x instances), or as a "
+        "contact-sheet PNG (one row of frames per clip, with its class name)",
     )
     export.add_argument("artifact", type=path_arg, metavar="PATH.tsgd.pt", help="the saved set")
     export.add_argument(
         "out",
         type=path_arg,
-        metavar="OUT.gif|OUT.mp4",
-        help="the animation to write (format by suffix)",
+        metavar="OUT.gif|OUT.mp4|OUT.png",
+        help="the animation or contact sheet to write (format by suffix)",
     )
     add_preview_options(export)
     export.add_argument(

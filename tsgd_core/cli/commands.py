@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,12 +23,26 @@ from .options import (
     prepare_dataset,
 )
 
+# what `tsgd export` and `tsgd data --preview` write besides the animations: a contact sheet
+CONTACT_SHEET = ".png"
+
+
+def write_clips(clips: Any, path: str | Path, args: argparse.Namespace, **options: Any) -> Path:
+    """A set or clips as a GIF / MP4 grid, or as a contact-sheet PNG (chosen by the suffix)."""
+    if Path(path).suffix.lower() == CONTACT_SHEET:
+        from ..report.clip_figures import save_contact_sheet
+
+        return save_contact_sheet(clips, path, scale=args.scale)
+    from ..data.artifact import export
+
+    return export(clips, path, fps=args.fps, scale=args.scale, **options)
+
 
 def cmd_data(args: argparse.Namespace) -> None:
     from ..data.artifact import EXPORTERS
 
     if args.preview:
-        check_output(args.preview, tuple(EXPORTERS), "--preview")
+        check_output(args.preview, (*EXPORTERS, CONTACT_SHEET), "--preview")
     text = dataset_text(args)
     if not text:
         splits, descriptions = benchmark_splits(args)
@@ -38,10 +51,8 @@ def cmd_data(args: argparse.Namespace) -> None:
         splits, descriptions = prepare_dataset(args, text, announce=False), {}
     print_splits(splits, descriptions)
     if args.preview:
-        from ..data.artifact import export
-
         clips = preview_clips(splits.train, args.preview_clips)
-        path = export(clips, args.preview, fps=args.fps, scale=args.scale)
+        path = write_clips(clips, args.preview, args)
         print(
             f"preview: {path} ({len(clips)} training clips, up to {args.preview_clips} "
             "per class, one row per class)"
@@ -348,6 +359,7 @@ def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace
     """Before any teacher or student is trained: the set's classes and clip shape against the
     data of its spec, and the teacher it records against the one that would relabel it."""
     from ..grid.profiles import load_data
+    from ..training.teacher import migrate_hint
 
     data = load_data(
         spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=args.cache_dir
@@ -374,13 +386,18 @@ def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace
     check_run_memory(spec, data.train, prof, device, distill=False)
     if ds.teacher_key is None:
         return
-    expected, matching_threads = relabel_teacher_key(spec, data, args.device, ds.teacher_key)
+    expected, legacy_threads = relabel_teacher_key(spec, data, args.device, ds.teacher_key)
     if ds.teacher_key == expected:
         return
+    if legacy_threads is not None and migrated_from(args.cache_dir, expected) == ds.teacher_key:
+        # a set written before teacher keys named the recipe alone: the same teacher's weights
+        print(f"{path} names its teacher's old key {ds.teacher_key}; it is teacher {expected} now")
+        ds.teacher_key = expected
+        return
     hint = (
-        f"run with OMP_NUM_THREADS={matching_threads} (the teacher's weights depend on the CPU "
-        "thread count)"
-        if matching_threads
+        f"run `{migrate_hint(args.cache_dir)}` once (the set names its teacher's old key, "
+        f"which named {legacy_threads} CPU thread(s))"
+        if legacy_threads is not None
         else f"evaluate it with the --cache-dir that holds teacher {ds.teacher_key}"
     )
     fail(
@@ -390,24 +407,25 @@ def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace
     )
 
 
+def migrated_from(cache_dir: str | Path, key: str) -> str | None:
+    """The old key the cached teacher `key` was moved from by tsgd_core.grid.migrate, if it was."""
+    from ..training.teacher import load_teacher, teacher_path
+
+    path = teacher_path(cache_dir, key)
+    return load_teacher(path)[1].former_key if path.is_file() else None
+
+
 def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tuple[str, int | None]:
     """The key of the teacher `experiments.get_teacher` would load or train for `spec` here
-    (without training it), and a CPU thread count that gives the `recorded` key, if one does."""
-    import torch
-
+    (without training it), and the CPU thread count whose old key (one that named the count)
+    is `recorded`, if one is."""
     from ..grid.experiments import teacher_recipe
-    from ..runtime import resolve_device
-    from ..training.teacher import teacher_key, training_threads
+    from ..training.teacher import legacy_teacher_keys, teacher_key
 
     model_cfg, fit, balanced = teacher_recipe(spec.profile, data, spec.dataset)
-
-    def key(threads: int | None) -> str:
-        return teacher_key(data, model_cfg, fit, True, balanced, threads)
-
-    threads = training_threads(resolve_device(device))
-    others = range(1, max(torch.get_num_threads(), os.cpu_count() or 1, 8) + 1)
-    matching = next((n for n in others if threads is not None and key(n) == recorded), None)
-    return key(threads), matching
+    legacy = legacy_teacher_keys(data, model_cfg, fit, True, balanced)
+    matching = next((n for n, key in legacy.items() if key == recorded), None)
+    return teacher_key(data, model_cfg, fit, True, balanced), matching
 
 
 def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
@@ -458,16 +476,15 @@ def label_comparison(soft: list[float], hard: list[float]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from ..data.artifact import EXPORTERS, export, load_distilled
+    from ..data.artifact import EXPORTERS, load_distilled
 
-    check_output(args.out, tuple(EXPORTERS), "the output")
+    check_output(args.out, (*EXPORTERS, CONTACT_SHEET), "the output")
     ds = load_distilled(args.artifact)
-    path = export(ds, args.out, fps=args.fps, scale=args.scale, per_row=args.per_row)
+    sheet = Path(args.out).suffix.lower() == CONTACT_SHEET
+    path = write_clips(ds, args.out, args, **({} if sheet else {"per_row": args.per_row}))
     frames = ds.videos.shape[2]
-    print(
-        f"{path}: {ds.num_classes} classes x IPC {ds.ipc} ({ds.method}), "
-        f"{frames} frames at {args.fps:g} fps"
-    )
+    shown = "one row per clip with its class name" if sheet else f"at {args.fps:g} fps"
+    print(f"{path}: {ds.num_classes} classes x IPC {ds.ipc} ({ds.method}), {frames} frames {shown}")
 
 
 def cmd_grid(args: argparse.Namespace) -> None:

@@ -321,7 +321,8 @@ EXAMPLES = {
   tsgd evaluate --method tsgd --ipc 1 --profile real-cpu --dataset hmdb51 --root ~/data/hmdb51""",
     "export": """examples:
   tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.gif
-  tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.mp4 --fps 8 --scale 8""",
+  tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.mp4 --fps 8 --scale 8
+  tsgd export tsgd_ipc1.tsgd.pt tsgd_ipc1.png   # contact sheet""",
     "grid": """examples:
   tsgd grid --profile quick --list
   tsgd grid --profile default

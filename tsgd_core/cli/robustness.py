@@ -15,6 +15,8 @@ from ..grid import experiments
 from ..grid.robustness import AXES, DRAWS, IPC, robustness, robustness_sentences
 from . import options as cli_parts
 
+STAGE_FLAGS = ("methods", "ipc", "draws", "axes", "out", "device", "workers")
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line errors ('robustness: error: ...') and exit code 2."""
@@ -57,18 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dataset = cli_parts.dataset_text(args)
         if dataset:
             cli_parts.prepare_dataset(args, dataset)
-        table = robustness(
-            args.profile,
-            dataset=dataset,
-            methods=args.methods,
-            ipc=args.ipc,
-            draws=args.draws,
-            axes=args.axes,
-            out=args.out,
-            cache_dir=args.cache,
-            device=args.device,
-            workers=args.workers,
-        )
+        # the flags named as the stage's keywords pass through as they are
+        stage = {name: getattr(args, name) for name in STAGE_FLAGS}
+        table = robustness(args.profile, dataset=dataset, cache_dir=args.cache, **stage)
     except Exception as error:  # bad input 2, a limit of the machine 1, as `tsgd` says them
         from .app import error_line
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..runtime.budget import check_disk_fits
+from ..runtime.progress import progress_bar
 from .clips import DataError, UInt8Clips, stratified_split
 from .storage import CacheRepairWarning, atomic_path, config_key, save_json
 from .video_base import (
@@ -136,12 +136,12 @@ def _decode_rows_with_bar(
     store: Path | None,
     name: str,
 ) -> None:
-    bar = tqdm(
+    bar = progress_bar(
         total=len(entries),
         initial=len(entries) - len(todo),
         desc=f"decoding {name}",
         unit="video",
-        disable=not progress,
+        enabled=progress,
     )
     last_checkpoint = time.monotonic()
     try:

@@ -38,7 +38,6 @@ from ..training.teacher import (
     load_or_train_teacher,
     teacher_key,
     teacher_warnings,
-    training_threads,
 )
 from ..training.train import FitConfig
 
@@ -83,8 +82,7 @@ def expected_teacher_key(
     """The key of the teacher `get_teacher` would load (or train) here, without training it."""
     splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
     model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
-    threads = training_threads(resolve_device(device))
-    return teacher_key(splits, model_cfg, fit_cfg, True, balanced, threads)
+    return teacher_key(splits, model_cfg, fit_cfg, True, balanced)
 
 
 def get_teacher(
@@ -141,9 +139,7 @@ def data_and_teacher(
 
 
 def distilled_path(spec: RunSpec, teacher_key: str, cache_dir: str | Path) -> Path:
-    """Where the set of `spec` made with (or relabeled by) teacher `teacher_key` is cached: the
-    teacher's key, not its recipe, since one recipe trained with another CPU thread count is
-    another teacher."""
+    """Where the set of `spec` made with (or relabeled by) teacher `teacher_key` is cached."""
     key = config_key(spec.distill_key(), teacher_key)
     return Path(cache_dir) / "distilled" / f"{key}.tsgd.pt"
 
@@ -375,6 +371,32 @@ def eval_results_from_json(value: Any) -> dict[str, EvalResult]:
     return results
 
 
+def full_data_key(
+    profile: str,
+    teacher_key: str,
+    camera_shake: float,
+    dataset: str,
+    student_scale: float,
+    split: str,
+) -> str:
+    """The cache key of `full_data_results`: the data, the teacher's key and the student
+    recipe; 2: the evaluation protocol's version."""
+    prof = get_profile(profile)
+    what = (
+        prof.data,
+        teacher_key,
+        prof.student,
+        prof.full_steps,
+        prof.seeds,
+        camera_shake,
+        student_scale,
+        split,
+        2,
+    )
+    what += (data_spec(dataset).identity(),) if dataset else ()
+    return "full_" + config_key(*what)
+
+
 def full_data_results(
     profile: str,
     camera_shake: float = 0.0,
@@ -397,21 +419,7 @@ def full_data_results(
         device=device,
         progress=progress,
     )
-    # the data, the teacher (its key: one recipe on another CPU thread count is another
-    # teacher) and the student recipe; 2: the evaluation protocol's version
-    what = (
-        prof.data,
-        info.key,
-        prof.student,
-        prof.full_steps,
-        prof.seeds,
-        camera_shake,
-        student_scale,
-        split,
-        2,
-    )
-    what += (data_spec(dataset).identity(),) if dataset else ()
-    key = "full_" + config_key(*what)
+    key = full_data_key(profile, info.key, camera_shake, dataset, student_scale, split)
     path = Path(cache_dir) / "evals" / f"{key}.json"
     cached = load_json_keyed(path, key, eval_results_from_json)
     if distributed.agree(cached is not None):

@@ -37,13 +37,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from ..data.artifact import DistilledSet, load_cached_distilled, save_cached_distilled  # noqa: E402
 from ..data.clips import ClipSet, from_uint8, to_uint8  # noqa: E402
 from ..data.storage import config_key, load_json_keyed, save_json_keyed, save_torch  # noqa: E402
 from ..methods.selection import SELECTION_METHODS, select_subset  # noqa: E402
 from ..runtime import resolve_device  # noqa: E402
+from ..runtime.progress import progress_bar  # noqa: E402
 from ..training.evaluate import StudentConfig, build_relabel_plan, train_student  # noqa: E402
 from ..training.teacher import TeacherInfo, load_or_train_teacher  # noqa: E402
 from ..training.train import accuracy  # noqa: E402
@@ -151,7 +151,7 @@ def codec_round_trip(videos: torch.Tensor, crf: int, *, progress: bool = False) 
     out = torch.empty(n, 3, frames, height, width)
     with tempfile.TemporaryDirectory(prefix="tsgd-codec-") as folder:
         path = Path(folder) / "clip.mp4"
-        for i in tqdm(range(n), desc=f"H.264 CRF {crf}", disable=not progress, leave=False):
+        for i in progress_bar(range(n), desc=f"H.264 CRF {crf}", enabled=progress, leave=False):
             clip = F.pad(videos[i].float().permute(1, 0, 2, 3), pad, mode="replicate")
             pixels = np.ascontiguousarray(to_uint8(clip).permute(0, 2, 3, 1).numpy())  # T,H,W,C
             encode_h264(pixels, path, crf)
@@ -331,7 +331,7 @@ def job_key(job: Job, teacher_key: str) -> str:
 
 def run_job(job: Job, cache_dir: str, device: str) -> list[dict[str, Any]]:
     """The job's rows ({axis, setting, method, draw, accs}), from the cache or computed (in a
-    worker process with one torch thread: the teachers' keys name the count)."""
+    worker process with one torch thread: workers share the cores)."""
     torch.set_num_threads(1)
     spec = job.spec
     teacher, info = arch_teacher(spec, job.teacher, cache_dir=cache_dir, device=device)
@@ -629,7 +629,7 @@ def map_calls(fn: Any, calls: Sequence[tuple], *, workers: int, desc: str) -> li
     """fn(*call) for every call: in this process for one worker (no start-up cost), else in
     `workers` spawned processes (tuning.in_workers); a progress bar either way."""
     if workers == 1:
-        return [fn(*call) for call in tqdm(calls, desc=desc)]
+        return [fn(*call) for call in progress_bar(calls, desc=desc, unit="job")]
     return in_workers(fn, calls, workers=workers, desc=desc)
 
 
@@ -677,7 +677,9 @@ def robustness(
 ) -> pd.DataFrame:
     """The whole stage: teachers, clean cells, every axis's jobs, the table, figure and text."""
     start = time.perf_counter()
-    torch.set_num_threads(1)  # the grid's teachers were trained with one thread: the same keys
+    torch.set_num_threads(
+        1
+    )  # as the grid's workers: teachers trained here match theirs bit for bit
     folder = f"{profile}-{data_kind(dataset)}" if dataset else profile
     out = out or Path("reports") / folder
     splits = experiments.load_data(profile, dataset=dataset, cache_dir=cache_dir)

@@ -27,12 +27,12 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.artifact import DistilledSet
 from ..data.clips import ClipSet
 from ..runtime import derive_seed, distributed
 from ..runtime.budget import check_distill_fits
+from ..runtime.progress import progress_bar
 from ..training.augment import AugmentConfig, diff_augment
 from ..training.models import batchnorm_layers
 from ..training.saliency import SaliencyConfig, lowpass_time, modulate_gradient, saliency_map
@@ -341,7 +341,7 @@ def _optimise_batch(
     saliency = real_saliency
     advice = f"lower lr (now {cfg.lr}) or r_bn (now {cfg.r_bn})"
 
-    for step in tqdm(range(cfg.iterations), desc=desc, disable=not progress, leave=False):
+    for step in progress_bar(range(cfg.iterations), desc=desc, enabled=progress, leave=False):
         if cfg.filter and cfg.saliency_source == "synthetic" and step % cfg.saliency_every == 0:
             saliency = saliency_map(syn.detach(), cfg.saliency)
         view = diff_augment(syn, aug_gen, cfg.augment_cfg) if cfg.augment else syn

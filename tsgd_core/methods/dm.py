@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.artifact import DistilledSet
 from ..data.clips import ClipSet
 from ..runtime import derive_seed
 from ..runtime.budget import check_distill_fits
+from ..runtime.progress import progress_bar
 from ..training.augment import AugmentConfig, diff_augment
 from ..training.models import MODELS, build_model
 from .distill import (
@@ -152,7 +152,7 @@ def distill_dm(
     history: dict[str, list[float]] = {"loss": []}
     advice = f"lower lr (now {cfg.lr})"
 
-    for it in tqdm(range(cfg.iterations), desc="dm", disable=not progress, leave=False):
+    for it in progress_bar(range(cfg.iterations), desc="dm", enabled=progress, leave=False):
         net = embedding_net(train, cfg, it, device)
         optimizer.zero_grad(set_to_none=True)
         total = 0.0

@@ -223,6 +223,58 @@ def plot_frame_strips(
     return save_figure(fig, path)
 
 
+# contact sheet: one inch of figure per this many pixels of frames (each frame pixel is
+# `scale` pixels; at the saved DPI the frames keep at least their own resolution)
+CONTACT_PX_PER_INCH = 72
+CONTACT_NAME_INCHES = 1.8  # the class-name column on the left
+
+
+def contact_sheet_figure(
+    videos: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: Sequence[str],
+    *,
+    title: str = "",
+    scale: int = 3,
+) -> plt.Figure:
+    """A set as a contact sheet: one row per clip (by class), its frames left to right, and
+    the clip's class name written at the left of its row."""
+    videos = videos.detach().cpu()
+    image, row_classes = frame_strip_image(videos, labels, len(class_names), scale=scale)
+    _, _, t, h, _ = videos.shape
+    gap = 1
+    height, width = image.shape[0] / CONTACT_PX_PER_INCH, image.shape[1] / CONTACT_PX_PER_INCH
+    top = 0.45 if title else 0.1
+    fig = plt.figure(figsize=(width + CONTACT_NAME_INCHES, height + top))
+    total_w, total_h = width + CONTACT_NAME_INCHES, height + top
+    ax = fig.add_axes((CONTACT_NAME_INCHES / total_w, 0, width / total_w, height / total_h))
+    ax.imshow(image, interpolation="nearest")
+    ax.set_axis_off()
+    for row, c in enumerate(row_classes):
+        y = gap + row * (h * scale + gap) + h * scale / 2
+        ax.text(-3 * gap, y, class_names[c], ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(f"{title} ({t} frames per row, time left to right)", fontsize=10)
+    return fig
+
+
+def save_contact_sheet(
+    ds: Any, path: str | os.PathLike[str], *, title: str | None = None, scale: int = 3
+) -> Path:
+    """A distilled set (or ClipSet) as a contact-sheet PNG with each row's class name."""
+    name = title if title is not None else contact_title(ds)
+    fig = contact_sheet_figure(ds.videos, ds.labels, ds.class_names, title=name, scale=scale)
+    return save_figure(fig, path)
+
+
+def contact_title(ds: Any) -> str:
+    """'tsgd, IPC 1, 10 classes' for a distilled set; the class count for other clips."""
+    method, ipc = getattr(ds, "method", None), getattr(ds, "ipc", None)
+    parts = [str(method)] if method else []
+    parts += [f"IPC {ipc}"] if ipc else []
+    return ", ".join([*parts, f"{len(ds.class_names)} classes"])
+
+
 def _time_strip(frames: np.ndarray, gap: int = 1) -> np.ndarray:
     """(T, H, W, 3) frames side by side with white gaps: (H, T * (W + gap) - gap, 3)."""
     t, h, w, _ = frames.shape

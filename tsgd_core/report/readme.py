@@ -247,6 +247,7 @@ def readme_text(
         text.append("\n## Distilled clips\n\nOne row per class, frames left to right.\n\n")
         for key, path in clips:
             text.append(_image(key.removeprefix("distilled_"), path, base))
+    text.append(robustness_section(base))
     text.append(
         "\n## Files\n\n- `main_table.md`: the table above; `main_table.csv`: one row per method, "
         "IPC and label mode (mean, std, n, ci_low, ci_high in percent; then gain_vs_start, "
@@ -258,6 +259,39 @@ def readme_text(
         "- `all_runs.csv`: every run's record\n- `runs/<group>/<run>/`: executed "
         "notebooks, figures and `record.json` of each run\n"
     )
+    return "".join(text)
+
+
+ROBUSTNESS_CSV = "robustness.csv"  # written beside the report by ./run_all.sh --robustness
+
+
+def robustness_section(base: Path) -> str:
+    """The robustness stage's results when `base/robustness.csv` exists: its figure, then per
+    axis (teacher architecture, frame rate, frame size, compression) the sentences and table."""
+    from ..grid.robustness import AXES, AXIS_TITLES, plot_robustness, robustness_sentences
+
+    csv = base / ROBUSTNESS_CSV
+    if not csv.is_file():
+        return ""
+    table = pd.read_csv(csv)
+    figure = base / "figures" / "robustness.png"
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    text = [
+        "\n## Robustness\n\nThe start set, TSGD and the best other method under another teacher "
+        "network, frame rate, frame size and H.264 compression of the test clips (`robustness.csv`"
+        ", from `./run_all.sh --robustness`). Drop = clean minus the setting, in points (positive: "
+        "a loss), paired by draw and student seed, with its 95 % interval.\n\n",
+        _image("robustness", plot_robustness(table, figure), base),
+    ]
+    for axis in AXES:
+        rows = table[table["axis"] == axis]
+        text.append(f"\n### {AXIS_TITLES[axis].capitalize()}\n\n")
+        if rows.empty:
+            text.append("Not run: `./run_all.sh --robustness --axes " + axis + "`.\n")
+            continue
+        text.append(_bullets(robustness_sentences(rows)) + "\n")
+        shown = rows.drop(columns=["axis"]).round(1)
+        text.append(shown.to_markdown(index=False) + "\n")
     return "".join(text)
 
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.clips import ClipSet
 from ..runtime import distributed, resolve_device
 from ..runtime.budget import check_training_fits, widest_conv
 from ..runtime.profiling import measure
+from ..runtime.progress import progress_bar
 from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
 from .relabel import hard_label_loss, mixed_label_targets, soft_label_loss, teacher_soft_labels
 from .teacher import ModelConfig
@@ -180,7 +180,10 @@ def build_relabel_plan(
     if cfg.labels == "soft":
         teacher.to(dev).eval()
         soft = []
-        for step in tqdm(range(steps), desc="relabel plan", disable=not progress, leave=False):
+        bar = progress_bar(
+            range(steps), desc="relabel plan", enabled=progress, summary=False, leave=False
+        )
+        for step in bar:
             views, _, _ = plan_view(plan, step, label_data, cfg, dev)
             with autocast(dev):  # as the teacher ran inside fit's autocast when relabelling live
                 soft.append(teacher_soft_labels(teacher, views, cfg.tau).cpu())

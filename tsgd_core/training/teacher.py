@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +82,17 @@ class TeacherInfo:
     # CPU training is bitwise reproducible for a given thread count only: which one made it
     # (None: a checkpoint from before this was recorded)
     torch_threads: int | None = None
+    # the key it was cached under before keys named the recipe alone (tsgd_core.grid.migrate)
+    former_key: str | None = None
+
+
+def recipe_parts(
+    splits: Splits, model_cfg: ModelConfig, fit_cfg: FitConfig, augment: bool, balanced: bool
+) -> tuple[Any, ...]:
+    """What a teacher's key hashes: its data, network, training, augmentation and balancing."""
+    # a real dataset's identity, not its config: that holds paths (root, cache folder)
+    parts = ("teacher", splits.name, splits_identity(splits), model_cfg, fit_cfg, augment)
+    return parts + ("balanced",) if balanced else parts
 
 
 def teacher_key(
@@ -90,18 +101,42 @@ def teacher_key(
     fit_cfg: FitConfig,
     augment: bool,
     balanced: bool = False,
-    cpu_threads: int | None = None,
 ) -> str:
-    """cpu_threads: torch's thread count when training on the CPU (None on an accelerator)."""
-    # a real dataset's identity, not its config: that holds paths (root, cache folder)
-    parts = ("teacher", splits.name, splits_identity(splits), model_cfg, fit_cfg, augment)
-    if balanced:
-        parts += ("balanced",)
-    if cpu_threads is not None:
-        # CPU training is bitwise reproducible for one thread count only: another count
-        # trains other weights, so it is another teacher
-        parts += (f"threads={cpu_threads}",)
-    return config_key(*parts)
+    """The cache key of a teacher: its recipe alone. The CPU thread count it was trained with
+    (its weights differ in the last bits from another count's) is in its metadata
+    (TeacherInfo.torch_threads), so any run finds the teacher the grid trained."""
+    return config_key(*recipe_parts(splits, model_cfg, fit_cfg, augment, balanced))
+
+
+# Keys of CPU-trained teachers cached before the key named the recipe alone named the thread
+# count too; `python -m tsgd_core.grid.migrate` moves them (and their sets) to the new keys.
+MAX_SEARCHED_THREADS = 64
+
+
+def legacy_teacher_keys(
+    splits: Splits, model_cfg: ModelConfig, fit_cfg: FitConfig, augment: bool, balanced: bool
+) -> dict[int, str]:
+    """{CPU thread count: the key a teacher of this recipe had when keys named the count}."""
+    parts = recipe_parts(splits, model_cfg, fit_cfg, augment, balanced)
+    return {n: config_key(*parts, f"threads={n}") for n in range(1, MAX_SEARCHED_THREADS + 1)}
+
+
+def legacy_teacher_files(
+    splits: Splits,
+    model_cfg: ModelConfig,
+    fit_cfg: FitConfig,
+    augment: bool,
+    balanced: bool,
+    cache_dir: str | Path,
+) -> dict[int, Path]:
+    """The cached teachers of this recipe under an old key, by the thread count it named."""
+    keys = legacy_teacher_keys(splits, model_cfg, fit_cfg, augment, balanced)
+    paths = {n: teacher_path(cache_dir, key) for n, key in keys.items()}
+    return {n: path for n, path in paths.items() if path.is_file()}
+
+
+def migrate_hint(cache_dir: str | Path) -> str:
+    return f"python -m tsgd_core.grid.migrate --cache {cache_dir}"
 
 
 def training_threads(device: torch.device) -> int | None:
@@ -109,8 +144,17 @@ def training_threads(device: torch.device) -> int | None:
     return torch.get_num_threads() if device.type == "cpu" else None
 
 
-# thread counts searched for a cached teacher of the same recipe trained with another count
-MAX_SEARCHED_THREADS = 64
+def recorded_threads(path: Path) -> int | None:
+    """The CPU thread count a cached teacher records (None: unknown or an accelerator's)."""
+    try:
+        info = torch.load(path, map_location="cpu", weights_only=True)["info"]
+    except Exception:  # a damaged file is reported when it is loaded
+        return None
+    return info.get("torch_threads")
+
+
+def threads_text(count: int | None) -> str:
+    return f"{count} CPU thread{'s' if count != 1 else ''}"
 
 
 def teacher_source_line(
@@ -122,29 +166,27 @@ def teacher_source_line(
     threads: int | None,
     cache_dir: str | Path,
 ) -> str:
-    """One line: which teacher a command uses, whether it is in the cache, and which cached
-    teachers of the same recipe were trained with another CPU thread count (another key)."""
-
-    def key(count: int | None) -> str:
-        return teacher_key(splits, model_cfg, fit_cfg, augment, balanced, count)
-
-    mine = key(threads)
-    others = [
-        (n, key(n))
-        for n in range(1, MAX_SEARCHED_THREADS + 1)
-        if threads is not None and n != threads and teacher_path(cache_dir, key(n)).is_file()
-    ]
-    if teacher_path(cache_dir, mine).is_file():
-        line = f"teacher {mine} (cache, {teacher_path(cache_dir, mine)})"
-    else:
-        line = f"training teacher {mine} (not in the cache {Path(cache_dir) / 'teachers'})"
-    if others:
-        found = ", ".join(f"{k} ({n} thread{'s' if n != 1 else ''})" for n, k in others)
-        line += (
-            f"; the cache holds the same recipe trained with another CPU thread count: {found}"
-            f" (this run uses {threads}; set OMP_NUM_THREADS to reuse one)"
+    """One line: which teacher a command uses, whether it is in the cache, and the thread count
+    it was trained with where this run's differs (its weights are used as they are)."""
+    key = teacher_key(splits, model_cfg, fit_cfg, augment, balanced)
+    path = teacher_path(cache_dir, key)
+    if path.is_file():
+        line = f"teacher {key} (cache, {path})"
+        trained = recorded_threads(path)
+        if threads is not None and trained is not None and trained != threads:
+            line += (
+                f"; trained with {threads_text(trained)}, this run uses {threads}: the cached "
+                "weights are used as they are"
+            )
+        return line
+    legacy = legacy_teacher_files(splits, model_cfg, fit_cfg, augment, balanced, cache_dir)
+    if legacy:
+        found = ", ".join(f"{p.stem} ({threads_text(n)})" for n, p in legacy.items())
+        return (
+            f"teacher {key} is in the cache under its old key, which named the CPU thread "
+            f"count: {found}; run `{migrate_hint(cache_dir)}` once to keep it and its sets"
         )
-    return line
+    return f"training teacher {key} (not in the cache {Path(cache_dir) / 'teachers'})"
 
 
 def augmented_cross_entropy(
@@ -210,7 +252,7 @@ def train_teacher(
             data_parallel=True,  # DDP under torchrun; one process trains as before
         )
     info = TeacherInfo(
-        key=teacher_key(splits, model_cfg, fit_cfg, augment, balanced, training_threads(dev)),
+        key=teacher_key(splits, model_cfg, fit_cfg, augment, balanced),
         class_names=list(splits.class_names),
         clip_shape=list(splits.clip_shape),
         model=asdict(model_cfg),
@@ -280,37 +322,46 @@ def load_cached_teacher(path: Path, key: str) -> tuple[VideoClassifier, TeacherI
     return model, info
 
 
+class TrainOptions(TypedDict, total=False):
+    """train_teacher's keyword options, which load_or_train_teacher passes on."""
+
+    augment: bool
+    balanced: bool
+    device: str
+    progress: bool
+
+
 def load_or_train_teacher(
     splits: Splits,
     model_cfg: ModelConfig | None = None,
     fit_cfg: FitConfig | None = None,
     *,
-    augment: bool = True,
-    balanced: bool = False,
     cache_dir: str | Path = "cache",
-    device: str = "auto",
-    progress: bool = True,
+    **options: Unpack[TrainOptions],
 ) -> tuple[VideoClassifier, TeacherInfo]:
-    """The cached teacher for this data and configuration, trained (and cached) on first use."""
+    """The cached teacher for this data and configuration, trained (and cached) on first use.
+
+    A teacher of this recipe cached under its old key (one that named the CPU thread count) is
+    not trained again: DataError names the migration that moves it to its new key.
+    """
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
-    threads = training_threads(resolve_device(device))
-    key = teacher_key(splits, model_cfg, fit_cfg, augment, balanced, threads)
+    recipe = (model_cfg, fit_cfg, options.get("augment", True), options.get("balanced", False))
+    key = teacher_key(splits, *recipe)
     path = teacher_path(cache_dir, key)
     cached = load_cached_teacher(path, key)
     if distributed.agree(cached is not None):  # under torchrun all ranks load, or all train
         model, info = cached
     else:
+        legacy = legacy_teacher_files(splits, *recipe, cache_dir)
+        if legacy:
+            raise DataError(
+                f"the cache holds teacher {key} under its old key {next(iter(legacy.values())).stem}"
+                f" (it named the CPU thread count): run `{migrate_hint(cache_dir)}` once to move "
+                "it and its sets to the new keys, instead of training it again"
+            )
         check_teacher_disk(path, model_cfg, splits)  # before training, not after it
-        model, info = train_teacher(
-            splits,
-            model_cfg,
-            fit_cfg,
-            augment=augment,
-            balanced=balanced,
-            device=device,
-            progress=progress,
-        )
+        model, info = train_teacher(splits, model_cfg, fit_cfg, **options)
         if distributed.is_main():
             save_teacher(model, info, path)
         distributed.barrier()

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..data.clips import ClipSet
 from ..runtime import distributed, resolve_device
+from ..runtime.progress import progress_bar
 
 # Set to 1 to train in the channels_last_3d memory format on CUDA (often faster with cuDNN).
 CHANNELS_LAST_ENV = "TSGD_CHANNELS_LAST"
@@ -196,7 +196,7 @@ def fit(
     eval_every = cfg.eval_every or max(1, math.ceil(len(train) / cfg.batch_size))
     result = FitResult(history={"step": [], "loss": [], "val_acc": [], "val_step": []})
     best_state = None
-    bar = tqdm(range(steps), desc=desc, disable=not progress or not ctx.is_main, leave=False)
+    bar = progress_bar(range(steps), desc=desc, enabled=progress and ctx.is_main, leave=False)
     for step in bar:
         net.train()
         videos, labels = next(batches)

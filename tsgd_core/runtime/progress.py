@@ -1,0 +1,90 @@
+"""Progress of the long steps (decoding, teacher, distillation, students): a live tqdm bar on a
+terminal; in a Jupyter kernel (papermill's executed notebooks) one summary line when the step
+ends, so a report keeps its output short; elsewhere (pipes, logs, worker processes) nothing.
+
+Plain `tqdm.std` everywhere: `tqdm.auto` in a kernel without ipywidgets warns ("IProgress not
+found") and its widgets would not survive in an executed notebook anyway.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from tqdm.std import tqdm
+
+
+def in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (a notebook, or papermill executing one)."""
+    shell = sys.modules.get("IPython")
+    ip = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def on_terminal() -> bool:
+    return bool(getattr(sys.stderr, "isatty", lambda: False)()) and not in_kernel()
+
+
+class SummaryLine:
+    """tqdm's calls used here, counted in silence; one line `desc: n steps in s` at the end."""
+
+    def __init__(self, iterable: Iterable | None, desc: str, total: int | None, unit: str):
+        self.iterable, self.desc, self.unit = iterable, desc, unit
+        self.total = total if total is not None else _length(iterable)
+        self.n, self.start, self.closed = 0, time.perf_counter(), False
+
+    def __iter__(self) -> Iterator:
+        for item in self.iterable or ():
+            yield item
+            self.n += 1
+        self.close()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        self.postfix = (args, kwargs)
+
+    def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+        self.desc = desc or self.desc
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        wall = time.perf_counter() - self.start
+        of = f"/{self.total}" if self.total is not None else ""
+        print(f"{self.desc}: {self.n}{of} {self.unit}s in {wall:.1f} s", flush=True)
+
+    def __enter__(self) -> SummaryLine:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _length(iterable: Iterable | None) -> int | None:
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def progress_bar(
+    iterable: Iterable | None = None,
+    *,
+    desc: str,
+    total: int | None = None,
+    enabled: bool = True,
+    unit: str = "step",
+    summary: bool = True,
+    **options: Any,
+) -> Any:
+    """A live bar on a terminal, a summary line in a notebook kernel (`summary`: sub-steps
+    pass False), else a silent tqdm; `enabled=False` is silent everywhere."""
+    if enabled and summary and in_kernel():
+        return SummaryLine(iterable, desc, total, unit)
+    live = enabled and on_terminal()
+    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not live, **options)
