@@ -223,10 +223,14 @@ class RunSpec:
             return int(iterations)
         return prof.dm_iterations if self.method == "dm" else prof.distill_iterations
 
+    def tuned_or_profile(self, name: str, profile_field: str) -> float:
+        """The tuned (or own) number `name`, else the profile's `profile_field`."""
+        value = self.tuned(name)
+        return getattr(get_profile(self.profile), profile_field) if value is None else float(value)
+
     @property
     def recover_lr(self) -> float:
-        lr = self.tuned("lr")
-        return get_profile(self.profile).distill_lr if lr is None else float(lr)
+        return self.tuned_or_profile("lr", "distill_lr")
 
     @property
     def salient_window(self) -> str:
@@ -249,8 +253,7 @@ class RunSpec:
 
     @property
     def dm_pixel_lr(self) -> float:
-        lr = self.tuned("dm_lr")
-        return get_profile(self.profile).dm_lr if lr is None else float(lr)
+        return self.tuned_or_profile("dm_lr", "dm_lr")
 
     @property
     def dm_embedding(self) -> str:
