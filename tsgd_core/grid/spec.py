@@ -100,6 +100,10 @@ def out_of_range(name: str, value: Any) -> bool:
     return not (math.isfinite(value) and low <= value <= high)
 
 
+# the filter's settings: a set made with the filter is keyed by each of them, under its own name
+FILTER_KEY_FIELDS = "modulation lowpass saliency_source k alpha eps beta spatial_pool".split()
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One cell of the grid. Fields that do not apply to a method are ignored by its key."""
@@ -310,16 +314,7 @@ class RunSpec:
         if self.method == "salient":
             out.update(window=self.salient_window, pack=self.salient_pack)
         if self.uses_filter:
-            out.update(
-                modulation=self.modulation,
-                lowpass=self.lowpass,
-                saliency_source=self.saliency_source,
-                k=self.k,
-                alpha=self.alpha,
-                eps=self.eps,
-                beta=self.beta,
-                spatial_pool=self.spatial_pool,
-            )
+            out.update({name: getattr(self, name) for name in FILTER_KEY_FIELDS})
         if self.method == "dm":
             out.update(
                 init=self.init,
