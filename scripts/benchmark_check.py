@@ -40,18 +40,16 @@ def parse_spec(text: str) -> tuple[int, ModelConfig]:
         raise SystemExit(f"bad model spec {text!r}: write SIZE:WIDTHxDEPTH, e.g. 16:16x2") from None
 
 
+# the flags whose dest is a keyword of make_motion_benchmark, passed on as they are
+BENCHMARK_FLAGS = (
+    "num_classes clips_per_class val_per_class test_per_class frames timing seed".split()
+)
+
+
 def benchmark(size: int, args: argparse.Namespace) -> Splits:
+    given = {name: getattr(args, name) for name in BENCHMARK_FLAGS}
     return make_motion_benchmark(
-        num_classes=args.classes,
-        clips_per_class=args.train,
-        val_per_class=args.val,
-        test_per_class=args.test,
-        frames=args.frames,
-        height=size,
-        width=size,
-        timing=args.timing,
-        event_fraction=tuple(args.event_fraction),
-        seed=args.seed,
+        **given, height=size, width=size, event_fraction=tuple(args.event_fraction)
     )
 
 
@@ -87,10 +85,17 @@ def main() -> None:
     parser.add_argument("--single-frame", nargs="*", default=[], metavar="SIZE:WxD")
     parser.add_argument("--timing", default="window", choices=("window", "constant"))
     parser.add_argument("--event-fraction", nargs=2, type=float, default=[1 / 3, 2 / 3])
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--train", type=int, default=100, help="train clips per class")
-    parser.add_argument("--val", type=int, default=20)
-    parser.add_argument("--test", type=int, default=40)
+    parser.add_argument("--classes", dest="num_classes", metavar="CLASSES", type=int, default=10)
+    parser.add_argument(
+        "--train",
+        dest="clips_per_class",
+        metavar="TRAIN",
+        type=int,
+        default=100,
+        help="train clips per class",
+    )
+    parser.add_argument("--val", dest="val_per_class", metavar="VAL", type=int, default=20)
+    parser.add_argument("--test", dest="test_per_class", metavar="TEST", type=int, default=40)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import shared_refusals
 from torch import nn
 
 from tsgd_core.data.clips import ClipSet
@@ -310,10 +311,8 @@ def test_teacher_is_restored_and_hooks_removed():
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"ipc": 0}, "ipc must be >= 1"),
-        ({"ipc": 5}, "IPC 5 needs 5 real clips per class to initialise from; class 'a' has 4"),
+        *shared_refusals(5, "a", 4),
         ({"modulation": "voxel"}, "unknown modulation 'voxel'"),
-        ({"init": "zeros"}, "unknown init 'zeros'"),
         ({"saliency_source": "teacher"}, "unknown saliency_source 'teacher'"),
         ({"filter_target": "loss"}, "unknown filter_target 'loss'"),
         ({"saliency_source": "real", "init": "noise"}, "needs init='real'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,6 +170,18 @@ def test_slots_are_dealt_round_robin_and_cover_every_index_once():
     assert distributed.owned(4) == [0, 1, 2, 3], "one process owns everything"
 
 
+def test_a_split_run_says_which_rank_owns_which_items(capsys: pytest.CaptureFixture[str]):
+    items = [f"slot {j}" for j in range(1, 6)]
+    assert distributed.split_summary("recover", items, 2) == (
+        "recover over 2 ranks: rank 0 owns slot 1, slot 3, slot 5; rank 1 owns slot 2, slot 4"
+    )
+    assert distributed.split_summary("students", ["seed 7"], 2).endswith("rank 1 owns nothing")
+    for rank in (0, 1):  # rank 0 alone prints it
+        distributed.announce_split("recover", items, distributed.DistContext(rank, 2))
+    distributed.announce_split("recover", items)  # one process: nothing is split, nothing said
+    assert capsys.readouterr().out == distributed.split_summary("recover", items, 2) + "\n"
+
+
 def test_rank_shares_of_a_batch_make_up_the_batch():
     batch = (torch.arange(7), torch.arange(7) * 10)
     parts = [
@@ -256,6 +269,11 @@ def test_torchrun_distill_trains_a_ddp_teacher_and_writes_the_single_process_set
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("saved:") == 1, "rank 0 alone prints and writes"
+    # at its start the job says which rank optimises which IPC slots, once
+    split = re.findall(
+        r"tsgd recover of \d+ classes x 2 IPC slots .*? over 2 ranks: (.*)", done.stdout
+    )
+    assert split == ["rank 0 owns IPC slot 1; rank 1 owns IPC slot 2"], done.stdout[-2000:]
     teachers = list((tmp_path / "ddp" / "teachers").glob("*.pt"))
     assert len(teachers) == 1 and not list(tmp_path.rglob(".*.tmp*")), "one atomic checkpoint"
     stamp = teachers[0].stat().st_mtime_ns

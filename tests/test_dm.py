@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from helpers import shared_refusals
 
 import tsgd_core.methods.dm as dm
 from tsgd_core.data.clips import ClipSet
@@ -128,9 +129,7 @@ def test_nan_loss_stops_with_the_step(monkeypatch):
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"ipc": 0}, "ipc must be >= 1"),
-        ({"ipc": 6}, "IPC 6 needs 6 real clips per class to initialise from; class 'slow' has 5"),
-        ({"init": "zeros"}, "unknown init 'zeros'"),
+        *shared_refusals(6, "slow", 5),
         ({"model": "resnet"}, "unknown model 'resnet'"),
         ({"batch_real": 0}, "batch_real must be >= 1"),
     ],

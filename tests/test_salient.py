@@ -7,10 +7,10 @@ import re
 
 import pytest
 import torch
+from helpers import small_benchmark
 from torch import nn
 
 from tsgd_core.data.clips import ClipSet, UInt8Clips, from_uint8, to_uint8
-from tsgd_core.data.synthetic import make_motion_benchmark
 from tsgd_core.methods.salient import (
     SalientConfig,
     candidate_pool,
@@ -26,15 +26,7 @@ from tsgd_core.training.models import build_model
 
 @pytest.fixture(scope="module")
 def bench() -> ClipSet:
-    return make_motion_benchmark(
-        num_classes=3,
-        clips_per_class=8,
-        val_per_class=2,
-        test_per_class=2,
-        frames=8,
-        height=16,
-        width=16,
-    ).train
+    return small_benchmark(3, (8, 2, 2), frames=8, size=(16, 16)).train
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from helpers import small_benchmark
 
 from tsgd_core.data.clips import DataError
 from tsgd_core.data.synthetic import (
@@ -69,15 +70,7 @@ def single_frame_probe_accuracy(appearance_cue: float, seed: int = 0) -> float:
     Trained on every frame of the train clips (each frame its own sample), tested on frame 0 of
     the test clips: it sees one frame at a time, so it can use appearance but not motion.
     """
-    splits = make_motion_benchmark(
-        num_classes=10,
-        clips_per_class=30,
-        val_per_class=1,
-        test_per_class=20,
-        frames=4,
-        appearance_cue=appearance_cue,
-        seed=seed,
-    )
+    splits = small_benchmark(10, (30, 1, 20), frames=4, appearance_cue=appearance_cue, seed=seed)
     train = splits.train.videos
     n, c, t, h, w = train.shape
     x = colour_histogram(train.permute(0, 2, 1, 3, 4).reshape(n * t, c, h, w))
@@ -107,16 +100,7 @@ def test_classes_and_descriptions():
 
 
 def test_benchmark_shapes_range_balance_and_config():
-    splits = make_motion_benchmark(
-        num_classes=4,
-        clips_per_class=3,
-        val_per_class=2,
-        test_per_class=1,
-        frames=5,
-        height=16,
-        width=24,
-        seed=7,
-    )
+    splits = small_benchmark(4, (3, 2, 1), frames=5, size=(16, 24), seed=7)
     assert splits.name == "motion"
     assert splits.class_names == list(MOTION_CLASSES[:4])
     for clips, per_class in ((splits.train, 3), (splits.val, 2), (splits.test, 1)):

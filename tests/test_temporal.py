@@ -1,9 +1,9 @@
 """The built-in benchmark is really temporal: one frame is not enough, a 3D net learns it."""
 
 import pytest
+from helpers import small_benchmark
 
 from tsgd_core.data.clips import single_frame
-from tsgd_core.data.synthetic import make_motion_benchmark
 from tsgd_core.training.teacher import ModelConfig, train_teacher
 from tsgd_core.training.train import FitConfig
 
@@ -13,17 +13,7 @@ def motion():
     # Constant timing: at 16x16 this small recipe learns motion that fills the whole clip, not
     # yet motion confined to a window (measured 0.27 test accuracy with timing="window"). The
     # single-frame property of both timings is checked in tests/test_synthetic.py.
-    return make_motion_benchmark(
-        num_classes=10,
-        clips_per_class=60,
-        val_per_class=5,
-        test_per_class=15,
-        frames=8,
-        height=16,
-        width=16,
-        seed=0,
-        timing="constant",
-    )
+    return small_benchmark(10, (60, 5, 15), frames=8, size=(16, 16), seed=0, timing="constant")
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from helpers import small_benchmark
 
 from tsgd_core.runtime import resolve_device
 from tsgd_core.training.models import build_model
@@ -81,19 +82,9 @@ def test_resolve_device():
 def test_teacher_training_is_reproducible_and_records_its_thread_count():
     """Same seed and thread count: the same weights, bit for bit; the count is recorded
     because another count sums floats in another order (different weights)."""
-    from tsgd_core.data.synthetic import make_motion_benchmark
     from tsgd_core.training.teacher import ModelConfig, train_teacher
 
-    splits = make_motion_benchmark(
-        num_classes=3,
-        clips_per_class=6,
-        val_per_class=2,
-        test_per_class=2,
-        frames=4,
-        height=8,
-        width=8,
-        seed=0,
-    )
+    splits = small_benchmark(3, (6, 2, 2), frames=4, size=(8, 8))
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -118,19 +109,9 @@ def test_teacher_training_is_reproducible_and_records_its_thread_count():
 def test_a_teacher_trained_with_another_thread_count_is_found_not_trained_again(tmp_path):
     """The key names the recipe alone: a run with another CPU thread count loads the teacher
     the first one trained (its metadata records the count that trained it)."""
-    from tsgd_core.data.synthetic import make_motion_benchmark
     from tsgd_core.training.teacher import ModelConfig, load_or_train_teacher, teacher_key
 
-    splits = make_motion_benchmark(
-        num_classes=2,
-        clips_per_class=4,
-        val_per_class=1,
-        test_per_class=1,
-        frames=4,
-        height=8,
-        width=8,
-        seed=0,
-    )
+    splits = small_benchmark(2, (4, 1, 1), frames=4, size=(8, 8))
     cfg, fit_cfg = ModelConfig(width=4, depth=1), FitConfig(steps=1, batch_size=4)
     before = torch.get_num_threads()
     infos = []

@@ -35,6 +35,19 @@ from .options import (
 )
 
 
+def add_benchmark_options(
+    parser: argparse.ArgumentParser, profiles: Sequence[str], profile_help: str
+) -> None:
+    """--profile and --camera-shake: which built-in benchmark (and its teacher) a command uses."""
+    parser.add_argument("--profile", choices=profiles, default="default", help=profile_help)
+    parser.add_argument(
+        "--camera-shake",
+        type=nonnegative_float,
+        default=0.0,
+        help="global camera motion of the benchmark",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ..grid.cells import DEFAULT_SHAKE
     from ..grid.profiles import METHODS, PROFILES
@@ -68,15 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "describe the built-in motion benchmark or a real video dataset",
         [common_options("decoded real clips are cached in its videos/ folder", device=False)],
     )
-    data.add_argument(
-        "--profile", choices=profiles, default="default", help="size of the built-in benchmark"
-    )
-    data.add_argument(
-        "--camera-shake",
-        type=nonnegative_float,
-        default=0.0,
-        help="global camera motion of the benchmark",
-    )
+    add_benchmark_options(data, profiles, "size of the built-in benchmark")
     add_dataset_options(data, official_split_flag=True)
     data.add_argument(
         "--preview",
@@ -96,15 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     teacher = command(
         "teacher", "train (or load from the cache) the teacher of a profile", [common]
     )
-    teacher.add_argument(
-        "--profile", choices=profiles, default="default", help="data and teacher sizes"
-    )
-    teacher.add_argument(
-        "--camera-shake",
-        type=nonnegative_float,
-        default=0.0,
-        help="global camera motion of the benchmark",
-    )
+    add_benchmark_options(teacher, profiles, "data and teacher sizes")
     teacher.add_argument(
         "--out", type=path_arg, metavar="PATH.json", help="also write the teacher's info as JSON"
     )

@@ -131,31 +131,10 @@ def positive_int(text: str) -> int:
     return value
 
 
-def nonnegative_int(text: str) -> int:
-    value = _parsed(text, int)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
 def nonnegative_float(text: str) -> float:
     value = _parsed(text, float)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _parsed(text, float)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    value = _parsed(text, float)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
     return value
 
 
@@ -168,9 +147,6 @@ def frame_rate(text: str) -> float:
             f"must be {range_text('fps')} frames per second, got {text}"
         )
     return value
-
-
-INT_TYPES = (int, positive_int, nonnegative_int)
 
 
 def field_value(field: str) -> Any:
@@ -352,110 +328,90 @@ def common_options(cache_help: str, device: bool = True) -> argparse.ArgumentPar
     return common
 
 
+# RunSpec fields offered as flags, in --help order: field -> help. The flag is the field's name
+# with dashes (but SPEC_FLAG_NAMES); a bool field is a --x / --no-x switch, a FIELD_RANGES field a
+# checked number, and the others take the choices `add_spec_options` names for them.
+SPEC_FLAG_HELP = {
+    "method": "selection baseline or distillation method",
+    "ipc": "clips per class",
+    "profile": "data, teacher and budget sizes",
+    "camera_shake": "global camera motion of the benchmark clips",
+    "distill_seed": "seed of the selection / distillation",
+    "tsgfo": "saliency-filtered optimisation",
+    "tsgfa": "saliency-guided augmentation of the students",
+    "init": "start from real clips or from noise",
+    "modulation": "filter per pixel or per frame",
+    "lowpass": "also low-pass the update along time",
+    "saliency_source": "saliency of the synthetic clip or of its real init",
+    "k": "temporal half-window of the saliency smoothing",
+    "alpha": "smoothing weights",
+    "eps": "saliency normalisation epsilon",
+    "beta": "saliency floor in [0, 1]",
+    "spatial_pool": "odd spatial pooling of the saliency (1 = off)",
+    "r_bn": "weight of the BatchNorm statistics loss",
+    "lr": "Adam's pixel learning rate of TSGD / SRe2L-style",
+    "iterations": "recover / DM iterations",
+    "lr_schedule": "pixel lr schedule",
+    "first_bn": "weight of the first BN layer",
+    "recover_augment": "differentiable augmentation while recovering",
+    "dm_lr": "DM's pixel learning rate (SGD)",
+    "window": "Salient windows: how windows are placed",
+    "pack": "Salient windows: how windows are packed",
+    "train_pixels": "students train on the set's pixels or its start set's (control)",
+    "label_pixels": "the teacher's soft labels of the set's pixels or its start set's (control)",
+    "n_students": "the first N of the profile's student seeds",
+}
+SPEC_FLAG_NAMES = {"distill_seed": "--seed", "n_students": "--students"}
+# the --help group that starts at each field
+SPEC_FLAG_GROUPS = {
+    "method": "what to distil (a RunSpec)",
+    "tsgfo": "TSGD switches (used by tsgd, sre2l and dm where they apply)",
+    "lr": "recovery settings (unset: what the tuning stage chose, src tsgd_core/tuned.json)",
+}
+
+
 def add_spec_options(
     parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
 ) -> None:
     """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
     from ..grid.spec import FIELD_RANGES, PIXEL_SOURCES, RunSpec
     from ..methods.distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
-    from ..methods.salient import PACKINGS
-    from ..methods.salient import WINDOW_CHOICES as WINDOWS
+    from ..methods.salient import PACKINGS, WINDOW_CHOICES
     from ..training.saliency import ALPHAS
 
     default = {f.name: f.default for f in fields(RunSpec)}
-
-    def add(group: Any, flag: str, field: str, text: str, **kwargs: Any) -> None:
-        if field in FIELD_RANGES:
+    choices = {
+        "method": methods,
+        "profile": profiles,
+        "init": INITS,
+        "modulation": MODULATIONS,
+        "saliency_source": SALIENCY_SOURCES,
+        "alpha": ALPHAS,
+        "lr_schedule": LR_SCHEDULES,
+        "window": WINDOW_CHOICES,
+        "pack": PACKINGS,
+        "train_pixels": PIXEL_SOURCES,
+        "label_pixels": PIXEL_SOURCES,
+    }
+    group: Any = None
+    for field, text in SPEC_FLAG_HELP.items():
+        if field in SPEC_FLAG_GROUPS:
+            group = parser.add_argument_group(SPEC_FLAG_GROUPS[field])
+        kwargs: dict[str, Any] = {}
+        if field in choices:
+            kwargs["choices"] = choices[field]
+        elif isinstance(default[field], bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif field in FIELD_RANGES:
             kwargs["type"] = field_value(field)
-        if "type" in kwargs:
-            integer = kwargs["type"] in INT_TYPES or getattr(kwargs["type"], "integer", False)
-            kwargs["metavar"] = "N" if integer else "X"
+            kwargs["metavar"] = "N" if FIELD_RANGES[field][2] else "X"
         group.add_argument(
-            flag, dest=field, default=None, help=f"{text} (default: {default[field]})", **kwargs
+            SPEC_FLAG_NAMES.get(field, "--" + field.replace("_", "-")),
+            dest=field,
+            default=None,
+            help=f"{text} (default: {default[field]})",
+            **kwargs,
         )
-
-    run = parser.add_argument_group("what to distil (a RunSpec)")
-    add(run, "--method", "method", "selection baseline or distillation method", choices=methods)
-    add(run, "--ipc", "ipc", "clips per class", type=positive_int)
-    add(run, "--profile", "profile", "data, teacher and budget sizes", choices=profiles)
-    add(
-        run,
-        "--camera-shake",
-        "camera_shake",
-        "global camera motion of the benchmark clips",
-        type=nonnegative_float,
-    )
-    add(run, "--seed", "distill_seed", "seed of the selection / distillation", type=nonnegative_int)
-    switch = argparse.BooleanOptionalAction
-    tsgd = parser.add_argument_group("TSGD switches (used by tsgd, sre2l and dm where they apply)")
-    add(tsgd, "--tsgfo", "tsgfo", "saliency-filtered optimisation", action=switch)
-    add(tsgd, "--tsgfa", "tsgfa", "saliency-guided augmentation of the students", action=switch)
-    add(tsgd, "--init", "init", "start from real clips or from noise", choices=INITS)
-    add(tsgd, "--modulation", "modulation", "filter per pixel or per frame", choices=MODULATIONS)
-    add(tsgd, "--lowpass", "lowpass", "also low-pass the update along time", action=switch)
-    add(
-        tsgd,
-        "--saliency-source",
-        "saliency_source",
-        "saliency of the synthetic clip or of its real init",
-        choices=SALIENCY_SOURCES,
-    )
-    add(tsgd, "--k", "k", "temporal half-window of the saliency smoothing", type=nonnegative_int)
-    add(tsgd, "--alpha", "alpha", "smoothing weights", choices=ALPHAS)
-    add(tsgd, "--eps", "eps", "saliency normalisation epsilon", type=positive_float)
-    add(tsgd, "--beta", "beta", "saliency floor in [0, 1]", type=probability)
-    add(
-        tsgd,
-        "--spatial-pool",
-        "spatial_pool",
-        "odd spatial pooling of the saliency (1 = off)",
-        type=positive_int,
-    )
-    add(tsgd, "--r-bn", "r_bn", "weight of the BatchNorm statistics loss", type=nonnegative_float)
-    recover = parser.add_argument_group(
-        "recovery settings (unset: what the tuning stage chose, src tsgd_core/tuned.json)"
-    )
-    add(
-        recover,
-        "--lr",
-        "lr",
-        "Adam's pixel learning rate of TSGD / SRe2L-style",
-        type=positive_float,
-    )
-    add(recover, "--iterations", "iterations", "recover / DM iterations", type=nonnegative_int)
-    add(recover, "--lr-schedule", "lr_schedule", "pixel lr schedule", choices=LR_SCHEDULES)
-    add(recover, "--first-bn", "first_bn", "weight of the first BN layer", type=nonnegative_float)
-    add(
-        recover,
-        "--recover-augment",
-        "recover_augment",
-        "differentiable augmentation while recovering",
-        action=switch,
-    )
-    add(recover, "--dm-lr", "dm_lr", "DM's pixel learning rate (SGD)", type=positive_float)
-    add(recover, "--window", "window", "Salient windows: how windows are placed", choices=WINDOWS)
-    add(recover, "--pack", "pack", "Salient windows: how windows are packed", choices=PACKINGS)
-    add(
-        recover,
-        "--train-pixels",
-        "train_pixels",
-        "students train on the set's pixels or its start set's (control)",
-        choices=PIXEL_SOURCES,
-    )
-    add(
-        recover,
-        "--label-pixels",
-        "label_pixels",
-        "the teacher's soft labels of the set's pixels or its start set's (control)",
-        choices=PIXEL_SOURCES,
-    )
-    add(
-        recover,
-        "--students",
-        "n_students",
-        "the first N of the profile's student seeds",
-        type=positive_int,
-    )
 
 
 # flags that mean nothing without --dataset
@@ -485,22 +441,19 @@ def add_dataset_options(
     from ..data.video_base import BACKENDS
 
     data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
+
+    def typed(flag: str, kind: Any, metavar: str, text: str, **kwargs: Any) -> None:
+        data.add_argument(flag, type=kind, metavar=metavar, help=text, **kwargs)
+
     data.add_argument("--dataset", choices=DATASET_KINDS, help="use a real dataset from --root")
-    data.add_argument(
-        "--root",
-        type=path_arg,
-        metavar="DIR",
-        help="folder of the real dataset (nothing is downloaded)",
-    )
-    data.add_argument(
+    typed("--root", path_arg, "DIR", "folder of the real dataset (nothing is downloaded)")
+    typed(
         "--frames",
-        type=field_value("frames"),
-        metavar="N",
-        help="frames per clip (default: the profile's; literature: per dataset)",
+        field_value("frames"),
+        "N",
+        "frames per clip (default: the profile's; literature: per dataset)",
     )
-    data.add_argument(
-        "--size", type=image_size, metavar="N|HxW", help="frame size (default: the profile's)"
-    )
+    typed("--size", image_size, "N|HxW", "frame size (default: the profile's)")
     # --split of `tsgd evaluate` picks val or test; this is the dataset's own split number
     splits = ("--data-split", "--split") if official_split_flag else ("--data-split",)
     data.add_argument(
@@ -511,35 +464,25 @@ def add_dataset_options(
         help="official split 1-3 (UCF101, MiniUCF, HMDB51)",
     )
     data.add_argument("--classes", nargs="+", metavar="CLASS", help="keep only these classes")
-    data.add_argument(
+    typed(
         "--max-per-class",
-        type=field_value("max_per_class"),
-        metavar="N",
-        help="at most this many videos per class and split",
+        field_value("max_per_class"),
+        "N",
+        "at most this many videos per class and split",
     )
-    data.add_argument(
+    typed(
         "--val-fraction",
-        type=field_value("val_fraction"),
-        metavar="X",
-        help="share of each training class held out (0.1)",
+        field_value("val_fraction"),
+        "X",
+        "share of each training class held out (0.1)",
     )
     data.add_argument("--backend", choices=BACKENDS, help="video decoder (auto: decord, else PyAV)")
-    data.add_argument(
-        "--annotations",
-        type=path_arg,
-        metavar="DIR",
-        help="folder of the split files when not in the usual place",
-    )
+    typed("--annotations", path_arg, "DIR", "folder of the split files when not in the usual place")
     data.add_argument(
         "--on-missing", choices=("error", "skip"), help="videos named by a split file but absent"
     )
-    data.add_argument(
-        workers_flag,
-        dest="decode_workers",
-        type=field_value("decode_workers"),
-        metavar="N",
-        help="decoding threads (default: CPU cores, at most 8)",
-    )
+    help_workers = "decoding threads (default: CPU cores, at most 8)"
+    typed(workers_flag, field_value("decode_workers"), "N", help_workers, dest="decode_workers")
 
 
 def add_preview_options(parser: argparse.ArgumentParser) -> None:

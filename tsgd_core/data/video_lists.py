@@ -10,7 +10,7 @@ import os
 import re
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -117,14 +117,15 @@ def _restrict_to_miniucf(
     outside = [c for c in wanted if c not in MINIUCF_CLASSES]
     if outside:
         raise DataError(f"not MiniUCF classes: {outside}; see MINIUCF_CLASSES")
-    absent = [c for c in wanted if c not in listing.class_names]
-    if absent:
-        raise DataError(
+
+    def absent(names: list[str]) -> str:
+        return (
             f"MiniUCF needs UCF101 classes that {listing.sources.get('train', 'the split files')} "
-            f"and classInd.txt do not list: {_shorten(absent)}. Use the full UCF101 annotations, "
+            f"and classInd.txt do not list: {_shorten(names)}. Use the full UCF101 annotations, "
             "or pass classes=[...] to load only some MiniUCF classes."
         )
-    restricted = _restrict_classes(listing, wanted)
+
+    restricted = _restrict_classes(listing, wanted, absent)
     return replace(restricted, name=f"miniucf-split{split}")
 
 
@@ -475,11 +476,19 @@ def _listed_path(line: str) -> str:
     return (words[0] if numbered else line).strip().replace("\\", "/")
 
 
-def _restrict_classes(listing: VideoListing, classes: Sequence[str]) -> VideoListing:
+def _restrict_classes(
+    listing: VideoListing,
+    classes: Sequence[str],
+    absent: Callable[[list[str]], str] | None = None,
+) -> VideoListing:
+    """The listing of `classes` alone, relabeled in their order; `absent(names)` words the error
+    for classes the listing lacks (default: the listing's name and some of its classes)."""
     wanted = list(classes)
     if not wanted or len(set(wanted)) != len(wanted):
         raise DataError(f"classes must be distinct class names, got {wanted}")
     unknown = [c for c in wanted if c not in listing.class_names]
+    if unknown and absent is not None:
+        raise DataError(absent(unknown))
     if unknown:
         raise DataError(
             f"classes {unknown} are not in {listing.name}; its classes include "

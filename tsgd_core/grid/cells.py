@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-from ..data.datasets import (
-    with_budget,
-)
-from ..training.teacher import (
-    TeacherInfo,
-    load_or_train_teacher,
-)
-from .profiles import METHODS, get_profile, load_data
+from .profiles import METHODS, get_profile
 from .spec import DM_NETS, TSGFA_PARTS, RunSpec
 
 GROUPS = (
@@ -157,33 +149,6 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
         ):
             grid.shake += _per_seed(spec, seeds[:1])
     return grid
-
-
-def single_frame_control(
-    profile: str,
-    camera_shake: float = 0.0,
-    *,
-    dataset: str = "",
-    cache_dir: str | Path = "cache",
-    device: str = "auto",
-    progress: bool = True,
-) -> TeacherInfo:
-    """The teacher's recipe on one (middle) frame per clip: near chance if classes live in motion."""
-    from ..data.clips import single_frame
-
-    prof = get_profile(profile)
-    splits = single_frame(load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir))
-    fit_cfg = with_budget(prof.teacher_fit, len(splits.train)) if dataset else prof.teacher_fit
-    _, info = load_or_train_teacher(
-        splits,
-        prof.teacher_model,
-        fit_cfg,
-        balanced=bool(dataset),
-        cache_dir=cache_dir,
-        device=device,
-        progress=progress,
-    )
-    return info
 
 
 def build_dataset_grid(profile: str, dataset: str, shake: float = DEFAULT_SHAKE) -> Grid:

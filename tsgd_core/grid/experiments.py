@@ -9,6 +9,8 @@ interrupted run loses only the step in flight.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,6 @@ from .cells import DEFAULT_GROUPS as DEFAULT_GROUPS
 from .cells import GROUPS as GROUPS
 from .cells import build_dataset_grid as build_dataset_grid
 from .cells import build_grid as build_grid
-from .cells import single_frame_control as single_frame_control
 from .profiles import LADDER_RUNGS as LADDER_RUNGS
 from .profiles import METHOD_LABELS, Profile, get_profile, load_data, scaled_fit
 from .profiles import METHODS as METHODS
@@ -93,14 +94,21 @@ def get_teacher(
     cache_dir: str | Path = "cache",
     device: str = "auto",
     progress: bool = True,
+    single_frame: bool = False,
 ) -> tuple[torch.nn.Module, TeacherInfo]:
     """The profile's teacher for the benchmark or a real dataset (trained once, then cached).
 
     On real data the budget follows the dataset's size (steps, not epochs), the loss is
-    class-balanced, and a weak teacher or flat soft labels are warned about.
+    class-balanced, and a weak teacher or flat soft labels are warned about. `single_frame`:
+    the same recipe on one (middle) frame per clip, a control (not warned about: it is meant
+    to be weak where the classes live in motion).
     """
+    from ..data.clips import single_frame as middle_frame
+
     prof = get_profile(profile)
     splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    if single_frame:
+        splits = middle_frame(splits)
     model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
     teacher, info = load_or_train_teacher(
         splits,
@@ -111,7 +119,7 @@ def get_teacher(
         device=device,
         progress=progress,
     )
-    if not dataset:
+    if not dataset or single_frame:
         return teacher, info
     if info.key not in _CHECKED_TEACHERS:  # once per process: it costs a pass over held-out clips
         _CHECKED_TEACHERS.add(info.key)
@@ -120,6 +128,14 @@ def get_teacher(
             teacher_warnings(teacher, held_out, prof.student.tau, profile=profile, device=device)
         )
     return teacher, info
+
+
+def single_frame_control(profile: str, camera_shake: float = 0.0, **where: Any) -> TeacherInfo:
+    """The teacher's recipe on one (middle) frame per clip: near chance if classes live in motion.
+
+    `where`: get_teacher's dataset, cache_dir, device and progress.
+    """
+    return get_teacher(profile, camera_shake, single_frame=True, **where)[1]
 
 
 def data_and_teacher(
@@ -317,20 +333,26 @@ def evaluate_distilled(
     }
 
 
-def evaluate_spec(
-    spec: RunSpec,
-    ds: DistilledSet,
-    *,
-    cache_dir: str | Path = "cache",
-    device: str = "auto",
-    progress: bool = True,
+def evaluate_spec(spec: RunSpec, ds: DistilledSet, **where: Any) -> dict[str, EvalResult]:
+    """`evaluate_distilled`, cached under the spec's evaluation key and the contents of `ds`.
+
+    `where`: evaluate_distilled's cache_dir, device and progress.
+    """
+    # a misspelt keyword fails now, not only when the evaluation is missing from the cache
+    inspect.signature(evaluate_distilled).bind(spec, ds, **where)
+    path, key = eval_cache(spec, ds, where.get("cache_dir", "cache"))
+    return cached_results(path, key, lambda: evaluate_distilled(spec, ds, **where))
+
+
+def cached_results(
+    path: Path, key: str, evaluate: Callable[[], dict[str, EvalResult]]
 ) -> dict[str, EvalResult]:
-    """`evaluate_distilled`, cached under the spec's evaluation key and the contents of `ds`."""
-    path, key = eval_cache(spec, ds, cache_dir)
+    """The results cached at `path` under `key`, else `evaluate()`'s, then cached (under
+    torchrun: every rank loads, or every rank evaluates, and rank 0 writes)."""
     cached = load_json_keyed(path, key, eval_results_from_json)
     if distributed.agree(cached is not None):
         return cached
-    results = evaluate_distilled(spec, ds, cache_dir=cache_dir, device=device, progress=progress)
+    results = evaluate()
     if distributed.is_main():
         save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
     return results
@@ -420,27 +442,24 @@ def full_data_results(
         progress=progress,
     )
     key = full_data_key(profile, info.key, camera_shake, dataset, student_scale, split)
-    path = Path(cache_dir) / "evals" / f"{key}.json"
-    cached = load_json_keyed(path, key, eval_results_from_json)
-    if distributed.agree(cached is not None):
-        return cached
     target = splits.val if split == "val" else splits.test
-    results = {}
-    for labels in ("soft", "hard"):
-        fit_cfg = replace(prof.student.fit, steps=prof.full_steps)
-        cfg = replace(prof.student, labels=labels, fit=scaled_fit(fit_cfg, student_scale))
-        results[labels] = evaluate_set(
-            splits.train,
-            target,
-            cfg,
-            teacher=teacher,
-            seeds=prof.seeds,
-            device=device,
-            progress=progress,
-        )
-    if distributed.is_main():
-        save_json_keyed({k: asdict(v) for k, v in results.items()}, path, key)
-    return results
+    fit_cfg = scaled_fit(replace(prof.student.fit, steps=prof.full_steps), student_scale)
+
+    def evaluate() -> dict[str, EvalResult]:
+        return {
+            labels: evaluate_set(
+                splits.train,
+                target,
+                replace(prof.student, labels=labels, fit=fit_cfg),
+                teacher=teacher,
+                seeds=prof.seeds,
+                device=device,
+                progress=progress,
+            )
+            for labels in ("soft", "hard")
+        }
+
+    return cached_results(Path(cache_dir) / "evals" / f"{key}.json", key, evaluate)
 
 
 def record(spec: RunSpec, ds: DistilledSet, results: dict[str, EvalResult]) -> dict[str, Any]:

@@ -115,6 +115,10 @@ def out_of_range(name: str, value: Any) -> bool:
     return not (math.isfinite(value) and low <= value <= high)
 
 
+# the filter's settings: a set made with the filter is keyed by each of them, under its own name
+FILTER_KEY_FIELDS = "modulation lowpass saliency_source k alpha eps beta spatial_pool".split()
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One cell of the grid. Fields that do not apply to a method are ignored by its key."""
@@ -238,10 +242,14 @@ class RunSpec:
             return int(iterations)
         return prof.dm_iterations if self.method == "dm" else prof.distill_iterations
 
+    def tuned_or_profile(self, name: str, profile_field: str) -> float:
+        """The tuned (or own) number `name`, else the profile's `profile_field`."""
+        value = self.tuned(name)
+        return getattr(get_profile(self.profile), profile_field) if value is None else float(value)
+
     @property
     def recover_lr(self) -> float:
-        lr = self.tuned("lr")
-        return get_profile(self.profile).distill_lr if lr is None else float(lr)
+        return self.tuned_or_profile("lr", "distill_lr")
 
     @property
     def salient_window(self) -> str:
@@ -264,8 +272,7 @@ class RunSpec:
 
     @property
     def dm_pixel_lr(self) -> float:
-        lr = self.tuned("dm_lr")
-        return get_profile(self.profile).dm_lr if lr is None else float(lr)
+        return self.tuned_or_profile("dm_lr", "dm_lr")
 
     @property
     def dm_embedding(self) -> str:
@@ -322,16 +329,7 @@ class RunSpec:
         if self.method == "salient":
             out.update(window=self.salient_window, pack=self.salient_pack)
         if self.uses_filter:
-            out.update(
-                modulation=self.modulation,
-                lowpass=self.lowpass,
-                saliency_source=self.saliency_source,
-                k=self.k,
-                alpha=self.alpha,
-                eps=self.eps,
-                beta=self.beta,
-                spatial_pool=self.spatial_pool,
-            )
+            out.update({name: getattr(self, name) for name in FILTER_KEY_FIELDS})
         if self.method == "dm":
             out.update(
                 init=self.init,

@@ -546,6 +546,19 @@ def tune(
     return table
 
 
+def add_run_flags(parser: argparse.ArgumentParser, workers: int) -> None:
+    """--cache, --device and --workers: where a stage's cells are cached, on what they run and
+    how many processes run them (`workers` by default); `run_flags` reads them back."""
+    parser.add_argument("--cache", type=Path, default=Path("cache"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=workers)
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The stage function's keywords of `add_run_flags`' flags: cache_dir, device and workers."""
+    return {"cache_dir": args.cache, "device": args.device, "workers": args.workers}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="./run_all.sh --tune", description=__doc__.split("\n\n")[0]
@@ -553,9 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default="default", choices=list(experiments.PROFILES))
     parser.add_argument("--ipcs", default="1,5", help="comma-separated IPCs (default: 1,5)")
     parser.add_argument("--out", type=Path, help="output folder (default reports/tuning)")
-    parser.add_argument("--cache", type=Path, default=Path("cache"))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    add_run_flags(parser, workers=os.cpu_count() or 1)
     parser.add_argument(
         "--tuned", type=Path, default=TUNED_PATH, help="where the chosen settings are merged"
     )
@@ -580,12 +591,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.profile,
         ipcs=ipcs,
         out=out,
-        cache_dir=args.cache,
-        device=args.device,
-        workers=args.workers,
         tuned_path=args.tuned,
         passes=args.passes,
         cached_only=args.cached_only,
+        **run_flags(args),
     )
     print(table[table["chosen"]][["method", "ipc", *KNOBS, "mean", "ci_low", "ci_high", "n"]])
     return 0

@@ -412,6 +412,13 @@ def distill_tsgd(
         ]
 
     method = "tsgd" if cfg.filter else "sre2l"
+    # under torchrun, rank 0 first says which rank optimises which slots
+    slots = [f"IPC slot {j + 1}" for j in range(cfg.ipc)]
+    items = slots if cfg.batch_by_slot else [f"IPC slots 1-{cfg.ipc} (one batch)"]
+    what = (
+        f"{method} recover of {k} classes x {cfg.ipc} IPC slots (slot j: every class's j-th clip)"
+    )
+    distributed.announce_split(what, items)
     done: dict[int, tuple[torch.Tensor, dict[str, list[float]]]] = {}
     with _FrozenTeacher(teacher, device) as frozen:
         hooks = attach_bn_hooks(frozen)

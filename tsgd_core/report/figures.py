@@ -45,6 +45,16 @@ def _percent_axis(ax: plt.Axes, label: str = "top-1 accuracy [%]") -> None:
     ax.grid(axis="y", alpha=0.3)
 
 
+def _names_down_percent_across(ax: plt.Axes, names: Sequence[str], xlabel: str) -> None:
+    """Horizontal rows: `names` down the y axis (the first on top), percent along x with a grid."""
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(_percent_formatter())
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+
+
 def _ci_errors(table: pd.DataFrame) -> np.ndarray:
     """Asymmetric error bars (2, n) from mean, ci_low, ci_high (no bar where there is no interval)."""
     low = (table["mean"] - table["ci_low"]).astype(float)
@@ -281,12 +291,7 @@ def plot_choices(table: pd.DataFrame, path: str | os.PathLike[str], *, title: st
         ax.errorbar(
             sub["mean"], ys, xerr=_ci_errors(sub), fmt="o", capsize=3, label=f"{labels} labels"
         )
-    ax.set_yticks(range(len(choices)))
-    ax.set_yticklabels(choices)
-    ax.invert_yaxis()
-    ax.xaxis.set_major_formatter(_percent_formatter())
-    ax.set_xlabel("validation accuracy [%], 95 % CI")
-    ax.grid(axis="x", alpha=0.3)
+    _names_down_percent_across(ax, choices, "validation accuracy [%], 95 % CI")
     ax.legend(fontsize=8)
     ax.set_title(title)
     return save_figure(fig, path)
@@ -390,12 +395,7 @@ def plot_ablation(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None
             capsize=3,
             label=f"{labels} labels",
         )
-    ax.set_yticks(range(len(order)))
-    ax.set_yticklabels(order)
-    ax.invert_yaxis()
-    ax.xaxis.set_major_formatter(_percent_formatter())
-    ax.set_xlabel("top-1 test accuracy [%]")
-    ax.grid(axis="x", alpha=0.3)
+    _names_down_percent_across(ax, order, "top-1 test accuracy [%]")
     full = table[(table["variant"] == "TSGD (full)") & (table["labels"] == "soft")]
     if len(full):
         ax.axvline(full["mean"].iloc[0], color="black", ls="--", lw=1, label="TSGD (full), soft")

@@ -132,6 +132,23 @@ def owned(count: int, ctx: DistContext | None = None) -> list[int]:
     return list(range(ctx.rank, count, ctx.world_size))
 
 
+def split_summary(what: str, items: Sequence[str], world_size: int) -> str:
+    """One line: how the work items (in order, e.g. 'slot 1') are dealt over `world_size` ranks
+    by `owned`, e.g. 'recover over 2 ranks: rank 0 owns slot 1, slot 3; rank 1 owns slot 2'."""
+    shares = []
+    for rank in range(world_size):
+        mine = owned(len(items), DistContext(rank=rank, world_size=world_size))
+        shares.append(f"rank {rank} owns {', '.join(items[i] for i in mine) or 'nothing'}")
+    return f"{what} over {world_size} ranks: {'; '.join(shares)}"
+
+
+def announce_split(what: str, items: Sequence[str], ctx: DistContext | None = None) -> None:
+    """Print `split_summary` once, on rank 0, when the work is split over several ranks."""
+    ctx = ctx or context()
+    if ctx.active and ctx.is_main:
+        print(split_summary(what, items, ctx.world_size), flush=True)
+
+
 def gather_ordered(local: dict[int, T], count: int, ctx: DistContext | None = None) -> list[T]:
     """Every rank's {index: item} merged into one list in index order, on every rank."""
     ctx = ctx or context()

@@ -331,6 +331,7 @@ def evaluate_set(
         plan_wall, plan_peak = usage.wall_s / len(seeds), usage.peak_mb
     done: dict[int, tuple[float, float, float]] = {}
     # under torchrun the seeds are spread over the ranks, one student per rank at a time
+    distributed.announce_split("students", [f"seed {s}" for s in seeds])
     for i in distributed.owned(len(seeds)):
         with measure(dev) as usage:
             student = train_student(
