@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from tsgd_core.data.clips import Splits
@@ -41,3 +43,16 @@ def shared_refusals(ipc: int, class_name: str, class_size: int) -> list[tuple[di
         ),
         ({"init": "zeros"}, "unknown init 'zeros'"),
     ]
+
+
+TIMING = ("wall_s", "peak_mb")  # record fields that measure the run, not its result
+
+
+def run_records(reports: Path) -> dict[str, dict]:
+    """Every run's record under a report folder, without the fields that time the run."""
+    out = {}
+    for path in sorted((reports / "runs").rglob("record.json")):
+        row = json.loads(path.read_text())
+        key = str(path.parent.relative_to(reports / "runs"))
+        out[key] = {k: v for k, v in row.items() if not k.endswith(TIMING)}
+    return out

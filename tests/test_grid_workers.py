@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_records as records
 
 from tsgd_core.cli import run_grid as runner
 from tsgd_core.data.storage import save_torch
 from tsgd_core.grid import planner, workers
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING = ("wall_s", "peak_mb")  # record fields that measure the run, not its result
 
 
 @pytest.fixture
@@ -155,16 +155,6 @@ def test_cache_files_survive_concurrent_writers(tmp_path):
 
 
 # ----------------------------------------------------------------------------- execution
-
-
-def records(reports: Path) -> dict[str, dict]:
-    """Every run's record, without the fields that time the run."""
-    out = {}
-    for path in sorted((reports / "runs").rglob("record.json")):
-        row = json.loads(path.read_text())
-        key = str(path.parent.relative_to(reports / "runs"))
-        out[key] = {k: v for k, v in row.items() if not k.endswith(TIMING)}
-    return out
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ started), which takes seconds on one core.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -18,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_records as records
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING = ("wall_s", "peak_mb")  # record fields that measure the run, not its result
 GRID = ["--profile", "smoke", "--groups", "dm", "--shard", "0/1", "--cells-only"]
 GRID += ["--device", "cpu", "--no-html", "--threads", "1"]
 KILLS, KILL_SEED = 5, 19
@@ -45,16 +44,6 @@ def grid(cache: Path, reports: Path) -> subprocess.Popen:
 def finish(process: subprocess.Popen) -> None:
     out, _ = process.communicate(timeout=300)
     assert process.returncode == 0, out
-
-
-def records(reports: Path) -> dict[str, dict]:
-    """Every run's record, without the fields that time the run."""
-    out = {}
-    for path in sorted((reports / "runs").rglob("record.json")):
-        row = json.loads(path.read_text())
-        key = str(path.parent.relative_to(reports / "runs"))
-        out[key] = {k: v for k, v in row.items() if not k.endswith(TIMING)}
-    return out
 
 
 @pytest.fixture(scope="module")
