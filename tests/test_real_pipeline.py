@@ -96,7 +96,7 @@ def five_class_tree(root: Path) -> Path:
     return write_video_tree(replace(bench, **parts), root, "ucf101")
 
 
-@pytest.mark.slow
+@pytest.mark.fullgrid
 def test_every_group_runs_on_a_five_class_folder_and_every_notebook_uses_it(tmp_path):
     """The whole grid (every default group, both IPCs) at the smoke profile's sizes: the quick
     profile is too slow for a test. Every executed notebook gets the folder as its dataset, and
