@@ -240,3 +240,24 @@ def test_label_gain_sentence_states_the_paired_interval(monkeypatch, gain, verdi
         f"IPC 1: TSGD minus its start set (Random, same draws): soft labels {span}, 15 pairs, "
         f"{verdict_}; hard labels {span}, 15 pairs, {verdict_}"
     )
+
+
+def test_distillation_sentence_states_what_the_records_used(monkeypatch):
+    nan = math.nan
+    rows = [  # (method, ipc, lr_used, iterations_used) as the main-table records carry them
+        ("DM", 1, 0.03, 100),
+        ("DM", 5, 0.1, 400),
+        ("Random", 1, nan, nan),
+        ("SRe2L-style", 1, 0.0003, 100),
+        ("SRe2L-style", 5, 0.0003, 100),
+        ("TSGD", 5, 0.0003, 100),
+        ("TSGD", 1, 0.0003, 100),
+    ]
+    frame = pd.DataFrame(rows, columns=["row", "ipc", "lr_used", "iterations_used"])
+    monkeypatch.setattr(sentences, "main_records", lambda df: frame)
+    assert sentences.distillation_sentence(pd.DataFrame()) == (
+        "Distillation (main table, as its records ran): DM lr 0.03, 100 iterations at IPC 1 and "
+        "lr 0.1, 400 iterations at IPC 5; SRe2L-style and TSGD lr 0.0003, 100 iterations."
+    )
+    monkeypatch.setattr(sentences, "main_records", lambda df: frame[frame["row"] == "Random"])
+    assert sentences.distillation_sentence(pd.DataFrame()) is None, "no record names its settings"

@@ -465,10 +465,43 @@ def start_gain_phrase(name: str, gain: Mapping[str, Any] | None) -> str:
 
 def tuned_name(row: Mapping[str, Any]) -> str:
     """'TSGD (lr 0.05, 400 iterations)': the method with the recovery settings its records used."""
-    lr, its = _setting(row, "lr_used", None), _setting(row, "iterations_used", None)
+    used = _settings_text(_setting(row, "lr_used", None), _setting(row, "iterations_used", None))
+    return f"{row['row']} ({used})" if used else str(row["row"])
+
+
+def _settings_text(lr: Any, its: Any) -> str:
+    """'lr 0.0003, 100 iterations' (either part left out where the record does not carry it)."""
     used = [f"lr {float(lr):g}"] if lr is not None else []
-    used += [f"{int(its)} iterations"] if its is not None else []
-    return f"{row['row']} ({', '.join(used)})" if used else str(row["row"])
+    return ", ".join(used + ([f"{int(its)} iterations"] if its is not None else []))
+
+
+def _and_joined(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def distillation_sentence(df: pd.DataFrame) -> str | None:
+    """'Distillation (main table, as its records ran): DM lr 0.03, 100 iterations at IPC 1 and lr
+    0.1, 400 iterations at IPC 5; SRe2L-style and TSGD lr 0.0003, 100 iterations.': the learning
+    rate and iterations each optimised method's records used (`lr_used`, `iterations_used`),
+    methods with the same settings named together; None when no record carries them."""
+    runs = main_records(df)
+    by_method: dict[str, dict[int, str]] = {}
+    for _, row in runs.sort_values("ipc").iterrows():
+        lr, its = _setting(row, "lr_used", None), _setting(row, "iterations_used", None)
+        if lr is not None or its is not None:
+            by_method.setdefault(row["row"], {})[int(row["ipc"])] = _settings_text(lr, its)
+    if not by_method:
+        return None
+    grouped: dict[str, list[str]] = {}
+    for method in _ordered(by_method):
+        per_ipc = by_method[method]
+        if len(set(per_ipc.values())) == 1:
+            text = next(iter(per_ipc.values()))
+        else:
+            text = " and ".join(f"{t} at IPC {ipc}" for ipc, t in per_ipc.items())
+        grouped.setdefault(text, []).append(method)
+    parts = [f"{_and_joined(methods)} {text}" for text, methods in grouped.items()]
+    return "Distillation (main table, as its records ran): " + "; ".join(parts) + "."
 
 
 def headline_bullet(
