@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -433,3 +434,51 @@ def test_run_all_builds_no_book_when_the_grid_fails(tmp_path):
     )
     assert result.returncode == 3
     assert [c.split()[0] for c in log.read_text().splitlines()] == ["scripts/run_grid.py"]
+
+
+def test_notebook_times_come_from_the_run_record(tmp_path, capsys):
+    steps = [
+        {"notebook": "01_data_and_saliency.ipynb", "wall_s": 12.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "wall_s": 4.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "wall_s": 6.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "wall_s": 11.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "skipped": True},  # cached: not a run
+        {"notebook": "", "wall_s": 99.0, "skipped": False},  # a numbers-only cell, no notebook
+    ]
+    run = {"profile": "quick", "workers": 2, "threads": "1", "total_wall_s": 418.2, "steps": steps}
+    (tmp_path / "run_grid.json").write_text(json.dumps(run))
+    times, source = book.notebook_times(tmp_path)
+    assert [(t.notebook, t.runs, t.median_s, t.max_s, t.total_s) for t in times] == [
+        ("01_data_and_saliency", 1, 12.0, 12.0, 12.0),
+        ("03_distill", 3, 6.0, 11.0, 21.0),
+    ]
+    assert "profile quick, 2 worker(s)" in source and "418 s wall" in source
+    assert book.main(["--times", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "| 03_distill | 3 | 6.0 | 11.0 | 21.0 |" in out
+    assert not (tmp_path / book.BOOK_DIR).exists(), "--times builds nothing"
+
+
+def test_notebook_times_fall_back_to_papermill_metadata(tmp_path, capsys):
+    report = make_report(tmp_path)
+    path = report / "05_report.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["papermill"] = {"duration": 7.25}
+    nbformat.write(nb, path)
+    times, source = book.notebook_times(report)
+    assert [(t.notebook, t.runs, t.total_s) for t in times] == [("05_report", 1, 7.25)]
+    assert source.startswith("papermill's duration")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert book.main(["--times", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no run record (run_grid.json)" in err
+
+
+def test_the_readme_times_are_the_committed_runs_record():
+    if not (COMMITTED / book.RUN_RECORD).is_file():
+        pytest.skip("no committed reports/default/run_grid.json in this checkout")
+    table = book.times_markdown(*book.notebook_times(COMMITTED)).splitlines()[2:]
+    readme = (ROOT / "README.md").read_text()
+    missing = [row for row in table if row not in readme.splitlines()]
+    assert missing == [], "README's notebook times differ from `--times reports/default`"
