@@ -238,7 +238,7 @@ def test_label_gain_sentence_states_the_paired_interval(monkeypatch, gain, verdi
     span = sentences.difference_span(gain)
     assert line == (
         f"IPC 1: TSGD minus its start set (Random, same draws): soft labels {span}, 15 pairs, "
-        f"{verdict_}; hard labels {span}, 15 pairs, {verdict_}"
+        f"{verdict_}; hard labels {span}, 15 pairs, {verdict_}."
     )
 
 

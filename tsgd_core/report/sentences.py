@@ -297,7 +297,7 @@ def label_gain_sentences(df: pd.DataFrame, paired: pd.DataFrame | None = None) -
             continue
         parts = [f"{labels} labels {_span_verdict(at.loc[labels])}" for labels in LABEL_MODES]
         lines.append(
-            f"IPC {ipc}: TSGD minus its start set ({RANDOM}, same draws): " + "; ".join(parts)
+            f"IPC {ipc}: TSGD minus its start set ({RANDOM}, same draws): " + "; ".join(parts) + "."
         )
     return lines
 
