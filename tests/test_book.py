@@ -325,7 +325,7 @@ def test_every_page_loads_clean_in_chromium(chromium, built):
     assert any(h.split("#")[0].endswith("/05_report.html") for h in hits), hits
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # built once per process, however the tests are interleaved
 def grid_book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A copy of the committed default report (as ./run_all.sh wrote it) and its book, built the
     way run_all.sh builds it: `python -m tsgd_core.report.book <reports>`."""
