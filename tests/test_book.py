@@ -4,6 +4,10 @@ A tiny report folder is made here (three notebooks written with nbformat, with a
 formula and links written as the repository's notebooks write them), built without executing
 anything, and every page is opened in headless Chromium: no console error, no request leaving
 the machine, every image decoded, every internal link and anchor landing on a file of the site.
+The same browser check runs on the book of a grid's own executed notebooks: a copy of the
+committed reports/default (the notebooks, README, tables and figures `./run_all.sh` wrote),
+built as run_all.sh builds it (`python -m tsgd_core.report.book <reports>`). run_all.sh itself
+is checked to build the book after every profile's report (with stand-ins for python).
 Playwright drives Debian's chromium (`executable_path`): its own browser download needs the
 internet. Without chromium or playwright the browser test is skipped with the reason.
 """
@@ -12,9 +16,12 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -242,52 +249,69 @@ def has_anchor(page: Path, fragment: str) -> bool:
     return re.search(rf'\b(id|name)="{re.escape(fragment)}"', text) is not None
 
 
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ROOT / "reports" / "default"
+
+
+def open_browser(pw, chromium: str):
+    """Headless chromium with a page that records console errors, page errors, failed requests
+    and every request that would leave the machine (they are aborted)."""
+    browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page()
+    page.problems, page.outside = [], []
+    page.on(
+        "console",
+        lambda m: (
+            page.problems.append(f"{page.url}: console {m.type}: {m.text}")
+            if m.type == "error"
+            else None
+        ),
+    )
+    page.on("pageerror", lambda e: page.problems.append(f"{page.url}: page error: {e}"))
+    page.on("requestfailed", lambda r: page.problems.append(f"{page.url}: failed: {r.url}"))
+
+    def offline(route) -> None:
+        page.outside.append(route.request.url)  # the book must not reach the network
+        route.abort()
+
+    page.route(re.compile(r"^(?!file:).*"), offline)
+    return browser, page
+
+
+def visit_every_page(page, site: Path) -> int:
+    """Load each page of the site, check its images and internal links into `page.problems`;
+    returns how many images the pages hold."""
+    images = 0
+    for html in site_pages(site):
+        page.goto(html.as_uri(), wait_until="load")
+        page.wait_for_load_state("networkidle")
+        for src, width in page.eval_on_selector_all(
+            "img", "els => els.map(e => [e.currentSrc, e.naturalWidth])"
+        ):
+            images += 1
+            if not width:
+                page.problems.append(f"{html.name}: image not decoded: {src}")
+        for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
+            target = local_target(href, site)
+            if target is None:
+                continue
+            path, fragment = target
+            if not path.is_file():
+                page.problems.append(f"{html.name}: broken link {href}")
+            elif fragment and path.suffix == ".html" and not has_anchor(path, fragment):
+                page.problems.append(f"{html.name}: no anchor #{fragment} in {path.name}")
+    return images
+
+
 def test_every_page_loads_clean_in_chromium(chromium, built):
     _, site, _ = built
     from playwright.sync_api import sync_playwright
 
-    problems: list[str] = []
-    outside: list[str] = []
-    images = 0
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.on(
-            "console",
-            lambda m: (
-                problems.append(f"{page.url}: console {m.type}: {m.text}")
-                if m.type == "error"
-                else None
-            ),
-        )
-        page.on("pageerror", lambda e: problems.append(f"{page.url}: page error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"{page.url}: failed: {r.url}"))
-
-        def offline(route) -> None:
-            outside.append(route.request.url)  # the book must not reach the network
-            route.abort()
-
-        page.route(re.compile(r"^(?!file:).*"), offline)
-        for html in site_pages(site):
-            page.goto(html.as_uri(), wait_until="load")
-            page.wait_for_load_state("networkidle")
-            for src, width in page.eval_on_selector_all(
-                "img", "els => els.map(e => [e.currentSrc, e.naturalWidth])"
-            ):
-                images += 1
-                if not width:
-                    problems.append(f"{html.name}: image not decoded: {src}")
-            for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)"):
-                target = local_target(href, site)
-                if target is None:
-                    continue
-                path, fragment = target
-                if not path.is_file():
-                    problems.append(f"{html.name}: broken link {href}")
-                elif fragment and path.suffix == ".html" and not has_anchor(path, fragment):
-                    problems.append(f"{html.name}: no anchor #{fragment} in {path.name}")
-        assert problems == []
-        assert outside == []
+        browser, page = open_browser(pw, chromium)
+        images = visit_every_page(page, site)
+        assert page.problems == []
+        assert page.outside == []
         # the notebook's formula is typeset by the bundled MathJax
         page.goto((site / "quickstart" / "00_quickstart.html").as_uri(), wait_until="load")
         page.wait_for_selector("mjx-container", timeout=15_000)
@@ -299,3 +323,162 @@ def test_every_page_loads_clean_in_chromium(chromium, built):
     # the notebook's PNG output and the report figure (in README and in the notebook)
     assert images >= 3
     assert any(h.split("#")[0].endswith("/05_report.html") for h in hits), hits
+
+
+@pytest.fixture(scope="session")  # built once per process, however the tests are interleaved
+def grid_book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A copy of the committed default report (as ./run_all.sh wrote it) and its book, built the
+    way run_all.sh builds it: `python -m tsgd_core.report.book <reports>`."""
+    if not list(COMMITTED.rglob("*.ipynb")):
+        pytest.skip("no executed notebooks under reports/default in this checkout")
+    report = tmp_path_factory.mktemp("grid") / "default"
+    shutil.copytree(
+        COMMITTED, report, ignore=shutil.ignore_patterns(book.BOOK_DIR, book.TEMP_PREFIX + "*")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "tsgd_core.report.book", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(0 Sphinx warnings)" in result.stderr + result.stdout
+    return report, report / book.BOOK_DIR
+
+
+def test_the_book_of_a_grid_run_has_a_page_per_executed_notebook(grid_book):
+    report, site = grid_book
+    executed = [
+        p.relative_to(report) for p in report.rglob("*.ipynb") if book.BOOK_DIR not in p.parts
+    ]
+    assert {p.stem for p in executed} >= {"00_quickstart", "01_data_and_saliency", "05_report"}
+    for notebook in executed:
+        assert (site / notebook.with_suffix(".html")).is_file(), notebook
+    for page in ("index.html", "README.html", "main_table.html", "docs/glossary.html"):
+        assert (site / page).is_file(), page
+    index = (site / "index.html").read_text()
+    assert "Tutorials" in index and "Report" in index
+
+
+def test_the_book_of_a_grid_run_loads_clean_in_chromium(chromium, grid_book):
+    _, site = grid_book
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser, page = open_browser(pw, chromium)
+        images = visit_every_page(page, site)
+        browser.close()
+    assert page.problems == []
+    assert page.outside == []
+    # README's figures and the notebooks' own plots: far more than a handful
+    assert images >= 10, images
+
+
+def fake_checkout(root: Path) -> tuple[Path, Path, dict[str, str]]:
+    """run_all.sh beside a bootstrap that does nothing and a `python` that logs its arguments
+    (and fails for run_grid when FAIL_GRID is set): what run_all.sh would run, without running it."""
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "run_all.sh", root / "run_all.sh")
+    (root / "scripts" / "bootstrap.sh").write_text(": # the environment is ready\n")
+    tools, log = root / "bin", root / "calls.log"
+    tools.mkdir()
+    python = tools / "python"
+    python.write_text(
+        f"#!/bin/sh\necho \"$*\" >> '{log}'\n"
+        'case "$1" in scripts/run_grid.py) [ -z "$FAIL_GRID" ] || exit 3 ;; esac\n'
+    )
+    python.chmod(0o755)
+    env = {"PATH": f"{tools}{os.pathsep}/usr/bin{os.pathsep}/bin", "HOME": str(root)}
+    return log, root / "run_all.sh", env
+
+
+@pytest.mark.parametrize(
+    ("argv", "profile", "reports", "builds"),
+    [
+        (["--quick"], "quick", "reports/quick", True),
+        (["--profile", "smoke"], "smoke", "reports/smoke", True),
+        (["--profile=default"], "default", "reports/default", True),
+        (
+            ["--profile", "real-cpu", "--dataset", "ucf101", "--root", "x"],
+            "real-cpu",
+            "reports/real-cpu-ucf101",
+            True,
+        ),
+        (["--profile", "default", "--merge"], "default", "reports/default", True),
+        (["--profile", "default", "--shard", "0/4"], "default", "reports/default", False),
+        (["--quick", "--dry-run"], "quick", "reports/quick", False),
+    ],
+)
+def test_run_all_builds_the_book_after_every_profiles_report(
+    tmp_path, argv, profile, reports, builds
+):
+    log, script, env = fake_checkout(tmp_path)
+    result = subprocess.run(
+        ["bash", str(script), *argv], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    grid, *after = log.read_text().splitlines()
+    assert grid.startswith(f"scripts/run_grid.py --profile {profile} --reports {reports} ")
+    assert after == ([f"-m tsgd_core.report.book {reports}"] if builds else [])
+
+
+def test_run_all_builds_no_book_when_the_grid_fails(tmp_path):
+    log, script, env = fake_checkout(tmp_path)
+    result = subprocess.run(
+        ["bash", str(script), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**env, "FAIL_GRID": "1"},
+    )
+    assert result.returncode == 3
+    assert [c.split()[0] for c in log.read_text().splitlines()] == ["scripts/run_grid.py"]
+
+
+def test_notebook_times_come_from_the_run_record(tmp_path, capsys):
+    steps = [
+        {"notebook": "01_data_and_saliency.ipynb", "wall_s": 12.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "wall_s": 4.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "wall_s": 6.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "wall_s": 11.0, "skipped": False},
+        {"notebook": "03_distill.ipynb", "skipped": True},  # cached: not a run
+        {"notebook": "", "wall_s": 99.0, "skipped": False},  # a numbers-only cell, no notebook
+    ]
+    run = {"profile": "quick", "workers": 2, "threads": "1", "total_wall_s": 418.2, "steps": steps}
+    (tmp_path / "run_grid.json").write_text(json.dumps(run))
+    times, source = book.notebook_times(tmp_path)
+    assert [(t.notebook, t.runs, t.median_s, t.max_s, t.total_s) for t in times] == [
+        ("01_data_and_saliency", 1, 12.0, 12.0, 12.0),
+        ("03_distill", 3, 6.0, 11.0, 21.0),
+    ]
+    assert "profile quick, 2 worker(s)" in source and "418 s wall" in source
+    assert book.main(["--times", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "| 03_distill | 3 | 6.0 | 11.0 | 21.0 |" in out
+    assert not (tmp_path / book.BOOK_DIR).exists(), "--times builds nothing"
+
+
+def test_notebook_times_fall_back_to_papermill_metadata(tmp_path, capsys):
+    report = make_report(tmp_path)
+    path = report / "05_report.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["papermill"] = {"duration": 7.25}
+    nbformat.write(nb, path)
+    times, source = book.notebook_times(report)
+    assert [(t.notebook, t.runs, t.total_s) for t in times] == [("05_report", 1, 7.25)]
+    assert source.startswith("papermill's duration")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert book.main(["--times", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no run record (run_grid.json)" in err
+
+
+def test_the_readme_times_are_the_committed_runs_record():
+    if not (COMMITTED / book.RUN_RECORD).is_file():
+        pytest.skip("no committed reports/default/run_grid.json in this checkout")
+    table = book.times_markdown(*book.notebook_times(COMMITTED)).splitlines()[2:]
+    readme = (ROOT / "README.md").read_text()
+    missing = [row for row in table if row not in readme.splitlines()]
+    assert missing == [], "README's notebook times differ from `--times reports/default`"

@@ -6,6 +6,12 @@ task with a hint (tag `exercise`), an answer cell that starts as `answer_<k> = N
 solution (tag `solution`, `"jupyter": {"source_hidden": true}`). Executing a notebook with a
 copy of each check cell after its solution shows both states: the placeholder is reported as
 not answered (without an error), the solution as correct.
+
+That execution costs nothing extra: every notebook run of the suite (`test_notebooks.run_notebook`,
+every notebook at smoke size, and 05 at its defaults on the committed report in
+`test_report_notebook`) executes `exercised_copy` of the notebook and ends with
+`assert_exercises_solved`; this module checks the structure, the checker itself, and that those
+runs cover every notebook.
 """
 
 from __future__ import annotations
@@ -13,16 +19,12 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from test_notebooks import EXPECTED, NOTEBOOKS, load, workspace  # noqa: F401 (a fixture)
-
-# under pytest-xdist these tests run on the notebooks' worker, as test_notebooks does
-pytestmark = pytest.mark.xdist_group("notebooks")
+from test_notebooks import EXPECTED, NOTEBOOKS, load
 
 MIN_EXERCISES = 3
-# executed here at the smoke profile: the cheapest notebooks (the others run in test_notebooks)
-EXECUTED = ["00_quickstart", "01_data_and_saliency"]
 
 
 @dataclass
@@ -111,37 +113,82 @@ def stream_text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
 
-@pytest.mark.notebooks
-@pytest.mark.parametrize("name", EXECUTED)
-def test_the_checks_say_not_answered_then_correct_once_the_solution_ran(workspace, name, tmp_path):  # noqa: F811
+def exercised_copy(name: str, folder: Path) -> Path:
+    """notebooks/<name>.ipynb with every check cell repeated after its solution, written into
+    `folder` (execute it with cwd=notebooks/ so its relative paths hold)."""
     import nbformat
-    import papermill as pm
 
-    nb, count = with_checks_after_solutions(load(NOTEBOOKS / f"{name}.ipynb"))
-    source = tmp_path / f"{name}.ipynb"
-    nbformat.write(nb, source)
-    executed = tmp_path / "out" / f"{name}.ipynb"
-    executed.parent.mkdir()
-    pm.execute_notebook(
-        str(source),
-        str(executed),
-        parameters={
-            "profile": "smoke",
-            "cache_dir": str(workspace / "cache"),
-            "out_dir": str(tmp_path / "out"),
-            "device": "cpu",
-            "progress": False,
-        },
-        kernel_name="python3",
-        cwd=str(NOTEBOOKS),  # the notebooks' relative paths (../reports/default) hold
-        progress_bar=False,
-        execution_timeout=300,
-    )
+    nb, _ = with_checks_after_solutions(load(NOTEBOOKS / f"{name}.ipynb"))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def assert_exercises_solved(name: str, executed: Path) -> None:
+    """In an executed `exercised_copy`: each check says 'not answered yet' (no error) before its
+    solution ran, and 'correct.' after."""
     cells = {c.id: c for c in load(executed).cells}
-    for k, exercise in enumerate(exercises(load(NOTEBOOKS / f"{name}.ipynb")), 1):
+    found = exercises(load(NOTEBOOKS / f"{name}.ipynb"))
+    for k, exercise in enumerate(found, 1):
         before = stream_text(cells[exercise.check.id])
         after = stream_text(cells[f"{exercise.check.id}-again"])
-        assert f"Exercise {k}: not answered yet" in before, before
-        assert "Error" not in before, before
-        assert f"Exercise {k}: correct." in after, after
-    assert k == count
+        assert f"Exercise {k}: not answered yet" in before, f"{name}, exercise {k}: {before!r}"
+        assert "Error" not in before, f"{name}, exercise {k}: {before!r}"
+        assert f"Exercise {k}: correct." in after, f"{name}, exercise {k}: {after!r}"
+
+
+def executed_outputs(nb, text_of: dict) -> None:
+    """Give each check cell of `nb` the stream output `text_of[cell id]` (as if executed)."""
+    import nbformat
+
+    for cell in nb.cells:
+        if cell.id in text_of:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text_of[cell.id])]
+
+
+@pytest.mark.parametrize(
+    ("again", "error"),
+    [
+        ("Exercise {k}: correct.\n", None),
+        ("Exercise {k}: not yet right; see the hint.\n", "correct"),
+        ("Exercise {k}: not answered yet (replace None in the answer cell).\n", "correct"),
+    ],
+)
+def test_the_solved_check_fails_unless_every_solution_is_correct(tmp_path, again, error):
+    import nbformat
+
+    name = "02_teacher"
+    copy_ = exercised_copy(name, tmp_path)
+    nb = load(copy_)
+    found = exercises(load(NOTEBOOKS / f"{name}.ipynb"))
+    text_of = {}
+    for k, exercise in enumerate(found, 1):
+        text_of[exercise.check.id] = f"Exercise {k}: not answered yet (replace None ...).\n"
+        # only the last exercise's solution goes wrong: one wrong answer is enough to fail
+        last = k == len(found)
+        text_of[f"{exercise.check.id}-again"] = (
+            again if last else "Exercise {k}: correct.\n"
+        ).format(k=k)
+    executed_outputs(nb, text_of)
+    nbformat.write(nb, copy_)
+    if error is None:
+        assert_exercises_solved(name, copy_)
+    else:
+        with pytest.raises(AssertionError, match=error):
+            assert_exercises_solved(name, copy_)
+
+
+def test_every_notebook_run_of_the_suite_checks_its_exercises():
+    import inspect
+
+    import test_notebooks
+    import test_report_notebook
+
+    runner = inspect.getsource(test_notebooks.run_notebook)
+    assert "exercised_copy(" in runner and "assert_exercises_solved(" in runner
+    assert "exercised_copy(" in inspect.getsource(test_report_notebook)
+    calls = set(
+        re.findall(r'run_notebook\(\s*workspace,\s*"(\w+)"', inspect.getsource(test_notebooks))
+    )
+    assert calls == set(EXPECTED), f"notebooks the suite never executes: {set(EXPECTED) - calls}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -89,8 +90,12 @@ def run_notebook(workspace: Path, name: str, out_dir: Path, **params) -> Path:
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{name}.ipynb"
+    # each check cell runs again after its solution: the exercises are checked on every run
+    from test_exercises import assert_exercises_solved, exercised_copy
+
+    source = exercised_copy(name, Path(tempfile.mkdtemp(dir=workspace)))
     pm.execute_notebook(
-        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(source),
         str(executed),
         parameters=params,
         kernel_name="python3",
@@ -98,6 +103,7 @@ def run_notebook(workspace: Path, name: str, out_dir: Path, **params) -> Path:
         progress_bar=False,
         execution_timeout=300,
     )
+    assert_exercises_solved(name, executed)
     return executed
 
 

@@ -265,9 +265,9 @@ def test_paired_differences_with_one_distill_seed_use_the_student_seeds():
 @pytest.mark.parametrize(
     "tsgd, overall, per_ipc",
     [
-        (WINS, "beats the best baseline at every IPC tested (2 of 2)", ["ahead", "ahead"]),
-        (LOSES, "does not beat the best baseline at any IPC tested (0 of 2)", ["behind", "behind"]),
-        (MIXED, "beats the best baseline at 1 of 2 IPCs (IPC 1)", ["ahead", "behind"]),
+        (WINS, "beats it (resolved) at 2 of 2 IPCs (IPC 1: +", ["above it", "above it"]),
+        (LOSES, "falls below it (resolved) at 2 of 2 IPCs (IPC 1: -", ["below it", "below it"]),
+        (MIXED, "beats it (resolved) at 1 of 2 IPCs (IPC 1: +", ["above it", "below it"]),
     ],
 )
 def test_verdict_follows_the_numbers(tsgd, overall, per_ipc):
@@ -275,24 +275,27 @@ def test_verdict_follows_the_numbers(tsgd, overall, per_ipc):
     verdicts = report.tsgd_verdicts(df, "soft")
     assert list(verdicts["best_baseline"]) == ["SRe2L-style", "SRe2L-style"]
     expected = [tsgd[ipc] > BASE_ACC["sre2l"] + 0.05 * ipc for ipc in (1, 2)]
-    assert list(verdicts["beats"]) == expected
+    assert list(verdicts["beats"]) == expected, "each gap here is resolved (15 pairs)"
+    assert list(verdicts["behind"]) == [not e for e in expected]
     lines = report.verdict_sentences(verdicts)
     assert overall in lines[0]
     for line, word in zip(lines[1:], per_ipc, strict=True):
-        assert word in line
+        assert word in line and line.endswith(", 15 pairs, resolved.")
     text = report.readme_text(
         df, profile="smoke", command="./run_all.sh", figures={}, base=".", full=FULL
     )
     assert overall in text
     if not all(expected):
-        assert "TSGD does not beat it" in text
+        assert "TSGD is 10.0 points below it" in text
 
 
-def test_verdict_calls_a_gap_inside_the_seed_spread_not_clear():
+def test_verdict_calls_a_gap_inside_the_seed_spread_not_resolved():
     df = grid_records({1: 0.56, 2: 0.61})  # 1 point above SRe2L-style, pair std > 2 points
     verdicts = report.tsgd_verdicts(df)
-    assert verdicts["beats"].all() and not verdicts["clear"].any()
-    assert "not a clear win" in report.verdict_sentences(verdicts)[1]
+    assert (verdicts["gap"] > 0).all() and not verdicts["beats"].any()
+    lines = report.verdict_sentences(verdicts)
+    assert "beats it (resolved) at 0 of 2 IPCs; is not resolved from it at 2 of 2 IPCs" in lines[0]
+    assert lines[1].endswith("not resolved (the interval includes 0).")
 
 
 def test_ablation_sensitivity_shake_and_cost_tables():
@@ -428,7 +431,7 @@ def test_convergence_doublings_flag_what_moves_less_than_a_point():
     lines = report.convergence_sentences(report.convergence_doublings(df))
     assert (
         "Random (IPC 2, soft labels): doubling the student steps (1x -> 2x) moves validation "
-        "accuracy by +0.5 points [+0.5, +0.5]: under 1 point: converged at 1x." in lines
+        "accuracy by +0.5 points [+0.5, +0.5] (15 pairs): under 1 point: converged at 1x." in lines
     )
     full = {1.0: {"soft": (0.9, 0.01)}, 2.0: {"soft": (0.92, 0.01)}}
     table = report.convergence_results(df, full)
@@ -551,7 +554,7 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     assert readme.startswith("# TSGD experiments: profile `smoke`\n\n**Headline**")
     assert "./run_all.sh --profile smoke" in readme and "`smoke`" in readme
     assert f"from {len(df)} runs ({len(df) // 3} configurations" in readme
-    assert "does not beat the best baseline at any IPC" in readme
+    assert "TSGD beats it (resolved) at 0 of " in readme
     assert (
         "Not resolved at IPC 1 (soft labels): TSGFA +5.0 points [+5.0, +5.0], identical" in readme
     )

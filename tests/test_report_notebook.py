@@ -27,8 +27,11 @@ def test_05_report_at_its_defaults_reads_the_committed_report(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in REPORT.rglob("*") if p.is_file()}
     start = time.perf_counter()
     # the defaults, but for an empty cache (a fresh clone) and an output folder of the test's
+    # its exercises too, as a learner does them: each check again after its solution
+    from test_exercises import assert_exercises_solved, exercised_copy
+
     pm.execute_notebook(
-        str(NOTEBOOKS / "05_report.ipynb"),
+        str(exercised_copy("05_report", tmp_path / "exercised")),
         str(out / "05_report.ipynb"),
         parameters={"cache_dir": str(cache), "out_dir": str(out), "progress": False},
         kernel_name="python3",
@@ -39,6 +42,7 @@ def test_05_report_at_its_defaults_reads_the_committed_report(tmp_path):
     wall = time.perf_counter() - start
     executed = json.loads((out / "05_report.ipynb").read_text())
     assert executed["metadata"]["papermill"]["exception"] in (None, False)
+    assert_exercises_solved("05_report", out / "05_report.ipynb")
     # trains nothing: no teacher, no distilled set, no evaluation lands in the cache
     written = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file())
     assert not [p for p in written if p.startswith(("teachers/", "distilled/", "evals/"))], written

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import pytest
 
 from tsgd_core.grid import stats
-from tsgd_core.report import sentences
+from tsgd_core.report import sentences, studies
 
 
 def diff(mean: float, low: float, high: float, n: int = 15) -> dict:
@@ -108,3 +109,155 @@ def test_an_unresolved_difference_says_why():
     assert stats.unresolved_reason(0.01, 0.05, 3) == "fewer than 5 pairs"
     assert stats.unresolved_reason(0.05, 0.05, 15).startswith("identical differences")
     assert stats.unresolved_reason(0.01, 0.05, 15) == ""
+
+
+def verdict(ipc: int, mean: float, low: float, high: float, n: int = 15) -> dict:
+    """One row of `tsgd_verdicts` (fractions): TSGD against a baseline 1 point below its mean."""
+    resolved = stats.resolved(low, high, n)
+    return {
+        "ipc": ipc,
+        "labels": "soft",
+        "tsgd_mean": 0.40 + mean,
+        "tsgd_std": 0.02,
+        "best_baseline": "DM",
+        "best_mean": 0.40,
+        "best_std": 0.02,
+        "gap": mean,
+        **diff(mean, low, high, n),
+        "resolved": resolved,
+        "beats": resolved and mean > 0,
+        "behind": resolved and mean < 0,
+    }
+
+
+VERDICTS = {
+    "positive": verdict(1, 0.064, 0.041, 0.087),
+    "negative": verdict(5, -0.094, -0.159, -0.029),
+    "unresolved": verdict(10, 0.054, -0.004, 0.113),
+    "too few pairs": verdict(20, 0.05, 0.03, 0.07, n=3),
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "outcome", "detail"),
+    [
+        (
+            "positive",
+            "beats it (resolved) at 1 of 1 IPC (IPC 1: +6.4 points [+4.1, +8.7])",
+            "6.4 points above it",
+        ),
+        (
+            "negative",
+            "falls below it (resolved) at 1 of 1 IPC (IPC 5: -9.4 points [-15.9, -2.9])",
+            "9.4 points below it",
+        ),
+        (
+            "unresolved",
+            "is not resolved from it at 1 of 1 IPC (IPC 10: +5.4 points [-0.4, +11.3])",
+            "(the interval includes 0)",
+        ),
+        (
+            "too few pairs",
+            "is not resolved from it at 1 of 1 IPC (IPC 20: +5.0 points [+3.0, +7.0])",
+            "(fewer than 5 pairs)",
+        ),
+    ],
+)
+def test_verdict_counts_only_resolved_wins_and_losses(case, outcome, detail):
+    overall, line = sentences.verdict_sentences(pd.DataFrame([VERDICTS[case]]))
+    assert outcome in overall
+    assert detail in line
+    resolved = case in ("positive", "negative")
+    assert line.endswith(", resolved." if resolved else ")."), line
+    if not resolved:
+        assert "beats it (resolved) at 0 of 1 IPC;" in overall
+        assert "falls below it (resolved) at 0 of 1 IPC." in overall
+
+
+def test_verdict_overall_counts_each_outcome_separately():
+    table = pd.DataFrame([VERDICTS[c] for c in ("positive", "negative", "unresolved")])
+    overall = sentences.verdict_sentences(table)[0]
+    assert "beats it (resolved) at 1 of 3 IPCs (IPC 1: " in overall
+    assert "is not resolved from it at 1 of 3 IPCs (IPC 10: " in overall
+    assert "falls below it (resolved) at 1 of 3 IPCs (IPC 5: " in overall
+    assert "every IPC" not in overall
+
+
+def test_verdict_without_shared_draws_says_not_paired():
+    row = {**VERDICTS["positive"], "mean_diff": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    overall, line = sentences.verdict_sentences(pd.DataFrame([{**row, "n": 0, "beats": False}]))
+    assert "not resolved from it at 1 of 1 IPC (IPC 1: +6.4 points in mean, not paired)" in overall
+    assert "TSGD is 6.4 points above it in mean, not paired" in line
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "n", "verdict_", "words"),
+    [
+        (0.001, 0.004, 15, "converged", "under 1 point: converged at 1x"),
+        (0.032, 0.102, 15, "not converged", "1 point or more: not converged at 1x"),
+        (
+            -0.123,
+            0.112,
+            15,
+            "undecided",
+            "the interval reaches both within and beyond 1 point: undecided at 1x",
+        ),
+        (0.032, 0.102, 3, "undecided", "fewer than 5 pairs: undecided at 1x"),
+    ],
+)
+def test_convergence_verdict_reads_the_whole_interval(low, high, n, verdict_, words):
+    assert studies.convergence_verdict(low, high, n) == verdict_
+    row = {
+        "method": "Random",
+        "ipc": 5,
+        "labels": "soft",
+        "from_scale": 1.0,
+        "to_scale": 2.0,
+        **diff((low + high) / 2, low, high, n),
+        "verdict": verdict_,
+    }
+    line = sentences.convergence_sentences(pd.DataFrame([row]))[0]
+    assert line.endswith(f"({n} pairs): {words}.")
+
+
+@pytest.mark.parametrize(
+    ("gain", "verdict_"),
+    [
+        (diff(0.089, 0.056, 0.121), "resolved"),
+        (diff(-0.05, -0.08, -0.02), "resolved"),
+        (diff(0.011, -0.002, 0.025), "not resolved"),
+    ],
+)
+def test_label_gain_sentence_states_the_paired_interval(monkeypatch, gain, verdict_):
+    rows = [
+        {"method": sentences.TSGD, "ipc": 1, "labels": labels, **gain}
+        for labels in ("soft", "hard")
+    ]
+    monkeypatch.setattr(sentences, "start_gains", lambda df, paired=None: pd.DataFrame(rows))
+    (line,) = sentences.label_gain_sentences(pd.DataFrame())
+    span = sentences.difference_span(gain)
+    assert line == (
+        f"IPC 1: TSGD minus its start set (Random, same draws): soft labels {span}, 15 pairs, "
+        f"{verdict_}; hard labels {span}, 15 pairs, {verdict_}."
+    )
+
+
+def test_distillation_sentence_states_what_the_records_used(monkeypatch):
+    nan = math.nan
+    rows = [  # (method, ipc, lr_used, iterations_used) as the main-table records carry them
+        ("DM", 1, 0.03, 100),
+        ("DM", 5, 0.1, 400),
+        ("Random", 1, nan, nan),
+        ("SRe2L-style", 1, 0.0003, 100),
+        ("SRe2L-style", 5, 0.0003, 100),
+        ("TSGD", 5, 0.0003, 100),
+        ("TSGD", 1, 0.0003, 100),
+    ]
+    frame = pd.DataFrame(rows, columns=["row", "ipc", "lr_used", "iterations_used"])
+    monkeypatch.setattr(sentences, "main_records", lambda df: frame)
+    assert sentences.distillation_sentence(pd.DataFrame()) == (
+        "Distillation (main table, as its records ran): DM lr 0.03, 100 iterations at IPC 1 and "
+        "lr 0.1, 400 iterations at IPC 5; SRe2L-style and TSGD lr 0.0003, 100 iterations."
+    )
+    monkeypatch.setattr(sentences, "main_records", lambda df: frame[frame["row"] == "Random"])
+    assert sentences.distillation_sentence(pd.DataFrame()) is None, "no record names its settings"

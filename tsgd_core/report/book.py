@@ -1,6 +1,7 @@
 """The executed notebooks and the report as a browsable static site (a book).
 
     python -m tsgd_core.report.book reports/quick          # -> reports/quick/book/index.html
+    python -m tsgd_core.report.book --times reports/quick  # each notebook's run time (markdown)
 
 Sphinx with myst-nb renders the executed copies that `./run_all.sh` left in a report folder
 WITHOUT running them again (`nb_execution_mode = "off"`), together with the report's README,
@@ -20,10 +21,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import json
 import os
 import posixpath
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -416,6 +419,76 @@ def build_book(
     return site, warnings
 
 
+RUN_RECORD = "run_grid.json"  # what scripts/run_grid.py records of a run, beside its report
+
+
+@dataclass(frozen=True)
+class NotebookTime:
+    """How long one notebook took over a run: its executions and their wall seconds."""
+
+    notebook: str
+    runs: int
+    median_s: float
+    max_s: float
+    total_s: float
+
+
+def _times_of(durations: dict[str, list[float]]) -> list[NotebookTime]:
+    return [
+        NotebookTime(name, len(d), statistics.median(d), max(d), sum(d))
+        for name, d in sorted(durations.items())
+    ]
+
+
+def notebook_times(report_dir: str | os.PathLike[str]) -> tuple[list[NotebookTime], str]:
+    """Each notebook's wall time over the run that wrote `report_dir`, and where it comes from:
+    the steps of its run_grid.json (skipped steps left out), or, without that record,
+    papermill's `duration` in each executed copy's metadata. Raises BookError when neither."""
+    report = Path(report_dir)
+    record = report / RUN_RECORD
+    durations: dict[str, list[float]] = {}
+    if record.is_file():
+        run = json.loads(record.read_text())
+        for step in run.get("steps", []):
+            if not step.get("skipped") and step.get("notebook"):
+                durations.setdefault(Path(step["notebook"]).stem, []).append(step["wall_s"])
+        source = (
+            f"{record}: profile {run.get('profile')}, {run.get('workers')} worker(s), "
+            f"{run.get('threads')} thread(s) each, the whole run {run.get('total_wall_s', 0):.0f} "
+            "s wall; per notebook the wall time of each execution, kernel overhead included"
+        )
+    else:
+        for path in sorted(report.rglob("*.ipynb")):
+            relative = path.relative_to(report)
+            duration = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+            if not is_skipped(relative) and duration.get("duration") is not None:
+                durations.setdefault(path.stem, []).append(float(duration["duration"]))
+        source = f"papermill's duration in the executed copies under {report}"
+    if not durations:
+        raise BookError(
+            f"no run record ({RUN_RECORD}) and no executed notebook with papermill's duration "
+            f"in {report}: pass a folder that ./run_all.sh wrote"
+        )
+    return _times_of(durations), source
+
+
+def times_markdown(times: list[NotebookTime], source: str) -> str:
+    """The notebook times as a markdown table (seconds), under a line naming their record."""
+    rows = [
+        f"| {t.notebook} | {t.runs} | {t.median_s:.1f} | {t.max_s:.1f} | {t.total_s:.1f} |"
+        for t in times
+    ]
+    return "\n".join(
+        [
+            f"From {source}.",
+            "",
+            "| notebook | runs | median [s] | max [s] | total [s] |",
+            "|---|---:|---:|---:|---:|",
+            *rows,
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tsgd_core.report.book",
@@ -426,8 +499,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="the site's folder (default REPORT_DIR/book)")
     parser.add_argument("--docs", help="the folder of METHOD.md, glossary.md, references.md")
     parser.add_argument("--quiet", action="store_true", help="do not list Sphinx's warnings")
+    parser.add_argument(
+        "--times",
+        action="store_true",
+        help="print each notebook's run time from the run's records as a markdown table "
+        "(run_grid.json, else papermill's metadata) and build nothing",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
+    if args.times:
+        try:
+            print(times_markdown(*notebook_times(args.report_dir)))
+        except BookError as error:
+            print(f"book: error: {error}", file=sys.stderr)
+            return 2
+        return 0
     try:
         site, warnings = build_book(args.report_dir, args.out, args.docs)
     except BookError as error:

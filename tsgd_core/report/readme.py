@@ -36,6 +36,7 @@ from .sentences import (
     controls_text,
     convergence_sentences,
     difference_sentences,
+    distillation_sentence,
     headline_text,
     label_gain_sentences,
     main_table,
@@ -65,8 +66,13 @@ from .tables import (
 )
 
 
-def _profile_line(profile: str) -> str:
+def _profile_line(profile: str, df: pd.DataFrame, data: str | None = None) -> str:
+    """The data line: the dataset, the students, and the distillation settings the records used
+    (the profile's own iterations only where no record names its settings)."""
     prof = _profile_or_none(profile)
+    distill = distillation_sentence(df)
+    if data:
+        return f"Data: {data}." + (f" {distill}" if distill else "") + "\n"
     try:
         d = prof.data
         return (
@@ -74,7 +80,11 @@ def _profile_line(profile: str) -> str:
             f"{d['frames']} frames x {d['height']}x{d['width']} pixels, {d['clips_per_class']} "
             f"train / {d['val_per_class']} val / {d['test_per_class']} test clips per class. "
             f"Students: {prof.student.fit.steps} steps each, {len(prof.seeds)} seeds. "
-            f"Distillation: {prof.distill_iterations} iterations (DM: {prof.dm_iterations}).\n"
+            + (
+                distill
+                or f"Distillation: {prof.distill_iterations} iterations (DM: {prof.dm_iterations})."
+            )
+            + "\n"
         )
     except (AttributeError, KeyError, TypeError):  # an unknown or reshaped profile: no line
         return ""
@@ -143,7 +153,7 @@ def readme_text(
         f"configurations, distill seeds pooled) on {generated}. "
         f"Regenerate everything with:\n\n```bash\n{command}\n```\n\n"
     )
-    text.append(f"Data: {data}.\n" if data else _profile_line(profile))
+    text.append(_profile_line(profile, df, data))
     if profile != "default" and not data:
         text.append(
             f"\n> The `{profile}` profile is sized to check the pipeline in minutes; its numbers are "

@@ -118,41 +118,71 @@ def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = No
 
 
 def verdict_sentences(verdicts: pd.DataFrame) -> list[str]:
-    """Plain-language claims computed from `tsgd_verdicts` (an overall line, then one per IPC)."""
+    """Claims computed from `tsgd_verdicts`: an overall line that counts resolved wins, unresolved
+    IPCs and resolved losses separately, each with its paired interval, then one line per IPC."""
     if verdicts.empty:
         return ["There are no TSGD and baseline runs at a common IPC to compare."]
-    labels = verdicts["labels"].iloc[0]
-    n, wins = len(verdicts), int(verdicts["beats"].sum())
-    ipcs = ", ".join(str(i) for i in verdicts.loc[verdicts["beats"], "ipc"])
-    if wins == n:
-        overall = (
-            f"With {labels} labels, TSGD beats the best baseline at every IPC tested ({n} of {n})."
-        )
-    elif wins == 0:
-        overall = f"With {labels} labels, TSGD does not beat the best baseline at any IPC tested (0 of {n})."
-    else:
-        overall = (
-            f"With {labels} labels, TSGD beats the best baseline at {wins} of {n} IPCs (IPC {ipcs}) "
-            "and does not at the others."
-        )
+    labels, n = verdicts["labels"].iloc[0], len(verdicts)
+    rows = [v for _, v in verdicts.iterrows()]
+    counted = {
+        word: [_verdict_where(v) for v in rows if verdict_outcome(v) == word]
+        for word in VERDICT_OUTCOMES
+    }
+    parts = [
+        f"{phrase} at {_count(len(counted[word]), n)}"
+        + (f" ({'; '.join(counted[word])})" if counted[word] else "")
+        for word, phrase in VERDICT_OUTCOMES.items()
+    ]
+    overall = (
+        f"With {labels} labels, against the best baseline of each IPC (paired 95 % interval of "
+        f"TSGD minus it): TSGD {parts[0]}; {parts[1]}; {parts[2]}."
+    )
     lines = [overall]
     for _, v in verdicts.iterrows():
         tsgd = format_mean_std(v["tsgd_mean"], v["tsgd_std"])
         best = format_mean_std(v["best_mean"], v["best_std"])
-        gap = 100 * v["gap"]
-        if v["beats"]:
-            verdict = f"TSGD is ahead by {gap:.1f} points"
-            verdict += (
-                "" if v["clear"] else ", less than one seed standard deviation (not a clear win)"
-            )
-        elif gap == 0:
-            verdict = "a tie"
-        else:
-            verdict = f"TSGD does not beat it: {-gap:.1f} points behind"
         lines.append(
-            f"IPC {v['ipc']}: TSGD {tsgd}% vs best baseline {v['best_baseline']} {best}% — {verdict}."
+            f"IPC {v['ipc']}: TSGD {tsgd}% vs best baseline {v['best_baseline']} {best}% — "
+            f"{_verdict_detail(v)}."
         )
     return lines
+
+
+# an IPC's outcome -> how the overall line says it
+VERDICT_OUTCOMES = {
+    "beats": "beats it (resolved)",
+    "unresolved": "is not resolved from it",
+    "behind": "falls below it (resolved)",
+}
+
+
+def verdict_outcome(v: Mapping[str, Any]) -> str:
+    """'beats', 'behind' (the paired difference is resolved above / below 0) or 'unresolved'."""
+    if int(v["n"]) and headline_resolved(v):
+        return "beats" if v["mean_diff"] > 0 else "behind"
+    return "unresolved"
+
+
+def _count(k: int, n: int) -> str:
+    return f"{k} of {n} IPC{'' if n == 1 else 's'}"
+
+
+def _verdict_where(v: Mapping[str, Any]) -> str:
+    """'IPC 10: +6.4 points [+4.1, +8.7]' (or the gap of the means when the cells share no pair)."""
+    if int(v["n"]) == 0:
+        return f"IPC {v['ipc']}: {PERCENT * v['gap']:+.1f} points in mean, not paired"
+    return f"IPC {v['ipc']}: {difference_span(v)}"
+
+
+def _verdict_detail(v: Mapping[str, Any]) -> str:
+    """TSGD against the best baseline: the paired phrase with, when unresolved, the reason."""
+    if int(v["n"]) == 0:
+        return unpaired_phrase("TSGD", "it", PERCENT * v["gap"])
+    text = paired_phrase("TSGD", "it", v)
+    if verdict_outcome(v) != "unresolved":
+        return text
+    reason = stats.unresolved_reason(float(v["ci_low"]), float(v["ci_high"]), int(v["n"]))
+    return f"{text} ({reason or 'level: it prints as 0.0 points'})"
 
 
 def difference_sentence(row: Mapping[str, Any], where: str) -> str:
@@ -249,29 +279,26 @@ def shake_sentences(shake: pd.DataFrame) -> list[str]:
         shaken = max(gaps)
         lines.append(
             f"IPC {ipc}: TSGD w/o TSGFA - SRe2L-style is {gaps[0.0]:+.1f} points without shake and "
-            f"{gaps[shaken]:+.1f} with shake {shaken:g} (soft labels): shake changes the "
-            f"filter's effect by {gaps[shaken] - gaps[0.0]:+.1f} points."
+            f"{gaps[shaken]:+.1f} with shake {shaken:g} (soft labels, means of unpaired cells, no "
+            f"interval): the two gaps differ by {gaps[shaken] - gaps[0.0]:+.1f} points."
         )
     return lines
 
 
-def label_gain_sentences(df: pd.DataFrame) -> list[str]:
-    """TSGD's gain over the random real subset with soft and with hard labels, per IPC."""
-    results = main_results(df)
-    tsgd, rand = METHOD_LABELS["tsgd"], METHOD_LABELS["random"]
+def label_gain_sentences(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> list[str]:
+    """TSGD's paired gain over its start set (the random real subset of the same draws) with soft
+    and with hard labels, per IPC, each with its interval and whether it is resolved."""
+    gains = start_gains(df, paired)
+    gains = gains[gains["method"] == TSGD]
     lines = []
-    for ipc in sorted(results["ipc"].unique()):
-        at = results[results["ipc"] == ipc].set_index(["method", "labels"])["mean"]
-        gains = {
-            labels: 100 * (at[(tsgd, labels)] - at[(rand, labels)])
-            for labels in LABEL_MODES
-            if (tsgd, labels) in at and (rand, labels) in at
-        }
-        if len(gains) == 2:
-            lines.append(
-                f"IPC {ipc}: TSGD minus a random real subset is {gains['soft']:+.1f} points with "
-                f"soft labels and {gains['hard']:+.1f} with hard labels."
-            )
+    for ipc in sorted(gains["ipc"].unique()):
+        at = gains[gains["ipc"] == ipc].set_index("labels")
+        if not all(labels in at.index for labels in LABEL_MODES):
+            continue
+        parts = [f"{labels} labels {_span_verdict(at.loc[labels])}" for labels in LABEL_MODES]
+        lines.append(
+            f"IPC {ipc}: TSGD minus its start set ({RANDOM}, same draws): " + "; ".join(parts) + "."
+        )
     return lines
 
 
@@ -308,21 +335,31 @@ def recover_sentences(table: pd.DataFrame) -> list[str]:
 
 
 def convergence_sentences(doublings: pd.DataFrame) -> list[str]:
-    """'Random (IPC 5, soft labels): doubling the student steps (1x -> 2x) moves ... : under 1 point.'"""
+    """'Random (IPC 5, soft labels): doubling the student steps (1x -> 2x) moves ... : under 1 point:
+    converged at 1x.' The verdict reads the whole interval (`studies.convergence_verdict`)."""
     lines = []
     for _, r in doublings.iterrows():
-        verdict = (
-            f"under {CONVERGED_POINTS:g} point: converged at {r['from_scale']:g}x"
-            if r["converged"]
-            else f"{CONVERGED_POINTS:g} point or more: not converged at {r['from_scale']:g}x"
-        )
+        n = int(r["n"])
         lines.append(
             f"{r['method']} (IPC {r['ipc']}, {r['labels']} labels): doubling the student steps "
             f"({r['from_scale']:g}x -> {r['to_scale']:g}x) moves validation accuracy by "
-            f"{PERCENT * r['mean_diff']:+.1f} points "
-            f"[{PERCENT * r['ci_low']:+.1f}, {PERCENT * r['ci_high']:+.1f}]: {verdict}."
+            f"{difference_span(r)} ({n} pair{'' if n == 1 else 's'}): {convergence_words(r)}."
         )
     return lines
+
+
+def convergence_words(r: Mapping[str, Any]) -> str:
+    """The verdict of one doubling in words, with why it is undecided."""
+    scale, limit = f"{r['from_scale']:g}x", f"{CONVERGED_POINTS:g} point"
+    if r["verdict"] == "converged":
+        return f"under {limit}: converged at {scale}"
+    if r["verdict"] == "not converged":
+        return f"{limit} or more: not converged at {scale}"
+    if int(r["n"]) < stats.MIN_PAIRS or math.isnan(float(r["ci_low"])):
+        why = f"fewer than {stats.MIN_PAIRS} pairs"
+    else:
+        why = f"the interval reaches both within and beyond {limit}"
+    return f"{why}: undecided at {scale}"
 
 
 def choice_sentences(table: pd.DataFrame, what: str) -> list[str]:
@@ -378,14 +415,16 @@ def headline_resolved(diff: Mapping[str, Any]) -> bool:
     )
 
 
-def paired_phrase(a: str, b: str, diff: Mapping[str, Any]) -> str:
-    """'TSGD is 10.9 points below Random: -10.9 points [-13.1, -8.6], 15 pairs, resolved'."""
+def _span_verdict(diff: Mapping[str, Any]) -> str:
+    """'+1.1 points [-0.2, +2.5], 15 pairs, not resolved'."""
     n = int(diff["n"])
     verdict = "resolved" if headline_resolved(diff) else "not resolved"
-    return (
-        f"{a} is {gap_words(PERCENT * float(diff['mean_diff']))} {b}: {difference_span(diff)}, "
-        f"{n} pair{'' if n == 1 else 's'}, {verdict}"
-    )
+    return f"{difference_span(diff)}, {n} pair{'' if n == 1 else 's'}, {verdict}"
+
+
+def paired_phrase(a: str, b: str, diff: Mapping[str, Any]) -> str:
+    """'TSGD is 10.9 points below Random: -10.9 points [-13.1, -8.6], 15 pairs, resolved'."""
+    return f"{a} is {gap_words(PERCENT * float(diff['mean_diff']))} {b}: {_span_verdict(diff)}"
 
 
 def unpaired_phrase(a: str, b: str, points: float) -> str:
@@ -426,10 +465,43 @@ def start_gain_phrase(name: str, gain: Mapping[str, Any] | None) -> str:
 
 def tuned_name(row: Mapping[str, Any]) -> str:
     """'TSGD (lr 0.05, 400 iterations)': the method with the recovery settings its records used."""
-    lr, its = _setting(row, "lr_used", None), _setting(row, "iterations_used", None)
+    used = _settings_text(_setting(row, "lr_used", None), _setting(row, "iterations_used", None))
+    return f"{row['row']} ({used})" if used else str(row["row"])
+
+
+def _settings_text(lr: Any, its: Any) -> str:
+    """'lr 0.0003, 100 iterations' (either part left out where the record does not carry it)."""
     used = [f"lr {float(lr):g}"] if lr is not None else []
-    used += [f"{int(its)} iterations"] if its is not None else []
-    return f"{row['row']} ({', '.join(used)})" if used else str(row["row"])
+    return ", ".join(used + ([f"{int(its)} iterations"] if its is not None else []))
+
+
+def _and_joined(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def distillation_sentence(df: pd.DataFrame) -> str | None:
+    """'Distillation (main table, as its records ran): DM lr 0.03, 100 iterations at IPC 1 and lr
+    0.1, 400 iterations at IPC 5; SRe2L-style and TSGD lr 0.0003, 100 iterations.': the learning
+    rate and iterations each optimised method's records used (`lr_used`, `iterations_used`),
+    methods with the same settings named together; None when no record carries them."""
+    runs = main_records(df)
+    by_method: dict[str, dict[int, str]] = {}
+    for _, row in runs.sort_values("ipc").iterrows():
+        lr, its = _setting(row, "lr_used", None), _setting(row, "iterations_used", None)
+        if lr is not None or its is not None:
+            by_method.setdefault(row["row"], {})[int(row["ipc"])] = _settings_text(lr, its)
+    if not by_method:
+        return None
+    grouped: dict[str, list[str]] = {}
+    for method in _ordered(by_method):
+        per_ipc = by_method[method]
+        if len(set(per_ipc.values())) == 1:
+            text = next(iter(per_ipc.values()))
+        else:
+            text = " and ".join(f"{t} at IPC {ipc}" for ipc, t in per_ipc.items())
+        grouped.setdefault(text, []).append(method)
+    parts = [f"{_and_joined(methods)} {text}" for text, methods in grouped.items()]
+    return "Distillation (main table, as its records ran): " + "; ".join(parts) + "."
 
 
 def headline_bullet(
@@ -589,8 +661,8 @@ def sensitivity_sentences(df: pd.DataFrame) -> list[str]:
             lines.append(f"{param}: no difference on validation over {param} = {values}")
             continue
         best = sub.loc[sub["mean"].idxmax()]
-        lines.append(
-            f"{param}: best on validation {param}={best['value']} "
+        lines.append(  # the highest mean, not a resolved best: the paired lines below say that
+            f"{param}: highest mean on validation at {param}={best['value']} "
             f"({format_mean_std(best['mean'], best['std'])}%), spread {spread:.1f} points "
             f"over {param} = {values}"
         )

@@ -153,14 +153,29 @@ DOUBLING_COLUMNS = [
     "from_scale",
     "to_scale",
     *DIFF_COLUMNS,
+    "verdict",
     "converged",
 ]
+
+
+def convergence_verdict(ci_low: float, ci_high: float, n: int) -> str:
+    """'converged' when the paired change's whole interval lies within CONVERGED_POINTS of 0,
+    'not converged' when it lies wholly beyond, else 'undecided' (also with no interval or fewer
+    than stats.MIN_PAIRS pairs): a mean under one point with a wide interval shows nothing."""
+    low, high = PERCENT * ci_low, PERCENT * ci_high
+    if math.isnan(low) or math.isnan(high) or n < stats.MIN_PAIRS:
+        return "undecided"
+    if -CONVERGED_POINTS < low and high < CONVERGED_POINTS:
+        return "converged"
+    if low >= CONVERGED_POINTS or high <= -CONVERGED_POINTS:
+        return "not converged"
+    return "undecided"
 
 
 def convergence_doublings(df: pd.DataFrame) -> pd.DataFrame:
     """Paired change of validation accuracy when the student steps double (same sets, same seeds).
 
-    `converged` is |mean change| < CONVERGED_POINTS.
+    `verdict` is `convergence_verdict` of the paired change; `converged`: it is 'converged'.
     """
     runs = _in_group(df, "convergence")
     curves: dict[tuple[str, int], dict[float, Any]] = {}
@@ -178,6 +193,7 @@ def convergence_doublings(df: pd.DataFrame) -> pd.DataFrame:
                 if pairs.empty:
                     continue
                 s = stats.difference_summary(pairs)
+                verdict = convergence_verdict(s["ci_low"], s["ci_high"], int(s["n"]))
                 out.append(
                     {
                         "method": method,
@@ -186,7 +202,8 @@ def convergence_doublings(df: pd.DataFrame) -> pd.DataFrame:
                         "from_scale": scale,
                         "to_scale": 2 * scale,
                         **{k: s[k] for k in DOUBLING_COLUMNS if k in s},
-                        "converged": abs(PERCENT * s["mean_diff"]) < CONVERGED_POINTS,
+                        "verdict": verdict,
+                        "converged": verdict == "converged",
                     }
                 )
     return pd.DataFrame(out, columns=DOUBLING_COLUMNS)

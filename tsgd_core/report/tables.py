@@ -216,14 +216,35 @@ def _format_number(value: Any) -> str:
     return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
-    """Per IPC: TSGD against the best baseline (random, herding, k-center, DM, SRe2L-style).
+VERDICT_COLUMNS = [
+    "ipc",
+    "labels",
+    "tsgd_mean",
+    "tsgd_std",
+    "best_baseline",
+    "best_mean",
+    "best_std",
+    "gap",
+    *DIFF_COLUMNS,
+    "beats",
+    "behind",
+]
 
-    `beats` is mean(TSGD) > mean(best baseline); `clear` also asks the gap to exceed the larger
-    of the two seed standard deviations.
+
+# the paired difference of two cells that share no draw
+UNPAIRED = {"mean_diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "n_distill": 0}
+
+
+def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
+    """Per IPC: TSGD against the best baseline by mean (random, herding, k-center, DM, SRe2L-style).
+
+    `gap` is mean(TSGD) - mean(best baseline); `mean_diff`, `ci_low`, `ci_high`, `n`,
+    `n_distill` their paired difference (same distill and student seeds; NaN and 0 pairs when they
+    share none). `beats` / `behind`: that difference is resolved (`stats.resolved`) above / below 0.
     """
     results = main_results(df)
     results = results[results["labels"] == labels]
+    runs = main_records(df)
     tsgd, baseline_names = METHOD_LABELS["tsgd"], {METHOD_LABELS[m] for m in BASELINES}
     out = []
     for ipc in sorted(results["ipc"].unique()):
@@ -232,7 +253,10 @@ def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
         if mine.empty or others.empty:
             continue
         best = others.loc[others["mean"].idxmax()]
-        gap = float(mine["mean"].iloc[0] - best["mean"])
+        pooled = {r["row"]: r for _, r in runs[runs["ipc"] == ipc].iterrows()}
+        diff = paired_summary(pooled.get(tsgd), pooled.get(best["method"]), labels)
+        diff = diff or UNPAIRED
+        resolved = stats.resolved(diff["ci_low"], diff["ci_high"], int(diff["n"]))
         out.append(
             {
                 "ipc": int(ipc),
@@ -242,24 +266,14 @@ def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
                 "best_baseline": best["method"],
                 "best_mean": float(best["mean"]),
                 "best_std": float(best["std"]),
-                "gap": gap,
-                "beats": gap > 0,
-                "clear": gap > max(float(mine["std"].iloc[0]), float(best["std"])),
+                "gap": float(mine["mean"].iloc[0] - best["mean"]),
+                **{k: diff[k] for k in DIFF_COLUMNS if k != "resolved"},
+                "resolved": resolved,
+                "beats": resolved and diff["mean_diff"] > 0,
+                "behind": resolved and diff["mean_diff"] < 0,
             }
         )
-    columns = [
-        "ipc",
-        "labels",
-        "tsgd_mean",
-        "tsgd_std",
-        "best_baseline",
-        "best_mean",
-        "best_std",
-        "gap",
-        "beats",
-        "clear",
-    ]
-    return pd.DataFrame(out, columns=columns)
+    return pd.DataFrame(out, columns=VERDICT_COLUMNS)
 
 
 RANDOM, SRE2L, TSGD = METHOD_LABELS["random"], METHOD_LABELS["sre2l"], METHOD_LABELS["tsgd"]
