@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +275,17 @@ def direct_done(step: Step) -> bool:
     return (step.out_dir / "record.json").is_file() and same
 
 
+def assigned_names(source: str) -> set[str]:
+    """The names a cell's top-level assignments bind."""
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
 def notebook_parameters(notebook: Path) -> set[str]:
     """The names its `parameters` cell assigns: what papermill can set (it only logs a warning
     for any other name and runs the notebook without it)."""
@@ -282,12 +295,34 @@ def notebook_parameters(notebook: Path) -> set[str]:
         if "parameters" not in cell.get("metadata", {}).get("tags", []):
             continue
         source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        for node in ast.parse(source).body:
-            targets = node.targets if isinstance(node, ast.Assign) else []
-            if isinstance(node, ast.AnnAssign):
-                targets = [node.target]
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        names |= assigned_names(source)
     return names
+
+
+INJECTED_HEADER = "# Parameters\n"  # how papermill's injected-parameters cell begins
+
+
+def refuse_unknown_parameters(history: Sequence[str] | None = None) -> None:
+    """Raise ValueError when papermill injected a parameter the notebook does not declare.
+
+    `history` is the kernel's cell history (default: IPython's `In`): papermill runs the
+    notebook's parameters cell, then its injected cell; a name the injected cell sets that the
+    cell before it does not is one papermill would only have warned about. Without papermill
+    (or outside IPython): nothing."""
+    if history is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        history = shell.user_ns.get("In", []) if shell is not None else []
+    for before, cell in pairwise(history):
+        if cell.startswith(INJECTED_HEADER):
+            unknown = sorted(assigned_names(cell) - assigned_names(before))
+            if unknown:
+                declared = ", ".join(sorted(assigned_names(before)))
+                raise ValueError(
+                    f"this notebook has no parameter {', '.join(unknown)}: its parameters are "
+                    f"{declared}; stop passing {'it' if len(unknown) == 1 else 'them'}"
+                )
 
 
 def unknown_parameters(steps: list[Step]) -> list[str]:
