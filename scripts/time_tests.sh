@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test suite in one process, then on every core, one after the other in one call, so the two
+# wall times are measured side by side on the same machine state. Prints one line per mode and a
+# ratio; the numbers in README's "The two commands" come from this script.
+#   bash scripts/time_tests.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+declare -A wall
+for mode in serial parallel; do
+  flags=(-q)
+  [ "$mode" = serial ] && flags+=(-n 0)
+  start=$(date +%s.%N)
+  ./run_tests.sh "${flags[@]}" "$@" | tail -1
+  wall[$mode]=$(echo "$(date +%s.%N) - $start" | bc)
+done
+printf 'serial (-n 0): %.0f s; parallel (-n auto on %s cores): %.0f s; ratio %.2f\n' \
+  "${wall[serial]}" "$(nproc)" "${wall[parallel]}" "$(echo "${wall[serial]} / ${wall[parallel]}" | bc -l)"
