@@ -1167,3 +1167,16 @@ def test_the_ladder_line_reads_what_the_ladder_writes(tmp_path):
     assert f"{frames}x{size}x{size} clips, IPC 1 (soft labels): TSGD 42.0 [" in line
     assert "is 9.0 points above the start set's 33.0 [" in line
     assert "(paired gain +9.0 points [" in line
+
+
+def test_a_report_on_real_data_has_no_ladder_line_and_names_its_classes():
+    """The ladder's rungs are the benchmark's: a real dataset's headline says nothing of them."""
+    from tsgd_core.data import datasets
+
+    df = grid_records({1: 0.70, 2: 0.80})
+    assert len(report.headline_lines(df, ladder_csv=None, with_ladder=False)) == 2 * 2
+    data = "ucf101 split 1 (8x16x16) from /d: 5 classes (A, B, C, D, PlayingDhol), 65 train"
+    text = report.readme_text(df, profile="quick", command="x", figures={}, base="r/q", data=data)
+    assert "resolution ladder" not in text.lower() and "PlayingDhol" in text
+    assert datasets.class_list(["A", "B", "C"]) == "A, B, C"
+    assert datasets.class_list([f"c{i}" for i in range(14)], most=2) == "c0, c1 and 12 more"

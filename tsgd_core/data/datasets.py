@@ -16,6 +16,7 @@ import functools
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -206,9 +207,16 @@ def describe(dataset: str, splits: Splits) -> str:
     if spec is None:
         return f"the built-in motion benchmark ({splits.name}), {splits.num_classes} classes, {sizes} of {t}x{h}x{w}"
     return (
-        f"{spec.label()} from {spec.root}: {splits.num_classes} classes, {sizes} "
+        f"{spec.label()} from {spec.root}: {splits.num_classes} classes "
+        f"({class_list(splits.class_names)}), {sizes} "
         f"(validation: {spec.val_fraction:g} of each training class)"
     )
+
+
+def class_list(names: Sequence[str], most: int = 12) -> str:
+    """'A, B, C' or, past `most` names, the first ones and how many more."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 def clip_geometry(profile: str, kind: str) -> tuple[int, int, int]:

@@ -605,8 +605,11 @@ def headline_lines(
     df: pd.DataFrame,
     paired: pd.DataFrame | None = None,
     ladder_csv: str | os.PathLike[str] | None = None,
+    *,
+    with_ladder: bool = True,
 ) -> list[str]:
-    """The README's headline: one bullet per (IPC, label mode) of the main table, then the ladder's."""
+    """The README's headline: one bullet per (IPC, label mode) of the main table, then the
+    ladder's (left out with `with_ladder=False`: a report on other data than the benchmark)."""
     results = main_results(df)
     runs = main_records(df)
     gains = start_gains(df, paired)
@@ -617,7 +620,8 @@ def headline_lines(
             cell = results[(results["ipc"] == ipc) & (results["labels"] == labels)]
             if len(cell):
                 lines.append(headline_bullet(int(ipc), labels, cell, at, gains))
-    lines.append(ladder_line(ladder_csv))
+    if with_ladder:
+        lines.append(ladder_line(ladder_csv))
     return lines
 
 
@@ -674,14 +678,20 @@ def sensitivity_sentences(df: pd.DataFrame) -> list[str]:
 
 
 def headline_text(
-    df: pd.DataFrame, paired: pd.DataFrame, ladder_csv: str | os.PathLike[str] | None
+    df: pd.DataFrame,
+    paired: pd.DataFrame,
+    ladder_csv: str | os.PathLike[str] | None,
+    *,
+    with_ladder: bool = True,
 ) -> str:
     """The README's opening: `headline_lines` under a line saying how to read them."""
     return (
         "**Headline** (computed from the tables below; test split, accuracies in %, differences "
         "in points with their 95 % interval, paired by distill and student seed; *resolved*: the "
         f"interval excludes 0, rests on at least {stats.MIN_PAIRS} pairs and has a non-zero "
-        "width):\n\n" + _bullets(headline_lines(df, paired, ladder_csv)) + "\n"
+        "width):\n\n"
+        + _bullets(headline_lines(df, paired, ladder_csv, with_ladder=with_ladder))
+        + "\n"
     )
 
 
