@@ -302,8 +302,9 @@ def robustness_section(base: Path) -> str:
             text.append("Not run: `./run_all.sh --robustness --axes " + axis + "`.\n")
             continue
         text.append(_bullets(robustness_sentences(rows)) + "\n")
-        shown = rows.drop(columns=["axis"]).round(1)
-        text.append(shown.to_markdown(index=False) + "\n")
+        # formatted as the sentences format them (not rounded twice: 34.15 reads 34.1 in both)
+        shown = rows.drop(columns=["axis"]).astype({"ipc": "Int64", "n": "Int64"})
+        text.append(shown.to_markdown(index=False, floatfmt=".1f") + "\n")
     return "".join(text)
 
 
