@@ -3,7 +3,7 @@
 # wall times are measured side by side on the same machine state. Prints one line per mode and a
 # ratio; the numbers in README's "The two commands" come from this script.
 #   bash scripts/time_tests.sh [pytest args...]
-set -euo pipefail
+set -uo pipefail  # a failing test still gets its time measured (and shown)
 cd "$(dirname "$0")/.."
 declare -A wall
 for mode in serial parallel; do

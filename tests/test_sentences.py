@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tsgd_core.grid import stats
-from tsgd_core.report import sentences, studies
+from tsgd_core.report import sentences, studies, tutorial_sentences
 
 
 def diff(mean: float, low: float, high: float, n: int = 15) -> dict:
@@ -46,20 +46,20 @@ def test_resolved_needs_pairs_and_width():
     [(0.5, 0.4, "fell"), (0.4, 0.5, "rose"), (0.4001, 0.4004, "stayed at")],
 )
 def test_change_word_follows_the_printed_numbers(first, last, word):
-    assert sentences.change_word(first, last) == word
-    phrase = sentences.change_phrase("`loss_bn`", first, last)
+    assert tutorial_sentences.change_word(first, last) == word
+    phrase = tutorial_sentences.change_phrase("`loss_bn`", first, last)
     assert phrase.startswith(f"`loss_bn` {word} ")
     if word != "stayed at":
         assert phrase.endswith(f"from {first:.3f} to {last:.3f}")
 
 
 def test_floor_only_when_no_method_is_below():
-    above = sentences.floor_sentence({"Random": 0.30, "TSGD": 0.35, "DM": 0.32}, "IPC 1")
+    above = tutorial_sentences.floor_sentence({"Random": 0.30, "TSGD": 0.35, "DM": 0.32}, "IPC 1")
     assert "Random is the floor" in above and "not a floor" not in above
-    below = sentences.floor_sentence({"Random": 0.30, "TSGD": 0.25, "DM": 0.32}, "IPC 1")
+    below = tutorial_sentences.floor_sentence({"Random": 0.30, "TSGD": 0.25, "DM": 0.32}, "IPC 1")
     assert "not a floor" in below and "TSGD (5.0 points below)" in below
     assert "DM" not in below.split(":", 2)[-1], "a method above Random is not listed below it"
-    level = sentences.floor_sentence({"Random": 0.30, "TSGD": 0.3004}, "IPC 1")
+    level = tutorial_sentences.floor_sentence({"Random": 0.30, "TSGD": 0.3004}, "IPC 1")
     assert "Random is the floor" in level, "a gap that prints as 0.0 is not below"
 
 
@@ -72,23 +72,25 @@ def test_floor_only_when_no_method_is_below():
     ],
 )
 def test_chance_sentence(acc, words):
-    text = sentences.chance_sentence("soft labels", acc, 0.20)
+    text = tutorial_sentences.chance_sentence("soft labels", acc, 0.20)
     assert text == f"soft labels, {100 * acc:.1f} %, is {words} (20.0 %)"
 
 
 def test_opposite_pairs_come_from_the_class_names():
     names = ["translate_right", "translate_left", "rotate_cw", "zoom_in", "circle_cw", "circle_ccw"]
-    assert sentences.opposite_pairs(names) == [
+    assert tutorial_sentences.opposite_pairs(names) == [
         ("translate_right", "translate_left"),
         ("circle_cw", "circle_ccw"),
     ]
-    text = sentences.opposite_pairs_sentence(names)
+    text = tutorial_sentences.opposite_pairs_sentence(names)
     assert "2 pairs" in text and "rotate" not in text and "zoom" not in text
-    assert "no pair" in sentences.opposite_pairs_sentence(["rotate_cw", "zoom_in"])
+    assert "no pair" in tutorial_sentences.opposite_pairs_sentence(["rotate_cw", "zoom_in"])
 
 
 def test_dominant_layer_sentence_follows_the_terms():
-    text = sentences.dominant_layer_sentence({"noise": [1.0, 3.0, 1.0], "real": [2.0, 1.0, 1.0]})
+    text = tutorial_sentences.dominant_layer_sentence(
+        {"noise": [1.0, 3.0, 1.0], "real": [2.0, 1.0, 1.0]}
+    )
     assert "noise: layer 1, not the first (3.000, 60 % of the total)" in text
     assert "real: the first layer (2.000, 50 % of the total)" in text
 

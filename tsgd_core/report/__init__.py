@@ -7,7 +7,7 @@ are also what the tutorial notebooks call for their figures (frame strips, salie
 loss curves, confusion matrices), so the notebooks stay short.
 
 Modules: `records` (collect and pool), `tables` and `studies` (numbers), `sentences` (every
-text about a number), `figures` and `clip_figures` (PNG), `readme` (the written report), `book` (the executed
+text about a number; the tutorials' own in `tutorial_sentences`), `figures` and `clip_figures` (PNG), `readme` (the written report), `book` (the executed
 notebooks and the report as a static site, `python -m tsgd_core.report.book`); the
 statistics are `tsgd_core.grid.stats`. `from tsgd_core import report` then `report.<name>`
 reaches every name of these modules.
@@ -18,10 +18,28 @@ may import every room below it (runtime, data, training, methods, grid), never `
 
 from __future__ import annotations
 
-from . import clip_figures, figures, readme, records, sentences, studies, tables
+from . import (
+    clip_figures,
+    figures,
+    readme,
+    records,
+    sentences,
+    studies,
+    tables,
+    tutorial_sentences,
+)
 
 # `from tsgd_core import report` then `report.<name>` reaches every top-level name of these
 # modules (and what they import), as it did when they were one file
-for _module in (records, tables, studies, sentences, figures, clip_figures, readme):
+for _module in (
+    records,
+    tables,
+    studies,
+    sentences,
+    tutorial_sentences,
+    figures,
+    clip_figures,
+    readme,
+):
     globals().update({k: v for k, v in vars(_module).items() if not k.startswith("__")})
 del _module
