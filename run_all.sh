@@ -112,6 +112,13 @@ for a in ${args[@]+"${args[@]}"}; do
 done
 source scripts/bootstrap.sh
 reports="reports/$profile${dataset:+-$dataset}"
+# a --reports of the user's wins (run_grid.py takes the last one): the book follows it
+prev=""
+for a in ${args[@]+"${args[@]}"}; do
+  [ "$prev" = --reports ] && reports="$a"
+  case "$a" in --reports=*) reports="${a#*=}" ;; esac
+  prev="$a"
+done
 python scripts/run_grid.py --profile "$profile" --reports "$reports" ${args[@]+"${args[@]}"} || exit $?
 [ "$book" = yes ] || exit 0
 python -m tsgd_core.report.book "$reports" \

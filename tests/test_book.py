@@ -438,6 +438,18 @@ def test_run_all_builds_the_book_after_every_profiles_report(
     assert after == ([f"-m tsgd_core.report.book {reports}"] if builds else [])
 
 
+@pytest.mark.parametrize("flag", [["--reports", "elsewhere/q"], ["--reports=elsewhere/q"]])
+def test_run_all_builds_the_book_where_the_users_reports_go(tmp_path, flag):
+    log, script, env = fake_checkout(tmp_path)
+    result = subprocess.run(
+        ["bash", str(script), "--quick", *flag], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    grid, *after = log.read_text().splitlines()
+    assert grid.endswith(" ".join(flag)) or "elsewhere/q" in grid
+    assert after == ["-m tsgd_core.report.book elsewhere/q"]
+
+
 def test_run_all_builds_no_book_when_the_grid_fails(tmp_path):
     log, script, env = fake_checkout(tmp_path)
     result = subprocess.run(
