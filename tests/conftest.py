@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from tsgd_core.data.clips import ClipSet
 
 TINY_SHAPE = (3, 8, 16, 16)
+# what `run_grid.main` sets in os.environ for its kernels: called in-process by a test, it must
+# not leak into the later tests' child processes (another thread count, another import path)
+GRID_ENVIRONMENT = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH")
+
+
+@pytest.fixture(autouse=True)
+def grid_environment_restored():
+    saved = {name: os.environ.get(name) for name in GRID_ENVIRONMENT}
+    threads = torch.get_num_threads()
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def moving_bar_clips(n_per_class: int, seed: int, shape=TINY_SHAPE) -> ClipSet:
