@@ -10,20 +10,9 @@ run on the folder shows whether every step took the folder's class names.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
-from tsgd_core.data.datasets import write_video_tree
-from tsgd_core.data.synthetic import make_motion_benchmark
-
-
-def example_video_folder(root: Path, classes: int, per_class: tuple[int, int, int]) -> Path:
-    """`classes` benchmark classes (the last renamed playing_dhol) as a UCF101-layout folder."""
-    train, val, test = per_class
-    bench = make_motion_benchmark(classes, train, val, test, frames=8, height=16, width=16, seed=0)
-    names = [*bench.class_names[: classes - 1], "playing_dhol"]
-    parts = {p: replace(getattr(bench, p), class_names=names) for p in ("train", "val", "test")}
-    return write_video_tree(replace(bench, **parts), root, "ucf101")
+from tsgd_core.data.datasets import example_video_tree
 
 
 def main() -> None:
@@ -43,7 +32,7 @@ def main() -> None:
         parser.error(f"{args.root} exists: name a new folder")
     if min(args.per_class) < 1:
         parser.error("--per-class needs at least 1 clip in each split")
-    print(example_video_folder(args.root, args.classes, tuple(args.per_class)))
+    print(example_video_tree(args.root, args.classes, tuple(args.per_class)))
 
 
 if __name__ == "__main__":

@@ -446,7 +446,7 @@ def test_run_all_builds_the_book_where_the_users_reports_go(tmp_path, flag):
     )
     assert result.returncode == 0, result.stderr
     grid, *after = log.read_text().splitlines()
-    assert grid.endswith(" ".join(flag)) or "elsewhere/q" in grid
+    assert "elsewhere/q" in grid
     assert after == ["-m tsgd_core.report.book elsewhere/q"]
 
 

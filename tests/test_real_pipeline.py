@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tsgd_core.data.datasets import DataSpec, write_video_tree
+from tsgd_core.data.datasets import DataSpec, example_video_tree, write_video_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,14 +86,7 @@ def test_grid_on_a_ucf101_folder_to_a_finished_report(tmp_path):
 def five_class_tree(root: Path) -> Path:
     """A UCF101-layout folder of 5 classes (not the benchmark's 10), one of them a class the
     benchmark lacks (PlayingDhol), at smoke sizes: 8 train, 1 val, 3 test clips per class."""
-    from dataclasses import replace
-
-    from tsgd_core.data.synthetic import make_motion_benchmark
-
-    bench = make_motion_benchmark(5, 8, 1, 3, frames=8, height=16, width=16, seed=0)
-    names = [*bench.class_names[:4], "playing_dhol"]
-    parts = {p: replace(getattr(bench, p), class_names=names) for p in ("train", "val", "test")}
-    return write_video_tree(replace(bench, **parts), root, "ucf101")
+    return example_video_tree(root, 5, (8, 1, 3))
 
 
 @pytest.mark.fullgrid

@@ -487,3 +487,18 @@ def _write_split_files(
     else:
         for part, file in (("train", "trainlist.txt"), ("test", "testlist.txt")):
             (root / file).write_text("\n".join(rel for rel, _ in videos[part]) + "\n")
+
+
+def example_video_tree(
+    root: str | Path, classes: int = 5, per_class: tuple[int, int, int] = (12, 2, 5)
+) -> Path:
+    """A UCF101-layout folder of `classes` benchmark classes (8 frames of 16x16, upscaled when
+    written), the last renamed playing_dhol, a class the benchmark lacks: to try the real-data
+    path end to end and see that every step took the folder's class names."""
+    from .synthetic import make_motion_benchmark
+
+    train, val, test = per_class
+    bench = make_motion_benchmark(classes, train, val, test, frames=8, height=16, width=16, seed=0)
+    names = [*bench.class_names[: classes - 1], "playing_dhol"]
+    parts = {p: replace(getattr(bench, p), class_names=names) for p in ("train", "val", "test")}
+    return write_video_tree(replace(bench, **parts), root, "ucf101")
