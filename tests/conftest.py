@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -27,6 +29,15 @@ def grid_environment_restored():
             os.environ[name] = value
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def global_rngs_seeded():
+    """Each test starts from the same global random state, whatever ran before it on its worker
+    (an unseeded draw would otherwise depend on the test order xdist picks)."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 def moving_bar_clips(n_per_class: int, seed: int, shape=TINY_SHAPE) -> ClipSet:

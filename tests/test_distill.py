@@ -102,7 +102,10 @@ def test_bn_hooks_on_a_model_see_each_layer_input():
 
 def test_bn_loss_is_zero_when_running_stats_are_the_batch_stats():
     teacher = make_teacher()
-    x = torch.rand(6, *SHAPE)
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, *SHAPE, generator=g)
+    # another distribution (dimmer, narrower): its batch statistics sit clearly off x's
+    shifted = 0.5 * torch.rand(6, *SHAPE, generator=g)
     hooks = attach_bn_hooks(teacher)
     try:
         # Layer by layer: setting layer l changes only what later layers see.
@@ -113,9 +116,7 @@ def test_bn_loss_is_zero_when_running_stats_are_the_batch_stats():
                 hook.layer.running_var.copy_(hook.var)
         with torch.no_grad():
             terms = tsgd_loss(teacher, x, torch.zeros(6, dtype=torch.long), hooks, r_bn=1.0)
-        other = tsgd_loss(
-            teacher, torch.rand(6, *SHAPE), torch.zeros(6, dtype=torch.long), hooks, 1.0
-        )
+        other = tsgd_loss(teacher, shifted, torch.zeros(6, dtype=torch.long), hooks, 1.0)
     finally:
         remove_hooks(hooks)
     assert terms.bn.item() < 1e-4
