@@ -6,6 +6,7 @@ documented exit code, and leave nothing partial behind.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -105,10 +106,21 @@ def empty(path: Path) -> None:
 
 
 def garbage(path: Path) -> None:
-    path.write_bytes(os.urandom(2000))
+    path.write_bytes(random.Random(0).randbytes(2000))
 
 
-DAMAGES = {"truncated": truncate, "empty": empty, "garbage": garbage}
+def pickle_header(path: Path) -> None:
+    """Bytes that open like a pickle of an unknown protocol (0x80 0xd3): torch.load warns about
+    the protocol and then advises on weights_only; neither may reach the user."""
+    path.write_bytes(b"\x80\xd3" + random.Random(1).randbytes(2000))
+
+
+DAMAGES = {
+    "truncated": truncate,
+    "empty": empty,
+    "garbage": garbage,
+    "pickle header": pickle_header,
+}
 
 
 def assert_one_repair_line(lines: list[str], path: Path) -> None:

@@ -58,7 +58,13 @@ from typing_extensions import Unpack  # typing.Unpack from Python 3.11 (torch re
 from .. import __version__
 from ..runtime.budget import check_disk_fits, check_export_fits
 from .clips import ClipSet, DataError, to_uint8
-from .storage import atomic_path, discard_bad_entry, first_line, load_failure, tensor_digest
+from .storage import (
+    atomic_path,
+    discard_bad_entry,
+    load_failure,
+    load_torch,
+    tensor_digest,
+)
 
 FORMAT = "tsgd.distilled"
 FORMAT_VERSION = 1
@@ -315,7 +321,7 @@ def read_distilled_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise DataError(f"{path} is not a file: pass the path of a {SUFFIX} file")
     try:
-        record = torch.load(path, weights_only=True, map_location="cpu")
+        record = load_torch(path)
     except Exception as err:
         raise DataError(
             f"{path} is not a tsgd distilled-set file ({load_failure(err)}); "
@@ -451,7 +457,7 @@ def load_cached_distilled(path: str | os.PathLike[str]) -> DistilledSet | None:
     try:
         ds = load_distilled(path)
     except (DataError, OSError) as error:
-        discard_bad_entry(path, first_line(error.__cause__ or error))
+        discard_bad_entry(path, load_failure(error.__cause__ or error))
         return None
     key = ds.config.get("cache_key")
     if key != cache_entry_key(path):

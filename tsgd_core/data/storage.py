@@ -137,6 +137,17 @@ def save_torch(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+def load_torch(path: str | Path) -> Any:
+    """torch.load of plain tensors and values only (never code), on the CPU.
+
+    torch's own warnings about the file (a damaged header reads as an unknown pickle protocol)
+    are silenced: the caller reports an unreadable file once, in one line of its own.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def save_json(obj: Any, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")

@@ -30,7 +30,7 @@ import torch
 
 from ..data.artifact import DistilledSet, content_digest, load_distilled, save_cached_distilled
 from ..data.clips import DataError, Splits, single_frame
-from ..data.storage import config_key, load_json, save_json_keyed
+from ..data.storage import config_key, load_json, load_torch, save_json_keyed
 from ..training.teacher import (
     ModelConfig,
     legacy_teacher_keys,
@@ -103,7 +103,7 @@ def old_teachers(cache_dir: Path) -> list[dict[str, Any]]:
     infos = []
     for path in sorted((cache_dir / "teachers").glob("*.pt")):
         try:
-            info = torch.load(path, map_location="cpu", weights_only=True)["info"]
+            info = load_torch(path)["info"]
         except Exception:  # a damaged file is the loader's to report
             continue
         if info.get("former_key") is None and info.get("key") == path.stem:

@@ -40,7 +40,13 @@ import torch.nn.functional as F  # noqa: E402
 
 from ..data.artifact import DistilledSet, load_cached_distilled, save_cached_distilled  # noqa: E402
 from ..data.clips import ClipSet, from_uint8, to_uint8  # noqa: E402
-from ..data.storage import config_key, load_json_keyed, save_json_keyed, save_torch  # noqa: E402
+from ..data.storage import (  # noqa: E402
+    config_key,
+    load_json_keyed,
+    load_torch,
+    save_json_keyed,
+    save_torch,
+)
 from ..methods.selection import SELECTION_METHODS, select_subset  # noqa: E402
 from ..runtime import resolve_device  # noqa: E402
 from ..runtime.progress import progress_bar  # noqa: E402
@@ -189,9 +195,7 @@ def compressed_test(
     key = config_key("codec", "libx264", crf, CODEC_FPS, tensor_digest(videos))
     path = Path(cache_dir) / "robustness" / f"test-{key}.pt"
     if path.is_file():
-        return ClipSet(
-            from_uint8(torch.load(path, weights_only=True)), test.labels, test.class_names
-        )
+        return ClipSet(from_uint8(load_torch(path)), test.labels, test.class_names)
     out = codec_round_trip(videos, crf, progress=progress)
     save_torch(to_uint8(out), path)
     return ClipSet(out, test.labels, list(test.class_names))

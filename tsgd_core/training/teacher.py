@@ -19,8 +19,8 @@ from ..data.datasets import class_weights, splits_identity
 from ..data.storage import (
     config_key,
     discard_bad_entry,
-    first_line,
     load_failure,
+    load_torch,
     save_torch,
     tensor_digest,
 )
@@ -147,7 +147,7 @@ def training_threads(device: torch.device) -> int | None:
 def recorded_threads(path: Path) -> int | None:
     """The CPU thread count a cached teacher records (None: unknown or an accelerator's)."""
     try:
-        info = torch.load(path, map_location="cpu", weights_only=True)["info"]
+        info = load_torch(path)["info"]
     except Exception:  # a damaged file is reported when it is loaded
         return None
     return info.get("torch_threads")
@@ -293,7 +293,7 @@ def load_teacher(path: str | Path) -> tuple[VideoClassifier, TeacherInfo]:
     if not path.is_file():
         raise DataError(f"no teacher checkpoint at {path}: train one with load_or_train_teacher")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_torch(path)
         info = TeacherInfo(**blob["info"])
         model = ModelConfig(**info.model).build(len(info.class_names), tuple(info.clip_shape))
         model.load_state_dict(blob["state_dict"])
@@ -314,7 +314,7 @@ def load_cached_teacher(path: Path, key: str) -> tuple[VideoClassifier, TeacherI
     try:
         model, info = load_teacher(path)
     except DataError as error:
-        discard_bad_entry(path, first_line(error.__cause__ or error))
+        discard_bad_entry(path, load_failure(error.__cause__ or error))
         return None
     if info.key != key:
         discard_bad_entry(path, f"recorded key {info.key!r}, expected {key!r}")
