@@ -594,6 +594,25 @@ def test_collect_records_reads_groups_and_drops_duplicates(tmp_path):
         report.collect_records(tmp_path / "missing")
 
 
+def test_records_of_one_label_mode_still_have_both_modes_columns(tmp_path):
+    """The dm group's runs use hard labels alone: the soft columns are there, empty (NaN), so
+    05_report's overview and the report never ask for a column that is missing."""
+    for lr in (0.1, 1.0):
+        spec = RunSpec(method="dm", ipc=1, profile="smoke", labels=("hard",), dm_lr=lr)
+        folder = tmp_path / "runs" / "dm" / spec.name()
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(fake_record(spec, [0.3, 0.4, 0.5])))
+    df = report.collect_records(tmp_path / "runs")
+    assert len(df) == 2 and "acc_soft_seeds" not in json.loads(
+        next((tmp_path / "runs").rglob("record.json")).read_text()
+    )
+    overview = df[["group", "name", "acc_soft_mean", "acc_hard_mean", "distill_wall_s"]]
+    assert overview["acc_soft_mean"].isna().all()
+    assert overview["acc_hard_mean"].tolist() == pytest.approx([0.4, 0.4])
+    files = report.write_report(df, tmp_path / "report", profile="smoke", command="./run_all.sh")
+    assert "No main-table runs" in files["readme"].read_text()
+
+
 def _empty(tmp_path):
     path = tmp_path / "empty"
     path.mkdir()

@@ -79,6 +79,16 @@ _VARIANT_NAMES = {
 }
 
 
+# what each evaluated label mode adds to a record
+LABEL_COLUMNS = (
+    "acc_{labels}_mean",
+    "acc_{labels}_std",
+    "acc_{labels}_seeds",
+    "eval_{labels}_wall_s",
+    "eval_{labels}_peak_mb",
+)
+
+
 def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """Every `record.json` under `runs_dir` as one row; `group` is the first folder below it.
 
@@ -106,6 +116,13 @@ def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
     for f in fields(RunSpec):
         if f.name not in df.columns and f.default is not MISSING:
             df[f.name] = [f.default] * len(df)
+    # runs that all use one label mode (the dm group's: hard only) leave the other mode's
+    # columns empty, not absent, so every table and sentence can ask for both
+    for labels in LABEL_MODES:
+        for column in LABEL_COLUMNS:
+            name = column.format(labels=labels)
+            if name not in df.columns:
+                df[name] = [math.nan] * len(df)
     return df.drop_duplicates(subset="name", keep="first").reset_index(drop=True)
 
 
