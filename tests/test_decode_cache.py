@@ -154,3 +154,20 @@ def test_a_store_without_fingerprints_decodes_only_its_zero_rows(frames_root, bu
     reload_healed(frames_root, cache, reference)
     assert len(counted) == 1
     assert (np.load(store / "rows.npy") != 0).all()  # the intact rows' fingerprints are kept
+
+
+def test_a_decode_larger_than_the_free_disk_is_refused_before_anything_is_written(
+    frames_root, tmp_path, counted, monkeypatch
+):
+    from tsgd_core.runtime import budget
+
+    monkeypatch.setattr(budget, "free_disk_bytes", lambda path: 1000)  # fault injection
+    cache = tmp_path / "cache"
+    with pytest.raises(budget.DiskSpaceError, match=r"decoding 8 videos into the cache needs"):
+        load(frames_root, cache)
+    assert counted == [], "nothing was decoded"
+    assert not cache.exists() or [p for p in cache.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()  # room again: the decode runs and gives what a clean cache gives
+    again = pixels(load(frames_root, cache))
+    for a, b in zip(again, pixels(load(frames_root, tmp_path / "clean")), strict=True):
+        assert torch.equal(a, b)

@@ -65,12 +65,13 @@ def decode_listing(
         target: Any = np.empty((len(entries), clip_bytes), dtype=np.uint8)
         status = np.zeros(len(entries), dtype=np.int8)
     else:
+        if not (store / CLIPS_FILE).is_file():  # a new store: refused before anything is made
+            _check_room(store, len(entries), clip_bytes)
         target, status = _open_store(store, len(entries), clip_bytes)
     todo = np.flatnonzero(status == 0)
     if store is not None:  # the rows file is sparse: the rows to do take their room as decoded
-        what = f"decoding {len(todo)} videos into the cache"
         try:
-            check_disk_fits(store / CLIPS_FILE, len(todo) * clip_bytes, what)
+            _check_room(store, len(todo), clip_bytes)
         except OSError:
             target.close()
             raise
@@ -98,6 +99,10 @@ def decode_listing(
     else:
         clips = UInt8Clips(target, clip_shape)
     return clips, labels, status == 1
+
+
+def _check_room(store: Path, rows: int, clip_bytes: int) -> None:
+    check_disk_fits(store / CLIPS_FILE, rows * clip_bytes, f"decoding {rows} videos into the cache")
 
 
 def _decode_rows(
