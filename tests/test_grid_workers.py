@@ -160,8 +160,10 @@ def test_cache_files_survive_concurrent_writers(tmp_path):
 @pytest.mark.slow
 @pytest.mark.notebooks
 def test_two_shards_and_a_merge_give_the_report_of_one_run(run_grid, tmp_path):
+    """The dm group's four cells run direct (numbers only, no kernel): the shards split them,
+    each shard runs the setup notebooks, the merge builds the report (05, 00) from their runs."""
     pytest.importorskip("papermill")
-    common = ["--profile", "smoke", "--groups", "shake", "--cache", str(tmp_path / "cache")]
+    common = ["--profile", "smoke", "--groups", "dm", "--cache", str(tmp_path / "cache")]
     common += ["--device", "cpu", "--no-html"]
     one, sharded = tmp_path / "one", tmp_path / "sharded"
     assert run_grid.main([*common, "--reports", str(one)]) == 0
@@ -170,13 +172,24 @@ def test_two_shards_and_a_merge_give_the_report_of_one_run(run_grid, tmp_path):
         if part[0] == "--shard":
             assert not (sharded / "README.md").exists(), "a shard builds no report"
     assert records(sharded) == records(one) and len(records(one)) == 4
-    for table in ("main_table.csv", "main_table.md"):
-        assert (sharded / table).read_text() == (one / table).read_text()
+    for table in REPORT_TABLES:
+        assert (sharded / table).read_text() == (one / table).read_text(), table
     shard_logs = [json.loads((sharded / f"run_grid.shard{i}of2.json").read_text()) for i in (0, 1)]
     ran = [e for log in shard_logs for e in log["steps"] if not e["skipped"]]
     cells = [e["step"] for e in ran if e["stage"] == "cell" and e["step"] != "full data"]
-    assert len(cells) == 8 and len(set(cells)) == 4, "each cell's 03 and 04 ran in one shard"
+    assert len(cells) == 4 and len(set(cells)) == 4, "each cell ran in one shard"
+    held = [{e["step"] for e in log["steps"] if e["stage"] == "cell"} for log in shard_logs]
+    assert all(share - {"full data"} for share in held), "both shards hold cells"
     assert [e["step"] for e in ran].count("full data") == 1, "the upper bound runs once"
+    assert all(
+        [e["notebook"] for e in log["steps"] if e["stage"] == "setup"]
+        == ["01_data_and_saliency.ipynb", "02_teacher.ipynb"]
+        for log in shard_logs
+    ), "each shard runs the setup"
+
+
+# what the merge writes from the runs: the same as one run's, byte for byte
+REPORT_TABLES = ("all_runs.csv", "main_table.csv", "paired_differences.csv", "controls.csv")
 
 
 def test_stale_runs_are_the_planned_groups_folders_the_plan_no_longer_has(run_grid, tmp_path):
