@@ -311,6 +311,19 @@ def test_ablation_sensitivity_shake_and_cost_tables():
     assert {"TSGD -TSGFA, per-frame modulation", "TSGD -TSGFA, + temporal low-pass"} <= variants
     assert set(ablation["ipc"]) == {2}
     assert not ablation.duplicated(subset=["variant", "labels"]).any(), "distill seeds pooled"
+    soft = ablation[ablation["labels"] == "soft"].set_index("variant")
+    assert soft.loc["SRe2L-style", "mean_diff"] == pytest.approx(-0.20)
+    assert soft.loc["SRe2L-style", "resolved"] and soft.loc["SRe2L-style", "n"] == 15
+    assert math.isnan(soft.loc["TSGD (full)", "mean_diff"]), "no difference to itself"
+    lines = {line.split(":")[0]: line for line in report.ablation_sentences(df)}
+    assert lines["SRe2L-style"] == (
+        "SRe2L-style: 60.0 ± 1.7%, 20.0 points below full TSGD: -20.0 points [-25.0, -15.0], "
+        "15 pairs, resolved"
+    )
+    # every pair differs by exactly 4 points: a zero-width interval is never called resolved
+    assert lines["TSGD -TSGFO"].endswith(
+        "4.0 points below full TSGD: -4.0 points [-4.0, -4.0], 15 pairs, not resolved"
+    )
     sens = report.sensitivity_results(df)
     assert list(sens.loc[sens["param"] == "k", "value"]) == [0, 1, 2]
     assert list(sens.loc[sens["param"] == "beta", "value"]) == [0.0, 0.2, 1.0]
@@ -1059,8 +1072,12 @@ def test_the_ladder_line_with_and_without_a_ladder(tmp_path):
     ]
     write_ladder(path, rows, gains)
     line = report.ladder_line(path)
-    assert f"{first} (paired gain +10.0 points [+1.0, +19.0])" in line
-    assert f"{second} (paired gain -6.5 points [-9.0, -4.0])" in line
+    assert f"{first} (paired gain +10.0 points [+1.0, +19.0], 5 pairs, resolved)" in line
+    assert f"{second} (paired gain -6.5 points [-9.0, -4.0], 5 pairs, resolved)" in line
+    write_ladder(path, rows, [(-1.0, -3.0, 1.0), *gains[1:]])  # an interval that holds 0
+    assert "(paired gain -1.0 points [-3.0, +1.0], 5 pairs, not resolved)" in report.ladder_line(
+        path
+    )
     # readme_text finds it beside the profile's folder
     text = report.readme_text(
         grid_records(WINS), profile="smoke", command="x", figures={}, base=tmp_path / "smoke"

@@ -555,7 +555,8 @@ def ladder_phrase(
 ) -> str:
     """'8x32x32 clips, IPC 1 (soft labels): TSGD 20.1 [18.0, 22.2] % is 3.0 points below the start
     set's 23.1 [21.0, 25.2] %' (ladder numbers are in percent), then TSGD's paired gain over the
-    start set where the ladder has it (' (paired gain -3.0 points [-5.0, -1.0])')."""
+    start set where the ladder has it (' (paired gain -3.0 points [-5.0, -1.0], 9 pairs,
+    resolved)')."""
 
     def acc(row: Mapping[str, Any]) -> str:
         low, high = clip_accuracy_interval(row["ci_low"], row["ci_high"], top=PERCENT)
@@ -570,8 +571,9 @@ def ladder_phrase(
     if math.isnan(float(gain["vs_start"])):
         return text
     names = {"vs_start": "mean_diff", "ci_low": "ci_low", "ci_high": "ci_high"}
-    span = difference_span({names[k]: float(v) / PERCENT for k, v in gain.items()})
-    return f"{text} (paired gain {span})"
+    diff = {names[k]: float(v) / PERCENT for k, v in gain.items()}
+    # the ladder pairs every TSGD (draw, student) with its start set's: n pairs are TSGD's n
+    return f"{text} (paired gain {_span_verdict({**diff, 'n': int(tsgd['n'])})})"
 
 
 def ladder_line(path: str | os.PathLike[str] | None) -> str:
@@ -636,7 +638,8 @@ def _bullets(lines: Sequence[str]) -> str:
 
 
 def ablation_sentences(df: pd.DataFrame, labels: str = "soft") -> list[str]:
-    """Each variant's accuracy relative to the full TSGD at the ablation IPC."""
+    """Each variant's accuracy and its paired difference to full TSGD (same draws and students)
+    at the ablation IPC, with its interval and whether it is resolved."""
     table = ablation_results(df)
     table = table[table["labels"] == labels].set_index("variant")
     if "TSGD (full)" not in table.index:
@@ -644,10 +647,13 @@ def ablation_sentences(df: pd.DataFrame, labels: str = "soft") -> list[str]:
     base = table.loc["TSGD (full)", "mean"]
     lines = []
     for variant, row in table.drop(index="TSGD (full)").iterrows():
-        gap = 100 * (row["mean"] - base)
-        lines.append(
-            f"{variant}: {format_mean_std(row['mean'], row['std'])}% ({gap:+.1f} points vs full TSGD)"
-        )
+        accuracy = f"{variant}: {format_mean_std(row['mean'], row['std'])}%"
+        if math.isnan(float(row["n"])):  # no shared (draw, student) pair: the means alone
+            gap = gap_words(PERCENT * (row["mean"] - base))
+            lines.append(f"{accuracy}, {gap} full TSGD in mean, not paired (different draws)")
+        else:
+            gap = gap_words(PERCENT * float(row["mean_diff"]))
+            lines.append(f"{accuracy}, {gap} full TSGD: {_span_verdict(row)}")
     return lines
 
 

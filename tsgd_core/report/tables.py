@@ -573,21 +573,30 @@ def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["variant", "ipc", "labels", "mean", "std"])
     ipc = int(changed["ipc"].mode().iloc[0])
     at = runs[(runs["ipc"] == ipc) & runs["method"].isin(["tsgd", "sre2l"])]
+    full = at[(at["method"] == "tsgd") & _mask(at, is_default_variant)]
     out = []
     for _, row in at.iterrows():
         for labels in LABEL_MODES:
             mean, std, _ = _acc_columns(row, labels)
-            if not math.isnan(mean):
-                out.append(
-                    {
-                        "variant": variant_label(row),
-                        "ipc": ipc,
-                        "labels": labels,
-                        "mean": mean,
-                        "std": std,
-                    }
-                )
-    return pd.DataFrame(out, columns=["variant", "ipc", "labels", "mean", "std"])
+            if math.isnan(mean):
+                continue
+            entry = {"variant": variant_label(row), "ipc": ipc, "labels": labels}
+            entry.update(mean=mean, std=std, **_against_full(row, full, labels))
+            out.append(entry)
+    return pd.DataFrame(out, columns=ABLATION_COLUMNS)
+
+
+ABLATION_COLUMNS = ["variant", "ipc", "labels", "mean", "std", *DIFF_COLUMNS]
+
+
+def _against_full(row: pd.Series, full: pd.DataFrame, labels: str) -> dict[str, Any]:
+    """The paired difference (same draws and students) of an ablation run to full TSGD; empty
+    (NaN) for full TSGD itself, or where the two share no (draw, student) pair."""
+    reference = None if full.empty or row["name"] == full.iloc[0]["name"] else full.iloc[0]
+    diff = paired_summary(row, reference, labels)
+    if diff is None:
+        return {c: math.nan for c in DIFF_COLUMNS} | {"resolved": False}
+    return {c: diff[c] for c in DIFF_COLUMNS}
 
 
 def sensitivity_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
