@@ -74,7 +74,7 @@ def test_grid_killed_five_times_and_resumed_gives_the_records_of_one_run(clean, 
     killed = 0
     for _ in range(KILLS):
         process = grid(cache, reports)
-        time.sleep(draw.uniform(2.0, 9.0))  # a random point: imports, teacher, a cell, a write
+        time.sleep(draw.uniform(1.5, 6.0))  # a random point: imports, teacher, a cell, a write
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             killed += 1
