@@ -437,7 +437,15 @@ def run_interrupted(code: str, timeout: float = 120) -> subprocess.CompletedProc
         cwd=ROOT,
         env=env,
         timeout=timeout,
+        preexec_fn=ctrl_c_delivered,
     )
+
+
+def ctrl_c_delivered() -> None:
+    """SIGINT back to its default in the child, as in a terminal: a suite started in the
+    background by a shell without job control (`(./run_tests.sh &)`) inherits it ignored, and
+    Python then installs no KeyboardInterrupt handler, so the child's own Ctrl-C did nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_in_distill_keeps_the_teacher_and_leaves_nothing_partial(cache, capsys):
