@@ -11,6 +11,9 @@ import csv
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,8 @@ from tsgd_core.data.clips import DataError
 from tsgd_core.data.real_video import list_video_dataset, load_video_dataset
 from tsgd_core.data.video_base import MINIUCF_CLASSES, SkippedVideoWarning, VideoDecodeError
 from tsgd_core.data.video_decode import read_clip
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEIGHT, WIDTH = 48, 64
 DIRECTIONS = ("right", "down", "left")
@@ -585,3 +590,22 @@ def test_capturing_fd2_while_sys_stderr_is_kept_visible_does_not_deadlock(monkey
     worker.start()
     worker.join(timeout=10)
     assert done.is_set(), "capturing fd 2 under the visible-stderr wrapper deadlocked"
+
+
+def test_webm_encodes_after_the_decord_backend_was_loaded(tmp_path):
+    """decord brings its own FFmpeg into the global symbol scope; loaded before PyAV's, PyAV's
+    libvpx encoder failed (EINVAL). Loading the decord backend keeps PyAV's FFmpeg first."""
+    pytest.importorskip("decord")
+    code = textwrap.dedent(
+        f"""
+        from tsgd_core.data.video_decode import _decord_available
+        assert _decord_available()
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_real_video import encode, square_frames
+        encode(__import__("pathlib").Path({str(tmp_path / "after.webm")!r}), square_frames("right", 12))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "after.webm").stat().st_size > 0

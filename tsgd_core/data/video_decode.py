@@ -10,7 +10,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,10 @@ def read_clip(
 
 @functools.lru_cache(maxsize=1)
 def _decord_available() -> bool:
+    # PyAV's FFmpeg first: decord loads its own, older FFmpeg into the global symbol scope, and a
+    # PyAV loaded after it then binds its libvpx calls there (WebM encoding fails with EINVAL)
+    with suppress(ImportError):
+        import av  # noqa: F401
     try:
         import decord  # noqa: F401
     except Exception:  # ImportError, or a broken native library
