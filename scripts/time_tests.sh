@@ -11,7 +11,7 @@ for mode in serial parallel; do
   [ "$mode" = serial ] && flags+=(-n 0)
   start=$(date +%s.%N)
   # the summary line, and the name of each test that failed or errored
-  ./run_tests.sh "${flags[@]}" -rfE "$@" | grep -E '^(FAILED|ERROR) | in [0-9.]+s
+  ./run_tests.sh "${flags[@]}" -rfE "$@" | grep -E '^(FAILED|ERROR) | in [0-9.]+s'
   wall[$mode]=$(echo "$(date +%s.%N) - $start" | bc)
 done
 printf 'serial (-n 0): %.0f s; parallel (-n auto on %s cores): %.0f s; ratio %.2f\n' \
