@@ -17,7 +17,8 @@
 #                                 # (python -m tsgd_core.cli.robustness --help for its options)
 #   ./run_all.sh --help           # this text (nothing is installed)
 #
-# Other options go to scripts/run_grid.py (--force, --groups main,ablation, --ipcs 1, --fresh-kernels,
+# Other options go to scripts/run_grid.py (--force, --groups main,ablation, --ipcs 1,
+# --methods random,tsgd, --fresh-kernels,
 # --no-html, --device cuda, --dry-run; see python scripts/run_grid.py --help), among them the
 # scale-out ones:
 #

@@ -273,6 +273,12 @@ GRID_CASES = {
     "ipc the profile lacks": (["--ipcs", "7"], "profile 'smoke' runs IPC 1, 2"),
     "one ipc the profile lacks": (["--ipcs", "1,7"], "--ipcs 7:"),
     "ipc outside the chosen groups": (["--groups", "tsgfa", "--ipcs", "1"], "--ipcs 1:"),
+    "unknown method": (["--methods", "tsgd,foo"], "unknown method(s) foo"),
+    "empty methods": (["--methods", ","], "unknown method(s) ','"),
+    "method outside the chosen groups": (
+        ["--groups", "dm", "--methods", "tsgd"],
+        "--methods tsgd: profile 'smoke' runs the methods dm in group(s) dm",
+    ),
     "device tpu": (["--device", "tpu"], "unknown device 'tpu'"),
     "empty reports": (["--reports", ""], "--reports: an empty path"),
     "empty cache": (["--cache", ""], "--cache: an empty path"),
@@ -284,6 +290,22 @@ def test_run_grid_bad_option_is_one_line_exit_2(run_grid, capsys, case):
     argv, needle = GRID_CASES[case]
     code, line = grid_main(run_grid, capsys, *argv)
     assert code == 2 and needle in line, line
+
+
+def test_run_grid_methods_keep_only_their_cells(run_grid, capsys):
+    code = run_grid.main(["--profile", "smoke", "--dry-run", "--groups", "main", "--ipcs", "1"])
+    everything = capsys.readouterr().out
+    code += run_grid.main(
+        ["--profile", "smoke", "--dry-run", "--groups", "main", "--ipcs", "1"]
+        + ["--methods", "random,tsgd"]
+    )
+    chosen = capsys.readouterr().out
+    assert code == 0
+    cells = set(re.findall(r"^\[\d+/\d+\] \w+ (main/\S+)", chosen, flags=re.M))
+    assert {c.split("/")[1].split("_")[0] for c in cells} == {"random", "tsgd"}
+    assert any("noTSGFA" in c for c in cells), "TSGD w/o TSGFA is a TSGD cell"
+    assert "main/dm_ipc1" in everything and "main/dm_ipc1" not in chosen
+    assert "full data" in chosen and "05_report" in chosen  # the rest of the run stays
 
 
 @pytest.mark.parametrize("value", ["abc", "nan", "-5"])

@@ -91,21 +91,47 @@ def ipc_list(text: str) -> list[int]:
     return list(dict.fromkeys(ipcs))
 
 
-def check_ipcs(profile: str, dataset: str, groups: list[str] | None, ipcs: list[int]) -> None:
-    """Every IPC of --ipcs is one the chosen groups of the profile's grid run (else the plan
-    would silently have no cell for it)."""
+def method_list(text: str) -> list[str]:
+    """--methods tsgd,random -> ['tsgd', 'random'], each a method of the grid."""
+    from ..grid.profiles import METHODS
+
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if not methods or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {', '.join(unknown) or repr(text)}: use a comma-separated list "
+            f"of {', '.join(METHODS)}"
+        )
+    return list(dict.fromkeys(methods))
+
+
+def check_selection(
+    profile: str,
+    dataset: str,
+    groups: list[str] | None,
+    ipcs: list[int] | None,
+    methods: list[str] | None,
+) -> None:
+    """Every IPC of --ipcs and every method of --methods is one the chosen groups of the
+    profile's grid run (else the plan would silently have no cell for it)."""
     from ..grid import experiments
 
     groups = groups or list(experiments.DEFAULT_GROUPS)
     grid = experiments.build_dataset_grid(profile, dataset).groups()
-    have = sorted({s.ipc for g, specs in grid.items() if g in groups for s in specs})
-    missing = [i for i in ipcs if i not in have]
+    specs = [s for g, group_specs in grid.items() if g in groups for s in group_specs]
+    where = f"profile {profile!r} runs {{}} in group(s) {', '.join(groups)}: pick from those"
+    have = sorted({s.ipc for s in specs})
+    missing = [i for i in ipcs or [] if i not in have]
     if missing:
-        raise ValueError(
-            f"--ipcs {','.join(map(str, missing))}: profile {profile!r} runs IPC "
-            f"{', '.join(map(str, have)) or 'none'} in group(s) {', '.join(groups)}: pick from "
-            "those"
-        )
+        runs = f"IPC {', '.join(map(str, have)) or 'none'}"
+        raise ValueError(f"--ipcs {','.join(map(str, missing))}: {where.format(runs)}")
+    specs = [s for s in specs if not ipcs or s.ipc in ipcs]
+    have_methods = list(dict.fromkeys(s.method for s in specs))
+    missing_methods = [m for m in methods or [] if m not in have_methods]
+    if missing_methods:
+        at = f" at IPC {','.join(map(str, ipcs))}" if ipcs else ""
+        runs = f"the methods {', '.join(have_methods) or 'none'}{at}"
+        raise ValueError(f"--methods {','.join(missing_methods)}: {where.format(runs)}")
 
 
 def check_plan_against_data(args: argparse.Namespace, dataset: str) -> tuple[str, int]:
@@ -222,6 +248,11 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument(
         "--ipcs", type=ipc_list, help="comma-separated IPCs to run (default: the profile's)"
     )
+    parser.add_argument(
+        "--methods",
+        type=method_list,
+        help="comma-separated methods whose cells to run (default: all; e.g. random,tsgd)",
+    )
     parser.add_argument("--force", action="store_true", help="rerun steps that look done")
     parser.add_argument("--fresh-kernels", action="store_true", help="a new kernel per notebook")
     parser.add_argument(
@@ -281,8 +312,8 @@ def run(argv: list[str] | None, progress: Progress) -> int:
             check_writable_dir(args.cache_dir, "--cache")
             check_writable_dir(reports, "--reports")
         dataset = options.dataset_text(args)
-        if args.ipcs:
-            check_ipcs(args.profile, dataset, args.groups, args.ipcs)
+        if args.ipcs or args.methods:
+            check_selection(args.profile, dataset, args.groups, args.ipcs, args.methods)
         smallest = None
         if dataset and not args.dry_run:  # decode once, in parallel, before any notebook
             options.prepare_dataset(args, dataset)
@@ -296,10 +327,10 @@ def run(argv: list[str] | None, progress: Progress) -> int:
             sys.argv[1:] if argv is None else argv, ("--dataset", *options.DATASET_ONLY_FLAGS)
         )
         command = f"./run_all.sh --profile {args.profile} {' '.join(flags)}"
-    ipcs = args.ipcs
     # what the workers must repeat to plan the same cells (the data is decoded once, here)
     args.cell_flags = dataset_flags(
-        sys.argv[1:] if argv is None else argv, ("--dataset", *options.DATASET_ONLY_FLAGS, "--ipcs")
+        sys.argv[1:] if argv is None else argv,
+        ("--dataset", *options.DATASET_ONLY_FLAGS, "--ipcs", "--methods"),
     )
     steps = plan(
         args.profile,
@@ -309,8 +340,9 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         args.groups,
         dataset,
         command,
-        ipcs,
+        args.ipcs,
         smallest,
+        args.methods,
     )
     if args.shard is not None:
         print("\n".join(split_lines(steps, args.shard[1], "shard", only=args.shard[0])), flush=True)

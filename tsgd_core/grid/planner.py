@@ -62,9 +62,11 @@ def plan(
     command: str | None = None,
     ipcs: list[int] | None = None,
     smallest: tuple[str, int] | None = None,
+    methods: list[str] | None = None,
 ) -> list[Step]:
     """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "").
 
+    ipcs, methods: only the cells of these IPCs and methods (None: all).
     smallest: (class name, train clips) of the data's smallest class; cells of a larger IPC
     cannot be built and are left out of the plan, one line per IPC saying so.
     """
@@ -104,6 +106,8 @@ def plan(
             continue
         for spec in specs:
             if (ipcs and spec.ipc not in ipcs) or not ipc_fits(spec.ipc, smallest):
+                continue
+            if methods and spec.method not in methods:
                 continue
             folder = reports / "runs" / group / spec.name()
             params = {"spec": plain(spec_params(spec))}
