@@ -58,13 +58,7 @@ from typing_extensions import Unpack  # typing.Unpack from Python 3.11 (torch re
 from .. import __version__
 from ..runtime.budget import check_disk_fits, check_export_fits
 from .clips import ClipSet, DataError, to_uint8
-from .storage import (
-    atomic_path,
-    discard_bad_entry,
-    load_failure,
-    load_torch,
-    tensor_digest,
-)
+from .storage import atomic_path, discard_bad_entry, load_failure, load_torch, tensor_digest
 
 FORMAT = "tsgd.distilled"
 FORMAT_VERSION = 1
