@@ -46,6 +46,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -91,18 +92,23 @@ def ipc_list(text: str) -> list[int]:
     return list(dict.fromkeys(ipcs))
 
 
+def choice_list(text: str, known: Sequence[str], what: str) -> list[str]:
+    """'a,b' -> ['a', 'b'], each one of `known` (else argparse's error lists them)."""
+    chosen = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in known]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what}(s) {', '.join(unknown) or repr(text)}: use a comma-separated list "
+            f"of {', '.join(known)}"
+        )
+    return list(dict.fromkeys(chosen))
+
+
 def method_list(text: str) -> list[str]:
     """--methods tsgd,random -> ['tsgd', 'random'], each a method of the grid."""
     from ..grid.profiles import METHODS
 
-    methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if not methods or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown method(s) {', '.join(unknown) or repr(text)}: use a comma-separated list "
-            f"of {', '.join(METHODS)}"
-        )
-    return list(dict.fromkeys(methods))
+    return choice_list(text, METHODS, "method")
 
 
 def check_selection(
@@ -159,15 +165,7 @@ def grid_groups(text: str) -> list[str]:
     """--groups main,ablation -> ['main', 'ablation'], each a group of the grid."""
     from ..grid.cells import Grid
 
-    known = list(Grid().groups())
-    groups = [g.strip() for g in text.split(",") if g.strip()]
-    unknown = [g for g in groups if g not in known]
-    if not groups or unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown group(s) {', '.join(unknown) or repr(text)}: use a comma-separated list "
-            f"of {', '.join(known)}"
-        )
-    return groups
+    return choice_list(text, list(Grid().groups()), "group")
 
 
 def workers_arg(text: str) -> int | str:
