@@ -167,8 +167,10 @@ def codec_round_trip(videos: torch.Tensor, crf: int, *, progress: bool = False) 
 
 
 def encode_h264(pixels: np.ndarray, path: Path, crf: int) -> Path:
-    """uint8 (T, H, W, 3) frames as an H.264 MP4 at constant quality `crf` (one thread, so the
-    same frames give the same file)."""
+    """uint8 (T, H, W, 3) frames as an H.264 MP4 at constant quality `crf`, on one thread.
+
+    Not bit-reproducible on a loaded machine: 30 of 1,200 encodes gave another file (three runs
+    of scripts/codec_determinism.py at once on 2 cores), hence compressed_test's cache."""
     import av
 
     with av.open(str(path), mode="w", format="mp4") as container:
