@@ -315,6 +315,8 @@ def test_ablation_sensitivity_shake_and_cost_tables():
     assert soft.loc["SRe2L-style", "mean_diff"] == pytest.approx(-0.20)
     assert soft.loc["SRe2L-style", "resolved"] and soft.loc["SRe2L-style", "n"] == 15
     assert math.isnan(soft.loc["TSGD (full)", "mean_diff"]), "no difference to itself"
+    no_variants = report.ablation_results(df[df["method"] != "tsgd"])
+    assert no_variants.empty and list(no_variants.columns) == list(ablation.columns)
     lines = {line.split(":")[0]: line for line in report.ablation_sentences(df)}
     assert lines["SRe2L-style"] == (
         "SRe2L-style: 60.0 ± 1.7%, 20.0 points below full TSGD: -20.0 points [-25.0, -15.0], "

@@ -561,6 +561,9 @@ def _stored_diff(row: Mapping[str, Any], prefix: str) -> dict[str, Any] | None:
     }
 
 
+ABLATION_COLUMNS = ["variant", "ipc", "labels", "mean", "std", *DIFF_COLUMNS]
+
+
 def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
     """TSGD variants (and SRe2L-style) at the IPC of the ablation runs, test split, no shake
     (the `controls` group has its own table)."""
@@ -570,7 +573,7 @@ def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
     tsgd = runs[runs["method"] == "tsgd"]
     changed = tsgd[~_mask(tsgd, is_default_variant)]
     if changed.empty:
-        return pd.DataFrame(columns=["variant", "ipc", "labels", "mean", "std"])
+        return pd.DataFrame(columns=ABLATION_COLUMNS)
     ipc = int(changed["ipc"].mode().iloc[0])
     at = runs[(runs["ipc"] == ipc) & runs["method"].isin(["tsgd", "sre2l"])]
     full = at[(at["method"] == "tsgd") & _mask(at, is_default_variant)]
@@ -584,9 +587,6 @@ def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
             entry.update(mean=mean, std=std, **_against_full(row, full, labels))
             out.append(entry)
     return pd.DataFrame(out, columns=ABLATION_COLUMNS)
-
-
-ABLATION_COLUMNS = ["variant", "ipc", "labels", "mean", "std", *DIFF_COLUMNS]
 
 
 def _against_full(row: pd.Series, full: pd.DataFrame, labels: str) -> dict[str, Any]:
