@@ -25,6 +25,7 @@ SPEC_FLAGS = (
     "camera_shake",
     "tsgfa",
     "n_students",
+    "precision",
     *DISTILL_SWITCHES,
 )
 
@@ -360,6 +361,7 @@ SPEC_FLAG_HELP = {
     "train_pixels": "students train on the set's pixels or its start set's (control)",
     "label_pixels": "the teacher's soft labels of the set's pixels or its start set's (control)",
     "n_students": "the first N of the profile's student seeds",
+    "precision": "students' arithmetic: auto takes bfloat16 on CUDA and on CPUs with it",
 }
 SPEC_FLAG_NAMES = {"distill_seed": "--seed", "n_students": "--students"}
 # the --help group that starts at each field
@@ -367,6 +369,7 @@ SPEC_FLAG_GROUPS = {
     "method": "what to distil (a RunSpec)",
     "tsgfo": "TSGD switches (used by tsgd, sre2l and dm where they apply)",
     "lr": "recovery settings (unset: what the tuning stage chose, src tsgd_core/tuned.json)",
+    "n_students": "students",
 }
 
 
@@ -378,6 +381,7 @@ def add_spec_options(
     from ..methods.distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
     from ..methods.salient import PACKINGS, WINDOW_CHOICES
     from ..training.saliency import ALPHAS
+    from ..training.train import PRECISIONS
 
     default = {f.name: f.default for f in fields(RunSpec)}
     choices = {
@@ -392,6 +396,7 @@ def add_spec_options(
         "pack": PACKINGS,
         "train_pixels": PIXEL_SOURCES,
         "label_pixels": PIXEL_SOURCES,
+        "precision": PRECISIONS,
     }
     group: Any = None
     for field, text in SPEC_FLAG_HELP.items():

@@ -328,6 +328,7 @@ def evaluate_distilled(
             device=device,
             progress=progress,
             label_data=None if spec.label_pixels == spec.train_pixels else clips[spec.label_pixels],
+            precision=spec.precision,
         )
         for labels in spec.labels
     }

@@ -16,6 +16,7 @@ from ..methods.distill import LR_SCHEDULES
 from ..methods.salient import PACKINGS, WINDOW_CHOICES
 from ..training.evaluate import StudentConfig
 from ..training.saliency import SaliencyConfig
+from ..training.train import check_precision
 from .profiles import METHODS, get_profile, scaled_fit, tuned_settings
 
 # The temporal filter's RunSpec fields (named in a run's name where they leave the default)
@@ -53,6 +54,11 @@ DISTILL_SWITCHES = (
 
 # DM's embedding network: DM's ConvNet (average pooling, flat head) or the student's network
 DM_NETS = ("literature", "student")
+
+
+# The students' precision unless a spec says otherwise: float32 (scripts/precision_check.py
+# decides whether bf16 ("auto") may replace it: reports/bench/precision_check.md)
+DEFAULT_PRECISION = "fp32"
 
 
 # the parts of TSGFA (student-time saliency-guided augmentation) that a spec can switch on
@@ -163,6 +169,8 @@ class RunSpec:
     # with soft labels that the teacher gives the set's pixels or the start set's
     train_pixels: str = "set"  # see PIXEL_SOURCES
     label_pixels: str = "set"
+    # the students' and the relabelling teacher's arithmetic (training.train.PRECISIONS)
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         for name in FIELD_RANGES:
@@ -212,6 +220,7 @@ class RunSpec:
             raise ValueError(
                 f"unknown TSGFA part(s) {', '.join(unknown)}: use {', '.join(TSGFA_PARTS)}"
             )
+        check_precision(self.precision)
         get_profile(self.profile)
         if data_spec(self.dataset) is not None and self.camera_shake:
             raise ValueError(
@@ -360,6 +369,8 @@ class RunSpec:
             out["tsgfa_parts"] = sorted(self.tsgfa_parts)
         if (self.train_pixels, self.label_pixels) != ("set", "set"):
             out["pixels"] = [self.train_pixels, self.label_pixels]
+        if self.precision != "fp32":  # every evaluation before the setting ran in float32
+            out["precision"] = self.precision
         return out
 
     def distill_key(self) -> str:
@@ -397,6 +408,8 @@ class RunSpec:
             parts.append("tsgfa-" + ("+".join(self.tsgfa_parts) or "none"))
         if self.student_scale != 1.0:
             parts.append(f"steps-x{self.student_scale:g}")
+        if self.precision != DEFAULT_PRECISION:
+            parts.append(self.precision)
         if self.eval_split != "test":
             parts.append(self.eval_split)
         if self.distill_seed:

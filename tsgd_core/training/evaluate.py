@@ -28,7 +28,14 @@ from ..runtime.budget import check_training_fits, widest_conv
 from ..runtime.profiling import measure
 from ..runtime.progress import progress_bar
 from .augment import AugmentConfig, TSGFAConfig, student_augment, tsgfa_augment
-from .relabel import hard_label_loss, mixed_label_targets, soft_label_loss, teacher_soft_labels
+from .relabel import (
+    hard_label_loss,
+    mixed_label_targets,
+    plan_target_loss,
+    soft_label_loss,
+    teacher_soft_labels,
+)
+from .stacked import train_students_stacked, use_stacking
 from .teacher import ModelConfig
 from .train import (
     BatchLoss,
@@ -155,12 +162,14 @@ def build_relabel_plan(
     device: str | torch.device = "auto",
     progress: bool = False,
     label_data: ClipSet | None = None,
+    precision: str | None = None,
 ) -> RelabelPlan:
     """`steps` shuffled batches of `data` with view seeds and, for soft labels, the teacher's labels.
 
     With `label_data` (the same number of clips, the same labels), the teacher labels the same
     views of those clips instead: the pixels-or-labels control trains on one set's pixels with
-    another set's soft labels.
+    another set's soft labels. `precision`: the teacher's, as when it relabels inside the
+    student's `fit` (see train.resolve_precision).
     """
     if cfg.labels == "soft" and teacher is None:
         raise ValueError("soft labels need the teacher: pass teacher=..., or use labels='hard'")
@@ -185,7 +194,7 @@ def build_relabel_plan(
         )
         for step in bar:
             views, _, _ = plan_view(plan, step, label_data, cfg, dev)
-            with autocast(dev):  # as the teacher ran inside fit's autocast when relabelling live
+            with autocast(dev, precision):  # as inside fit's autocast when relabelling live
                 soft.append(teacher_soft_labels(teacher, views, cfg.tau).cpu())
         plan.soft = torch.stack(soft)
     return plan
@@ -220,10 +229,7 @@ def plan_batch_loss(cfg: StudentConfig) -> BatchLoss:
     def loss(
         model: nn.Module, views: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
     ):
-        logits = model(views)
-        if cfg.labels == "soft":
-            return soft_label_loss(logits, targets, cfg.tau)
-        return hard_label_loss(logits, targets)
+        return plan_target_loss(cfg.labels, model(views), targets, cfg.tau)
 
     return loss
 
@@ -237,6 +243,7 @@ def train_student(
     device: str = "auto",
     progress: bool = False,
     plan: RelabelPlan | None = None,
+    precision: str | None = None,
 ) -> nn.Module:
     """A fresh, randomly initialised student (seeded) trained on `data` only.
 
@@ -272,6 +279,7 @@ def train_student(
             progress=progress,
             desc=desc,
             batches=batches,
+            precision=precision,
         )
         return student
     if teacher is not None:
@@ -284,6 +292,7 @@ def train_student(
         device=dev,
         progress=progress,
         desc=desc,
+        precision=precision,
     )
     return student
 
@@ -299,13 +308,17 @@ def evaluate_set(
     progress: bool = True,
     shared_plan: bool = True,
     label_data: ClipSet | None = None,
+    precision: str | None = None,
+    stack: str = "auto",
 ) -> EvalResult:
     """Train one student per seed on `data`, test each on the real `test` split.
 
     With `shared_plan` (default) the seeds share one relabel plan, built with the first seed;
     its cost is split evenly over the seeds' wall times, its peak memory counts in each.
     Without, every seed augments and relabels its own batches live. `label_data`: see
-    `build_relabel_plan` (it needs the shared plan).
+    `build_relabel_plan` (it needs the shared plan). `precision`: the students' and the
+    relabelling teacher's (train.resolve_precision). `stack`: "auto" trains the seeds as one
+    stacked model (training.stacked) where that is faster, on CUDA; "on" / "off" force it.
     """
     if label_data is not None and not shared_plan:
         raise ValueError("label_data needs shared_plan=True (the plan holds the swapped labels)")
@@ -327,15 +340,29 @@ def evaluate_set(
                 device=dev,
                 progress=progress,
                 label_data=label_data,
+                precision=precision,
             )
         plan_wall, plan_peak = usage.wall_s / len(seeds), usage.peak_mb
+    if (
+        plan is not None
+        and not distributed.context().active
+        and use_stacking(stack, dev, len(seeds))
+    ):
+        return evaluate_stacked(data, test, cfg, plan, seeds, dev, precision, progress, usage)
     done: dict[int, tuple[float, float, float]] = {}
     # under torchrun the seeds are spread over the ranks, one student per rank at a time
     distributed.announce_split("students", [f"seed {s}" for s in seeds])
     for i in distributed.owned(len(seeds)):
         with measure(dev) as usage:
             student = train_student(
-                data, cfg, teacher=teacher, seed=seeds[i], device=dev, progress=progress, plan=plan
+                data,
+                cfg,
+                teacher=teacher,
+                seed=seeds[i],
+                device=dev,
+                progress=progress,
+                plan=plan,
+                precision=precision,
             )
         done[i] = (
             accuracy(student, test, device=dev),
@@ -345,3 +372,50 @@ def evaluate_set(
     rows = distributed.gather_ordered(done, len(seeds))
     accs, walls, peaks = ([row[j] for row in rows] for j in range(3))
     return EvalResult(accs, walls, peaks, cfg.labels, cfg.augment, len(data))
+
+
+def evaluate_stacked(
+    data: ClipSet,
+    test: ClipSet,
+    cfg: StudentConfig,
+    plan: RelabelPlan,
+    seeds: tuple[int, ...] | list[int],
+    dev: torch.device,
+    precision: str | None,
+    progress: bool,
+    plan_usage: Any,
+) -> EvalResult:
+    """`evaluate_set`'s students trained as one stacked model; time and memory are shared
+    evenly by the seeds (they ran as one), the plan's included."""
+    with measure(dev) as usage:
+        students = train_stacked_students(
+            data, cfg, plan, seeds, device=dev, precision=precision, progress=progress
+        )
+    accs = [accuracy(student, test, device=dev) for student in students]
+    wall = (usage.wall_s + plan_usage.wall_s) / len(seeds)
+    peak = max(usage.peak_mb, plan_usage.peak_mb)
+    return EvalResult(
+        accs, [wall] * len(seeds), [peak] * len(seeds), cfg.labels, cfg.augment, len(data)
+    )
+
+
+def train_stacked_students(
+    data: ClipSet,
+    cfg: StudentConfig,
+    plan: RelabelPlan,
+    seeds: tuple[int, ...] | list[int],
+    *,
+    device: str | torch.device = "auto",
+    precision: str | None = None,
+    progress: bool = False,
+) -> list[nn.Module]:
+    """The students `train_student` gives each seed on `plan`, trained as one stacked model."""
+    dev = resolve_device(device)
+    if len(plan) != total_steps(len(data), cfg.fit):
+        raise ValueError(
+            f"the plan has {len(plan)} steps, the students train {total_steps(len(data), cfg.fit)}"
+        )
+    streams = [plan_batches(plan, data, cfg, plan_order(len(plan), s), dev) for s in seeds]
+    return train_students_stacked(
+        data, cfg, streams, seeds, device=dev, precision=precision, progress=progress
+    )

@@ -204,3 +204,20 @@ def build_model(
 def batchnorm_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """The model's BatchNorm layers in forward order (the statistics TSGD matches)."""
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+NORM_LAYERS = (nn.BatchNorm3d, nn.InstanceNorm3d, nn.GroupNorm)
+
+
+def biases_removed_by_norm(model: nn.Module) -> set[str]:
+    """State names of conv biases that the next (normalisation) layer subtracts again: their
+    gradient is zero up to rounding, which Adam's step (divided by the gradient's own scale)
+    turns into steps of +-lr, so two exact-equal trainings may differ there alone."""
+    modules = list(model.named_modules())
+    return {
+        f"{name}.bias"
+        for (name, layer), (_, after) in zip(modules, modules[1:], strict=False)
+        if isinstance(layer, nn.Conv3d)
+        and layer.bias is not None
+        and isinstance(after, NORM_LAYERS)
+    }

@@ -66,3 +66,13 @@ def mixed_label_targets(
         return onehot
     lam = lam.float().view(-1, 1)
     return lam * onehot + (1 - lam) * onehot[partner]
+
+
+def plan_target_loss(
+    labels: str, logits: torch.Tensor, targets: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """The loss on a relabel plan's batch, whose targets are distributions: the teacher's at
+    `tau` (soft labels) or the (mixed) class labels (hard)."""
+    if labels == "soft":
+        return soft_label_loss(logits, targets, tau)
+    return hard_label_loss(logits, targets)

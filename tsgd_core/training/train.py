@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -44,10 +47,48 @@ def to_device(videos: torch.Tensor, device: torch.device) -> torch.Tensor:
     return videos
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision (bfloat16) on CUDA; full precision on CPU, where it is not faster."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+# Student precision settings: "fp32" everywhere; "bf16" autocast everywhere; "auto" bf16 on CUDA
+# and on CPUs with bfloat16 instructions (AVX512-BF16 or AMX), where it is faster
+# (scripts/bench_students.py), else fp32. The accuracy check behind the default:
+# scripts/precision_check.py, reports/bench/precision_check.md.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+# CPU flags (Linux /proc/cpuinfo) whose bfloat16 matrix instructions make bf16 autocast fast
+FAST_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU reports bfloat16 matrix instructions (False where it cannot be told)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(re.search(rf"\b{flag}\b", flags) for flag in FAST_BF16_FLAGS)
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    return precision
+
+
+def resolve_precision(precision: str | None, device: torch.device) -> str:
+    """ "fp32" or "bf16" for a setting on `device`; None: bf16 on CUDA only (teacher, recovery)."""
+    if precision is None:
+        return "bf16" if device.type == "cuda" else "fp32"
+    if check_precision(precision) == "auto":
+        return "bf16" if device.type == "cuda" or cpu_has_fast_bf16() else "fp32"
+    return precision
+
+
+def autocast(
+    device: torch.device, precision: str | None = None
+) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast where `precision` resolves to bf16 (see resolve_precision), else none."""
+    if resolve_precision(precision, device) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -113,17 +154,19 @@ class FitResult:
     clips_seen: int = 0
 
 
-def make_optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module | list[torch.Tensor], cfg: FitConfig) -> torch.optim.Optimizer:
+    """The recipe's optimiser over a model's parameters (or a list of tensors)."""
+    params = list(model.parameters()) if isinstance(model, nn.Module) else model
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(),
+            params,
             lr=cfg.lr,
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
             nesterov=True,
         )
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}: use sgd or adamw")
 
 
@@ -162,6 +205,7 @@ def fit(
     desc: str = "train",
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None,
     data_parallel: bool = False,
+    precision: str | None = None,
 ) -> FitResult:
     """Train `model` in place; with `val`, keep the weights of the best validation accuracy.
 
@@ -170,6 +214,7 @@ def fit(
     relabel plan; `train` still sets the epoch length for `eval_every` and `epochs`.
     `data_parallel`: under torchrun, train with DDP, every rank on its share of each global
     batch of cfg.batch_size (see tsgd_core.runtime.distributed); in one process it changes nothing.
+    `precision`: see `resolve_precision` (None: bf16 autocast on CUDA only).
     """
     device = resolve_device(device)
     model.to(device)
@@ -204,7 +249,7 @@ def fit(
         if ctx.active:
             videos, labels = distributed.rank_share((videos, labels), ctx)
         videos, labels = to_device(videos, device), labels.to(device, non_blocking=True)
-        with autocast(device):
+        with autocast(device, precision):
             loss = batch_loss(net, videos, labels, generator)
         if not torch.isfinite(loss):
             raise FloatingPointError(

@@ -1,0 +1,75 @@
+"""The students' precision setting: what it resolves to, that bf16 really runs, and its keys."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from tsgd_core.grid.spec import DEFAULT_PRECISION, RunSpec
+from tsgd_core.training import train
+from tsgd_core.training.train import FitConfig, autocast, fit, resolve_precision
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+def test_precisions_resolve_by_device_and_cpu_flags(monkeypatch):
+    monkeypatch.setattr(train, "cpu_has_fast_bf16", lambda: False)
+    assert resolve_precision("auto", CPU) == "fp32"
+    assert resolve_precision("auto", CUDA) == "bf16"
+    monkeypatch.setattr(train, "cpu_has_fast_bf16", lambda: True)
+    assert resolve_precision("auto", CPU) == "bf16"
+    assert resolve_precision("fp32", CUDA) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
+    # unset: the teacher's and recovery's rule, bf16 on CUDA alone
+    assert resolve_precision(None, CPU) == "fp32" and resolve_precision(None, CUDA) == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        resolve_precision("half", CPU)
+
+
+def test_cpu_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")
+    real_path = train.Path
+    monkeypatch.setattr(train, "Path", lambda p: info if p == "/proc/cpuinfo" else real_path(p))
+    train.cpu_has_fast_bf16.cache_clear()
+    try:
+        assert train.cpu_has_fast_bf16()
+        info.write_text("flags\t\t: fpu sse avx512f avx512bw\n")  # avx512bw is not bf16
+        train.cpu_has_fast_bf16.cache_clear()
+        assert not train.cpu_has_fast_bf16()
+    finally:
+        train.cpu_has_fast_bf16.cache_clear()
+
+
+def layer_dtypes(precision: str) -> set[torch.dtype]:
+    """The dtypes a linear layer's outputs had while `fit` trained it."""
+    seen: set[torch.dtype] = set()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    model[1].register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+    from tsgd_core.data.clips import ClipSet
+
+    g = torch.Generator().manual_seed(0)
+    data = ClipSet(torch.rand(8, 3, 1, 2, 2, generator=g), torch.arange(8) % 3, ["a", "b", "c"])
+    fit(model, data, FitConfig(steps=2, batch_size=4), progress=False, precision=precision)
+    return seen
+
+
+def test_fit_runs_in_bfloat16_when_asked_and_float32_otherwise():
+    assert layer_dtypes("bf16") == {torch.bfloat16}
+    assert layer_dtypes("fp32") == {torch.float32}
+    with autocast(CPU, "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_precision_enters_the_eval_key_and_name_but_not_the_set_key():
+    base = RunSpec(method="random", precision="fp32")
+    for other in ("bf16", "auto"):
+        spec = RunSpec(method="random", precision=other)
+        assert spec.eval_key() != base.eval_key()
+        assert spec.distill_key() == base.distill_key()  # the set does not depend on it
+        assert spec.eval_fields()["precision"] == other
+    assert "precision" not in base.eval_fields()  # every earlier evaluation ran in float32
+    assert DEFAULT_PRECISION in ("fp32", "auto")
+    with pytest.raises(ValueError, match="unknown precision"):
+        RunSpec(precision="fp16")
