@@ -9,7 +9,7 @@ backward and the optimiser's step, on random clips of the profile's shape (a ste
 not depend on what the weights have learned). Variants run interleaved, one after another in
 every repeat, so that load on a shared machine hits them alike; the medians and the ratio of
 each variant to float32 come from the same run. The machine's peak is a large conv3d forward
-and backward at the same dtype; the hot loop's GFLOP/s (counted by torch's FlopCounterMode)
+and backward at the same dtype, timed in turn with the variants; the hot loop's GFLOP/s (counted by torch's FlopCounterMode)
 is given as a fraction of it.
 """
 
@@ -109,22 +109,33 @@ def seconds_per_call(fn: Callable[[], None], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def conv_peak(dtype: str, seconds: float = 2.0) -> float:
-    """GFLOP/s of a large conv3d forward and backward (the machine's peak on this op)."""
+def conv_peak_step(dtype: str) -> tuple[Callable[[], None], int]:
+    """A large conv3d forward and backward at `dtype` (the machine's peak on this op), and its
+    floating-point operations."""
     x = torch.rand(8, 64, 16, 32, 32, requires_grad=True)
     w = torch.rand(64, 64, 3, 3, 3, requires_grad=True)
     with FlopCounterMode(display=False) as counter:
         F.conv3d(x, w, padding=1).sum().backward()
-    flops = counter.get_total_flops()
 
     def once() -> None:
         with autocast(torch.device("cpu"), dtype):
             out = F.conv3d(x, w, padding=1)
         out.float().sum().backward()
 
-    once()  # warm-up: oneDNN picks and caches its kernels
-    calls = max(1, round(seconds / seconds_per_call(once, 1)))
-    return flops / seconds_per_call(once, calls) / 1e9
+    return once, counter.get_total_flops()
+
+
+def interleaved_medians(
+    variants: dict[str, Callable[[], None]], calls: dict[str, int], repeats: int
+):
+    """Median seconds per call of each variant, the variants taking turns in every repeat."""
+    for step in variants.values():  # warm-up: kernel choice, allocator, compilation
+        step()
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(repeats):
+        for key, step in variants.items():
+            times[key].append(seconds_per_call(step, calls[key]))
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def same_weights_after_compile(cfg, shape, batch, classes, steps: int = 5) -> float:
@@ -158,15 +169,12 @@ def bench_profile(name: str, batch: int | None, args) -> dict:
             step()  # the first call compiles
             compile_s[precision] = time.perf_counter() - start
             variants[f"compiled_{precision}"] = step
-    for step in variants.values():  # warm-up: kernel choice, allocator
-        step()
-    first = seconds_per_call(variants["fp32"], 1)
-    calls = max(2, round(args.seconds / first))
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(args.repeats):
-        for key, step in variants.items():
-            times[key].append(seconds_per_call(step, calls))
-    median = {k: statistics.median(v) for k, v in times.items()}
+    peaks = {d: conv_peak_step(d) for d in ("fp32", "bf16")}
+    for d, (step, _) in peaks.items():
+        variants[f"peak_{d}"] = step
+    calls = {k: max(2, round(args.seconds / seconds_per_call(v, 1))) for k, v in variants.items()}
+    median = interleaved_medians(variants, calls, args.repeats)
+    peak_gflops = {d: flops / median.pop(f"peak_{d}") / 1e9 for d, (_, flops) in peaks.items()}
     # a stacked step trains STACKED_SEEDS students: per student it is a third of the step
     per_student = {k: median[k] / (STACKED_SEEDS if k.startswith("stacked") else 1) for k in median}
     flops = step_flops(cfg, shape, batch, classes)
@@ -177,6 +185,7 @@ def bench_profile(name: str, batch: int | None, args) -> dict:
         "depth": cfg.model.depth,
         "norm": cfg.model.norm,
         "calls_per_repeat": calls,
+        "peak_gflops": peak_gflops,
         "repeats": args.repeats,
         "step_gflop": flops / 1e9,
         "student_steps_per_s": {k: 1 / v for k, v in per_student.items()},
@@ -209,13 +218,12 @@ def main() -> None:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": args.threads,
         "load_average": os.getloadavg()[0],
-        "peak_gflops": {d: conv_peak(d) for d in ("fp32", "bf16")},
         "profiles": {},
     }
     for name in args.profiles.split(","):
         res = bench_profile(name, SHAPES.get(name), args)
         res["fraction_of_peak"] = {
-            k: v / result["peak_gflops"]["bf16" if "bf16" in k else "fp32"]
+            k: v / res["peak_gflops"]["bf16" if "bf16" in k else "fp32"]
             for k, v in res["gflops"].items()
         }
         result["profiles"][name] = res
@@ -223,7 +231,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_json(result, out)
-    print(f"peak conv3d GFLOP/s: {result['peak_gflops']}; wrote {out}")
+    print(f"wrote {out}")
 
 
 def table(name: str, res: dict) -> str:

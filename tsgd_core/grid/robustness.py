@@ -72,7 +72,7 @@ SIZE_SCALES = (0.5, 2.0)  # of the distilled frame size
 CRFS = (35, 45)  # H.264 constant-rate factors: low and very low quality (51 is the worst)
 CODEC_FPS = 8
 IPC = 5
-DRAWS = (0, 1, 2)
+DRAWS = (0, 1, 2, 3, 4)  # x 3 student seeds: n = 15 per drop, as the main table
 START = "random"
 FALLBACK_OTHER = "herding"  # the third method when no main table names a better one
 TEACHER = "teacher"  # the method column of the teacher's own rows

@@ -90,11 +90,88 @@ class Arch:
     head: str
 
 
+# A bfloat16 weight gradient is trusted where it lies within this relative error of float32's
+# (bf16 rounding gives about 0.004 on the probe; the failures below give 1 to 1e35)
+BF16_GRAD_TOLERANCE = 0.05
+
+
+# (geometry, input shape) -> whether bf16 gives the right weight gradient there
+BF16_PROBES: dict[tuple, bool] = {}
+
+
+def bf16_conv3d_grads_agree(geometry: tuple, input_shape: tuple[int, ...]) -> bool:
+    """Whether CPU bfloat16 autocast gives this conv3d geometry (in, out, kernel, stride,
+    padding, dilation, groups) on inputs of this shape the weight gradient float32 gives.
+
+    torch 2.13.0's oneDNN (3.12) does not on 2-frame inputs with a 3-frame padded kernel (the
+    third block of the default ConvNet3D): relative errors of 1 to 1e35, and students that
+    diverge (`python scripts/bf16_conv3d_check.py`). Probed once per geometry and shape."""
+    key = (geometry, input_shape)
+    if key not in BF16_PROBES:
+        BF16_PROBES[key] = _probe_bf16_conv3d(geometry, input_shape)
+    return BF16_PROBES[key]
+
+
+@torch.enable_grad()  # also when the layer runs under no_grad (relabelling, prediction)
+def _probe_bf16_conv3d(geometry: tuple, input_shape: tuple[int, ...]) -> bool:
+    c_in, c_out, kernel, stride, padding, dilation, groups = geometry
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(input_shape, generator=g)
+    weight = torch.randn(c_out, c_in // groups, *kernel, generator=g, requires_grad=True)
+    conv = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out = torch.nn.functional.conv3d(x, weight, **conv)
+    upstream = torch.randn(out.shape, generator=g)
+    (exact,) = torch.autograd.grad(out, weight, upstream)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = torch.nn.functional.conv3d(x, weight, **conv)
+    (approx,) = torch.autograd.grad(low, weight, upstream.to(low.dtype))
+    error = (approx.float() - exact).abs().max() / exact.abs().max().clamp_min(1e-30)
+    return bool(torch.isfinite(error) and error < BF16_GRAD_TOLERANCE)
+
+
+class Conv3d(nn.Conv3d):
+    """nn.Conv3d that runs in float32 where CPU bfloat16 autocast would give it a wrong weight
+    gradient (see bf16_conv3d_grads_agree): the other layers keep bf16's speed."""
+
+    def geometry(self) -> tuple:
+        return (
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
+
+    def bf16_is_wrong(self, x: torch.Tensor) -> bool:
+        # the forward is right in bf16: only a layer whose weight gradient is wanted can be wrong
+        if x.device.type != "cpu" or not torch.is_grad_enabled():
+            return False
+        if not torch.is_autocast_enabled("cpu"):
+            return False
+        if torch.get_autocast_dtype("cpu") != torch.bfloat16:
+            return False
+        if isinstance(self.padding, str):  # "same" / "valid": probe what it resolves to
+            return True
+        if torch._C._functorch.is_batchedtensor(x):
+            # inside vmap (stacked students) nothing random may run: a probe made before
+            # (training.stacked warms them), else the safe float32
+            return not BF16_PROBES.get((self.geometry(), tuple(x.shape)), False)
+        return not bf16_conv3d_grads_agree(self.geometry(), tuple(x.shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bf16_is_wrong(x):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 def _conv_block(
     c_in: int, c_out: int, kernel: int | tuple[int, ...], padding: int | tuple[int, ...], norm: str
 ) -> list[nn.Module]:
     """conv - norm - ReLU, created in this order (the order fixes the seeded initialisation)."""
-    return [nn.Conv3d(c_in, c_out, kernel, padding=padding), make_norm(norm, c_out), nn.ReLU(True)]
+    return [Conv3d(c_in, c_out, kernel, padding=padding), make_norm(norm, c_out), nn.ReLU(True)]
 
 
 def convnet3d(num_classes: int, clip_shape: ClipShape, arch: Arch) -> VideoClassifier:

@@ -75,6 +75,8 @@ def train_students_stacked(
     dev = resolve_device(device)
     steps = total_steps(len(data), cfg.fit)
     students = [cfg.model.build(data.num_classes, data.clip_shape, seed=s).to(dev) for s in seeds]
+    with torch.no_grad(), autocast(dev, precision):  # outside vmap: models.Conv3d's probes
+        students[0](torch.zeros(min(cfg.fit.batch_size, len(data)), *data.clip_shape, device=dev))
     params, buffers, forward = stacked_forward(students)
     optimizer = make_optimizer(list(params.values()), cfg.fit)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
