@@ -27,7 +27,7 @@ from ..data.clips import ClipSet
 from ..runtime import resolve_device
 from ..runtime.progress import progress_bar
 from .relabel import plan_target_loss
-from .train import autocast, make_optimizer, total_steps
+from .train import autocast, make_optimizer, resolve_precision, total_steps
 
 STACK_CHOICES = ("auto", "on", "off")
 
@@ -49,6 +49,13 @@ def stacked_forward(students: Sequence[nn.Module]):
         return torch.func.functional_call(skeleton, (p, b), (x,))
 
     return params, buffers, torch.func.vmap(one)
+
+
+def warm_bf16_probes(model: nn.Module, batch_shape: tuple[int, ...], dev: torch.device) -> None:
+    """Run models.Conv3d's bf16 probes for these inputs outside vmap, where nothing random may
+    run, on a copy (a training-mode forward would move the model's BatchNorm statistics)."""
+    with autocast(dev, "bf16"):
+        copy.deepcopy(model).train()(torch.zeros(batch_shape, device=dev))
 
 
 def unstack_into(students: Sequence[nn.Module], params: dict, buffers: dict) -> None:
@@ -75,8 +82,8 @@ def train_students_stacked(
     dev = resolve_device(device)
     steps = total_steps(len(data), cfg.fit)
     students = [cfg.model.build(data.num_classes, data.clip_shape, seed=s).to(dev) for s in seeds]
-    with torch.no_grad(), autocast(dev, precision):  # outside vmap: models.Conv3d's probes
-        students[0](torch.zeros(min(cfg.fit.batch_size, len(data)), *data.clip_shape, device=dev))
+    if resolve_precision(precision, dev) == "bf16":
+        warm_bf16_probes(students[0], (min(cfg.fit.batch_size, len(data)), *data.clip_shape), dev)
     params, buffers, forward = stacked_forward(students)
     optimizer = make_optimizer(list(params.values()), cfg.fit)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
