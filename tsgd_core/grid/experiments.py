@@ -55,7 +55,7 @@ from .profiles import METHODS as METHODS
 from .profiles import PROFILES as PROFILES
 from .profiles import _teacher_fit as _teacher_fit
 from .profiles import ladder_profile as ladder_profile
-from .spec import TSGFA_PARTS, RunSpec
+from .spec import DEFAULT_PRECISION, TSGFA_PARTS, RunSpec
 from .spec import spec_from_params as spec_from_params
 
 _CHECKED_TEACHERS: set[str] = set()
@@ -401,6 +401,7 @@ def full_data_key(
     dataset: str,
     student_scale: float,
     split: str,
+    precision: str = "fp32",
 ) -> str:
     """The cache key of `full_data_results`: the data, the teacher's key and the student
     recipe; 2: the evaluation protocol's version."""
@@ -417,6 +418,7 @@ def full_data_key(
         2,
     )
     what += (data_spec(dataset).identity(),) if dataset else ()
+    what += (precision,) if precision != "fp32" else ()  # earlier upper bounds ran in fp32
     return "full_" + config_key(*what)
 
 
@@ -430,6 +432,7 @@ def full_data_results(
     cache_dir: str | Path = "cache",
     device: str = "auto",
     progress: bool = True,
+    precision: str = DEFAULT_PRECISION,
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split (profile's full_steps)."""
     prof = get_profile(profile)
@@ -442,7 +445,7 @@ def full_data_results(
         device=device,
         progress=progress,
     )
-    key = full_data_key(profile, info.key, camera_shake, dataset, student_scale, split)
+    key = full_data_key(profile, info.key, camera_shake, dataset, student_scale, split, precision)
     target = splits.val if split == "val" else splits.test
     fit_cfg = scaled_fit(replace(prof.student.fit, steps=prof.full_steps), student_scale)
 
@@ -456,6 +459,7 @@ def full_data_results(
                 seeds=prof.seeds,
                 device=device,
                 progress=progress,
+                precision=precision,
             )
             for labels in ("soft", "hard")
         }
