@@ -54,12 +54,13 @@ def list_ucf101(
     resolver = _PathResolver(root)
     parts: dict[str, list[VideoEntry]] = {}
     sources = {}
+    seen = _ListedOnce()
     for part, stem in (("train", "trainlist"), ("test", "testlist")):
         list_file = folder / f"{stem}{split:02d}.txt"
         if not list_file.is_file():
             raise DataError(f"UCF101 split file {list_file} is missing (official ucfTrainTestlist)")
         named = []
-        for line in _lines(list_file):
+        for line_no, line in _numbered_lines(list_file):
             rel = _listed_path(line)
             class_name = rel.split("/")[0]
             if class_name not in index:
@@ -67,6 +68,7 @@ def list_ucf101(
                     f"{list_file} names {rel!r}, whose class {class_name!r} is not in {class_file}"
                 )
             named.append((rel, index[class_name]))
+            seen.note(rel, part, list_file, line_no)
         parts[part] = _resolve_all(named, resolver, list_file, on_missing)
         sources[part] = str(list_file)
     return VideoListing(
@@ -98,16 +100,21 @@ def list_hmdb51(
     test: list[VideoEntry] = []
     for label, (class_name, split_file) in enumerate(zip(class_names, split_files, strict=True)):
         named: dict[str, list[tuple[str, int]]] = {"1": [], "2": []}
-        for line in _lines(split_file):
+        seen = _ListedOnce()
+        for line_no, line in _numbered_lines(split_file):
             words = line.rsplit(None, 1)
             if len(words) != 2 or words[1] not in ("0", "1", "2"):
                 raise DataError(f"{split_file}: expected '<video> <0|1|2>', got {line!r}")
+            seen.note(words[0], _HMDB_PARTS[words[1]], split_file, line_no)
             if words[1] in named:
                 named[words[1]].append((f"{class_name}/{words[0]}", label))
         train += _resolve_all(named["1"], resolver, split_file, on_missing)
         test += _resolve_all(named["2"], resolver, split_file, on_missing)
     sources = {"train": str(folder / f"*{suffix}"), "test": str(folder / f"*{suffix}")}
     return VideoListing(f"hmdb51-split{split}", root, class_names, train, test, sources)
+
+
+_HMDB_PARTS = {"0": "unused", "1": "train", "2": "test"}  # the flags of HMDB51's split files
 
 
 def _restrict_to_miniucf(
@@ -295,10 +302,13 @@ def list_frame_folders(
     test_list, train_list = folder / "testlist.txt", folder / "trainlist.txt"
     if test_list.is_file():
         by_name = {f"{e.path.parent.name}/{e.path.name}": e for e in entries}
-        named_test = _listed_names(test_list, by_name, on_missing)
+        seen = _ListedOnce()
         named_train = (
-            _listed_names(train_list, by_name, on_missing) if train_list.is_file() else None
+            _listed_names(train_list, by_name, on_missing, seen, "train")
+            if train_list.is_file()
+            else None
         )
+        named_test = _listed_names(test_list, by_name, on_missing, seen, "test")
         test = [e for name, e in by_name.items() if name in named_test]
         train = [
             e
@@ -317,8 +327,14 @@ def list_frame_folders(
     return VideoListing("frames", root, class_names, train, test, sources)
 
 
-def _listed_names(list_file: Path, known: dict[str, VideoEntry], on_missing: str) -> set[str]:
-    names = {_listed_path(line).rstrip("/") for line in _lines(list_file)}
+def _listed_names(
+    list_file: Path, known: dict[str, VideoEntry], on_missing: str, seen: _ListedOnce, part: str
+) -> set[str]:
+    names = set()
+    for line_no, line in _numbered_lines(list_file):
+        name = _listed_path(line).rstrip("/")
+        seen.note(name, part, list_file, line_no)
+        names.add(name)
     unknown = sorted(names - set(known))
     if unknown and on_missing == "skip":
         warnings.warn(
@@ -461,8 +477,35 @@ def _read_text(path: Path) -> str:
         ) from error
 
 
+def _numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """The file's non-empty lines, stripped, with their line numbers (from 1)."""
+    lines = enumerate(_read_text(path).splitlines(), start=1)
+    return [(n, line.strip()) for n, line in lines if line.strip()]
+
+
 def _lines(path: Path) -> list[str]:
-    return [line.strip() for line in _read_text(path).splitlines() if line.strip()]
+    return [line for _, line in _numbered_lines(path)]
+
+
+class _ListedOnce:
+    """Split-file lines seen so far: a video named twice, in one list or in two parts, is an
+    error naming both lines (a test video in the train list leaks test clips into training,
+    and a repeated line counts its video twice)."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, tuple[str, Path, int]] = {}
+
+    def note(self, name: str, part: str, path: Path, line_no: int) -> None:
+        key = name.strip().replace("\\", "/").casefold()  # the resolver ignores letter case too
+        if key not in self._first:
+            self._first[key] = (part, path, line_no)
+            return
+        first_part, first_path, first_line = self._first[key]
+        how = "twice" if first_part == part else f"in both the {first_part} and the {part} split"
+        raise DataError(
+            f"{first_path}:{first_line} and {path}:{line_no} list {name!r} {how}: a video "
+            "belongs to one split, once; remove one of the lines"
+        )
 
 
 def _listed_path(line: str) -> str:
