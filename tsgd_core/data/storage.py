@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import tempfile
 import time
 import warnings
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..runtime.paths import host_name, owner_gone, owner_token
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -48,40 +49,35 @@ def _umask() -> int:
     return mask
 
 
-# Temporary files of `atomic_path`: ".<stem>.<host>~<pid>~<random>.tmp<suffix>". The owner in
-# the name lets a later run remove what a killed process (kill -9, power loss) left behind.
-_TEMP_NAME = re.compile(r"^\..*\.(?P<host>[A-Za-z0-9-]+)~(?P<pid>\d+)~[^.]*\.tmp[^/]*$")
+# Temporary files of `atomic_path`: ".<stem>.<host>~<pid>~<stamp>~<random>.tmp<suffix>" (the
+# stamp, runtime.paths.owner_token, digests the boot and the process's start time; older names
+# lack it). The owner in the name lets a later run remove what a killed process left behind.
+_TEMP_NAME = re.compile(
+    r"^\..*\.(?P<host>[A-Za-z0-9-]+)~(?P<pid>\d+)~(?:(?P<stamp>[0-9a-f]{8})~)?[^.~]*\.tmp[^/]*$"
+)
 _ANY_TEMP_NAME = re.compile(r"^\..+\.tmp(\.[^/]*)?$")
-# Temporaries of another host (or of the old naming) are removed only when this old.
+# Temporaries whose writer cannot be told gone (another host, the old naming, a live process of
+# that id without a stamp to compare) are removed only when this old.
 STALE_TEMP_AGE_S = 24 * 3600
-
-
-def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
+# a modification time this far ahead of the clock is no live writer's (a copy, a touch, a skew)
+FUTURE_SLACK_S = 300
 
 
 def is_stale_temporary(path: Path, now: float | None = None) -> bool:
-    """A hidden `.tmp` file whose writer is gone (same host, dead pid) or that is a day old."""
+    """A hidden `.tmp` file whose writer is gone (this host, a dead process, or another process
+    of the same id), that is a day old, or whose modification time lies in the future."""
     if not _ANY_TEMP_NAME.match(path.name):
         return False
     match = _TEMP_NAME.match(path.name)
-    if match and match["host"] == _host():
-        return not _pid_alive(int(match["pid"]))
+    if match and match["host"] == host_name():
+        gone = owner_gone(int(match["pid"]), match["stamp"])
+        if gone is not None:
+            return gone
     try:
         age = (time.time() if now is None else now) - path.stat().st_mtime
     except OSError:
         return False
-    return age > STALE_TEMP_AGE_S
+    return age > STALE_TEMP_AGE_S or age < -FUTURE_SLACK_S
 
 
 def remove_stale_temporaries(folder: str | Path, recursive: bool = False) -> list[Path]:
@@ -116,9 +112,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
-    owner = f"{_host()}~{os.getpid()}~"
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.{owner}", suffix=f".tmp{path.suffix}", dir=path.parent
+        prefix=f".{path.stem}.{owner_token()}", suffix=f".tmp{path.suffix}", dir=path.parent
     )
     os.close(fd)
     tmp_path = Path(tmp)
@@ -160,48 +155,9 @@ def load_json(path: str | Path) -> Any:
 
 # ----------------------------------------------------------------------------- checks before work
 
-
-def _nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def _can_create_in(folder: Path) -> bool:
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-def check_writable_file(path: str | Path, what: str) -> Path:
-    """`path` can be written (by atomic_path): raise ValueError naming `what` before any work."""
-    if str(path).strip() == "":
-        raise ValueError(f"{what} is empty: give a file name")
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder: give a file name")
-    base = _nearest_existing(path.parent)
-    if not base.is_dir():
-        raise ValueError(f"{what} {path} cannot be written: {base} is a file, not a folder")
-    if not _can_create_in(base):
-        raise ValueError(f"{what} {path} cannot be written: {base} is not writable")
-    return path
-
-
-def check_writable_dir(path: str | Path, what: str) -> Path:
-    """`path` is (or can become) a folder we can write in: raise ValueError naming `what`."""
-    if str(path).strip() == "":
-        raise ValueError(f"{what} is empty: give a folder (e.g. cache)")
-    path = Path(path).expanduser()
-    base = _nearest_existing(path)
-    if not base.is_dir():
-        raise ValueError(f"{what} {path} cannot be used: {base} is a file, not a folder")
-    if not _can_create_in(base):
-        raise ValueError(f"{what} {path} is not writable: use a folder you can write in")
-    return path
-
+# one check of every path a user gives, in the bottom room (the CLI, the runner, the stages and
+# the notebooks' parameters call it): re-exported here, where the writers are
+from ..runtime.paths import check_writable_dir, check_writable_file  # noqa: E402, F401
 
 # ----------------------------------------------------------------------------- verified cache entries
 
