@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -180,12 +179,10 @@ def device_arg(text: str) -> str:
 
 
 def path_arg(text: str) -> str:
-    """A file or folder flag: `~` expanded (as a shell does for a bare `~/x`); empty refused."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError(
-            "an empty path: give a file or folder name (or leave the flag out)"
-        )
-    return os.path.expanduser(text)
+    """A file or folder flag: `~` expanded, empty refused (runtime.paths, the one path check)."""
+    from ..runtime.paths import path_type
+
+    return path_type(text)
 
 
 def check_output(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:

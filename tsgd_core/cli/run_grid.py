@@ -56,8 +56,10 @@ from ..grid.planner import (
     dataset_flags,
     is_done,
     merge_steps,
+    missing_cells,
     plan,
     remove_stale_runs,
+    select_cells,
     shard_steps,
     split_lines,
     unknown_parameters,
@@ -72,10 +74,10 @@ from ..grid.workers import (
 
 
 def path_flag(text: str) -> Path:
-    """A folder flag: `~` expanded, an empty value refused."""
-    from .options import path_arg
+    """A folder flag: `~` expanded, an empty value refused (runtime.paths.path_type)."""
+    from ..runtime.paths import path_type
 
-    return Path(path_arg(text))
+    return Path(path_type(text))
 
 
 def ipc_list(text: str) -> list[int]:
@@ -203,14 +205,18 @@ def index_reports_root(reports: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the grid; one line and exit 2 for bad options or files, 130 for Ctrl-C."""
+    """Run the grid; one line and exit 2 for bad options or files, 130 for Ctrl-C. A reader of
+    stdout that leaves (`| head -1`) neither stops the grid nor changes its exit code."""
+    from ..runtime.progress import stdout_reader_may_leave
+
     progress = Progress()
     INTERRUPTED.clear()
     handler = None
     if threading.current_thread() is threading.main_thread():
         handler = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return run(argv, progress)
+        with stdout_reader_may_leave():
+            return run(argv, progress)
     except KeyboardInterrupt:
         print(f"\nrun_grid: interrupted{progress.kept()}", file=sys.stderr)
         return 130
@@ -221,6 +227,75 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
+
+
+# what a grid's report folder holds beside its README.md (01's output, the run's summary): a
+# README.md without them is another program's, which the report would overwrite
+REPORT_MARKS = ("data_and_saliency", "run_grid.json")
+
+
+def set_kernel_threads(threads: int | None) -> int:
+    """The kernels' torch threads: --threads, else OMP_NUM_THREADS, else 1; set as
+    OMP_NUM_THREADS and MKL_NUM_THREADS for the kernels and workers (which inherit them), with
+    this checkout first on PYTHONPATH. A bad OMP_NUM_THREADS without --threads: ValueError."""
+    from ..grid.spec import FLAG_RANGES
+    from ..runtime.paths import env_int
+
+    if threads is None:
+        low, high, _ = FLAG_RANGES["threads"]
+        advice = "set it to a thread count, unset it (1 thread), or pass --threads N"
+        threads = env_int("OMP_NUM_THREADS", 1, int(low), int(high), advice)
+    # one thread by default: the models are tiny, and on a shared CPU two OpenMP threads per
+    # process were ten times slower than one (measured)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+    )
+    return threads
+
+
+def check_step_folders(steps: list[Any], reports: Path) -> None:
+    """Every folder the steps write can be written, and none is the notebooks' own folder (an
+    executed notebook would replace its source): ValueError naming --reports, before any work."""
+    from ..runtime.paths import check_writable_dir
+
+    for step in steps:
+        if not step.direct and step.executed.resolve() == step.source.resolve():
+            raise ValueError(
+                f"--reports {reports} would overwrite the notebook {step.source} with its "
+                "executed copy: give a folder outside notebooks/"
+            )
+    inside = sorted({str(s.out_dir.relative_to(reports)) for s in steps} - {"."})
+    check_writable_dir(reports, "--reports", inside)
+
+
+MISSING_SHOWN = 6  # missing cells named in a merge's error; the rest are counted
+
+
+def check_merge(steps: list[Any], reports: Path, allow_partial: bool) -> None:
+    """A merge needs a finished run of every planned cell: ValueError naming the missing ones
+    (a warning line with --allow-partial; none finished is refused even then)."""
+    missing = missing_cells(steps)
+    planned = len(dict.fromkeys(s.label for s in steps if s.stage == "cell"))
+    if not missing:
+        return
+    if len(missing) == planned:
+        raise ValueError(
+            f"--merge: no finished run of any of the {planned} planned cells in {reports}: "
+            "run the shards first (--shard i/n), then merge"
+        )
+    named = ", ".join(missing[:MISSING_SHOWN])
+    if len(missing) > MISSING_SHOWN:
+        named += f", ... (+{len(missing) - MISSING_SHOWN} more)"
+    what = f"{len(missing)} of {planned} planned cells have no finished run: {named}"
+    if not allow_partial:
+        raise ValueError(
+            f"--merge: {what}: run the shards that hold them (--dry-run --shard i/n lists a "
+            "shard's cells), or pass --allow-partial to report the others"
+        )
+    print(
+        f"run_grid: warning: --allow-partial: {what}; the report leaves them out", file=sys.stderr
+    )
 
 
 def run(argv: list[str] | None, progress: Progress) -> int:
@@ -256,8 +331,8 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument(
         "--threads",
         type=options.field_value("threads"),
-        default=1,
-        help="torch CPU threads per kernel (OMP_NUM_THREADS; default 1)",
+        help="torch CPU threads per kernel (sets OMP_NUM_THREADS; default: OMP_NUM_THREADS, "
+        "else 1)",
     )
     parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
     parser.add_argument("--dry-run", action="store_true", help="print the steps and exit")
@@ -281,6 +356,11 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     parser.add_argument(
         "--cells-only", action="store_true", help="with --shard: skip the setup notebooks"
     )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="with --merge: build the report although some planned cells have no run yet",
+    )
     options.add_dataset_options(parser, workers_flag="--decode-workers")
     parser.add_argument("--quiet", action="store_true", help="no progress bar while decoding")
     args = parser.parse_args(argv)
@@ -288,27 +368,24 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         args.workers = auto_workers(args.device)
     if args.cells_only and args.shard is None:
         parser.error("--cells-only applies to --shard")
+    if args.allow_partial and not args.merge:
+        parser.error("--allow-partial applies to --merge")
 
-    # The kernels inherit this environment. One thread: the models are tiny, and on a shared
-    # CPU two OpenMP threads per process were ten times slower than one (measured).
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    os.environ.setdefault("MKL_NUM_THREADS", str(args.threads))
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-    )
     folder = f"{args.profile}-{args.dataset}" if args.dataset else args.profile
     reports = (args.reports or Path("reports") / folder).resolve()
     from ..data.storage import remove_stale_temporaries, sweep_cache
 
     args.cache_dir = args.cache.resolve()
-    from ..data.storage import check_writable_dir
     from ..runtime.budget import memory_limit_override
+    from ..runtime.paths import CACHE_SUBFOLDERS, check_own_output, check_writable_dir
 
     try:
         memory_limit_override()  # a bad TSGD_MEMORY_LIMIT_MB: one line now, not in a kernel
+        args.threads = set_kernel_threads(args.threads)
         if not args.dry_run:  # before any work: not a folder found unwritable after the grid
-            check_writable_dir(args.cache_dir, "--cache")
+            check_writable_dir(args.cache_dir, "--cache", CACHE_SUBFOLDERS)
             check_writable_dir(reports, "--reports")
+            check_own_output(reports, "--reports", ["README.md"], REPORT_MARKS)
         dataset = options.dataset_text(args)
         if args.ipcs or args.methods:
             check_selection(args.profile, dataset, args.groups, args.ipcs, args.methods)
@@ -330,7 +407,9 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         sys.argv[1:] if argv is None else argv,
         ("--dataset", *options.DATASET_ONLY_FLAGS, "--ipcs", "--methods"),
     )
-    steps = plan(
+    # the whole grid of the chosen groups: what stale-run removal compares the runs with, so
+    # that a run of some IPCs or methods never removes the others' results
+    everything = plan(
         args.profile,
         reports,
         args.cache_dir,
@@ -338,10 +417,17 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         args.groups,
         dataset,
         command,
-        args.ipcs,
-        smallest,
-        args.methods,
+        smallest=smallest,
     )
+    steps = select_cells(everything, args.ipcs, args.methods)
+    try:
+        if not args.dry_run:
+            check_step_folders(steps, reports)
+        if args.merge:
+            check_merge(steps, reports, args.allow_partial)
+    except ValueError as error:
+        print(f"run_grid: error: {options.one_line(error)}", file=sys.stderr)
+        return 2
     if args.shard is not None:
         print("\n".join(split_lines(steps, args.shard[1], "shard", only=args.shard[0])), flush=True)
         steps = shard_steps(steps, args.shard, with_setup=not args.cells_only)
@@ -365,8 +451,8 @@ def run(argv: list[str] | None, progress: Progress) -> int:
 
     sweep_cache(args.cache)  # what a killed run (kill -9) left half-written
     remove_stale_temporaries(reports, recursive=True)
-    if args.shard is None and not args.merge:  # a shard plans only its own cells
-        remove_stale_runs(steps, reports)
+    if args.shard is None and not args.merge:  # a shard runs only its own cells
+        remove_stale_runs(everything, reports)
     progress.reports = reports
     start = time.perf_counter()
     run = {"force": args.force, "fresh_kernels": args.fresh_kernels, "progress": progress}

@@ -131,8 +131,7 @@ def execute(step: Step, engine: str | None) -> dict[str, Any]:
     if step.direct:
         return run_direct(step)
     step.out_dir.mkdir(parents=True, exist_ok=True)
-    # the process id keeps two shards that run the same setup notebook off each other's file
-    tmp = step.out_dir / f".{step.executed.stem}.{os.getpid()}.running.ipynb"
+    tmp = running_path(step)
     start = time.perf_counter()
     try:
         nb = pm.execute_notebook(
@@ -156,6 +155,15 @@ def execute(step: Step, engine: str | None) -> dict[str, Any]:
         (c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb.cells
     )
     return {"wall_s": wall, "cells_s": cells, "overhead_s": wall - cells}
+
+
+def running_path(step: Step) -> Path:
+    """Where a step's notebook is executed before it is renamed: named by its writer (host,
+    process and its start), which keeps two shards that run the same setup notebook off each
+    other's file and lets a later run remove what a killed one left (data.storage)."""
+    from ..runtime.paths import owner_token
+
+    return step.out_dir / f".{step.executed.stem}.{owner_token()}running.tmp.ipynb"
 
 
 def failed_path(step: Step) -> Path:

@@ -66,7 +66,7 @@ def plan(
 ) -> list[Step]:
     """Every step of the run, in order (`dataset`: DataSpec text of a real dataset, or "").
 
-    ipcs, methods: only the cells of these IPCs and methods (None: all).
+    ipcs, methods: only the cells of these IPCs and methods (None: all; `select_cells`).
     smallest: (class name, train clips) of the data's smallest class; cells of a larger IPC
     cannot be built and are left out of the plan, one line per IPC saying so.
     """
@@ -105,9 +105,7 @@ def plan(
         if group not in groups:
             continue
         for spec in specs:
-            if (ipcs and spec.ipc not in ipcs) or not ipc_fits(spec.ipc, smallest):
-                continue
-            if methods and spec.method not in methods:
+            if not ipc_fits(spec.ipc, smallest):
                 continue
             folder = reports / "runs" / group / spec.name()
             params = {"spec": plain(spec_params(spec))}
@@ -153,7 +151,22 @@ def plan(
     )
     for step in steps:
         step.params = {**common, "out_dir": str(step.out_dir), **step.params}
-    return steps
+    return select_cells(steps, ipcs, methods)
+
+
+def select_cells(
+    steps: list[Step], ipcs: list[int] | None, methods: list[str] | None
+) -> list[Step]:
+    """The plan less the grid cells of other IPCs and methods than these (None: all); the
+    full-data cells, setup and report stay."""
+
+    def chosen(step: Step) -> bool:
+        spec = step.params.get("spec")
+        if step.stage != "cell" or spec is None:
+            return True
+        return (not ipcs or spec["ipc"] in ipcs) and (not methods or spec["method"] in methods)
+
+    return [s for s in steps if chosen(s)]
 
 
 def smallest_class(train: Any) -> tuple[str, int]:
@@ -238,22 +251,40 @@ def dataset_flags(argv: list[str], flags: tuple[str, ...]) -> list[str]:
 
 
 def is_done(step: Step) -> bool:
-    """An executed notebook newer than its source, run with these parameters, with its outputs."""
+    """An executed notebook of the source as it is now, run with these parameters, with its
+    outputs. The cells are compared, not modification times: a copy, a checkout or a clock can
+    make an old executed notebook look newer than an edited source."""
     if step.direct:
         return direct_done(step)
     if step.always or not step.executed.is_file():
-        return False
-    if step.executed.stat().st_mtime < step.source.stat().st_mtime:
         return False
     if not all((step.out_dir / name).is_file() for name in step.needs):
         return False
     try:
         notebook = json.loads(step.executed.read_text())
+        source = json.loads(step.source.read_text())
     except (OSError, ValueError):  # unreadable, not UTF-8, not JSON: run the step again
         return False
     meta = notebook.get("metadata") if isinstance(notebook, dict) else None
     papermill = meta.get("papermill") if isinstance(meta, dict) else None
-    return isinstance(papermill, dict) and papermill.get("parameters") == step.params
+    if not (isinstance(papermill, dict) and papermill.get("parameters") == step.params):
+        return False
+    return cell_sources(notebook) == cell_sources(source)
+
+
+def cell_sources(notebook: Any) -> list[tuple[str, str]] | None:
+    """(type, source) of every cell but papermill's injected parameters (None: not a notebook)."""
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        return None
+    out = []
+    for cell in cells:
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if "injected-parameters" in tags:
+            continue
+        text = cell.get("source", "")
+        out.append((str(cell.get("cell_type")), text if isinstance(text, str) else "".join(text)))
+    return out
 
 
 DIRECT_PARAMS = "step.json"  # the parameters a direct step's record.json was made with
@@ -329,6 +360,26 @@ def refuse_unknown_parameters(history: Sequence[str] | None = None) -> None:
                 )
 
 
+# the notebooks' path parameters that are only read; every other one names a folder written
+READ_PATH_PARAMETERS = ("runs_dir", "committed_report")
+
+
+def checked_path_parameters(**paths: str) -> tuple[str, ...]:
+    """A notebook's path parameters, in the order given, each `~` expanded; ValueError naming
+    the parameter when one is empty, or when a folder it writes cannot be written (cache_dir:
+    with its entry folders). The same check as every path flag's (runtime.paths)."""
+    from ..runtime.paths import CACHE_SUBFOLDERS, check_writable_dir, user_path
+
+    checked = []
+    for name, value in paths.items():
+        if name in READ_PATH_PARAMETERS:
+            checked.append(str(user_path(value, name)))
+            continue
+        inside = CACHE_SUBFOLDERS if name == "cache_dir" else ()
+        checked.append(str(check_writable_dir(value, name, inside)))
+    return tuple(checked)
+
+
 def unknown_parameters(steps: list[Step]) -> list[str]:
     """'notebook: name, ...' for every planned notebook given a parameter it does not declare."""
     declared: dict[str, set[str]] = {}
@@ -349,23 +400,53 @@ def cell_labels(steps: list[Step]) -> list[str]:
     return list(dict.fromkeys(s.label for s in steps if s.stage == "cell"))
 
 
+# what a run folder holds (any of them): a folder without one is not the grid's to remove
+RUN_FILES = (
+    "record.json",
+    DIRECT_PARAMS,
+    "distill.json",
+    "03_distill.ipynb",
+    "04_evaluate.ipynb",
+    "03_distill.failed.ipynb",
+    "04_evaluate.failed.ipynb",
+)
+
+
+def is_run_folder(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in RUN_FILES)
+
+
 def stale_runs(steps: list[Step], reports: Path) -> list[Path]:
     """Run folders of the planned groups that the plan no longer has: records of an older grid
-    or protocol, which the report would otherwise pool with the current ones."""
+    or protocol, which the report would otherwise pool with the current ones.
+
+    `steps` must be the whole grid of the chosen groups (`plan` without ipcs and methods): a
+    run that --ipcs or --methods left out of this run is another part's result, not stale.
+    Folders that hold none of a run's files are not the grid's and are never listed."""
     runs = reports / "runs"
     planned = {s.out_dir for s in steps if s.stage == "cell"}
     groups = {d.parent for d in planned if d.parent.parent == runs}
     return sorted(
-        d for g in groups if g.is_dir() for d in g.iterdir() if d.is_dir() and d not in planned
+        d
+        for g in groups
+        if g.is_dir()
+        for d in g.iterdir()
+        if d.is_dir() and d not in planned and is_run_folder(d)
     )
 
 
 def remove_stale_runs(steps: list[Step], reports: Path) -> None:
+    """Delete `stale_runs` (each named on one line)."""
     import shutil
 
     for folder in stale_runs(steps, reports):
         print(f"[stale] removing {folder} (not a run of this grid)", flush=True)
         shutil.rmtree(folder)
+
+
+def missing_cells(steps: list[Step]) -> list[str]:
+    """The cells of a plan that have no finished run (a step of theirs is not done), in order."""
+    return list(dict.fromkeys(s.label for s in steps if s.stage == "cell" and not is_done(s)))
 
 
 def shard_steps(steps: list[Step], shard: tuple[int, int], with_setup: bool = True) -> list[Step]:

@@ -31,6 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import derive_seed
+from .paths import env_int
 
 T = TypeVar("T")
 
@@ -75,9 +76,23 @@ def is_main() -> bool:
     return context().is_main
 
 
+# what to do about a torchrun variable in bad shape
+TORCHRUN_ADVICE = (
+    "torchrun sets it for each rank: unset it to run in one process, or start the command "
+    "with torchrun"
+)
+MAX_RANKS = 1 << 20
+
+
 def launched_by_torchrun() -> bool:
-    """torchrun (or a scheduler that mimics it) started this process as one of several ranks."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """torchrun (or a scheduler that mimics it) started this process as one of several ranks.
+    Its variables are checked here, before any work: one in bad shape is an InputError naming it."""
+    world = env_int("WORLD_SIZE", 1, 1, MAX_RANKS, TORCHRUN_ADVICE)
+    if world == 1:
+        return False
+    for name in ("RANK", "LOCAL_RANK"):  # where set (torch.distributed names a missing one)
+        env_int(name, 0, 0, world - 1, TORCHRUN_ADVICE)
+    return True
 
 
 def backend_for(device: str | torch.device) -> str:

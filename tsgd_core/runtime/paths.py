@@ -4,18 +4,23 @@ the identity of this process (for the temporary files it leaves if it is killed)
 * `check_writable_dir` / `check_writable_file`: the one check of every path a flag or a notebook
   parameter names: `~` expanded, an empty or blank path refused, and the folders that will be
   written (the subfolders too, where they exist already) writable; a folder where a file is
-  expected (or a file where a folder is) refused. Each raises ValueError naming the flag.
-* `user_path`: `~` expanded and an empty path refused, for paths that are only read.
-* `env_int`: an integer environment variable, or ValueError naming it and what to set.
+  expected (or a file where a folder is) refused, naming the flag.
+* `user_path`: `~` expanded and an empty path refused, for paths that are only read;
+  `path_type` is the same as the argparse type of every path flag.
+* `env_int`: an integer environment variable, or a refusal naming it and what to set.
 * `owner_token` / `owner_gone`: who wrote a temporary file (host, boot, process id and the
   process's start time), so a later run removes a dead writer's file even where process ids
   come back (PID 1 is always alive in a container).
 
-Imports nothing from tsgd_core but the room's own `__init__`.
+Every refusal is an `InputError` (a ValueError): bad input a user gave, which the command
+lines report in one line with exit code 2.
+
+Imports nothing from tsgd_core.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import re
@@ -29,11 +34,27 @@ from pathlib import Path
 CACHE_SUBFOLDERS = ("teachers", "distilled", "evals", "videos", "robustness")
 
 
+class InputError(ValueError):
+    """Bad input a user gave (a path, an environment variable): the message names it and what
+    to do instead."""
+
+
+EMPTY_PATH = "an empty path: give a file or folder name (or leave it out)"
+
+
 def user_path(text: str | os.PathLike[str], what: str) -> Path:
-    """`~` expanded; an empty or blank path is a ValueError naming `what`."""
+    """`~` expanded (as a shell does for a bare `~/x`); an empty or blank path is an InputError
+    naming `what`."""
     if str(text).strip() == "":
-        raise ValueError(f"{what}: an empty path: give a file or folder name (or leave it out)")
+        raise InputError(f"{what}: {EMPTY_PATH}")
     return Path(os.path.expanduser(os.fspath(text)))
+
+
+def path_type(text: str) -> str:
+    """The argparse type of every path flag: `user_path`, its error argparse's one line."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(EMPTY_PATH)
+    return str(user_path(text, "path"))
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -51,20 +72,20 @@ def _can_create_in(folder: Path) -> bool:
 
 
 def _check_folder(path: Path, what: str, shown: Path) -> None:
-    """`path` is a writable folder, or can be made in one: else ValueError about `shown`."""
+    """`path` is a writable folder, or can be made in one: else InputError about `shown`."""
     base = _nearest_existing(path)
     if not base.is_dir():
-        raise ValueError(f"{what} {shown} cannot be used: {base} is a file, not a folder")
+        raise InputError(f"{what} {shown} cannot be used: {base} is a file, not a folder")
     if not _can_create_in(base):
         where = "" if base == shown else f" ({base} is not)"
-        raise ValueError(f"{what} {shown} is not writable{where}: use a folder you can write in")
+        raise InputError(f"{what} {shown} is not writable{where}: use a folder you can write in")
 
 
 def check_writable_dir(
     path: str | os.PathLike[str], what: str, subfolders: Iterable[str] = ()
 ) -> Path:
     """`path` is (or can become) a folder we can write in, and so is each of its `subfolders`
-    that the work will write: ValueError naming `what` otherwise. Returns the path, `~` expanded."""
+    that the work will write: InputError naming `what` otherwise. Returns the path, `~` expanded."""
     path = user_path(path, what)
     _check_folder(path, what, path)
     for name in subfolders:
@@ -73,12 +94,31 @@ def check_writable_dir(
 
 
 def check_writable_file(path: str | os.PathLike[str], what: str) -> Path:
-    """`path` can be written (atomically, beside it): ValueError naming `what` otherwise."""
+    """`path` can be written (atomically, beside it): InputError naming `what` otherwise."""
     path = user_path(path, what)
     if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder: give a file name")
+        raise InputError(f"{what} {path} is a folder: give a file name")
     _check_folder(path.parent, what, path.parent)
     return path
+
+
+def check_own_output(
+    folder: str | os.PathLike[str], what: str, overwritten: Iterable[str], marks: Iterable[str]
+) -> None:
+    """Refuse an output folder that holds a file the work overwrites (a README.md) beside none
+    of the `marks` this program leaves with it: the file is another program's (the checkout's
+    README for an empty or `.` flag, a home folder's): InputError naming `what`."""
+    folder = Path(folder)
+    marks = list(marks)
+    if any((folder / mark).exists() for mark in marks):
+        return
+    for name in overwritten:
+        if (folder / name).exists():
+            raise InputError(
+                f"{what} {folder} holds a {name} that this command did not write (no "
+                f"{' or '.join(marks)} beside it), and it would be overwritten: give an empty "
+                "folder or this command's earlier output"
+            )
 
 
 # ----------------------------------------------------------------------------- environment
@@ -86,7 +126,7 @@ def check_writable_file(path: str | os.PathLike[str], what: str) -> Path:
 
 def env_int(name: str, default: int, low: int, high: int, advice: str) -> int:
     """The integer in environment variable `name` (`default` when unset or empty), in
-    [low, high]; else ValueError naming the variable, its value and `advice` (what to set)."""
+    [low, high]; else InputError naming the variable, its value and `advice` (what to set)."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -95,7 +135,7 @@ def env_int(name: str, default: int, low: int, high: int, advice: str) -> int:
     except ValueError:
         value = None
     if value is None or not low <= value <= high:
-        raise ValueError(
+        raise InputError(
             f"environment variable {name}={text!r} is not an integer in [{low}, {high}]: {advice}"
         )
     return value

@@ -8,9 +8,11 @@ found") and its widgets would not survive in an executed notebook anyway.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tqdm.std import tqdm
@@ -88,3 +90,54 @@ def progress_bar(
         return SummaryLine(iterable, desc, total, unit)
     live = enabled and on_terminal()
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not live, **options)
+
+
+class ReaderMayLeave:
+    """A stdout that keeps the work going when its reader has gone (`... | head -1`): the first
+    broken pipe points the descriptor at /dev/null (so the interpreter's last flush succeeds
+    too) and later output is dropped. Progress is a report of the work, never a reason to stop it."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.stream.fileno())
+            finally:
+                os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no descriptor (a test's stream): drop
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno, ... of the stream
+        return getattr(self.stream, name)
+
+
+@contextmanager
+def stdout_reader_may_leave() -> Iterator[ReaderMayLeave]:
+    """sys.stdout as a ReaderMayLeave for the duration of the block."""
+    wrapper = ReaderMayLeave(sys.stdout)
+    sys.stdout = wrapper
+    try:
+        yield wrapper
+    finally:
+        if sys.stdout is wrapper:
+            sys.stdout = wrapper.stream
