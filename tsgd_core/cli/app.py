@@ -256,6 +256,104 @@ def error_line(error: BaseException) -> tuple[int, str]:
     )
 
 
+def is_bad_input(error: BaseException) -> bool:
+    """Our own refusals of bad input (DataError and the CLI's CliError, the memory estimate's
+    MemoryBudgetError); any other ValueError is a bug, and says so."""
+    from ..data.clips import DataError
+    from ..runtime.budget import MemoryBudgetError
+    from ..runtime.paths import InputError  # a path or an environment variable
+
+    return isinstance(error, DataError | MemoryBudgetError | InputError)
+
+
+# what the CPU allocator and the C++ writers of torch say when the machine refuses
+_ALLOCATION_FAILED = ("alloc_cpu.cpp", "can't allocate memory", "std::bad_alloc", "out of memory")
+_WRITE_FAILED = ("unexpected pos", "file write failed", "failed writing file")
+
+
+def machine_limit_text(error: BaseException) -> str | None:
+    """The line for a limit of the machine (memory, open files, file size, disk space, a
+    read-only file system), naming the limit and what to change; None for anything else."""
+    text = one_line(error)
+    code = error.errno if isinstance(error, OSError) else None
+    if (
+        code == errno.ENOMEM
+        or isinstance(error, MemoryError)
+        or (isinstance(error, RuntimeError) and any(s in text for s in _ALLOCATION_FAILED))
+    ):
+        return memory_text(text)
+    if code in (errno.EMFILE, errno.ENFILE):
+        return open_files_text(error, code == errno.ENFILE)
+    if code == errno.EFBIG or (
+        isinstance(error, RuntimeError)
+        and any(s in text for s in _WRITE_FAILED)
+        and _soft_limit("RLIMIT_FSIZE") is not None
+    ):
+        return file_size_text(error)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {error.filename}" if error.filename else ""
+        return (
+            f"the disk is full{where} ({error.strerror or 'no space left'}): "
+            "free some space or point --cache-dir / --out at another disk, then run again"
+        )
+    if code == errno.EROFS:
+        where = f" ({error.filename})" if error.filename else ""
+        return (
+            f"the file system is read-only{where}: point --cache-dir / --out at a writable "
+            "disk, or mount it read-write"
+        )
+    return None
+
+
+def _soft_limit(name: str) -> int | None:
+    """The soft limit `resource.<name>` of this process, or None where there is none."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    soft = resource.getrlimit(getattr(resource, name))[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def memory_text(detail: str) -> str:
+    room = _soft_limit("RLIMIT_AS")
+    limit = (
+        f"; the address-space limit (ulimit -v, RLIMIT_AS) is {room // 2**20} MiB: raise it "
+        "(ulimit -v unlimited),"
+        if room is not None
+        else ":"
+    )
+    return (
+        f"out of memory ({detail[:200]}){limit} lower the IPC, frames, frame size or scale, "
+        "or use a machine with more memory"
+    )
+
+
+def open_files_text(error: BaseException, system_wide: bool) -> str:
+    where = f" opening {error.filename}" if getattr(error, "filename", None) else ""
+    if system_wide:
+        return (
+            f"the system's table of open files is full{where} (ENFILE): close other programs, "
+            "or raise fs.file-max, then run again"
+        )
+    soft = _soft_limit("RLIMIT_NOFILE")
+    shown = "" if soft is None else f" is {soft}"
+    return (
+        f"too many open files{where}: the limit of open files per process (ulimit -n, "
+        f"RLIMIT_NOFILE){shown}: raise it (ulimit -n 4096) or use fewer decoding --workers"
+    )
+
+
+def file_size_text(error: BaseException) -> str:
+    where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
+    soft = _soft_limit("RLIMIT_FSIZE")
+    shown = "" if soft is None else f" is {soft // 1024} KiB"
+    return (
+        f"a file grew past the file-size limit{where}: the limit (ulimit -f, RLIMIT_FSIZE)"
+        f"{shown}: raise it (ulimit -f unlimited), then run again"
+    )
+
+
 def os_error_text(error: OSError) -> str:
     """'cannot write /x/y: Permission denied' style text; the path is always named when known."""
     reason = error.strerror or one_line(error)

@@ -77,6 +77,9 @@ def print_splits(splits: Any, descriptions: dict[str, str]) -> None:
         clips = getattr(splits, part)
         counts = class_count_text(clips.class_counts().tolist())
         print(f"  {part:5s}: {len(clips):6d} clips ({counts})")
+    for note in ("val_carving", "shortcut_check"):  # real data: how val was carved, shortcuts
+        if splits.config.get(note):
+            print(f"  {splits.config[note]}")
     for i, name in enumerate(splits.class_names):
         note = f": {descriptions[name]}" if name in descriptions else ""
         print(f"  {i:3d} {name}{note}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -253,6 +254,8 @@ def dataset_text(args: argparse.Namespace) -> str:
         if args.annotations
         else None,
         on_missing=args.on_missing or "error",
+        sampling=getattr(args, "sampling", None) or "spread",
+        group_pattern=getattr(args, "group_pattern", None),
     )
     return spec.to_text()
 
@@ -428,6 +431,8 @@ DATASET_ONLY_FLAGS = (
     "--backend",
     "--annotations",
     "--on-missing",
+    "--sampling",
+    "--group-pattern",
 )
 
 
@@ -440,7 +445,7 @@ def add_dataset_options(
 
     `workers_flag` names the decoding threads' flag (run_grid's --workers are grid workers).
     """
-    from ..data.video_base import BACKENDS
+    from ..data.video_base import BACKENDS, SAMPLINGS
 
     data = parser.add_argument_group("real dataset (default: the built-in motion benchmark)")
 
@@ -482,6 +487,18 @@ def add_dataset_options(
     typed("--annotations", path_arg, "DIR", "folder of the split files when not in the usual place")
     data.add_argument(
         "--on-missing", choices=("error", "skip"), help="videos named by a split file but absent"
+    )
+    data.add_argument(
+        "--sampling",
+        choices=SAMPLINGS,
+        help="frames spread over the whole clip, or at a fixed stride at the clip's own speed "
+        "(default: spread)",
+    )
+    typed(
+        "--group-pattern",
+        str,
+        "REGEX",
+        "regex with one group: the source video in a video's name (val takes whole sources)",
     )
     help_workers = "decoding threads (default: CPU cores, at most 8)"
     typed(workers_flag, field_value("decode_workers"), "N", help_workers, dest="decode_workers")

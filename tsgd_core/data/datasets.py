@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from .clips import DataError, Splits
-from .storage import config_key
+from .video_base import SAMPLINGS
+from .video_lists import check_group_pattern
 
 # Mirrors tsgd_core.data.real_video.KINDS (tests check they agree); real_video is imported lazily.
 DATASET_KINDS = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "frames")
@@ -71,6 +72,8 @@ class DataSpec:
     annotations: str | None = None
     on_missing: str = "error"
     test_fraction: float = 0.2
+    sampling: str = "spread"  # or "stride": frames at the clip's own speed (video_base.SAMPLINGS)
+    group_pattern: str | None = None  # regex, one group: a video name's source (val by group)
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
@@ -81,6 +84,10 @@ class DataSpec:
         object.__setattr__(self, "classes", tuple(self.classes or ()))
         if self.frames < 1 or len(self.size) != 2 or min(self.size) < 1:
             raise DataError(f"frames and size must be positive, got {self.frames} and {self.size}")
+        if self.sampling not in SAMPLINGS:
+            raise DataError(f"unknown sampling {self.sampling!r}: use {', '.join(SAMPLINGS)}")
+        if self.group_pattern is not None:
+            check_group_pattern(self.group_pattern)
 
     # -- text form (RunSpec.dataset, notebook parameters) --------------------------------------
 
@@ -114,7 +121,9 @@ class DataSpec:
         """A short readable name: kind, classes kept, clip size."""
         classes = f", {len(self.classes)} classes" if self.classes else ""
         cap = f", <= {self.max_per_class} per class" if self.max_per_class else ""
-        return f"{self.kind} split {self.split} ({self.frames}x{self.size[0]}x{self.size[1]}{classes}{cap})"
+        speed = ", stride sampling" if self.sampling == "stride" else ""
+        geometry = f"{self.frames}x{self.size[0]}x{self.size[1]}"
+        return f"{self.kind} split {self.split} ({geometry}{classes}{cap}{speed})"
 
     # -- identity and loading -----------------------------------------------------------------
 
@@ -130,6 +139,8 @@ class DataSpec:
             annotations=self.annotations,
             on_missing=self.on_missing,
             test_fraction=self.test_fraction,
+            sampling=self.sampling,
+            group_pattern=self.group_pattern,
         )
 
     def identity(self) -> str:
@@ -157,8 +168,8 @@ class DataSpec:
 # decode cache (keyed afresh at every load), not by these keys: call forget_identities().
 @functools.lru_cache(maxsize=64)
 def _identity(text: str) -> str:
-    from .real_video import list_video_dataset
-    from .video_cache import decode_key
+    from .real_video import list_video_dataset, sampled_key, splits_key
+    from .video_lists import group_rule
 
     spec = DataSpec.from_text(text)
     opts = spec.loader_options()
@@ -172,9 +183,9 @@ def _identity(text: str) -> str:
         on_missing=spec.on_missing,
         test_fraction=spec.test_fraction,
     )
-    key = decode_key(listing, spec.frames, spec.size, spec.backend)
+    key = sampled_key(listing, spec.frames, spec.size, spec.backend, spec.sampling)
     # the same value `load_video_dataset` stores as the splits' identity (seed 0)
-    return config_key("splits", key, spec.val_fraction, 0, length=16)
+    return splits_key(key, spec.val_fraction, 0, group_rule(spec.kind, spec.group_pattern))
 
 
 def forget_identities() -> None:
@@ -209,7 +220,7 @@ def describe(dataset: str, splits: Splits) -> str:
     return (
         f"{spec.label()} from {spec.root}: {splits.num_classes} classes "
         f"({class_list(splits.class_names)}), {sizes} "
-        f"(validation: {spec.val_fraction:g} of each training class)"
+        f"({splits.config.get('val_carving') or f'val: {spec.val_fraction:g} of each class'})"
     )
 
 

@@ -1,10 +1,14 @@
 """Real video datasets on disk as `Splits`: UCF101, MiniUCF, HMDB51, Kinetics, SSv2, frame folders.
 
-Nothing is downloaded: point `root` at a copy you already have. Every clip becomes T frames
-sampled uniformly over the whole video and resized to (H, W); a ClipSet's videos are
-`UInt8Clips` that read (N, 3, T, H, W) uint8 and give float in [0, 1] per batch. Validation clips are carved from the
-training split per class; the test split is the dataset's own (UCF101/HMDB51 test lists,
-Kinetics and SSv2 validation sets).
+Nothing is downloaded: point `root` at a copy you already have. Every clip becomes T frames,
+spread uniformly over the whole video (`sampling="spread"`) or taken at the video's own speed
+from a centred window (`"stride"`, see video_base.SAMPLINGS), resized to (H, W); a ClipSet's
+videos are `UInt8Clips` that read (N, 3, T, H, W) uint8 and give float in [0, 1] per batch.
+Validation clips are carved from the training split per class, by whole source groups where the
+names give them (UCF101's gXX, HMDB51's title, a frames folder's `group_pattern`; Kinetics and
+SSv2 clips come from distinct videos and are carved one by one); the test split is the
+dataset's own (UCF101/HMDB51 test lists, Kinetics and SSv2 validation sets). The training
+videos' header properties (length, frame rate, size, audio) are checked for shortcuts.
 
 Decoding uses decord where it imports (Linux, x86 macOS) and PyAV otherwise; both resize with
 FFmpeg's bilinear scaler, so their pixels agree. A video that cannot be decoded is
@@ -42,11 +46,14 @@ import numpy as np
 import torch
 
 from ..runtime.budget import check_decode_fits
-from .clips import ClipSet, DataError, Splits
+from .clips import ClipSet, DataError, Splits, stratified_split
 from .storage import config_key
 from .video_base import (
     BACKENDS,
     KINDS,
+    REFERENCE_FPS,
+    SAMPLINGS,
+    STRIDE,
     VideoListing,
     _check_choice,
     _check_geometry,
@@ -56,7 +63,6 @@ from .video_base import (
 )
 from .video_cache import (
     CLIPS_FILE,
-    _carve_validation,
     _entries,
     _require_readable_classes,
     _store_folder,
@@ -69,11 +75,20 @@ from .video_lists import (
     _require_listed_classes,
     _restrict_classes,
     _restrict_to_miniucf,
+    group_rule,
     list_frame_folders,
     list_hmdb51,
     list_kinetics,
     list_ssv2,
     list_ucf101,
+    source_groups,
+)
+from .video_properties import (
+    listing_properties,
+    shortcut_line,
+    shortcut_scores,
+    shortcut_warnings,
+    warn_about_shortcuts,
 )
 
 
@@ -95,6 +110,8 @@ def load_video_dataset(
     on_missing: str = "error",
     test_fraction: float = 0.2,
     workers: int | None = None,
+    sampling: str = "spread",
+    group_pattern: str | None = None,
 ) -> Splits:
     """Decode a real video dataset into train / val / test ClipSets.
 
@@ -102,19 +119,24 @@ def load_video_dataset(
     clip shape. split: the official split (1-3) of UCF101 / MiniUCF / HMDB51. classes: keep
     only these classes, labelled 0..K-1 in the order given (for MiniUCF a subset of
     MINIUCF_CLASSES). val_fraction of each training class (at least one clip where a class
-    has two or more) becomes the validation set, drawn with `seed`. cache_dir: keep decoded
+    has two or more) becomes the validation set, drawn with `seed` by whole source groups
+    (`group_rule`; group_pattern: a regex with one capturing group matched against each video's
+    name, for a layout whose names hold their source). cache_dir: keep decoded
     uint8 clips there and reuse them while the files are unchanged. max_per_class: keep at
     most this many videos per class and split, evenly spread over the listing (so UCF groups
     stay mixed). annotations: where the split files are when not in the usual places.
     on_missing: "error" (default) or "skip" for videos a split file names that are not on disk
     (Kinetics copies usually miss some). test_fraction: the frames kind's test share when no
     list files are given. workers: decoding threads (default: one per CPU core, at most 8).
+    sampling: "spread" (frames over the whole video) or "stride" (at the video's own speed).
 
     The clips stay uint8 (`UInt8Clips`, read from the cache file when there is one) and
     become float per batch, so a dataset larger than memory in float32 can be trained on.
     """
     frames, size = _check_geometry(frames, size)
     _check_choice("backend", backend, BACKENDS)
+    _check_choice("sampling", sampling, SAMPLINGS)
+    rule = group_rule(kind.lower() if isinstance(kind, str) else kind, group_pattern)
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
     classes = _class_list(classes)
@@ -129,10 +151,17 @@ def load_video_dataset(
         test_fraction=test_fraction,
     )
     check_decode_fits(len(listing.train) + len(listing.test), frames, size)
-    key = decode_key(listing, frames, size, backend)
+    key = sampled_key(listing, frames, size, backend, sampling)
     store = _store_folder(cache_dir, listing.name, frames, size, key)
     clips, labels, decoded = decode_listing(
-        listing, frames, size, backend, progress=progress, workers=workers, store=store
+        listing,
+        frames,
+        size,
+        backend,
+        progress=progress,
+        workers=workers,
+        store=store,
+        sampling=sampling,
     )
     skipped = [e.path for e, ok in zip(_entries(listing), decoded, strict=True) if not ok]
     total = len(listing.train) + len(listing.test)
@@ -142,15 +171,31 @@ def load_video_dataset(
     is_train = rows < len(listing.train)
     train_rows, test_rows = rows[is_train & decoded], rows[~is_train & decoded]
     _require_readable_classes(listing, {"train": labels[train_rows], "test": labels[test_rows]})
-    train_idx, val_idx = _carve_validation(torch.from_numpy(labels[train_rows]), val_fraction, seed)
+    groups = source_groups(listing, rule)
+    train_idx, val_idx, carving = carve_validation(
+        labels[train_rows], [groups[i] for i in train_rows.tolist()], val_fraction, seed, rule
+    )
     _require_training_clips(labels[train_rows], train_idx, listing.class_names, val_fraction)
+    if val_fraction > 0 and not len(val_idx):
+        raise DataError(
+            f"val_fraction={val_fraction:g} carved no validation clip: no class has two source "
+            f"groups ({rule}) to keep one apart; add videos of other sources, or give a "
+            "group_pattern (--group-pattern) that finds the sources in the names"
+        )
+    properties = listing_properties(listing.train, store)
+    num_classes = len(listing.class_names)
+    scores = shortcut_scores(
+        [properties[i] for i in train_rows.tolist()], labels[train_rows], num_classes
+    )
+    shortcuts = shortcut_warnings(scores, num_classes, sampling)
+    warn_about_shortcuts(shortcuts)
     train, val, test = (
         ClipSet(clips.take(part), torch.from_numpy(labels[part]), list(listing.class_names))
         for part in (train_rows[train_idx.numpy()], train_rows[val_idx.numpy()], test_rows)
     )
     config = {
         # what the clips are, without any path: moving the dataset or the cache keeps it
-        "identity": config_key("splits", key, val_fraction, seed, length=16),
+        "identity": splits_key(key, val_fraction, seed, rule),
         "kind": kind.lower(),
         "root": str(listing.root),
         "frames": frames,
@@ -160,12 +205,89 @@ def load_video_dataset(
         "val_fraction": val_fraction,
         "seed": seed,
         "backend": backend,
+        "sampling": sampling,
+        "group_rule": rule,
+        "val_carving": carving,
+        "shortcut_check": shortcut_line(scores, num_classes),
+        "shortcuts": shortcuts,
         "max_per_class": max_per_class,
         "sources": dict(listing.sources),
         "skipped": [str(p) for p in skipped],
         "cache_file": str(store / CLIPS_FILE) if store else None,
     }
     return Splits(train=train, val=val, test=test, name=listing.name, config=config)
+
+
+def sampled_key(
+    listing: VideoListing, frames: int, size: tuple[int, int], backend: str, sampling: str
+) -> str:
+    """The decode cache's key: `decode_key`, and the sampling when it is not "spread" (so
+    caches decoded before there was a choice keep their key)."""
+    key = decode_key(listing, frames, size, backend)
+    if sampling == "spread":
+        return key
+    return config_key(key, sampling, REFERENCE_FPS, STRIDE, length=16)
+
+
+def splits_key(key: str, val_fraction: float, seed: int, rule: str | None) -> str:
+    """The splits' identity: the decode key and the validation carve-out (its group rule
+    where there is one: carving by group gives another val than carving by clip)."""
+    by_group = () if rule is None else (rule,)
+    return config_key("splits", key, val_fraction, seed, *by_group, length=16)
+
+
+def carve_validation(
+    labels: np.ndarray,
+    groups: list[str | None],
+    val_fraction: float,
+    seed: int,
+    rule: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Training and validation rows, and a line saying how val was carved.
+
+    Whole groups go to val, `val_fraction` of each class's groups (at least one where a class
+    has two or more), drawn with `seed`; a clip whose group is None is a group of its own, so
+    without groups this is `stratified_split` over clips. A group counts for the class most of
+    its clips have (HMDB51 cuts clips of several actions from one film).
+    """
+    keys = [g if g is not None else f"\0clip {i}" for i, g in enumerate(groups)]
+    index: dict[str, int] = {}  # in listing order: the draw is reproducible
+    unit_of = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+    votes = np.zeros((len(index), int(labels.max(initial=0)) + 1), dtype=np.int64)
+    np.add.at(votes, (unit_of, labels), 1)
+    unit_labels = votes.argmax(axis=1)
+    if val_fraction == 0.0:
+        in_val = np.zeros(len(index), dtype=bool)
+    else:
+        _, val_units = stratified_split(torch.from_numpy(unit_labels), val_fraction, seed)
+        in_val = np.isin(np.arange(len(index)), val_units.numpy())
+    val_rows = in_val[unit_of]
+    train_idx = torch.from_numpy(np.flatnonzero(~val_rows))
+    val_idx = torch.from_numpy(np.flatnonzero(val_rows))
+    return train_idx, val_idx, _carving_line(unit_labels, in_val, groups, rule)
+
+
+def _carving_line(
+    unit_labels: np.ndarray, in_val: np.ndarray, groups: list[str | None], rule: str | None
+) -> str:
+    """E.g. 'val: 6 of 18 groups per class, carved by group (ucf101 gXX)'."""
+
+    def spread(counts: np.ndarray) -> str:
+        low, high = int(counts.min()), int(counts.max())
+        return str(low) if low == high else f"{low}-{high}"
+
+    present = np.unique(unit_labels)
+    total = np.bincount(unit_labels)[present]
+    chosen = np.bincount(unit_labels[in_val], minlength=len(np.bincount(unit_labels)))[present]
+    named = sum(g is not None for g in groups)
+    if not named:
+        why = "no clip name gives its source" if rule else "the clips come from distinct videos"
+        return f"val: {spread(chosen)} of {spread(total)} clips per class, carved by clip ({why})"
+    alone = len(groups) - named
+    rest = f"; clips without a group name ({alone}) are groups of their own" if alone else ""
+    return (
+        f"val: {spread(chosen)} of {spread(total)} groups per class, carved by group ({rule}){rest}"
+    )
 
 
 def list_video_dataset(

@@ -21,6 +21,15 @@ KINDS: tuple[str, ...] = ("ucf101", "hmdb51", "miniucf", "kinetics", "ssv2", "fr
 BACKENDS: tuple[str, ...] = ("auto", "decord", "pyav")
 
 
+# How a clip's frames are taken from its video (the decode cache's key records it):
+# "spread": `frames` frames spread over the whole video, so their speed follows its length;
+# "stride": `frames` frames STRIDE source frames apart at REFERENCE_FPS (the stride scales with
+# the file's frame rate), from a window centred in the video: the clip's own speed.
+SAMPLINGS: tuple[str, ...] = ("spread", "stride")
+REFERENCE_FPS = 25.0  # UCF101's and HMDB51's frame rate
+STRIDE = 4  # source frames between taken frames at REFERENCE_FPS: 8 frames span 1.16 s
+
+
 VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".webm", ".mkv", ".mov", ".m4v", ".mpg")
 
 

@@ -49,6 +49,7 @@ def decode_listing(
     progress: bool = True,
     workers: int | None = None,
     store: Path | None = None,
+    sampling: str = "spread",
 ) -> tuple[UInt8Clips, np.ndarray, np.ndarray]:
     """Decode every listed video (train, then test) to uint8 (C, T, H, W) rows.
 
@@ -89,6 +90,7 @@ def decode_listing(
                 workers,
                 store,
                 listing.name,
+                sampling,
             )
     finally:
         if store is not None:
@@ -117,10 +119,11 @@ def _decode_rows(
     workers: int | None,
     store: Path | None,
     name: str,
+    sampling: str = "spread",
 ) -> None:
     def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
         try:
-            clip = read_clip(entries[i].path, frames, size, backend)
+            clip = read_clip(entries[i].path, frames, size, backend, sampling)
         except VideoDecodeError as error:
             return i, None, error.reason
         return i, clip.transpose(3, 0, 1, 2).reshape(-1), None  # (C, T, H, W) rows

@@ -21,6 +21,9 @@ from .clips import DataError
 from .video_base import (
     BACKENDS,
     IMAGE_EXTENSIONS,
+    REFERENCE_FPS,
+    SAMPLINGS,
+    STRIDE,
     VideoDecodeError,
     _check_choice,
     _check_geometry,
@@ -34,28 +37,51 @@ def sample_indices(num_available: int, frames: int) -> np.ndarray:
     return np.linspace(0, num_available - 1, frames).round().astype(np.int64)
 
 
+def stride_indices(num_available: int, frames: int, fps: float | None) -> np.ndarray:
+    """`frames` indices STRIDE frames apart at REFERENCE_FPS (scaled by `fps`; a frame folder,
+    fps None, counts as REFERENCE_FPS), centred in the video; a video shorter than the window
+    repeats its first and last frames."""
+    rate = fps if fps and np.isfinite(fps) and fps > 0 else REFERENCE_FPS
+    step = max(1, round(STRIDE * rate / REFERENCE_FPS))
+    start = (num_available - 1 - (frames - 1) * step) // 2
+    return np.clip(start + step * np.arange(frames), 0, num_available - 1).astype(np.int64)
+
+
+def frame_indices(num_available: int, frames: int, sampling: str, fps: float | None) -> np.ndarray:
+    """The source frames a clip takes under `sampling` (one of SAMPLINGS)."""
+    if sampling == "stride":
+        return stride_indices(num_available, frames, fps)
+    return sample_indices(num_available, frames)
+
+
 def read_clip(
-    path: str | Path, frames: int, size: tuple[int, int], backend: str = "auto"
+    path: str | Path,
+    frames: int,
+    size: tuple[int, int],
+    backend: str = "auto",
+    sampling: str = "spread",
 ) -> np.ndarray:
-    """Decode `frames` frames sampled over the whole video, resized to size=(H, W).
+    """Decode `frames` frames of the video, resized to size=(H, W).
 
     Returns uint8 (T, H, W, 3) RGB. `path` is a video file or a folder of jpg/png frames.
     backend: "decord", "pyav", or "auto" (decord where it imports, PyAV when decord is missing
-    or fails on the file). Raises VideoDecodeError when the video cannot be read.
+    or fails on the file). sampling: "spread" over the whole video or "stride" at the video's
+    own speed (`frame_indices`). Raises VideoDecodeError when the video cannot be read.
     """
     frames, size = _check_geometry(frames, size)
     _check_choice("backend", backend, BACKENDS)
+    _check_choice("sampling", sampling, SAMPLINGS)
     path = Path(path)
     if path.is_dir():
-        clip = _read_frame_folder(path, frames, size)
+        clip = _read_frame_folder(path, frames, size, sampling)
     elif not path.is_file():
         raise VideoDecodeError(path, "no such file or folder")
     elif backend == "pyav" or (backend == "auto" and not _decord_available()):
-        clip = _read_with_pyav(path, frames, size)
+        clip = _read_with_pyav(path, frames, size, sampling)
     elif backend == "decord":
-        clip = _read_with_decord(path, frames, size)
+        clip = _read_with_decord(path, frames, size, sampling)
     else:
-        clip = _read_with_decord_then_pyav(path, frames, size)
+        clip = _read_with_decord_then_pyav(path, frames, size, sampling)
     if clip.shape != (frames, *size, 3) or clip.dtype != np.uint8:
         raise VideoDecodeError(
             path, f"decoded to {clip.dtype} {clip.shape}, not uint8 (T, H, W, 3)"
@@ -76,17 +102,19 @@ def _decord_available() -> bool:
     return True
 
 
-def _read_with_decord_then_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+def _read_with_decord_then_pyav(
+    path: Path, frames: int, size: tuple[int, int], sampling: str
+) -> np.ndarray:
     try:
-        return _read_with_decord(path, frames, size)
+        return _read_with_decord(path, frames, size, sampling)
     except VideoDecodeError as first:
         try:
-            return _read_with_pyav(path, frames, size)
+            return _read_with_pyav(path, frames, size, sampling)
         except VideoDecodeError as second:
             raise VideoDecodeError(path, f"{first.reason}; {second.reason}") from second
 
 
-def _read_with_decord(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+def _read_with_decord(path: Path, frames: int, size: tuple[int, int], sampling: str) -> np.ndarray:
     if not _decord_available():
         raise DataError(
             "backend='decord' needs the decord package: pip install decord, or use 'pyav'"
@@ -100,7 +128,9 @@ def _read_with_decord(path: Path, frames: int, size: tuple[int, int]) -> np.ndar
         try:
             reader = decord.VideoReader(str(path), width=size[1], height=size[0])
             count = len(reader)
-            batch = reader.get_batch(sample_indices(count, frames).tolist()) if count else None
+            fps = reader.get_avg_fps() if sampling == "stride" else None
+            chosen = frame_indices(count, frames, sampling, fps)
+            batch = reader.get_batch(chosen.tolist()) if count else None
         except Exception as error:  # decord raises its own DECORDError / RuntimeError
             failure = error
     if failure is not None:
@@ -229,7 +259,7 @@ def _native_detail(lines: list[str], path: Path | None = None) -> str:
     return f" ({text[-1]})" if text else ""
 
 
-def _read_with_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+def _read_with_pyav(path: Path, frames: int, size: tuple[int, int], sampling: str) -> np.ndarray:
     try:
         import av
     except ImportError as error:
@@ -240,8 +270,11 @@ def _read_with_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarra
                 raise VideoDecodeError(path, "PyAV: no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else None
             if stream.frames > 0:
-                clip = _pyav_sampled_frames(container, stream, stream.frames, frames, size)
+                chosen = frame_indices(stream.frames, frames, sampling, fps)
+                clip = _pyav_sampled_frames(container, stream, chosen, size)
                 if clip is not None:
                     return clip
                 container.seek(0)
@@ -252,7 +285,7 @@ def _read_with_pyav(path: Path, frames: int, size: tuple[int, int]) -> np.ndarra
         raise VideoDecodeError(path, f"PyAV: {_first_line(error)}") from error
     if not decoded:
         raise VideoDecodeError(path, "PyAV: no frames")
-    return np.stack([decoded[i] for i in sample_indices(len(decoded), frames)])
+    return np.stack([decoded[i] for i in frame_indices(len(decoded), frames, sampling, fps)])
 
 
 def _pyav_frame(frame: Any, size: tuple[int, int]) -> np.ndarray:
@@ -266,7 +299,7 @@ def _pyav_every_frame(container: Any, stream: Any, size: tuple[int, int]) -> lis
 
 
 def _pyav_sampled_frames(
-    container: Any, stream: Any, count: int, frames: int, size: tuple[int, int]
+    container: Any, stream: Any, chosen: np.ndarray, size: tuple[int, int]
 ) -> np.ndarray | None:
     """Only the sampled frames: seek to a keyframe when one lies between the decoder and the
     next sampled frame, decode on otherwise, and convert nothing else.
@@ -287,7 +320,7 @@ def _pyav_sampled_frames(
         index_of(p.pts) for p in container.demux(stream) if p.is_keyframe and p.pts is not None
     ]
     container.seek(start, stream=stream, backward=True)
-    targets = sorted(set(sample_indices(count, frames).tolist()))
+    targets = sorted(set(chosen.tolist()))
     found: dict[int, np.ndarray] = {}
     position = -1  # index of the last decoded frame
 
@@ -317,10 +350,10 @@ def _pyav_sampled_frames(
             break  # end of stream
     if len(found) < len(targets):
         return None
-    return np.stack([found[i] for i in sample_indices(count, frames).tolist()])
+    return np.stack([found[i] for i in chosen.tolist()])
 
 
-def _read_frame_folder(path: Path, frames: int, size: tuple[int, int]) -> np.ndarray:
+def _read_frame_folder(path: Path, frames: int, size: tuple[int, int], sampling: str) -> np.ndarray:
     import imageio.v3 as iio
 
     files = sorted(
@@ -329,7 +362,7 @@ def _read_frame_folder(path: Path, frames: int, size: tuple[int, int]) -> np.nda
     )
     if not files:
         raise VideoDecodeError(path, f"no {'/'.join(IMAGE_EXTENSIONS)} frames in the folder")
-    chosen = sample_indices(len(files), frames)
+    chosen = frame_indices(len(files), frames, sampling, None)
     images: dict[int, np.ndarray] = {}
     for i in np.unique(chosen).tolist():
         try:

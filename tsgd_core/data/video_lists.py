@@ -573,3 +573,85 @@ def _require_listed_classes(listing: VideoListing) -> None:
                 f"({listing.sources.get(part, listing.root)}). Add their videos, or leave the "
                 "classes out with classes=[...]."
             )
+
+
+# ----------------------------------------------------------------------------- source groups
+# Clips cut from one source video share its actor, scene and camera: a validation split that
+# holds some clips of a source video and trains on the others measures memory of the scene.
+# So val is carved by whole source groups where the clip names give them.
+
+UCF_GROUP = re.compile(r"_(g\d+)_c\d+", re.IGNORECASE)  # v_<Class>_g08_c01: group g08 of <Class>
+
+
+def group_rule(kind: str, pattern: str | None = None) -> str | None:
+    """How the training clips' source groups are found (None: every clip is its own).
+
+    `pattern`, a regex with one capturing group matched against each video's name, overrides
+    the layout's rule: UCF101's gXX, HMDB51's title (the name before the action tag).
+    """
+    if pattern is not None:
+        check_group_pattern(pattern)
+        return f"pattern {pattern}"
+    return {"ucf101": "ucf101 gXX", "miniucf": "ucf101 gXX", "hmdb51": "hmdb51 title"}.get(kind)
+
+
+def check_group_pattern(pattern: str) -> re.Pattern[str]:
+    """The compiled group pattern; a DataError unless it is a regex with one capturing group."""
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, TypeError) as error:
+        raise DataError(
+            f"group pattern {pattern!r} is not a regular expression: {error}"
+        ) from error
+    if compiled.groups != 1:
+        raise DataError(
+            f"group pattern {pattern!r} has {compiled.groups} capturing groups: it needs exactly "
+            r"one, the part of the video name that names its source, e.g. '^(.*)_c\d+$'"
+        )
+    return compiled
+
+
+def video_stem(path: Path) -> str:
+    """A video's name without its extension (a frame folder's name as it is)."""
+    return path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else path.name
+
+
+def source_groups(listing: VideoListing, rule: str | None) -> list[str | None]:
+    """Each training video's source group under `rule` (`group_rule`); None where its name
+    gives none (it is then a group of its own). Groups are global: a name two classes share
+    is one group (HMDB51 cuts clips of several actions from one film)."""
+    if rule is None:
+        return [None] * len(listing.train)
+    if rule.startswith("pattern "):
+        compiled = check_group_pattern(rule[len("pattern ") :])
+        found = [compiled.search(video_stem(e.path)) for e in listing.train]
+        groups = [m.group(1) if m and m.group(1) else None for m in found]
+        if listing.train and not any(groups):
+            raise DataError(
+                f"group pattern {compiled.pattern!r} matches no training video name (e.g. "
+                f"{video_stem(listing.train[0].path)!r}): fix the pattern or leave it out"
+            )
+        return groups
+    if rule == "hmdb51 title":
+        return [
+            _hmdb_title(video_stem(e.path), listing.class_names[e.label]) for e in listing.train
+        ]
+    groups = []
+    for e in listing.train:
+        match = UCF_GROUP.search(video_stem(e.path))
+        groups.append(f"{listing.class_names[e.label]}/{match.group(1).lower()}" if match else None)
+    return groups
+
+
+# what follows the action in an HMDB51 name: body part, camera motion, people, viewpoint,
+# quality and the clip's number ('_f_cm_np1_fr_med_0')
+HMDB_TAGS = re.compile(r"_[a-z]_[a-z]{2}_np\d+_[a-z]{2}_[a-z]{3}_\d+", re.IGNORECASE)
+
+
+def _hmdb_title(stem: str, action: str) -> str | None:
+    """HMDB51's '<title>_<action>_<tags>_<n>': the title, the film the clip was cut from;
+    None for a name not made that way."""
+    at = stem.casefold().rfind(f"_{action.casefold()}_")
+    if at <= 0 or not HMDB_TAGS.fullmatch(stem[at + len(action) + 1 :]):
+        return None
+    return stem[:at]
