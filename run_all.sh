@@ -8,9 +8,10 @@
 #                                 # a real dataset (any loader option of `tsgd teacher --help`)
 #   ./run_all.sh --tune           # the tuning stage: every optimised method tuned equally on the
 #                                 # validation split into reports/tuning/ and tsgd_core/tuned.json
-#                                 # (python -m tsgd_core.grid.tuning --help for its options)
+#                                 # (python -m tsgd_core.cli.tuning --help for its options)
 #   ./run_all.sh --ladder         # the resolution ladder (8x16x16, 8x32x32, 16x16x16 clips, each
-#                                 # with its own teacher) into reports/ladder/ (tsgd_core/grid/ladder.py)
+#                                 # with its own teacher) into reports/ladder/
+#                                 # (python -m tsgd_core.cli.ladder --help for its options)
 #   ./run_all.sh --robustness [--profile P] [--dataset KIND --root DIR]
 #                                 # robustness to the teacher's architecture, frame rate, frame size
 #                                 # and compression into reports/<profile>/robustness.{csv,md,png}
@@ -75,8 +76,8 @@ profile=default
 dataset=
 args=()
 case "${1:-}" in
-  --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.tuning "$@" ;;
-  --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.grid.ladder "$@" ;;
+  --tune) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.cli.tuning "$@" ;;
+  --ladder) shift; source scripts/bootstrap.sh; exec python -m tsgd_core.cli.ladder "$@" ;;
   --robustness) shift; check_output_folders "--cache --out" "$@"
                 source scripts/bootstrap.sh; exec python -m tsgd_core.cli.robustness "$@" ;;
 esac

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_hostile_limits import fake_venv  # noqa: F401, F811 (a fixture: run_all.sh, no install)
 
 from tsgd_core.grid import kernels, planner
 from tsgd_core.grid.planner import DIRECT_PARAMS, plain
@@ -209,6 +210,27 @@ def test_2_13_bad_stage_flag_is_one_line_exit_2_before_work(
     assert code == 2 and needle in line, line
     assert [p.name for p in files_under(tmp_path)] == ["README.md"]
     assert (tmp_path / "README.md").read_text() == "the user's readme\n"
+
+
+@pytest.mark.slow  # two interpreters with torch: seconds each
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--tune", "--ipcs", "0"], "tune: error: argument --ipcs"),
+        (["--ladder", "--workers", "-3"], "ladder: error: argument --workers"),
+    ],
+)
+def test_13_run_all_stage_flags_are_one_line_exit_2(fake_venv, tmp_path, argv, needle):  # noqa: F811
+    result = subprocess.run(
+        ["bash", str(ROOT / "run_all.sh"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=fake_venv,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert needle in one_error_line(result.stderr, result.stdout, needle.split()[0])
 
 
 def test_2_tune_expands_tilde_in_out_and_makes_no_folder_named_tilde(

@@ -3,35 +3,37 @@ does the work): the profile or a real dataset folder, the IPC, draws, methods an
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from ..data.storage import check_writable_dir
 from ..grid import experiments
 from ..grid.robustness import AXES, DRAWS, IPC, robustness, robustness_sentences
+from ..runtime.paths import CACHE_SUBFOLDERS, check_writable_dir
 from . import options as cli_parts
+from .stage import StageParser, run_stage
 
 STAGE_FLAGS = ("methods", "ipc", "draws", "axes", "out", "device", "workers")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse with one-line errors ('robustness: error: ...') and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"robustness: error: {message} (see --help)\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = OneLineParser(prog="./run_all.sh --robustness", description=__doc__.split("\n\n")[0])
+    parser = StageParser(
+        "robustness", prog="./run_all.sh --robustness", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--profile", default="default", choices=list(experiments.PROFILES))
     parser.add_argument(
-        "--ipc", type=cli_parts.positive_int, default=IPC, help=f"images per class (default {IPC})"
+        "--ipc",
+        type=cli_parts.field_value("ipc"),
+        default=IPC,
+        help=f"images per class (default {IPC})",
     )
-    parser.add_argument("--draws", type=int, nargs="+", default=list(DRAWS), metavar="SEED")
+    parser.add_argument(
+        "--draws",
+        type=cli_parts.field_value("distill_seed"),
+        nargs="+",
+        default=list(DRAWS),
+        metavar="SEED",
+    )
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -45,15 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=cli_parts.path_arg, default="cache")
     parser.add_argument("--device", type=cli_parts.device_arg, default="cpu")
     parser.add_argument(
-        "--workers", type=cli_parts.positive_int, default=min(4, os.cpu_count() or 1)
+        "--workers", type=cli_parts.field_value("workers"), default=min(4, os.cpu_count() or 1)
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar while decoding")
     cli_parts.add_dataset_options(parser, workers_flag="--decode-workers")
     args = parser.parse_args(argv)
     args.cache = args.cache_dir = Path(args.cache)
     args.out = Path(args.out) if args.out else None
-    try:
-        check_writable_dir(args.cache, "--cache")  # before any work, not after it
+
+    def work() -> int:
+        check_writable_dir(args.cache, "--cache", CACHE_SUBFOLDERS)  # before any work
         if args.out:
             check_writable_dir(args.out, "--out")
         dataset = cli_parts.dataset_text(args)
@@ -62,14 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the flags named as the stage's keywords pass through as they are
         stage = {name: getattr(args, name) for name in STAGE_FLAGS}
         table = robustness(args.profile, dataset=dataset, cache_dir=args.cache, **stage)
-    except Exception as error:  # bad input 2, a limit of the machine 1, as `tsgd` says them
-        from .app import error_line
+        print("\n".join(robustness_sentences(table)))
+        return 0
 
-        code, text = error_line(error)
-        print(text.replace("tsgd:", "robustness:", 1), file=sys.stderr)
-        return code
-    print("\n".join(robustness_sentences(table)))
-    return 0
+    return run_stage("robustness", work)
 
 
 if __name__ == "__main__":

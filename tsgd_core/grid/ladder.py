@@ -4,13 +4,13 @@ SRe2L-style at IPC 1 and 5 (test split, soft labels, paired draws).
 
 The recovery settings are the ones the tuning stage chose at the default size (tuned.json):
 the ladder asks whether the default's verdict moves with the regime, not what each rung would
-tune to. `./run_all.sh --ladder` writes `reports/ladder/` (ladder.csv, ladder.png, README.md).
+tune to. `./run_all.sh --ladder` (its command line: tsgd_core/cli/ladder.py) writes
+`reports/ladder/` (ladder.csv, ladder.png, README.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +33,10 @@ METHODS = ("random", "tsgd", "sre2l")  # the start set and the two recovery meth
 IPCS = (1, 5)
 DRAWS = (0, 1, 2)
 DEFAULT_RUNGS = LADDER_RUNGS[:3]  # 8x64x64 is asked for by name (--rungs 8x64): ~16x the cost
+DEFAULT_OUT = Path("reports/ladder")
+# what `write_ladder` leaves beside its README.md: an --out holding a README.md without them is
+# another program's folder
+OUT_MARKS = ("ladder.csv", "ladder.json")
 COLUMNS = ["size", "frames", "method", "ipc", "labels", "mean", "ci_low", "ci_high", "n"]
 COLUMNS += ["gain_vs_start", "gain_ci_low", "gain_ci_high", "tuned_at"]
 
@@ -189,39 +193,26 @@ def write_ladder(table: pd.DataFrame, records: list[dict[str, Any]], out: Path, 
     save_json({"wall_s": wall, "runs": len(records)}, out / "ladder.json")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="./run_all.sh --ladder", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--rungs",
-        nargs="+",
-        type=parse_rung,
-        default=list(DEFAULT_RUNGS),
-        help="FRAMESxPIXELS rungs (default: 8x16 8x32 16x16; 8x64 costs ~16x the first)",
-    )
-    parser.add_argument("--ipcs", nargs="+", type=int, default=list(IPCS))
-    parser.add_argument("--out", type=Path, default=Path("reports/ladder"))
-    parser.add_argument("--cache", type=Path, default=Path("cache"))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args(argv)
+def ladder(
+    rungs: Sequence[tuple[int, int]] = DEFAULT_RUNGS,
+    *,
+    ipcs: Sequence[int] = IPCS,
+    out: Path = DEFAULT_OUT,
+    cache_dir: Path = Path("cache"),
+    device: str = "cpu",
+    workers: int = 1,
+) -> pd.DataFrame:
+    """Every rung's teacher, then its cells, the table, figure and README in `out`; returns the
+    table (`./run_all.sh --ladder`, tsgd_core.cli.ladder, is its command line)."""
     start = time.perf_counter()
     import torch
 
     torch.set_num_threads(1)
-    specs = [s for frames, size in args.rungs for s in rung_specs(frames, size, args.ipcs)]
+    specs = [s for frames, size in rungs for s in rung_specs(frames, size, ipcs)]
     # each rung's teacher first, in parallel, so that no two cells train the same one
-    profiles = [ladder_profile(f, s) for f, s in args.rungs]
-    train_teachers(profiles, cache_dir=args.cache, device=args.device, workers=args.workers)
-    records = run_specs(
-        specs, cache_dir=args.cache, device=args.device, workers=args.workers, desc="ladder"
-    )
+    profiles = [ladder_profile(f, s) for f, s in rungs]
+    train_teachers(profiles, cache_dir=cache_dir, device=device, workers=workers)
+    records = run_specs(specs, cache_dir=cache_dir, device=device, workers=workers, desc="ladder")
     table = ladder_table(records)
-    write_ladder(table, records, args.out, time.perf_counter() - start)
-    print("\n".join(ladder_sentences(table)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    write_ladder(table, records, out, time.perf_counter() - start)
+    return table

@@ -198,11 +198,13 @@ def dropped_ipc_lines(
 
 
 def check_ipcs_fit(ipcs: list[int] | None, smallest: tuple[str, int] | None) -> None:
-    """--ipcs asks for IPCs the smallest class cannot fill: ValueError naming the class."""
+    """--ipcs asks for IPCs the smallest class cannot fill: DataError naming the class."""
+    from ..data.clips import DataError
+
     too_large = [i for i in ipcs or [] if not ipc_fits(i, smallest)]
     if too_large and smallest is not None:
         name, count = smallest
-        raise ValueError(
+        raise DataError(
             f"--ipcs {','.join(map(str, too_large))}: class {name!r} has only {count} training "
             f"clip{'s' if count != 1 else ''}, so no set of more than {count} per class can be "
             f"drawn: use IPCs up to {count}, or add videos of {name!r}"

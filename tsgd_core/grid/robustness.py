@@ -39,7 +39,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ..data.artifact import DistilledSet, load_cached_distilled, save_cached_distilled  # noqa: E402
-from ..data.clips import ClipSet, from_uint8, to_uint8  # noqa: E402
+from ..data.clips import ClipSet, DataError, from_uint8, to_uint8  # noqa: E402
 from ..data.storage import (  # noqa: E402
     config_key,
     load_json_keyed,
@@ -691,7 +691,10 @@ def robustness(
     splits = experiments.load_data(profile, dataset=dataset, cache_dir=cache_dir)
     smallest = int(splits.train.class_counts().min())
     if ipc > smallest:
-        raise ValueError(f"IPC {ipc} is more than the smallest class has ({smallest} clips)")
+        raise DataError(
+            f"IPC {ipc} is more than the smallest class has ({smallest} clips): use --ipc up "
+            f"to {smallest}"
+        )
     methods = list(methods or (START, "tsgd", best_other_method(out / "main_table.csv", ipc)))
     probe = RunSpec(profile=profile, dataset=dataset)
     calls = [(probe, arch, str(cache_dir), device) for arch in ARCHS]

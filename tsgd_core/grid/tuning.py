@@ -17,11 +17,9 @@ and `tsgd_core/tuned.json`, which `RunSpec` reads for every setting a spec leave
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import multiprocessing
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -546,59 +544,11 @@ def tune(
     return table
 
 
-def add_run_flags(parser: argparse.ArgumentParser, workers: int) -> None:
-    """--cache, --device and --workers: where a stage's cells are cached, on what they run and
-    how many processes run them (`workers` by default); `run_flags` reads them back."""
-    parser.add_argument("--cache", type=Path, default=Path("cache"))
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--workers", type=int, default=workers)
+def default_out(profile: str) -> Path:
+    """The tuning report's folder: reports/tuning (default profile), else reports/tuning-<profile>."""
+    return Path("reports") / ("tuning" if profile == "default" else f"tuning-{profile}")
 
 
-def run_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The stage function's keywords of `add_run_flags`' flags: cache_dir, device and workers."""
-    return {"cache_dir": args.cache, "device": args.device, "workers": args.workers}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="./run_all.sh --tune", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--profile", default="default", choices=list(experiments.PROFILES))
-    parser.add_argument("--ipcs", default="1,5", help="comma-separated IPCs (default: 1,5)")
-    parser.add_argument("--out", type=Path, help="output folder (default reports/tuning)")
-    add_run_flags(parser, workers=os.cpu_count() or 1)
-    parser.add_argument(
-        "--tuned", type=Path, default=TUNED_PATH, help="where the chosen settings are merged"
-    )
-    parser.add_argument(
-        "--passes",
-        type=int,
-        choices=(1, 2),
-        default=2,
-        help="2: coarse then refine (the protocol); 1: coarse alone, choices from it",
-    )
-    parser.add_argument(
-        "--cached-only",
-        action="store_true",
-        help="compute nothing: tables and choices from the cells already in the cache",
-    )
-    args = parser.parse_args(argv)
-    ipcs = [int(x) for x in args.ipcs.split(",")]
-    out = args.out or Path("reports") / (
-        "tuning" if args.profile == "default" else f"tuning-{args.profile}"
-    )
-    table = tune(
-        args.profile,
-        ipcs=ipcs,
-        out=out,
-        tuned_path=args.tuned,
-        passes=args.passes,
-        cached_only=args.cached_only,
-        **run_flags(args),
-    )
-    print(table[table["chosen"]][["method", "ipc", *KNOBS, "mean", "ci_low", "ci_high", "n"]])
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+# what `tune` leaves beside its README.md: an --out holding a README.md without them is another
+# program's folder
+OUT_MARKS = ("tuning.csv", "tuning.json")
