@@ -343,6 +343,12 @@ def test_names_without_sources_are_groups_of_their_own_and_no_val_is_an_error(tm
     labels = np.array([e.label for e in listing.train])
     *_, line = carve_validation(labels, groups, 0.3, 0, "hmdb51 title")
     assert line.endswith("; clips without a group name (1) are groups of their own")
+    one_source = np.array([0, 0, 1, 1, 1, 1])  # class 0 from one film, class 1 from two
+    *_, line = carve_validation(one_source, ["A", "A", "B", "B", "C", "C"], 0.3, 0, "hmdb51 title")
+    assert line == (
+        "val: 0-1 of 1-2 groups per class, carved by group (hmdb51 title); "
+        "1 class(es) with one group have no val clip"
+    )
     # every training clip of each class from one source: nothing can be kept apart
     noise = np.random.default_rng(0).integers(0, 255, (6, 16, 16, 3), dtype=np.uint8)
     ucf = tmp_path / "ucf"

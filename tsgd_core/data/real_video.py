@@ -285,6 +285,9 @@ def _carving_line(
         return f"val: {spread(chosen)} of {spread(total)} clips per class, carved by clip ({why})"
     alone = len(groups) - named
     rest = f"; clips without a group name ({alone}) are groups of their own" if alone else ""
+    single = int((total == 1).sum())
+    if single:  # val cannot hold them without sharing their one source with train
+        rest += f"; {single} class(es) with one group have no val clip"
     return (
         f"val: {spread(chosen)} of {spread(total)} groups per class, carved by group ({rule}){rest}"
     )
