@@ -61,7 +61,7 @@ def test_label_comparison_whose_interval_holds_0_is_not_resolved():
 
 
 def test_print_results_prints_every_label_mode_and_the_comparison(capsys):
-    spec = SimpleNamespace(name=lambda: "tsgd_ipc1", eval_split="test", eval_augment="none")
+    spec = SimpleNamespace(name=lambda: "tsgd_ipc1", eval_split="test", recipe="none")
 
     def result(accs):
         return SimpleNamespace(accs=accs, num_train=10, wall_s=[1.0] * 5, peak_mb=[10.0] * 5)

@@ -43,16 +43,17 @@ STUDENT_OFFSET = (-0.02, -0.01, 0.0, 0.01, 0.02)
 
 # The main table's rows after Random, in the order of the table
 METHODS_AFTER_RANDOM = (
+    "Random + TSGFA",
     "Herding",
     "K-Center",
     "Salient windows",
     "DM",
     "SRe2L-style",
-    "TSGD w/o TSGFA",
     "TSGD",
+    "TSGD + TSGFA",
 )
 # The long main table starts with these columns, in this order
-LONG_TABLE_COLUMNS = ["method", "ipc", "labels", "mean", "std", "n", "ci_low", "ci_high"]
+LONG_TABLE_COLUMNS = ["method", "recipe", "ipc", "labels", "mean", "std", "n", "ci_low", "ci_high"]
 
 
 def distill_offset(spec: RunSpec) -> float:
@@ -74,9 +75,7 @@ def fake_record(spec: RunSpec, accs: list[float], **extra) -> dict:
     )
     n = len(accs)
     results = {
-        labels: EvalResult(
-            list(accs), [0.1] * n, [1.0] * n, labels, spec.eval_augment, len(ds.labels)
-        )
+        labels: EvalResult(list(accs), [0.1] * n, [1.0] * n, labels, spec.recipe, len(ds.labels))
         for labels in spec.labels
     }
     rec = {**record(spec, ds, results), "student_seeds": list(STUDENT_SEEDS[:n]), **extra}
@@ -93,7 +92,9 @@ def accuracy_for(spec: RunSpec, tsgd_by_ipc: dict[int, float]) -> float:
     """A deterministic accuracy per configuration; TSGD's comes from `tsgd_by_ipc`."""
     if spec.method == "tsgd":
         acc = tsgd_by_ipc[spec.ipc]
-        acc -= 0.05 * (not spec.tsgfa) + 0.04 * (not spec.tsgfo) + 0.03 * (spec.init == "noise")
+        acc -= (
+            0.05 * (spec.recipe == "base") + 0.04 * (not spec.tsgfo) + 0.03 * (spec.init == "noise")
+        )
         acc -= (
             0.01 * abs(spec.k - 1) + 0.02 * (spec.beta == 1.0) + 0.01 * (spec.modulation == "frame")
         )
@@ -102,12 +103,20 @@ def accuracy_for(spec: RunSpec, tsgd_by_ipc: dict[int, float]) -> float:
     return acc - 0.1 * (spec.camera_shake > 0)
 
 
-def grid_records(tsgd_by_ipc: dict[int, float], seeds=DISTILL_SEEDS) -> pd.DataFrame:
-    """Records for every spec of the smoke grid x distill seeds, grouped as the grid groups them."""
+def grid_records(
+    tsgd_by_ipc: dict[int, float], seeds=DISTILL_SEEDS, every_recipe: bool = False
+) -> pd.DataFrame:
+    """Records for every spec of the smoke grid x distill seeds, grouped as the grid groups them.
+
+    Under TSGFA only Random and TSGD (the start set and the paper's pipeline) unless
+    `every_recipe`; a set's accuracy does not depend on the recipe but for TSGD's."""
     rows = []
     for group, specs in build_grid("smoke").groups().items():
         for base in specs:
             if base.distill_seed != 0:  # the first draw's spec, replicated over `seeds`
+                continue
+            lean = group == "main" and base.method not in ("random", "tsgd")
+            if lean and base.recipe == "tsgfa" and not every_recipe:
                 continue
             for d in seeds:
                 spec = replace(base, distill_seed=d)
@@ -163,7 +172,7 @@ def test_main_table_rows_columns_and_cells():
         CELL.match(cell) for cell in table.loc[table.index[:-1], accuracy_cols].to_numpy().ravel()
     )
     lo, hi = 100 * (0.70 - HALF_TSGD), 100 * (0.70 + HALF_TSGD)
-    assert table.loc["TSGD", "IPC 1 soft"] == f"70.0 [{lo:.1f}, {hi:.1f}]"
+    assert table.loc["TSGD + TSGFA", "IPC 1 soft"] == f"70.0 [{lo:.1f}, {hi:.1f}]"
     assert table.loc["DM", "IPC 2 hard"] == "50.0 [47.5, 52.5]"
     assert table.loc[report.FULL_DATA, "IPC 2 hard"] == "85.0"  # (mean, std) only: no interval
     assert table.loc["DM", "distill time [s] (IPC 2)"] == "3"
@@ -176,12 +185,15 @@ def test_main_table_long_has_the_csv_columns_in_percent():
         (0.9, 0.02)
     )
     table = report.main_table_long(grid_records(WINS), full)
-    assert list(table.columns[:8]) == LONG_TABLE_COLUMNS
-    assert len(table) == 8 * 2 * 2 + 2
+    assert list(table.columns[:9]) == LONG_TABLE_COLUMNS
+    assert len(table) == (1 + len(METHODS_AFTER_RANDOM)) * 2 * 2 + 2
     assert list(table["method"][:4]) == ["Random"] * 4
     assert list(table["labels"][:4]) == ["soft", "hard", "soft", "hard"]
     tsgd = table[
-        (table["method"] == "TSGD") & (table["ipc"] == 1) & (table["labels"] == "soft")
+        (table["method"] == "TSGD")
+        & (table["recipe"] == "tsgfa")
+        & (table["ipc"] == 1)
+        & (table["labels"] == "soft")
     ].iloc[0]
     assert tsgd["mean"] == pytest.approx(70.0)
     assert tsgd["n"] == 15 and tsgd["n_distill"] == 3
@@ -197,7 +209,7 @@ def test_main_table_long_has_the_csv_columns_in_percent():
 
 
 def test_main_table_excludes_other_groups():
-    df = grid_records(WINS)
+    df = grid_records(WINS, every_recipe=True)
     main = report.main_records(df)
     assert set(main["group"]) == {"main"}
     configs = {
@@ -218,24 +230,30 @@ def test_paired_differences_values_and_resolved_flags():
     paired = report.paired_difference_results(grid_records(CLOSE))
     at = paired.set_index(["comparison", "ipc", "labels"])
     # the filter: TSGD w/o TSGFA (0.53) - SRe2L-style (0.55), distill luck differs by 2 points/seed
-    row = at.loc[("TSGD w/o TSGFA − SRe2L-style", 1, "soft")]
+    row = at.loc[("TSGD − SRe2L-style", 1, "soft")]
     assert row["mean_diff"] == pytest.approx(-0.02)
     assert row["ci_low"] == pytest.approx(-0.02 - HALF_DIFF)
     assert row["ci_high"] == pytest.approx(-0.02 + HALF_DIFF)
     assert row["n"] == 15 and row["n_distill"] == 3 and not row["resolved"]
     # TSGFA: the same set with and without it: a constant +5 points, a zero-width interval,
     # which identical differences give and which is no evidence: not resolved
-    row = at.loc[("TSGD − TSGD w/o TSGFA", 2, "hard")]
+    row = at.loc[("TSGD + TSGFA − TSGD", 2, "hard")]
     assert row["ci_low"] == pytest.approx(0.05) and row["ci_high"] == pytest.approx(0.05)
     assert not row["resolved"]
     # TSGD against its start set varies with the draw (3 points vs 1 per seed): resolved
-    row = at.loc[("TSGD − Random", 1, "soft")]
+    row = at.loc[("TSGD + TSGFA − Random + TSGFA", 1, "soft")]
     assert row["ci_low"] > 0 and row["ci_high"] - row["ci_low"] > 0.01 and row["resolved"]
     # every other method against Random, with the same distill seed
     assert at.loc[("DM − Random", 1, "soft"), "mean_diff"] == pytest.approx(0.10)
     assert at.loc[("DM − Random", 1, "soft"), "ci_low"] == pytest.approx(0.10)
     vs_random = paired[paired["question"] == "vs_random"]
-    assert set(vs_random["comparison"]) == {f"{m} − Random" for m in METHODS_AFTER_RANDOM}
+    # each set against the start set under its own recipe
+    assert set(vs_random["comparison"]) == {
+        f"{m} − Random" for m in METHODS_AFTER_RANDOM if "TSGFA" not in m
+    } | {"TSGD + TSGFA − Random + TSGFA"}
+    assert set(paired.loc[paired["question"] == "recipe", "comparison"]) == {
+        "Random + TSGFA − Random"
+    }
     assert len(paired) == 10 * 2 * 2
     lines = report.difference_sentences(paired, "filter")
     assert lines[0].startswith("Not resolved at IPC 1 (soft labels): the filter -2.0 points [")
@@ -271,9 +289,9 @@ def test_paired_differences_with_one_distill_seed_use_the_student_seeds():
     ],
 )
 def test_verdict_follows_the_numbers(tsgd, overall, per_ipc):
-    df = grid_records(tsgd)
-    verdicts = report.tsgd_verdicts(df, "soft")
-    assert list(verdicts["best_baseline"]) == ["SRe2L-style", "SRe2L-style"]
+    df = grid_records(tsgd, every_recipe=True)
+    verdicts = report.tsgd_verdicts(df, "soft")  # under the paper's recipe, TSGFA, for every set
+    assert list(verdicts["best_baseline"]) == ["SRe2L-style + TSGFA"] * 2
     expected = [tsgd[ipc] > BASE_ACC["sre2l"] + 0.05 * ipc for ipc in (1, 2)]
     assert list(verdicts["beats"]) == expected, "each gap here is resolved (15 pairs)"
     assert list(verdicts["behind"]) == [not e for e in expected]
@@ -290,7 +308,8 @@ def test_verdict_follows_the_numbers(tsgd, overall, per_ipc):
 
 
 def test_verdict_calls_a_gap_inside_the_seed_spread_not_resolved():
-    df = grid_records({1: 0.56, 2: 0.61})  # 1 point above SRe2L-style, pair std > 2 points
+    # 1 point above SRe2L-style, pair std > 2 points
+    df = grid_records({1: 0.56, 2: 0.61}, every_recipe=True)
     verdicts = report.tsgd_verdicts(df)
     assert (verdicts["gap"] > 0).all() and not verdicts["beats"].any()
     lines = report.verdict_sentences(verdicts)
@@ -335,12 +354,12 @@ def test_ablation_sensitivity_shake_and_cost_tables():
     shake = report.shake_results(df)
     assert set(shake["camera_shake"]) == {0.0, 2.0} and set(shake["method"]) == {
         "SRe2L-style",
-        "TSGD w/o TSGFA",
+        "TSGD",
     }
     assert len(shake) == 2 * 2 * 2
     assert len(report.shake_sentences(shake)) == 2
     cost = report.cost_results(df)
-    assert "TSGD w/o TSGFA" not in set(cost["method"])
+    assert "TSGD + TSGFA" not in set(cost["method"]), "one bar a set"
     assert cost.loc[(cost["method"] == "DM") & (cost["ipc"] == 2), "distill_wall_s"].item() == 3.0
 
 
@@ -385,7 +404,12 @@ def convergence_records() -> list[dict]:
         "random": {0.5: 0.30, 1.0: 0.35, 2.0: 0.355},
         "tsgd": {0.5: 0.40, 1.0: 0.48, 2.0: 0.50},
     }
-    variants = [{"method": m, "student_scale": s} for m in levels for s in (0.5, 1.0, 2.0)]
+    # the grid's studies train under the base recipe
+    variants = [
+        {"method": m, "student_scale": s, "student_augment": "base"}
+        for m in levels
+        for s in (0.5, 1.0, 2.0)
+    ]
     base = replace(VAL_HARD, labels=("soft", "hard"))
     return study_records(
         "convergence", base, variants, lambda v: levels[v["method"]][v["student_scale"]]
@@ -515,7 +539,7 @@ def test_percent_axis_keeps_the_decimals_the_range_needs():
 
 
 def test_write_report_writes_tables_figures_and_readme(tmp_path):
-    grid = grid_records(LOSES)
+    grid = grid_records(LOSES, every_recipe=True)
     grid = grid[~grid["group"].isin(["recover", "convergence"])]  # made by hand below
     df = pd.concat(
         [grid, pd.DataFrame(recover_records() + convergence_records())],
@@ -528,7 +552,7 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
         tmp_path,
         profile="smoke",
         command="./run_all.sh --profile smoke",
-        full=FULL,
+        full={"base": FULL, "tsgfa": FULL},
         full_scales={1.0: FULL, 2.0: FULL},
         event=report.event_alignment(weights, mask),
         extra_figures={"event_weights": event_png},
@@ -551,22 +575,26 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     assert "| TSGD " in md and report.FULL_DATA in md
     csv = pd.read_csv(tmp_path / "main_table.csv")
     assert list(csv.columns) == [*report.MAIN_TABLE_COLUMNS, *report.GAIN_COLUMNS]
-    hit = csv[(csv["method"] == "TSGD") & (csv["ipc"] == 2) & (csv["labels"] == "soft")]
+    tsgfa = csv["recipe"] == "tsgfa"
+    hit = csv[(csv["method"] == "TSGD") & tsgfa & (csv["ipc"] == 2) & (csv["labels"] == "soft")]
     assert hit["mean"].item() == pytest.approx(50.0) and hit["n"].item() == 15
-    # TSGD 50 % against its start set Random 40 % (same draws), the full data's hard 85 %
+    # TSGD + TSGFA 50 % against its start set Random + TSGFA 40 % (same draws), the full data's
+    # hard 85 % under the same recipe
     assert hit["gain_vs_start"].item() == pytest.approx(10.0)
     assert hit["hard_label_recovery"].item() == pytest.approx(35.0)
     gains = (tmp_path / "gain_vs_start.md").read_text()
     assert "| TSGD " in gains and "+10.0 [+5.0, +15.0]" in gains
     paired = pd.read_csv(tmp_path / "paired_differences.csv")
     assert set(paired["resolved"]) <= {"yes", "no"}
-    row = paired[(paired["comparison"] == "TSGD − TSGD w/o TSGFA") & (paired["ipc"] == 1)].iloc[0]
+    row = paired[(paired["comparison"] == "TSGD + TSGFA − TSGD") & (paired["ipc"] == 1)].iloc[0]
     # identical differences in every pair: a zero-width interval, not evidence
     assert row["mean_diff"] == pytest.approx(5.0) and row["resolved"] == "no"
     assert "TSGD − SRe2L-style" in (tmp_path / "paired_differences.md").read_text()
     assert len(pd.read_csv(tmp_path / "all_runs.csv")) == len(df)
     readme = (tmp_path / "README.md").read_text()
-    assert readme.startswith("# TSGD experiments: profile `smoke`\n\n**Headline**")
+    # the report opens with the best set under each recipe, then the headline
+    assert readme.startswith("# TSGD experiments: profile `smoke`\n\nBest set under each student")
+    assert readme.index("| best set ") < readme.index("**Headline**")
     assert "./run_all.sh --profile smoke" in readme and "`smoke`" in readme
     assert f"from {len(df)} runs ({len(df) // 3} configurations" in readme
     assert "TSGD beats it (resolved) at 0 of " in readme
@@ -576,7 +604,8 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     assert "within 1 point of its best" in readme and "doubling the student steps" in readme
     assert "Mean correlation of w_t with the true event window over 4 clips" in readme
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
-    assert len(links) == 11 and all((tmp_path / link).is_file() for link in links)
+    # the eleven figures and, first, every set under both recipes
+    assert len(links) == 12 and all((tmp_path / link).is_file() for link in links)
     assert not list(tmp_path.rglob("*.tmp*")), "temporary files left behind"
     # the index lists the profile folders of a reports root: one of the test's own (never the
     # shared parent of every test's folder, which pytest-xdist workers write beside)
@@ -852,7 +881,8 @@ FULL_HARD = [0.80, 0.82, 0.84]
 def small_records() -> pd.DataFrame:
     return pd.DataFrame(
         draw_records("random", RANDOM_SOFT)
-        + draw_records("tsgd", TSGD_SOFT, hard=TSGD_HARD)
+        # TSGD's set under the base recipe, paired with Random under the same recipe
+        + draw_records("tsgd", TSGD_SOFT, hard=TSGD_HARD, student_augment="base")
         + draw_records("herding", {0: [0.33, 0.33, 0.33]})
     )
 
@@ -1004,7 +1034,7 @@ def test_headline_bullets_follow_the_grid_numbers(tsgd, words, verdict):
     assert len(lines) == 2 * 2 + 1  # IPC 1 and 2, soft and hard, then the ladder
     first = lines[0]
     assert first.startswith("**IPC 1, soft labels.** Best: ")
-    tsgd_part = next(p for p in first.split(". ") if p.startswith("TSGD ("))
+    tsgd_part = next(p for p in first.split(". ") if p.startswith("TSGD + TSGFA ("))
     assert words in tsgd_part and tsgd_part.endswith(f"15 pairs, {verdict}")
     # Salient windows (0.36 + 0.05) beats Random by 6 points, 5 to 7 by draw: resolved
     assert (
@@ -1020,11 +1050,11 @@ def test_headline_bullets_follow_the_grid_numbers(tsgd, words, verdict):
 
 def test_the_best_method_leads_the_bullet():
     bullet = report.headline_lines(grid_records({1: 0.70, 2: 0.80}))[0]
-    # TSGD 70 % and TSGD w/o TSGFA 65 % (the same sets): +5 points on every pair, a zero-width
+    # TSGD + TSGFA 70 % and TSGD 65 % (the same sets): +5 points on every pair, a zero-width
     # interval from identical differences, which is no evidence: not resolved
-    assert bullet.startswith("**IPC 1, soft labels.** Best: TSGD 70.0 [")
+    assert bullet.startswith("**IPC 1, soft labels.** Best: TSGD + TSGFA 70.0 [")
     assert (
-        "TSGD is 5.0 points above TSGD w/o TSGFA (runner-up, 65.0 [57.5, 72.5] %): "
+        "TSGD + TSGFA is 5.0 points above TSGD (runner-up, 65.0 [57.5, 72.5] %): "
         "+5.0 points [+5.0, +5.0], 15 pairs, not resolved." in bullet
     )
 
@@ -1154,9 +1184,11 @@ def test_the_controls_table_pairs_each_control_with_its_main_cell_and_start_set(
 
 def test_salient_windows_is_a_selection_method_of_its_own():
     order = report.METHOD_ORDER
-    assert order.index("Salient windows") == order.index("K-Center") + 1
+    # after K-Center under both recipes
+    assert order.index("Salient windows") == order.index("K-Center + TSGFA") + 1
+    # a set keeps its colour under both recipes, and no other set has Salient windows'
     assert report.METHOD_COLORS["Salient windows"] not in [
-        c for m, c in report.METHOD_COLORS.items() if m != "Salient windows"
+        c for m, c in report.METHOD_COLORS.items() if not m.startswith("Salient windows")
     ]
     rec = fake_record(RunSpec(method="salient", ipc=1, profile="smoke", window="random"), [0.4])
     assert report.variant_label(rec) == "Salient windows" == report.row_label(rec)
@@ -1180,7 +1212,7 @@ def test_the_pixel_change_figure(tmp_path):
     rows.append({**fake_record(val, [0.9], change_over_motion=1.0), "group": "tsgfa"})
     df = pd.DataFrame(rows)
     points = report.pixel_change_records(df)
-    assert len(points) == 4 and set(points["method"]) == {"SRe2L-style", "TSGD"}
+    assert len(points) == 4 and set(points["method"]) == {"SRe2L-style", "TSGD + TSGFA"}
     assert sorted(points["change_over_motion"]) == [0.5, 1.0, 3.0, 6.0]
     assert _is_png(report.plot_pixel_change(df, tmp_path / "pc.png"))
     assert _is_png(report.plot_pixel_change(report.pool_records(df), tmp_path / "pooled.png"))

@@ -55,9 +55,30 @@ def test_a_spec_takes_what_tuning_chose_unless_it_sets_its_own(tuned):
 
 def test_tsgd_without_its_filter_is_tuned_as_sre2l(tuned):
     spec = RunSpec(method="tsgd", tsgfo=False, profile="smoke", ipc=1)
-    assert spec.variant == "sre2l"
+    # TSGD's published recipe is TSGFA: its set without the filter is SRe2L-style's under TSGFA,
+    # which was not tuned here, so it reads SRe2L-style's choice
+    assert (spec.variant, spec.tuned_variant) == ("sre2l-tsgfa", "sre2l")
     assert spec.recover_lr == 0.001
+    assert replace(spec, student_augment="base").variant == "sre2l"
     assert RunSpec(method="tsgd", tsgfa=False).variant == "tsgd-notsgfa"
+
+
+def test_the_student_recipe_is_an_axis_of_its_own():
+    # one spelling per recipe: the older tsgfa=False is student_augment="base"
+    assert RunSpec(method="tsgd", tsgfa=False) == RunSpec(method="tsgd", student_augment="base")
+    assert RunSpec(method="random", student_augment="base") == RunSpec(method="random")
+    assert RunSpec(method="random").recipe == "base" and RunSpec().recipe == "tsgfa"
+    random_tsgfa = RunSpec(method="random", student_augment="tsgfa")
+    assert random_tsgfa.recipe == "tsgfa" and random_tsgfa.variant == "random-tsgfa"
+    # the recipe changes the evaluation, not the set
+    assert random_tsgfa.distill_key() == RunSpec(method="random").distill_key()
+    assert random_tsgfa.eval_key() != RunSpec(method="random").eval_key()
+    assert experiments.student_config(random_tsgfa, "soft").augment == "tsgfa"
+    assert experiments.student_config(RunSpec(method="random"), "soft").augment == "base"
+    with pytest.raises(ValueError, match="unknown student_augment 'mixup'"):
+        RunSpec(student_augment="mixup")
+    with pytest.raises(ValueError, match="contradicts"):
+        RunSpec(tsgfa=False, student_augment="tsgfa")
 
 
 def test_recovery_settings_change_the_set_key_and_are_recorded(tuned):
@@ -176,11 +197,15 @@ def test_every_optimised_method_gets_the_same_coarse_grid_on_val():
     assert all(s.eval_split == "val" and s.labels == ("soft",) for s in specs)
     assert all(s.n_students == tuning.STUDENTS for s in specs)
     per = pd.Series([(s.variant, s.ipc, s.distill_seed) for s in specs]).value_counts()
-    # six settings per variant, IPC and draw; the start set once
-    assert set(per.to_dict().values()) == {1, 6}
-    lrs = {s.lr for s in specs if s.variant in ("tsgd", "tsgd-notsgfa", "sre2l")}
-    assert lrs == set(tuning.RECOVER_LRS) and min(lrs) <= 0.001 and len(lrs) >= 6
-    assert len({s.dm_lr for s in specs if s.method == "dm"}) == 6
+    # eight settings per variant, IPC and draw (Salient windows: its six); each start set once
+    assert set(per.to_dict().values()) == {1, 6, 8}
+    # every method under each student recipe, each beside the start set under that recipe
+    assert {s.variant for s in specs} == set(tuning.VARIANTS) | set(tuning.STARTS)
+    assert {s.recipe for s in specs if s.method == "random"} == {"base", "tsgfa"}
+    for variant in ("tsgd", "tsgd-notsgfa", "sre2l", "sre2l-tsgfa"):
+        lrs = {s.lr for s in specs if s.variant == variant}
+        assert lrs == set(tuning.RECOVER_LRS) and min(lrs) <= 3e-5 and 1e-4 in lrs
+    assert len({s.dm_lr for s in specs if s.method == "dm"}) == 8
     assert {s.recover_iterations for s in specs if s.method in ("sre2l", "tsgd", "dm")} == {100}
 
 
@@ -236,7 +261,8 @@ def test_the_refine_pass_takes_the_best_two_settings_at_every_iteration_count():
     specs = tuning.refine_specs("smoke", coarse, (1,))
     sre2l = {(s.lr, s.iterations) for s in specs if s.method == "sre2l"}
     counts = tuning.iteration_counts("smoke")
-    assert sre2l == {(lr, it) for lr in (0.01, 0.001) for it in counts}
+    # and 0 iterations (no recovery) at the best setting: the start set is a candidate
+    assert sre2l == {(lr, it) for lr in (0.01, 0.001) for it in counts} | {(0.01, 0)}
     assert {s.distill_seed for s in specs} == set(tuning.REFINE_SEEDS)
     assert sum(s.method == "salient" for s in specs) == len(tuning.REFINE_SEEDS)
 
@@ -289,7 +315,7 @@ def test_gains_are_paired_with_the_start_set_of_the_same_draws():
     # identical differences in every pair: a zero-width interval, which is not evidence
     assert text.startswith("15.0 points below the start set (-15.0 [-15.0, -15.0], not resolved)")
     lines = tuning.readme_lines(table)
-    assert lines[0] == "IPC 1: the start set scores 55.0 % [55.0, 55.0] (n = 10)."
+    assert lines[0] == "IPC 1: Random (start set) scores 55.0 % [55.0, 55.0] (n = 10)."
     assert lines[1].startswith(
         "IPC 1, SRe2L-style: chosen lr 0.01, 5 iterations (refine pass), 40.0 %"
     )
@@ -328,3 +354,16 @@ def test_a_cached_record_is_found_only_when_set_and_evaluation_are_cached(tmp_pa
     assert found["acc_soft_seeds"] == computed["acc_soft_seeds"]
     assert found["lr_used"] == 0.01  # the uncached lr 0.02 cell is left out, not computed
     assert len(list((tmp_path / "distilled").glob("*.pt"))) == 1
+
+
+def test_settings_are_written_at_full_precision_and_no_recovery_is_named(tmp_path):
+    recs = [record("random", 1, s, [0.5, 0.6]) for s in range(5)]
+    recs += [record("sre2l", 1, s, [0.6, 0.6], lr_used=3e-5, iterations_used=0) for s in range(5)]
+    table = tuning.mark_chosen(tuning.summarise(recs, "refine"))
+    tuning.write_tables(table, recs, tmp_path)
+    written = pd.read_csv(tmp_path / "tuning.csv")
+    sre2l = written[written["variant"] == "sre2l"].iloc[0]
+    assert sre2l["lr"] == 3e-5 and sre2l["iterations"] == 0 and bool(sre2l["chosen"])
+    assert sre2l["recipe"] == "base"
+    chosen = table[table["chosen"]].iloc[0]
+    assert tuning.knob_text(chosen) == "0 iterations (no recovery: the start set itself)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .profiles import METHODS, get_profile
-from .spec import DM_NETS, TSGFA_PARTS, RunSpec
+from .spec import DM_NETS, RECIPES, TSGFA_PARTS, RunSpec
 
 GROUPS = (
     "main",
@@ -31,7 +31,8 @@ DEFAULT_GROUPS = tuple(g for g in GROUPS if g not in ("shake", "recover", "dm"))
 class Grid:
     """Groups of specs that make the report.
 
-    Test split: `main` (every method at every IPC, over the profile's distillation seeds),
+    Test split: `main` (every method at every IPC under both student recipes, over the
+    profile's distillation seeds),
     `controls` (pixels or labels: where a recovered set's accuracy comes from), `ablation`
     (TSGD's parts) and `shake` (camera motion). Validation split, where budgets and
     settings are chosen: `recover` (iterations to the plateau), `convergence` (student steps),
@@ -99,25 +100,27 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
         for method in METHODS:
             if method in SKIP_LARGEST and ipc == max(prof.ipcs) and len(prof.ipcs) > 2:
                 continue
-            grid.main += _per_seed(RunSpec(method=method, ipc=ipc, profile=profile), seeds)
-        grid.main += _per_seed(RunSpec(method="tsgd", ipc=ipc, profile=profile, tsgfa=False), seeds)
+            # every set under every student recipe: what the data adds, apart from the training
+            for recipe in RECIPES:
+                spec = RunSpec(method=method, ipc=ipc, profile=profile, student_augment=recipe)
+                grid.main += _per_seed(spec, seeds)
     soft = RunSpec(method="tsgd", ipc=mid, profile=profile, labels=("soft",))
-    for method in (replace(soft, method="sre2l"), replace(soft, tsgfa=False)):
+    for method in (replace(soft, method="sre2l"), replace(soft, student_augment="base")):
         for control in CONTROLS:
             grid.controls += _per_seed(replace(method, **control), seeds)
     # TSGD's parts and the open choices of docs/METHOD.md, on the test split like the main table
     base = RunSpec(method="tsgd", ipc=mid, profile=profile)
     for variant in (
         replace(base, tsgfo=False),  # SRe2L-style set + TSGFA
-        replace(base, init="noise", tsgfa=False),
-        replace(base, init="noise", tsgfo=False, tsgfa=False),
-        replace(base, modulation="frame", tsgfa=False),
-        replace(base, lowpass=True, tsgfa=False),
-        replace(base, saliency_source="real", tsgfa=False),
+        replace(base, init="noise", student_augment="base"),
+        replace(base, init="noise", tsgfo=False, student_augment="base"),
+        replace(base, modulation="frame", student_augment="base"),
+        replace(base, lowpass=True, student_augment="base"),
+        replace(base, saliency_source="real", student_augment="base"),
     ):
         grid.ablation += _per_seed(replace(variant, labels=("soft",)), seeds[:1])
     # validation split from here on: the test split stays for the reported numbers
-    val = replace(base, eval_split="val", tsgfa=False)
+    val = replace(base, eval_split="val", student_augment="base")
     grid.sensitivity += [replace(val, labels=("soft",), k=k) for k in (0, 2)]
     grid.sensitivity += [replace(val, labels=("soft",), beta=b) for b in (0.0, 1.0)]
     grid.sensitivity += [replace(val, labels=("soft",), alpha="uniform")]
@@ -135,7 +138,9 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
             replace(val, method=m, student_scale=scale) for m in ("random", "tsgd")
         ]
     parts = [(), ("crop",), ("mix",), ("temporal",), TSGFA_PARTS]
-    grid.tsgfa += [replace(val, tsgfa=True, tsgfa_parts=p, labels=("soft",)) for p in parts]
+    grid.tsgfa += [
+        replace(val, student_augment="tsgfa", tsgfa_parts=p, labels=("soft",)) for p in parts
+    ]
     grid.dm += [
         replace(val, method="dm", dm_lr=lr, dm_net=net, labels=("hard",))
         for net in DM_NETS
@@ -145,7 +150,9 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
     for ipc in prof.ipcs[:2]:
         for spec in (
             RunSpec(method="sre2l", ipc=ipc, profile=profile, camera_shake=shake),
-            RunSpec(method="tsgd", ipc=ipc, profile=profile, camera_shake=shake, tsgfa=False),
+            RunSpec(
+                method="tsgd", ipc=ipc, profile=profile, camera_shake=shake, student_augment="base"
+            ),
         ):
             grid.shake += _per_seed(spec, seeds[:1])
     return grid

@@ -280,6 +280,12 @@ def pixel_change(videos: torch.Tensor, start: torch.Tensor | None) -> dict[str, 
 
 
 def student_config(spec: RunSpec, labels: str) -> StudentConfig:
+    """The student recipe of `spec` (its steps, augmentation recipe and TSGFA parts) for `labels`."""
+    return with_recipe(spec.student_recipe(), spec.recipe, spec, labels)
+
+
+def with_recipe(student: StudentConfig, recipe: str, spec: RunSpec, labels: str) -> StudentConfig:
+    """`student` trained with `labels` under `recipe`, TSGFA taking `spec`'s saliency and parts."""
     default = TSGFAConfig()
     tsgfa = TSGFAConfig(
         saliency=spec.saliency(),
@@ -288,7 +294,7 @@ def student_config(spec: RunSpec, labels: str) -> StudentConfig:
             for part in TSGFA_PARTS
         },
     )
-    return replace(spec.student_recipe(), labels=labels, augment=spec.eval_augment, tsgfa=tsgfa)
+    return replace(student, labels=labels, augment=recipe, tsgfa=tsgfa)
 
 
 def evaluate_distilled(
@@ -402,6 +408,7 @@ def full_data_key(
     student_scale: float,
     split: str,
     precision: str = "fp32",
+    recipe: str = "base",
 ) -> str:
     """The cache key of `full_data_results`: the data, the teacher's key and the student
     recipe; 2: the evaluation protocol's version."""
@@ -419,6 +426,8 @@ def full_data_key(
     )
     what += (data_spec(dataset).identity(),) if dataset else ()
     what += (precision,) if precision != "fp32" else ()  # earlier upper bounds ran in fp32
+    # earlier upper bounds ran under the base recipe; TSGFA's takes the default filter's saliency
+    what += (recipe, asdict(RunSpec().saliency())) if recipe != "base" else ()
     return "full_" + config_key(*what)
 
 
@@ -433,8 +442,10 @@ def full_data_results(
     device: str = "auto",
     progress: bool = True,
     precision: str = DEFAULT_PRECISION,
+    recipe: str = "base",
 ) -> dict[str, EvalResult]:
-    """Upper bound: students trained on the whole real train split (profile's full_steps)."""
+    """Upper bound: students trained on the whole real train split (profile's full_steps), under
+    the student `recipe` ("base" or "tsgfa", with the default filter's saliency)."""
     prof = get_profile(profile)
     splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
     teacher, info = get_teacher(
@@ -445,7 +456,9 @@ def full_data_results(
         device=device,
         progress=progress,
     )
-    key = full_data_key(profile, info.key, camera_shake, dataset, student_scale, split, precision)
+    key = full_data_key(
+        profile, info.key, camera_shake, dataset, student_scale, split, precision, recipe
+    )
     target = splits.val if split == "val" else splits.test
     fit_cfg = scaled_fit(replace(prof.student.fit, steps=prof.full_steps), student_scale)
 
@@ -454,7 +467,7 @@ def full_data_results(
             labels: evaluate_set(
                 splits.train,
                 target,
-                replace(prof.student, labels=labels, fit=fit_cfg),
+                with_recipe(replace(prof.student, fit=fit_cfg), recipe, RunSpec(), labels),
                 teacher=teacher,
                 seeds=prof.seeds,
                 device=device,
@@ -473,8 +486,8 @@ def record(spec: RunSpec, ds: DistilledSet, results: dict[str, EvalResult]) -> d
         **asdict(spec),
         "labels": ",".join(spec.labels),
         "name": spec.name(),
-        "method_label": METHOD_LABELS[spec.method]
-        + ("" if spec.method != "tsgd" or spec.tsgfa else " w/o TSGFA"),
+        "method_label": METHOD_LABELS[spec.method],
+        "recipe": spec.recipe,
         "distill_wall_s": ds.config.get("distill_wall_s"),
         "distill_peak_mb": ds.config.get("distill_peak_mb"),
         "student_seeds": list(spec.student_seeds),

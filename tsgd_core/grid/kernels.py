@@ -108,6 +108,7 @@ def run_direct(step: Step) -> dict[str, Any]:
             params["profile"],
             dataset=params.get("dataset", ""),
             split=params["full_data"],
+            recipe=params.get("recipe", "base"),
             cache_dir=params["cache_dir"],
             device=params["device"],
             progress=False,

@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]  # the checkout: notebooks/, scripts/
 NOTEBOOKS = ROOT / "notebooks"
 
 
+# the full-data cells' folders in a report, per student recipe
+FULL_DATA_FOLDERS = {"base": "full_data", "tsgfa": "full_data_tsgfa"}
+
+
 # grid groups run without notebooks: validation studies whose figures live in the report
 NUMBERS_ONLY_GROUPS = ("controls", "sensitivity", "recover", "convergence", "tsgfa", "dm")
 
@@ -97,7 +101,11 @@ def plan(
     groups = groups or list(experiments.DEFAULT_GROUPS)
     # the upper bound (students on the whole train split) as a cell of its own, so that a
     # worker computes it once, in parallel with the others; the report reads it from the cache
-    steps.append(Step("full data", "", reports / "full_data", {"full_data": "test"}, direct=True))
+    # under each student recipe (the base recipe's cell keeps its older folder and parameters)
+    for recipe, folder in FULL_DATA_FOLDERS.items():
+        params = {"full_data": "test", **({"recipe": recipe} if recipe != "base" else {})}
+        label = "full data" + ("" if recipe == "base" else f" ({recipe})")
+        steps.append(Step(label, "", reports / folder, params, direct=True))
     grid = experiments.build_dataset_grid(profile, dataset).groups()
     for line in dropped_ipc_lines(grid, groups, smallest):
         print(line, flush=True)

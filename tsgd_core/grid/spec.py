@@ -65,6 +65,17 @@ DEFAULT_PRECISION = "fp32"
 TSGFA_PARTS = ("crop", "mix", "temporal")
 
 
+# The student recipes (how students train on a set): the base augmentation, or TSGFA on top of
+# it. A recipe is an axis of its own, independent of the set: every set is evaluated under each.
+RECIPES = ("base", "tsgfa")
+
+
+def published_recipe(method: str) -> str:
+    """The recipe a method was published with: TSGFA for TSGD, the base augmentation otherwise
+    (what a spec without `student_augment` uses, so the cache keys of earlier runs hold)."""
+    return "tsgfa" if method == "tsgd" else "base"
+
+
 # which clips a student sees, and which the teacher labels: the set's or its start set's
 PIXEL_SOURCES = ("set", "start")
 
@@ -134,8 +145,12 @@ class RunSpec:
     profile: str = "default"
     camera_shake: float = 0.0
     dataset: str = ""  # a real dataset (DataSpec.to_text()); empty: the built-in benchmark
-    # TSGD / SRe2L-style switches (sre2l is tsgd with the filter off and base augmentation)
+    # TSGD / SRe2L-style switches (sre2l is tsgd with the filter off)
     tsgfo: bool = True
+    # the student recipe (RECIPES); None: the method's published one (`published_recipe`).
+    # `tsgfa=False` is the older spelling of student_augment="base" (records and parameters
+    # written before the recipe was an axis); a spec is normalised so both compare equal
+    student_augment: str | None = None
     tsgfa: bool = True
     init: str = "real"
     modulation: str = "pixel"
@@ -173,6 +188,7 @@ class RunSpec:
     precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
+        self._normalise_recipe()
         for name in FIELD_RANGES:
             value = getattr(self, name)
             if value is not None and out_of_range(name, value):
@@ -227,21 +243,51 @@ class RunSpec:
                 "camera_shake applies to the built-in benchmark, not to a real dataset"
             )
 
+    def _normalise_recipe(self) -> None:
+        """One spelling per recipe: `tsgfa=False` becomes student_augment="base", and the
+        method's published recipe becomes None (frozen: set through object.__setattr__)."""
+        recipe = self.student_augment
+        if recipe is not None and recipe not in RECIPES:
+            raise ValueError(f"unknown student_augment {recipe!r}: use {', '.join(RECIPES)}")
+        if not self.tsgfa:
+            if recipe == "tsgfa":
+                raise ValueError("tsgfa=False contradicts student_augment='tsgfa': give one")
+            recipe = "base"
+        if recipe == published_recipe(self.method):
+            recipe = None
+        object.__setattr__(self, "student_augment", recipe)
+        object.__setattr__(self, "tsgfa", True)
+
+    @property
+    def recipe(self) -> str:
+        """The student recipe this spec evaluates with ("base" or "tsgfa")."""
+        return self.student_augment or published_recipe(self.method)
+
     @property
     def variant(self) -> str:
-        """The method as tuned and tabled: TSGD's set without the filter is SRe2L-style's."""
-        if self.method == "tsgd" and not self.tsgfo:
-            return "sre2l"
-        if self.method == "tsgd" and not self.tsgfa:
-            return "tsgd-notsgfa"
-        return self.method
+        """The method and recipe as tuned: TSGD's set without the filter is SRe2L-style's; a
+        recipe other than the method's published one is named after it ("sre2l-tsgfa"), and
+        TSGD under the base recipe keeps its older name, "tsgd-notsgfa"."""
+        method = "sre2l" if self.method == "tsgd" and not self.tsgfo else self.method
+        if self.recipe == published_recipe(method):
+            return method
+        return "tsgd-notsgfa" if method == "tsgd" else f"{method}-{self.recipe}"
+
+    @property
+    def tuned_variant(self) -> str:
+        """The variant whose tuned settings this spec reads: its own, else (not tuned under this
+        recipe) the same method under its published recipe."""
+        own = self.variant
+        if tuned_settings(self.profile, own, self.ipc):
+            return own
+        return "sre2l" if self.method == "tsgd" and not self.tsgfo else self.method
 
     def tuned(self, name: str) -> Any:
         """This spec's `name` (one of TUNED_FIELDS): its own value, else what tuning chose."""
         own = getattr(self, name)
         if own is not None:
             return own
-        return tuned_settings(self.profile, self.variant, self.ipc).get(name)
+        return tuned_settings(self.profile, self.tuned_variant, self.ipc).get(name)
 
     @property
     def recover_iterations(self) -> int:
@@ -290,10 +336,6 @@ class RunSpec:
     @property
     def uses_filter(self) -> bool:
         return self.method == "tsgd" and self.tsgfo
-
-    @property
-    def eval_augment(self) -> str:
-        return "tsgfa" if self.method == "tsgd" and self.tsgfa else "base"
 
     def data_fields(self) -> dict[str, Any]:
         # the profile's data and teacher, not only its name: resized profiles must not reuse old
@@ -354,7 +396,7 @@ class RunSpec:
     def eval_fields(self) -> dict[str, Any]:
         out = {
             **self.distill_fields(),
-            "augment": self.eval_augment,
+            "augment": self.recipe,
             "labels": list(self.labels),
             "split": self.eval_split,
             "seeds": list(self.student_seeds),
@@ -364,7 +406,7 @@ class RunSpec:
             # cell when the steps agree
             "student": asdict(self.student_recipe()),
         }
-        if self.eval_augment == "tsgfa":
+        if self.recipe == "tsgfa":
             out["tsgfa_saliency"] = asdict(self.saliency())
             out["tsgfa_parts"] = sorted(self.tsgfa_parts)
         if (self.train_pixels, self.label_pixels) != ("set", "set"):
@@ -386,7 +428,8 @@ class RunSpec:
             parts.append(f"shake{self.camera_shake:g}")
         if self.method == "tsgd":
             parts += [] if self.tsgfo else ["noTSGFO"]
-            parts += [] if self.tsgfa else ["noTSGFA"]
+        if self.student_augment is not None:  # a recipe other than the method's published one
+            parts.append("noTSGFA" if self.method == "tsgd" else self.recipe.upper())
         if self.method in ("tsgd", "sre2l", "dm") and self.init != "real":
             parts.append(f"init-{self.init}")
         defaults = RunSpec()
@@ -404,7 +447,7 @@ class RunSpec:
             parts.append(f"pixels-{self.train_pixels}-labels-{self.label_pixels}")
         if self.n_students is not None:
             parts.append(f"students{self.n_students}")
-        if self.eval_augment == "tsgfa" and tuple(self.tsgfa_parts) != TSGFA_PARTS:
+        if self.recipe == "tsgfa" and tuple(self.tsgfa_parts) != TSGFA_PARTS:
             parts.append("tsgfa-" + ("+".join(self.tsgfa_parts) or "none"))
         if self.student_scale != 1.0:
             parts.append(f"steps-x{self.student_scale:g}")

@@ -3,15 +3,17 @@ budget, and the settings chosen by validation accuracy become the defaults of ev
 
 Two passes, the same shape for every method (`./run_all.sh --tune`):
 
-1. coarse: six settings per method (TSGD, TSGD w/o TSGFA and SRe2L-style: six Adam pixel
-   learning rates; DM: six SGD pixel learning rates over its own range; Salient windows: its
+1. coarse: eight settings per method (TSGD and SRe2L-style: eight Adam pixel learning rates,
+   down to 3e-5; DM: eight SGD pixel learning rates over its own range; Salient windows: its
    six window x packing choices) at one iteration count, 2 draws x 3 students each;
-2. refine: each method's best two settings at two iteration counts (Salient windows has no
-   iterations), 5 draws x 3 students each; the best of them by mean validation accuracy is
-   chosen.
+2. refine: each method's best two settings at two iteration counts, and at 0 iterations (the
+   start set itself: "no recovery" is a candidate), 5 draws x 3 students each (Salient windows
+   has no iterations); the best of them by mean validation accuracy is chosen.
 
-The start set (Random, the same draws) is evaluated beside them as the line to beat. The test
-split never takes part. Output: `reports/tuning/` (tuning.csv, all_runs.csv, figures, README)
+Each method is tuned under each student recipe (the base augmentation, and TSGFA on top of
+it), because the report trains every set under both. The start set (Random under the same
+recipe, the same draws) is evaluated beside them as the line to beat. The test split never
+takes part. Output: `reports/tuning/` (tuning.csv, all_runs.csv, figures, README)
 and `tsgd_core/tuned.json`, which `RunSpec` reads for every setting a spec leaves unset.
 """
 
@@ -39,11 +41,13 @@ from .profiles import TUNED_PATH, tuned_table  # noqa: E402
 from .spec import RunSpec  # noqa: E402
 from .stats import two_level_interval  # noqa: E402
 
-RECOVER_LRS = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003)  # Adam on [0, 1] pixels
+# Adam on [0, 1] pixels; the earlier tuning chose its smallest value, 3e-4, everywhere, so the
+# grid reaches two steps below it (and refine adds 0 iterations)
+RECOVER_LRS = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001, 0.00003)
 # DM's SGD on pixels: its own range, spanning barely moving to several times the clips' motion
 # signal (measured at IPC 1, 100 iterations: lr 0.1 moves pixels 0.9x the mean frame
 # difference, lr 1 4x; tuning.csv's change_over_motion has every setting's)
-DM_LRS = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
+DM_LRS = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003, 0.001)
 SALIENT_SETTINGS = tuple(
     {"window": w, "pack": p} for w in ("salient", "random") for p in ("none", "time", "tiles")
 )
@@ -54,17 +58,30 @@ STUDENTS = 3
 # same for DM; the coarse pass runs the first
 ITERATION_SCALES = (0.25, 1.0)
 KEEP = 2  # settings of each method that go on to the refine pass
-# the tuned variants: (table label, spec fields)
+# the tuned variants, each method under each student recipe: (table label, spec fields); the
+# keys are `RunSpec.variant` (TSGD under the base recipe keeps its older name)
 VARIANTS = {
-    "tsgd": ("TSGD", {"method": "tsgd"}),
-    "tsgd-notsgfa": ("TSGD w/o TSGFA", {"method": "tsgd", "tsgfa": False}),
+    "tsgd": ("TSGD + TSGFA", {"method": "tsgd"}),
+    "tsgd-notsgfa": ("TSGD", {"method": "tsgd", "student_augment": "base"}),
     "sre2l": ("SRe2L-style", {"method": "sre2l"}),
+    "sre2l-tsgfa": ("SRe2L-style + TSGFA", {"method": "sre2l", "student_augment": "tsgfa"}),
     "dm": ("DM", {"method": "dm"}),
+    "dm-tsgfa": ("DM + TSGFA", {"method": "dm", "student_augment": "tsgfa"}),
     "salient": ("Salient windows", {"method": "salient"}),
+    "salient-tsgfa": ("Salient windows + TSGFA", {"method": "salient", "student_augment": "tsgfa"}),
 }
 START = "random"
+# the start set under each recipe: (table label, spec fields), keyed by `RunSpec.variant`
+STARTS = {
+    "random": ("Random (start set)", {"method": "random"}),
+    "random-tsgfa": (
+        "Random + TSGFA (start set)",
+        {"method": "random", "student_augment": "tsgfa"},
+    ),
+}
 KNOBS = ("lr", "iterations", "r_bn", "window", "pack")
-CSV_COLUMNS = ["method", "variant", "ipc", "labels", *KNOBS, "mean", "ci_low", "ci_high", "n"]
+CSV_COLUMNS = ["method", "variant", "recipe", "ipc", "labels", *KNOBS]
+CSV_COLUMNS += ["mean", "ci_low", "ci_high", "n"]
 CSV_COLUMNS += ["n_distill", "gain_vs_start", "gain_ci_low", "gain_ci_high"]
 CSV_COLUMNS += ["change_over_motion", "stage", "chosen"]
 
@@ -76,10 +93,10 @@ def iteration_counts(profile: str) -> tuple[int, ...]:
 
 def settings(profile: str, variant: str) -> list[dict[str, Any]]:
     """The coarse settings of one variant (their knobs as RunSpec fields)."""
-    if variant == "salient":
+    if variant.startswith("salient"):
         return [dict(s) for s in SALIENT_SETTINGS]
     iterations = iteration_counts(profile)[0]
-    if variant == "dm":
+    if variant.startswith("dm"):
         return [{"dm_lr": lr, "iterations": iterations} for lr in DM_LRS]
     return [{"lr": lr, "iterations": iterations} for lr in RECOVER_LRS]
 
@@ -96,7 +113,7 @@ def spec_for(
         eval_split="val",
         distill_seed=seed,
         n_students=STUDENTS,
-        **VARIANTS[variant][1] if variant != START else {"method": START},
+        **(VARIANTS | STARTS)[variant][1],
         **knobs,
     )
 
@@ -106,7 +123,7 @@ def coarse_specs(profile: str, ipcs: Sequence[int], dataset: str = "") -> list[R
     specs = []
     for ipc in ipcs:
         for seed in COARSE_SEEDS:
-            specs.append(spec_for(profile, START, ipc, {}, seed, dataset))
+            specs += [spec_for(profile, start, ipc, {}, seed, dataset) for start in STARTS]
             for variant in VARIANTS:
                 for knobs in settings(profile, variant):
                     specs.append(spec_for(profile, variant, ipc, knobs, seed, dataset))
@@ -115,31 +132,32 @@ def coarse_specs(profile: str, ipcs: Sequence[int], dataset: str = "") -> list[R
 
 def knobs_of(row: pd.Series | dict[str, Any]) -> dict[str, Any]:
     """A table row's knobs as RunSpec fields."""
-    if row["variant"] == "salient":
+    if row["variant"].startswith("salient"):
         return {"window": row["window"], "pack": row["pack"]}
-    if row["variant"] == START:
+    if row["variant"] in STARTS:
         return {}
-    key = "dm_lr" if row["variant"] == "dm" else "lr"
+    key = "dm_lr" if row["variant"].startswith("dm") else "lr"
     return {key: float(row["lr"]), "iterations": int(row["iterations"])}
 
 
 def refine_specs(
     profile: str, coarse: pd.DataFrame, ipcs: Sequence[int], dataset: str = ""
 ) -> list[RunSpec]:
-    """Pass 2: the best KEEP coarse settings of each variant at every iteration count, and the
-    start set, over the refine draws."""
+    """Pass 2: the best KEEP coarse settings of each variant at every iteration count and at 0
+    iterations (no recovery: the start set under the variant's own spec), and the start sets,
+    over the refine draws."""
     specs = []
     for ipc in ipcs:
         for seed in REFINE_SEEDS:
-            specs.append(spec_for(profile, START, ipc, {}, seed, dataset))
+            specs += [spec_for(profile, start, ipc, {}, seed, dataset) for start in STARTS]
         for variant in VARIANTS:
             rows = coarse[(coarse["variant"] == variant) & (coarse["ipc"] == ipc)]
-            for _, row in rows.nlargest(KEEP, "mean").iterrows():
+            for rank, (_, row) in enumerate(rows.nlargest(KEEP, "mean").iterrows()):
                 knobs = knobs_of(row)
-                counts = iteration_counts(profile)
+                counts = iteration_counts(profile) + ((0,) if rank == 0 else ())
                 variants = (
                     [knobs]
-                    if variant == "salient"
+                    if variant.startswith("salient")
                     else [{**knobs, "iterations": i} for i in counts]
                 )
                 for k in variants:
@@ -216,7 +234,7 @@ def train_teachers(
 
 
 def variant_of(record: dict[str, Any]) -> str:
-    return START if record["method"] == START else RunSpec(**_spec_fields(record)).variant
+    return RunSpec(**_spec_fields(record)).variant
 
 
 def _spec_fields(record: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +249,9 @@ def setting_row(record: dict[str, Any]) -> dict[str, Any]:
     """The knobs of one record, as tuning.csv names them."""
     variant = variant_of(record)
     return {
-        "method": VARIANTS[variant][0] if variant in VARIANTS else "Random (start set)",
+        "method": (VARIANTS | STARTS)[variant][0],
         "variant": variant,
+        "recipe": RunSpec(**_spec_fields(record)).recipe,
         "ipc": int(record["ipc"]),
         "labels": "soft",
         "lr": record.get("lr_used"),
@@ -248,7 +267,7 @@ def summarise(records: Sequence[dict[str, Any]], stage: str) -> pd.DataFrame:
     over the start set (Random, the same draw and student seeds), in percent."""
     groups: dict[tuple, dict[str, Any]] = {}
     start = {
-        (int(r["ipc"]), int(r["distill_seed"])): list(r["acc_soft_seeds"])
+        (setting_row(r)["recipe"], int(r["ipc"]), int(r["distill_seed"])): list(r["acc_soft_seeds"])
         for r in records
         if r["method"] == START
     }
@@ -262,11 +281,11 @@ def summarise(records: Sequence[dict[str, Any]], stage: str) -> pd.DataFrame:
     rows = []
     for entry in groups.values():
         interval = two_level_interval(entry["accs"])
-        ipc = entry["row"]["ipc"]
+        at = (entry["row"]["recipe"], entry["row"]["ipc"])  # the start set under the same recipe
         gains = {
-            seed: [a - b for a, b in zip(accs, start[(ipc, seed)], strict=True)]
+            seed: [a - b for a, b in zip(accs, start[(*at, seed)], strict=True)]
             for seed, accs in entry["accs"].items()
-            if (ipc, seed) in start and entry["row"]["variant"] != START
+            if (*at, seed) in start and entry["row"]["variant"] not in STARTS
         }
         gain = two_level_interval(gains)
         change = entry["change"]
@@ -295,7 +314,7 @@ def mark_chosen(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
     table["chosen"] = False
     last = "refine" if (table["stage"] == "refine").any() else "coarse"
-    candidates = table[(table["stage"] == last) & (table["variant"] != START)]
+    candidates = table[(table["stage"] == last) & ~table["variant"].isin(list(STARTS))]
     for _, rows in candidates.groupby(["variant", "ipc"]):
         table.loc[rows["mean"].idxmax(), "chosen"] = True
     return table
@@ -331,8 +350,8 @@ def plot_lr_curves(table: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, len(ipcs), figsize=(6 * len(ipcs), 4.2), squeeze=False)
     for ax, ipc in zip(axes[0], ipcs, strict=True):
         at = table[table["ipc"] == ipc]
-        for variant in ("tsgd", "tsgd-notsgfa", "sre2l", "dm"):
-            rows = at[(at["variant"] == variant)].dropna(subset=["lr"])
+        for variant in (v for v in VARIANTS if not v.startswith("salient")):
+            rows = at[(at["variant"] == variant) & (at["iterations"] > 0)].dropna(subset=["lr"])
             for iterations, part in rows.groupby("iterations"):
                 part = part.sort_values("lr")
                 ax.errorbar(
@@ -352,7 +371,7 @@ def plot_lr_curves(table: pd.DataFrame, path: Path) -> Path:
                 ls=":",
                 label=f"Salient windows ({best['window']}, pack {best['pack']})",
             )
-        start = at[at["variant"] == START]
+        start = at[at["variant"] == START]  # the base recipe's start set, as a reference line
         if len(start):
             best = start.loc[start["n"].idxmax()]
             ax.axhline(best["mean"], color="k", ls="--", label=f"start set (n={best['n']})")
@@ -395,16 +414,23 @@ def write_tables(table: pd.DataFrame, records: list[dict[str, Any]], out: Path) 
     it served), atomically."""
     out.mkdir(parents=True, exist_ok=True)
     table = table.astype({"iterations": "Int64", "n": int, "n_distill": int})
-    write_table(table.round(3).set_index("method"), out / "tuning")
+    # accuracies to 3 decimals; settings (lr 3e-5) at full precision
+    rounded = [
+        c for c in CSV_COLUMNS if c.startswith(("mean", "ci_", "gain")) or c == "change_over_motion"
+    ]
+    table = table.round({c: 3 for c in rounded})
+    write_table(table.set_index("method"), out / "tuning")
     write_text(pd.DataFrame(records).to_csv(index=False), out / "all_runs.csv")
 
 
 def knob_text(row: pd.Series | dict[str, Any]) -> str:
     """'lr 0.001, 100 iterations' or 'saliency-chosen windows, packed in time'."""
-    if row["variant"] == "salient":
+    if row["variant"].startswith("salient"):
         packing = {"none": "one clip each", "time": "packed in time", "tiles": "2x2 tiles"}
         return f"{row['window']} windows, {packing[row['pack']]}"
     iterations = int(row["iterations"])
+    if iterations == 0:
+        return "0 iterations (no recovery: the start set itself)"
     return f"lr {row['lr']:g}, {iterations} iteration{'' if iterations == 1 else 's'}"
 
 
@@ -425,13 +451,14 @@ def readme_lines(table: pd.DataFrame) -> list[str]:
     """One sentence per IPC and tuned method, computed from the table."""
     lines = []
     for ipc, at in table.groupby("ipc"):
-        start = at[at["variant"] == START].sort_values("n").tail(1)
-        if len(start):
-            s = start.iloc[0]
-            lines.append(
-                f"IPC {ipc}: the start set scores {s['mean']:.1f} % "
-                f"[{s['ci_low']:.1f}, {s['ci_high']:.1f}] (n = {s['n']})."
-            )
+        for variant in STARTS:
+            start = at[at["variant"] == variant].sort_values("n").tail(1)
+            if len(start):
+                s = start.iloc[0]
+                lines.append(
+                    f"IPC {ipc}: {s['method']} scores {s['mean']:.1f} % "
+                    f"[{s['ci_low']:.1f}, {s['ci_high']:.1f}] (n = {s['n']})."
+                )
         for _, row in at[at["chosen"]].sort_values("mean", ascending=False).iterrows():
             lines.append(
                 f"IPC {ipc}, {row['method']}: chosen {knob_text(row)} ({row['stage']} pass), "
@@ -445,12 +472,14 @@ def write_readme(table: pd.DataFrame, out: Path, invocations: list[dict[str, Any
     bullets = "\n".join(f"* {line}" for line in readme_lines(table))
     text = (
         "# Tuning on the validation split\n\n"
-        f"Made by `./run_all.sh --tune`. {invocation_text(invocations)} Every optimised method gets the same shape: six settings at "
+        f"Made by `./run_all.sh --tune`. {invocation_text(invocations)} Every optimised method, under each student recipe, gets the same shape: eight settings (Salient windows: its six) at "
         f"{ITERATION_SCALES[0]:g} of the profile's recover budget over {len(COARSE_SEEDS)} "
         f"draws x {STUDENTS} students, then its best {KEEP} at every iteration count over "
-        f"{len(REFINE_SEEDS)} draws x {STUDENTS} students; the best mean validation accuracy "
+        f"{len(REFINE_SEEDS)} draws x {STUDENTS} students, and at 0 iterations (no recovery); "
+        "the best mean validation accuracy "
         "is chosen (`chosen` in tuning.csv) and merged into `tsgd_core/tuned.json`. Gains are "
-        "paired with the start set (Random, the same draws and student seeds); resolved: the "
+        "paired with the start set (Random under the same recipe, the same draws and student "
+        "seeds); resolved: the "
         "95 % interval excludes 0 and rests on at least 5 pairs. The test split never takes "
         f"part.\n\n{bullets}\n\n"
         "![validation accuracy against the pixel learning rate](tuning_lr.png)\n\n"

@@ -21,6 +21,7 @@ from __future__ import annotations
 from . import (
     clip_figures,
     figures,
+    parts,
     readme,
     records,
     sentences,
@@ -34,6 +35,7 @@ from . import (
 for _module in (
     records,
     tables,
+    parts,
     studies,
     sentences,
     tutorial_sentences,

@@ -21,13 +21,21 @@ from ..data.storage import save_figure  # noqa: E402
 from ..grid.profiles import METHOD_LABELS  # noqa: E402
 from ..grid.spec import RunSpec  # noqa: E402
 from ..training.evaluate import LABEL_MODES  # noqa: E402
-from .records import FULL_DATA, METHOD_COLORS, PERCENT, SENSITIVITY_PARAMS
+from .records import (
+    FULL_DATA,
+    METHOD_COLORS,
+    PERCENT,
+    SENSITIVITY_PARAMS,
+    recipe_label,
+    split_label,
+)
 from .studies import _weights_and_mask, convergence_results, event_alignment, recover_results
 from .tables import (
     _ordered,
     _summary,
     ablation_results,
     cost_results,
+    full_by_recipe,
     main_results,
     sensitivity_results,
     shake_results,
@@ -86,9 +94,17 @@ def plot_accuracy_vs_ipc(
                 capsize=3,
                 label=method,
                 color=METHOD_COLORS.get(method),
+                ls=":" if split_label(method)[1] == "tsgfa" else "-",  # the recipe: dotted TSGFA
             )
-        if full and labels in full:
-            ax.axhline(_summary(full[labels]).mean, color="black", ls="--", lw=1, label=FULL_DATA)
+        for recipe, results_of in full_by_recipe(full).items():
+            if labels in results_of:
+                ax.axhline(
+                    _summary(results_of[labels]).mean,
+                    color="black",
+                    ls=":" if recipe == "tsgfa" else "--",
+                    lw=1,
+                    label=recipe_label(FULL_DATA, recipe),
+                )
         ax.set_xscale("log")
         ax.set_xticks(sorted(results["ipc"].unique()) or [1])
         ax.xaxis.set_major_formatter(mticker.ScalarFormatter())

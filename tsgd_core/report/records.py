@@ -17,7 +17,7 @@ from matplotlib import colormaps
 
 from ..grid import stats
 from ..grid.profiles import METHOD_LABELS
-from ..grid.spec import DISTILL_SWITCHES, RunSpec, spec_from_params
+from ..grid.spec import DISTILL_SWITCHES, RunSpec, published_recipe, spec_from_params
 from ..grid.stats import clip_accuracy_interval
 from ..training.evaluate import LABEL_MODES
 
@@ -28,31 +28,66 @@ RUNSPEC_FIELDS = tuple(f.name for f in fields(RunSpec))
 STUDY_FIELDS = ("iterations", "student_scale", "tsgfa_parts", "first_bn", "dm_lr")
 
 
-CONFIG_FIELDS = tuple(dict.fromkeys((*RUNSPEC_FIELDS, *STUDY_FIELDS)))
+# a record's configuration: its RunSpec fields, with the student recipe as one resolved column
+# (records written before the recipe was an axis spell it `tsgfa`)
+CONFIG_FIELDS = tuple(
+    f
+    for f in dict.fromkeys((*RUNSPEC_FIELDS, *STUDY_FIELDS, "recipe"))
+    if f not in ("tsgfa", "student_augment")
+)
 
 
 # selection of real clips (Salient windows keeps real footage too), then distillation
 BASELINES = ("random", "herding", "kcenter", "salient", "dm", "sre2l")
 
 
-TSGD_NO_TSGFA = "TSGD w/o TSGFA"
+# a row trained under the TSGFA recipe is named "<method> + TSGFA"; under the base recipe, the
+# method's name alone: the name says which set and which student recipe, the tables split them
+TSGFA_SUFFIX = " + TSGFA"
+
+
+def recipe_label(label: str, recipe: str) -> str:
+    """The row name of a set (`label`) trained under `recipe`: 'TSGD', 'TSGD + TSGFA'."""
+    return label + (TSGFA_SUFFIX if recipe == "tsgfa" else "")
+
+
+def split_label(row: str) -> tuple[str, str]:
+    """(set label, recipe) of a row name: 'Random + TSGFA' -> ('Random', 'tsgfa')."""
+    if row.endswith(TSGFA_SUFFIX):
+        return row[: -len(TSGFA_SUFFIX)], "tsgfa"
+    return row, "base"
 
 
 FULL_DATA = "Full data (upper bound)"
 
 
-# table and legend order: selection, distillation, then the method itself
-METHOD_ORDER = (*(METHOD_LABELS[m] for m in BASELINES), TSGD_NO_TSGFA, METHOD_LABELS["tsgd"])
+# table and legend order: selection, distillation, then the method itself; each set under the
+# base recipe, then under TSGFA
+METHOD_ORDER = tuple(
+    recipe_label(METHOD_LABELS[m], recipe)
+    for m in (*BASELINES, "tsgd")
+    for recipe in ("base", "tsgfa")
+)
 
 
 # tab10 colours by position; Salient windows came later and takes olive, so the others keep theirs
 _TAB10 = colormaps["tab10"].colors
 
 
-METHOD_COLORS = {
-    **dict(zip((m for m in METHOD_ORDER if m != METHOD_LABELS["salient"]), _TAB10, strict=False)),
+_SET_COLORS = {
+    **dict(
+        zip(
+            (METHOD_LABELS[m] for m in (*BASELINES, "tsgd") if m != "salient"),
+            _TAB10,
+            strict=False,
+        )
+    ),
     METHOD_LABELS["salient"]: _TAB10[8],
 }
+
+
+# a set keeps its colour under both recipes (figures tell the recipes apart by hatching)
+METHOD_COLORS = {row: _SET_COLORS[split_label(row)[0]] for row in METHOD_ORDER}
 
 
 # switches whose default value defines "the method as published" (main table rows)
@@ -111,6 +146,8 @@ def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
             f"no record.json under {runs_dir}: run notebooks/04_evaluate.ipynb (or the grid) first"
         )
     rows.sort(key=lambda row: row["group"] != "main")  # stable: main first, then by path
+    for row in rows:
+        row["recipe"] = record_recipe(row)
     df = pd.DataFrame(rows)
     # a record written before a RunSpec field existed ran with that field's default
     for f in fields(RunSpec):
@@ -155,6 +192,7 @@ def config_id(record: Mapping[str, Any]) -> str:
     `distill_seed` and `labels` (a draw evaluated with fewer label modes is the same
     configuration: the main group's later draws are evaluated with soft labels alone)."""
     spec = {f: _normal(record.get(f)) for f in CONFIG_FIELDS if f not in ("distill_seed", "labels")}
+    spec["recipe"] = record_recipe(record)  # also for a spec's fields, which do not name it
     spec["group"] = _normal(record.get("group"))
     return json.dumps(spec, sort_keys=True, default=str)
 
@@ -219,11 +257,22 @@ def _pooled_accuracy(members: list[dict[str, Any]], labels: str) -> dict[str, An
     }
 
 
+def record_recipe(row: Mapping[str, Any]) -> str:
+    """The student recipe a record was evaluated under: its `recipe`, else (a record written
+    before the recipe was an axis) what its `student_augment` / `tsgfa` fields resolve to."""
+    recipe = row.get("recipe")
+    if isinstance(recipe, str) and recipe:
+        return recipe
+    if isinstance(row.get("student_augment"), str):
+        return row["student_augment"]
+    if row.get("tsgfa", True) is False or _plain(row.get("tsgfa")) == 0:
+        return "base"
+    return published_recipe(row["method"])
+
+
 def row_label(row: Mapping[str, Any]) -> str:
-    """The method's name in tables: METHOD_LABELS, and 'TSGD w/o TSGFA' for that switch."""
-    if row["method"] == "tsgd" and not row.get("tsgfa", True):
-        return TSGD_NO_TSGFA
-    return METHOD_LABELS[row["method"]]
+    """A record's row name in tables: the method's label, '+ TSGFA' under that recipe."""
+    return recipe_label(METHOD_LABELS[row["method"]], record_recipe(row))
 
 
 def is_default_variant(row: Mapping[str, Any]) -> bool:
@@ -250,9 +299,10 @@ def _same(a: Any, b: Any) -> bool:
 def variant_label(row: Mapping[str, Any]) -> str:
     """What a TSGD run changes relative to the full method, e.g. 'TSGD -TSGFO, noise init'."""
     if row["method"] != "tsgd":
-        return METHOD_LABELS[row["method"]]
+        return row_label(row)
     defaults = RunSpec()
-    switches = (("-TSGFO", row.get("tsgfo", True)), ("-TSGFA", row.get("tsgfa", True)))
+    tsgfa = record_recipe(row) == "tsgfa"
+    switches = (("-TSGFO", row.get("tsgfo", True)), ("-TSGFA", tsgfa))
     changes = [name for name, on in switches if not on]
     for f in VARIANT_FIELDS:
         value = _plain(row.get(f, getattr(defaults, f)))

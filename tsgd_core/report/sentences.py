@@ -20,10 +20,12 @@ from .records import (
     FULL_DATA,
     PERCENT,
     SENSITIVITY_PARAMS,
-    TSGD_NO_TSGFA,
+    TSGFA_SUFFIX,
     _plain,
     clip_accuracy_interval,
     main_records,
+    recipe_label,
+    split_label,
 )
 from .studies import CONVERGED_POINTS, PLATEAU_POINTS, plateau_start
 from .tables import (
@@ -39,6 +41,7 @@ from .tables import (
     ablation_results,
     controls_results,
     difference_span,
+    full_by_recipe,
     main_results,
     paired_summary,
     sensitivity_differences,
@@ -106,11 +109,11 @@ def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = No
         row[time_col] = _format_number(at_top["distill_wall_s"].iloc[0] if len(at_top) else None)
         row[mem_col] = _format_number(at_top["distill_peak_mb"].iloc[0] if len(at_top) else None)
         rows.append(row)
-    if full:
-        row = {"Method": FULL_DATA}
+    for recipe, results_of in full_by_recipe(full).items():
+        row = {"Method": recipe_label(FULL_DATA, recipe)}
         for ipc in ipcs:
             for labels in LABEL_MODES:
-                s = _summary(full[labels]) if labels in full else None
+                s = _summary(results_of[labels]) if labels in results_of else None
                 row[f"IPC {ipc} {labels}"] = format_ci(s.mean, s.ci_low, s.ci_high) if s else "—"
         row[time_col] = row[mem_col] = "—"
         rows.append(row)
@@ -266,7 +269,7 @@ def controls_sentences(results: pd.DataFrame) -> list[str]:
 def shake_sentences(shake: pd.DataFrame) -> list[str]:
     """How the filter's effect (TSGD w/o TSGFA - SRe2L-style) changes when the camera shakes."""
     lines = []
-    tsgd, sre2l = TSGD_NO_TSGFA, METHOD_LABELS["sre2l"]
+    tsgd, sre2l = TSGD, METHOD_LABELS["sre2l"]
     for ipc in sorted(shake["ipc"].unique()):
         at = shake[shake["ipc"] == ipc]
         gaps = {}
@@ -278,7 +281,7 @@ def shake_sentences(shake: pd.DataFrame) -> list[str]:
             continue
         shaken = max(gaps)
         lines.append(
-            f"IPC {ipc}: TSGD w/o TSGFA - SRe2L-style is {gaps[0.0]:+.1f} points without shake and "
+            f"IPC {ipc}: TSGD - SRe2L-style (base recipe) is {gaps[0.0]:+.1f} points without shake and "
             f"{gaps[shaken]:+.1f} with shake {shaken:g} (soft labels, means of unpaired cells, no "
             f"interval): the two gaps differ by {gaps[shaken] - gaps[0.0]:+.1f} points."
         )
@@ -286,19 +289,24 @@ def shake_sentences(shake: pd.DataFrame) -> list[str]:
 
 
 def label_gain_sentences(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> list[str]:
-    """TSGD's paired gain over its start set (the random real subset of the same draws) with soft
-    and with hard labels, per IPC, each with its interval and whether it is resolved."""
+    """TSGD's paired gain over its start set (the random real subset of the same draws, trained
+    under the same student recipe) with soft and with hard labels, per recipe and IPC, each with
+    its interval and whether it is resolved."""
     gains = start_gains(df, paired)
-    gains = gains[gains["method"] == TSGD]
     lines = []
-    for ipc in sorted(gains["ipc"].unique()):
-        at = gains[gains["ipc"] == ipc].set_index("labels")
-        if not all(labels in at.index for labels in LABEL_MODES):
-            continue
-        parts = [f"{labels} labels {_span_verdict(at.loc[labels])}" for labels in LABEL_MODES]
-        lines.append(
-            f"IPC {ipc}: TSGD minus its start set ({RANDOM}, same draws): " + "; ".join(parts) + "."
-        )
+    for row in (TSGD, TSGD + TSGFA_SUFFIX):
+        mine = gains[gains["method"] == row]
+        start = recipe_label(RANDOM, split_label(row)[1])
+        for ipc in sorted(mine["ipc"].unique()):
+            at = mine[mine["ipc"] == ipc].set_index("labels")
+            if not all(labels in at.index for labels in LABEL_MODES):
+                continue
+            parts = [f"{labels} labels {_span_verdict(at.loc[labels])}" for labels in LABEL_MODES]
+            lines.append(
+                f"IPC {ipc}: {row} minus its start set ({start}, same draws): "
+                + "; ".join(parts)
+                + "."
+            )
     return lines
 
 
@@ -455,9 +463,9 @@ def best_phrase(
     return f"{text}; {paired_phrase(best['method'], other, lead)}"
 
 
-def start_gain_phrase(name: str, gain: Mapping[str, Any] | None) -> str:
+def start_gain_phrase(name: str, gain: Mapping[str, Any] | None, start_set: str = RANDOM) -> str:
     """'TSGD (lr 0.05, 400 iterations) is 10.9 points below its start set (Random, same draws): ...'."""
-    start = f"its start set ({RANDOM}, same draws)"
+    start = f"its start set ({start_set}, same draws)"
     if gain is None:
         return f"{name} shares no pair with {start}"
     return paired_phrase(name, start, gain)
@@ -525,11 +533,15 @@ def headline_bullet(
         else None
     )
     parts = [best_phrase(best, runner_up, lead)]
-    if TSGD in runs and (cell["method"] == TSGD).any():
+    for tsgd in (TSGD + TSGFA_SUFFIX, TSGD):  # each recipe's TSGD against its own start set
+        if tsgd not in runs or not (cell["method"] == tsgd).any():
+            continue
         gain = gains[
-            (gains["method"] == TSGD) & (gains["ipc"] == ipc) & (gains["labels"] == labels)
+            (gains["method"] == tsgd) & (gains["ipc"] == ipc) & (gains["labels"] == labels)
         ]
-        parts.append(start_gain_phrase(tuned_name(runs[TSGD]), gain.iloc[0] if len(gain) else None))
+        start = recipe_label(RANDOM, split_label(tsgd)[1])
+        found = gain.iloc[0] if len(gain) else None
+        parts.append(start_gain_phrase(tuned_name(runs[tsgd]), found, start))
     salient, means = METHOD_LABELS["salient"], cell.set_index("method")["mean"]
     if salient in runs and salient in means:
         for other in (RANDOM, METHOD_LABELS["herding"], METHOD_LABELS["kcenter"]):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..grid import stats
 from ..grid.profiles import METHOD_LABELS
-from ..grid.spec import RunSpec
+from ..grid.spec import RECIPES, RunSpec
 from ..training.evaluate import LABEL_MODES
 from .records import (
     BASELINES,
@@ -22,7 +22,7 @@ from .records import (
     PERCENT,
     RESULT_COLUMNS,
     SENSITIVITY_PARAMS,
-    TSGD_NO_TSGFA,
+    TSGFA_SUFFIX,
     VARIANT_FIELDS,
     _acc_columns,
     _ci_columns,
@@ -36,7 +36,10 @@ from .records import (
     is_default_variant,
     main_records,
     pool_records,
+    recipe_label,
+    record_recipe,
     row_label,
+    split_label,
     variant_label,
 )
 
@@ -52,6 +55,7 @@ def main_results(df: pd.DataFrame) -> pd.DataFrame:
             out.append(
                 {
                     "method": row["row"],
+                    "recipe": row["recipe"],
                     "ipc": int(row["ipc"]),
                     "labels": labels,
                     "mean": mean,
@@ -65,6 +69,7 @@ def main_results(df: pd.DataFrame) -> pd.DataFrame:
             )
     columns = [
         "method",
+        "recipe",
         "ipc",
         "labels",
         *RESULT_COLUMNS,
@@ -114,7 +119,7 @@ def _ordered(labels: Sequence[str]) -> list[str]:
     return sorted(set(labels), key=lambda name: (rank.get(name, len(rank)), name))
 
 
-MAIN_TABLE_COLUMNS = ["method", "ipc", "labels", *RESULT_COLUMNS, "n_distill"]
+MAIN_TABLE_COLUMNS = ["method", "recipe", "ipc", "labels", *RESULT_COLUMNS, "n_distill"]
 
 
 # DD-Ranking-style columns after them: the gain over the start set, and how much of the full
@@ -126,11 +131,11 @@ START_GAIN_COLUMNS = ["method", "ipc", "labels", "mean_diff", "ci_low", "ci_high
 
 
 def start_gains(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each main method's paired difference to its start set, fractions: Random with the same
-    distill seed, IPC and label mode, paired by (distill seed, student seed) as
-    `paired_difference_results` pairs (Random itself has no row)."""
+    """Each main row's paired difference to its start set under the same student recipe,
+    fractions: Random (or Random + TSGFA) with the same distill seed, IPC and label mode, paired
+    by (distill seed, student seed) as `paired_difference_results` pairs (Random has no row)."""
     paired = paired_difference_results(df) if paired is None else paired
-    gains = paired[(paired["question"] == "vs_random") & (paired["b"] == RANDOM)]
+    gains = paired[(paired["question"] == "vs_random") & paired["b"].isin(STARTS)]
     return gains.rename(columns={"a": "method"}).reindex(columns=START_GAIN_COLUMNS)
 
 
@@ -139,25 +144,40 @@ def _ipc_key(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
 
+def full_by_recipe(full: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """Full-data results as {recipe: {labels: results}}; a plain {labels: results} (the form
+    before the recipe was an axis) is the base recipe's."""
+    full = dict(full or {})
+    if any(key in LABEL_MODES for key in full):
+        return {"base": full}
+    return {recipe: dict(results) for recipe, results in full.items() if results}
+
+
 def _gain_columns(
-    table: pd.DataFrame, gains: pd.DataFrame, full: Mapping[str, Sequence[float]]
+    table: pd.DataFrame, gains: pd.DataFrame, full: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, list[float]]:
-    """GAIN_COLUMNS (fractions) for the rows of `table`: NaN where there is no such number."""
+    """GAIN_COLUMNS (fractions) for the rows of `table`: NaN where there is no such number.
+    Hard-label recovery compares with the full data under the row's own student recipe."""
     by_key = {(r["method"], int(r["ipc"]), r["labels"]): r for _, r in gains.iterrows()}
     hard = {
         (m, _ipc_key(i)): float(v)
         for m, i, lab, v in zip(
             table["method"], table["ipc"], table["labels"], table["mean"], strict=True
         )
-        if lab == "hard" and m != FULL_DATA
+        if lab == "hard" and split_label(m)[0] != FULL_DATA
     }
-    full_hard = _summary(full["hard"]).mean if "hard" in full else math.nan
+    full_hard = {
+        recipe: _summary(results["hard"]).mean
+        for recipe, results in full.items()
+        if "hard" in results
+    }
     out: dict[str, list[float]] = {col: [] for col in GAIN_COLUMNS}
     for method, ipc, labels in zip(table["method"], table["ipc"], table["labels"], strict=True):
         gain = by_key.get((method, _ipc_key(ipc), labels))
         for col, src in zip(GAIN_COLUMNS[:3], ("mean_diff", "ci_low", "ci_high"), strict=True):
             out[col].append(math.nan if gain is None else float(gain[src]))
-        out["hard_label_recovery"].append(full_hard - hard.get((method, _ipc_key(ipc)), math.nan))
+        bound = full_hard.get(split_label(method)[1], math.nan)
+        out["hard_label_recovery"].append(bound - hard.get((method, _ipc_key(ipc)), math.nan))
     return out
 
 
@@ -182,18 +202,19 @@ def main_table_long(
     ).sort_values(["_rank", "ipc", "_lrank"])
     table = results.reindex(columns=MAIN_TABLE_COLUMNS)
     rows = [table]
-    full = full or {}
-    for labels in [m for m in LABEL_MODES if m in full]:  # not the cache's key order
-        s = _summary(full[labels])
-        row = dict(zip(["mean", "std", "n", "ci_low", "ci_high"], s, strict=True))
-        rows.append(
-            pd.DataFrame(
-                [{"method": FULL_DATA, "ipc": None, "labels": labels, **row, "n_distill": 0}]
-            )
-        )
+    by_recipe = full_by_recipe(full)
+    for recipe, results_of in by_recipe.items():
+        for labels in [m for m in LABEL_MODES if m in results_of]:  # not the cache's key order
+            s = _summary(results_of[labels])
+            row = dict(zip(["mean", "std", "n", "ci_low", "ci_high"], s, strict=True))
+            name = recipe_label(FULL_DATA, recipe)
+            head = {"method": name, "recipe": recipe, "ipc": None, "labels": labels}
+            rows.append(pd.DataFrame([{**head, **row, "n_distill": 0}]))
     table = pd.concat([r for r in rows if not r.empty] or [table], ignore_index=True)
     table = table.reindex(columns=MAIN_TABLE_COLUMNS)
-    table = table.assign(**_gain_columns(table, start_gains(df, paired), full))
+    table = table.assign(**_gain_columns(table, start_gains(df, paired), by_recipe))
+    # the set's name alone: the recipe has its own column
+    table["method"] = [split_label(m)[0] for m in table["method"]]
     table["ipc"] = table["ipc"].astype("Int64")
     for col in ("mean", "std", "ci_low", "ci_high", *GAIN_COLUMNS):
         table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
@@ -235,17 +256,20 @@ VERDICT_COLUMNS = [
 UNPAIRED = {"mean_diff": math.nan, "ci_low": math.nan, "ci_high": math.nan, "n": 0, "n_distill": 0}
 
 
-def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
-    """Per IPC: TSGD against the best baseline by mean (random, herding, k-center, DM, SRe2L-style).
+def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft", recipe: str = "tsgfa") -> pd.DataFrame:
+    """Per IPC: TSGD against the best baseline by mean (random, herding, k-center, DM, SRe2L-style),
+    every set trained under the same student `recipe` (default: the paper's, TSGFA).
 
     `gap` is mean(TSGD) - mean(best baseline); `mean_diff`, `ci_low`, `ci_high`, `n`,
     `n_distill` their paired difference (same distill and student seeds; NaN and 0 pairs when they
     share none). `beats` / `behind`: that difference is resolved (`stats.resolved`) above / below 0.
     """
     results = main_results(df)
-    results = results[results["labels"] == labels]
+    results = results[(results["labels"] == labels) & (results["recipe"] == recipe)]
     runs = main_records(df)
-    tsgd, baseline_names = METHOD_LABELS["tsgd"], {METHOD_LABELS[m] for m in BASELINES}
+    runs = runs[runs["recipe"] == recipe]
+    tsgd = recipe_label(METHOD_LABELS["tsgd"], recipe)
+    baseline_names = {recipe_label(METHOD_LABELS[m], recipe) for m in BASELINES}
     out = []
     for ipc in sorted(results["ipc"].unique()):
         at = results[results["ipc"] == ipc]
@@ -277,29 +301,33 @@ def tsgd_verdicts(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
 
 
 RANDOM, SRE2L, TSGD = METHOD_LABELS["random"], METHOD_LABELS["sre2l"], METHOD_LABELS["tsgd"]
+RANDOM_TSGFA, TSGD_TSGFA = RANDOM + TSGFA_SUFFIX, TSGD + TSGFA_SUFFIX
 
 
-# the sets that start from the random draw of the same distill seed
-OPTIMISED = (METHOD_LABELS["dm"], SRE2L, TSGD_NO_TSGFA, TSGD)
+# the start sets, one per student recipe: Random's draw under that recipe
+STARTS = (RANDOM, RANDOM_TSGFA)
 
 
-# (question, a, b, subject, verbs when a - b is resolved above / below 0)
+# the sets that start from the random draw of the same distill seed (under either recipe)
+OPTIMISED = tuple(
+    recipe_label(m, recipe) for m in (METHOD_LABELS["dm"], SRE2L, TSGD) for recipe in RECIPES
+)
+
+
+# (question, a, b, subject, verbs when a - b is resolved above / below 0): the filter under each
+# recipe, and TSGFA's effect on TSGD's set (the paper's full pipeline against the same set
+# under the base recipe); every set's TSGFA effect is the "recipe" question
 COMPARISONS = (
-    ("filter", TSGD_NO_TSGFA, SRE2L, "the filter", ("helps", "hurts")),
-    ("tsgfa", TSGD, TSGD_NO_TSGFA, "TSGFA", ("helps", "hurts")),
-    (
-        "tsgd",
-        TSGD,
-        SRE2L,
-        "TSGD (filter and TSGFA)",
-        ("beats SRe2L-style", "falls below SRe2L-style"),
-    ),
+    ("filter", TSGD, SRE2L, "the filter", ("helps", "hurts")),
+    ("filter", TSGD_TSGFA, SRE2L + TSGFA_SUFFIX, "the filter (under TSGFA)", ("helps", "hurts")),
+    ("tsgfa", TSGD_TSGFA, TSGD, "TSGFA", ("helps", "hurts")),
 )
 
 
 PAIRED_COLUMNS = [
     "question",
     "comparison",
+    "recipe",
     "ipc",
     "labels",
     *DIFF_COLUMNS,
@@ -312,21 +340,33 @@ PAIRED_COLUMNS = [
 
 
 def _comparisons(methods: Sequence[str]) -> list[tuple[str, str, str, str, tuple[str, str]]]:
-    """The fixed questions, then every other method against Random (its start set, if optimised)."""
+    """The fixed questions, every set's TSGFA effect (the same set under both recipes), then
+    every other row against Random under the same recipe (its start set, if optimised)."""
     out = list(COMPARISONS)
     for method in _ordered(methods):
-        if method != RANDOM:
-            start = " (its start set)" if method in OPTIMISED else ""
+        label, recipe = split_label(method)
+        if recipe == "tsgfa" and label != TSGD and label in methods:
+            out.append(("recipe", method, label, f"TSGFA on {label}", ("helps", "hurts")))
+        random = recipe_label(RANDOM, recipe)
+        if label != RANDOM:
+            start = f" (its start set{', same recipe' if recipe == 'tsgfa' else ''})"
+            start = start if method in OPTIMISED else ""
             out.append(
                 (
                     "vs_random",
                     method,
-                    RANDOM,
+                    random,
                     method,
-                    (f"beats Random{start}", f"falls below Random{start}"),
+                    (f"beats {random}{start}", f"falls below {random}{start}"),
                 )
             )
     return out
+
+
+def pair_recipe(a: str, b: str) -> str:
+    """The student recipe two rows share ('base', 'tsgfa'), or 'tsgfa − base' across them."""
+    ra, rb = split_label(a)[1], split_label(b)[1]
+    return ra if ra == rb else f"{ra} − {rb}"
 
 
 def paired_difference_results(df: pd.DataFrame) -> pd.DataFrame:
@@ -352,6 +392,7 @@ def paired_difference_results(df: pd.DataFrame) -> pd.DataFrame:
                     {
                         "question": question,
                         "comparison": f"{a} − {b}",
+                        "recipe": pair_recipe(a, b),
                         "ipc": int(ipc),
                         "labels": labels,
                         **stats.difference_summary(pairs),
@@ -517,7 +558,10 @@ def controls_results(df: pd.DataFrame) -> pd.DataFrame:
                         "vs_main", paired_summary(row, main.get((method, ipc)), labels)
                     ),
                     **_diff_columns(
-                        "vs_start", paired_summary(row, main.get((RANDOM, ipc)), labels)
+                        "vs_start",
+                        paired_summary(
+                            row, main.get((recipe_label(RANDOM, record_recipe(row)), ipc)), labels
+                        ),
                     ),
                 }
             )
@@ -576,7 +620,12 @@ def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     ipc = int(changed["ipc"].mode().iloc[0])
     at = runs[(runs["ipc"] == ipc) & runs["method"].isin(["tsgd", "sre2l"])]
-    full = at[(at["method"] == "tsgd") & _mask(at, is_default_variant)]
+    # SRe2L-style under the base recipe, as published; full TSGD is the paper's pipeline
+    at = at[(at["method"] == "tsgd") | _mask(at, lambda r: record_recipe(r) == "base")]
+    full = at[
+        (at["method"] == "tsgd")
+        & _mask(at, lambda r: is_default_variant(r) and record_recipe(r) == "tsgfa")
+    ]
     out = []
     for _, row in at.iterrows():
         for labels in LABEL_MODES:
@@ -679,12 +728,12 @@ def sensitivity_differences(df: pd.DataFrame, labels: str = "soft") -> pd.DataFr
 
 
 def shake_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
-    """SRe2L-style and TSGD w/o TSGFA (the filter on or off, the same students) with and without
-    camera shake, at the IPCs of the shake runs."""
+    """SRe2L-style and TSGD under the base recipe (the filter on or off, the same students) with
+    and without camera shake, at the IPCs of the shake runs."""
     runs = pool_records(df)
     runs = runs[(runs["eval_split"] == "test") & runs["method"].isin(["sre2l", "tsgd"])]
-    filter_only = (runs["method"] == "sre2l") | ~runs["tsgfa"].astype(bool)
-    runs = runs[_mask(runs, is_default_variant) & filter_only]
+    # the filter alone: both sets under the base recipe
+    runs = runs[_mask(runs, lambda r: is_default_variant(r) and record_recipe(r) == "base")]
     ipcs = set(runs.loc[runs["camera_shake"] > 0, "ipc"])
     out = []
     for _, row in runs[runs["ipc"].isin(ipcs)].iterrows():
@@ -707,8 +756,8 @@ def cost_results(df: pd.DataFrame) -> pd.DataFrame:
     runs = main_records(df)
     cols = ["method", "ipc", "distill_wall_s", "distill_peak_mb"]
     out = runs.drop(columns=["method"]).rename(columns={"row": "method"}).reindex(columns=cols)
-    # TSGD w/o TSGFA shares the distilled set of TSGD: same cost, so one bar is enough
-    out = out[out["method"] != TSGD_NO_TSGFA]
+    # a set costs the same whichever recipe trains on it: one bar a set (its base-recipe row)
+    out = out[out["method"].map(lambda m: split_label(str(m))[1] == "base").astype(bool)]
     rank = {name: i for i, name in enumerate(METHOD_ORDER)}
     out = out.assign(_rank=out["method"].map(rank)).sort_values(["_rank", "ipc"])
     return out.drop(columns="_rank").reset_index(drop=True)

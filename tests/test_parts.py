@@ -1,0 +1,115 @@
+"""Every set under both student recipes: the parts table separates what the data adds from what
+the training adds, and the report opens with the best set under each recipe."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from test_report import PNG_MAGIC, grid_records
+
+from tsgd_core import report
+from tsgd_core.grid.cells import build_grid
+from tsgd_core.grid.planner import FULL_DATA_FOLDERS, plan
+from tsgd_core.grid.spec import RECIPES
+
+WINS = {1: 0.70, 2: 0.80}
+
+
+def effect(parts: pd.DataFrame, comparison: str, ipc: int = 2, labels: str = "soft") -> pd.Series:
+    hit = parts[
+        (parts["comparison"] == comparison) & (parts["ipc"] == ipc) & (parts["labels"] == labels)
+    ]
+    assert len(hit) == 1, comparison
+    return hit.iloc[0]
+
+
+def test_the_main_group_runs_every_set_under_every_recipe():
+    main = build_grid("smoke").main
+    by_set = {}
+    for spec in main:
+        by_set.setdefault((spec.method, spec.ipc, spec.distill_seed), set()).add(spec.recipe)
+    assert all(recipes == set(RECIPES) for recipes in by_set.values())
+    assert {m for m, _, _ in by_set} == {
+        "random", "herding", "kcenter", "salient", "dm", "sre2l", "tsgd"
+    }  # fmt: skip
+
+
+def test_the_full_data_cell_runs_under_each_recipe(tmp_path):
+    steps = plan("smoke", tmp_path, tmp_path / "cache", "cpu", ["main"])
+    full = [s for s in steps if "full_data" in s.params]
+    assert [s.out_dir.name for s in full] == list(FULL_DATA_FOLDERS.values())
+    assert [s.params.get("recipe", "base") for s in full] == list(FULL_DATA_FOLDERS)
+
+
+def test_parts_pair_each_effect_within_or_across_recipes():
+    # in these records TSGFA adds 5 points to TSGD's set and nothing to any other set
+    parts = report.parts_results(grid_records(WINS, every_recipe=True))
+    assert list(parts.columns) == report.PARTS_COLUMNS
+    recipe = effect(parts, "Random + TSGFA − Random")
+    assert recipe["effect"] == "recipe on the start set" and recipe["mean_diff"] == 0.0
+    assert recipe["n"] == 15 and not recipe["resolved"]
+    # recovery under each recipe: TSGD (0.80, 0.75 without TSGFA) minus Random (0.40)
+    tsgfa = effect(parts, "TSGD + TSGFA − Random + TSGFA")
+    base = effect(parts, "TSGD − Random")
+    assert tsgfa["mean_diff"] == pytest.approx(0.40) and base["mean_diff"] == pytest.approx(0.35)
+    assert tsgfa["recipe"] == "tsgfa" and base["recipe"] == "base" and tsgfa["resolved"]
+    # the interaction: TSGFA helps TSGD's set by 5 points more than Random's, on every pair
+    inter = effect(parts, "(TSGD + TSGFA − Random + TSGFA) − (TSGD − Random)")
+    assert inter["mean_diff"] == pytest.approx(0.05) and inter["n"] == 15
+    # the filter and the selections, each within one recipe
+    assert effect(parts, "TSGD − SRe2L-style")["mean_diff"] == pytest.approx(0.15)
+    assert effect(parts, "TSGD + TSGFA − SRe2L-style + TSGFA")["mean_diff"] == pytest.approx(0.20)
+    selection = parts[parts["effect"] == "selection"]
+    assert set(selection["recipe"]) == set(RECIPES) and len(selection) == 3 * 2 * 2 * 2
+    table = report.parts_table(parts)
+    assert effect(table, "TSGD − Random")["mean_diff"] == pytest.approx(35.0)
+    assert set(table["resolved"]) <= {"yes", "no"}
+
+
+def test_parts_leave_out_what_was_not_run():
+    parts = report.parts_results(grid_records(WINS))  # no baseline under TSGFA but Random
+    assert "SRe2L-style + TSGFA" not in " ".join(parts["comparison"])
+    assert "(TSGD + TSGFA − Random + TSGFA) − (TSGD − Random)" in set(parts["comparison"])
+    assert "No effect" in report.parts_markdown(parts.iloc[0:0])
+
+
+def test_the_headline_table_and_its_short_sentences():
+    df = grid_records(WINS, every_recipe=True)
+    parts = report.parts_results(df)
+    table = report.headline_table(df, parts)
+    assert list(table.columns) == report.HEADLINE_COLUMNS
+    assert len(table) == 2 * 2 * 2  # IPCs x label modes x recipes
+    tsgfa = table[(table["ipc"] == 2) & (table["labels"] == "soft") & (table["recipe"] == "tsgfa")]
+    row = tsgfa.iloc[0]
+    assert row["best set"] == "TSGD" and row["accuracy"].startswith("80.0 [")
+    assert (
+        row["its gain over Random"].startswith("+40.0 [") and row["its gain over Random"][-1] == "✓"
+    )
+    lines = report.headline_sentences(parts)
+    assert len(lines) == 4 and all(len(line.split()) <= 25 for line in lines), lines
+    assert lines[0].startswith("TSGD minus its start set, same recipe: resolved up in 8/8 cells")
+    assert lines[1].startswith("TSGFA on Random's set: resolved up in 0/4 cells, down in 0")
+
+
+def test_the_report_opens_with_the_same_recipe_table(tmp_path):
+    df = grid_records(WINS, every_recipe=True)
+    full = {"soft": (0.9, 0.01), "hard": (0.85, 0.02)}
+    files = report.write_report(
+        df, tmp_path, profile="smoke", command="x", full={"base": full, "tsgfa": full}
+    )
+    readme = files["readme"].read_text()
+    assert readme.index("| best set ") < 600, "the first table within the opening lines"
+    assert files["recipes"].read_bytes().startswith(PNG_MAGIC)
+    parts = pd.read_csv(tmp_path / "parts.csv")
+    assert set(parts["effect"]) == {
+        "recipe on the start set", "recovery", "filter", "selection", "interaction"
+    }  # fmt: skip
+    main = pd.read_csv(tmp_path / "main_table.csv")
+    assert set(main["recipe"]) == set(RECIPES)
+    counts = main[main["method"] != report.FULL_DATA].groupby(["method", "ipc", "labels"])
+    assert (counts["recipe"].nunique() == 2).all(), "every set under both recipes"
+    full_rows = main[main["method"] == report.FULL_DATA]
+    assert set(full_rows["recipe"]) == set(RECIPES)
+    # hard-label recovery against the full data of the same recipe
+    tsgd = main[(main["method"] == "TSGD") & (main["labels"] == "hard") & (main["ipc"] == 2)]
+    assert sorted(tsgd["hard_label_recovery"]) == pytest.approx([5.0, 10.0])

@@ -1,0 +1,311 @@
+"""What the data adds and what the training adds: every set under both student recipes.
+
+A set (Random, Herding, ..., TSGD's recovered clips) is one axis; the student recipe that
+trains on it (the base augmentation, or TSGFA on top of it) is another. `parts_results` pairs
+the main runs to separate the two, as DD-Ranking asks an evaluation to:
+
+* the recipe's effect on the start set: Random + TSGFA - Random;
+* recovery's effect under each recipe: each optimised set minus its start set, same recipe;
+* the filter's effect: TSGD - SRe2L-style, same recipe;
+* selection's effect: Salient windows, Herding, K-Center - Random, same recipe;
+* the interaction: (TSGD + TSGFA - Random + TSGFA) - (TSGD - Random), paired by draw and student.
+
+`headline_table` gives the best set under each recipe, and `headline_sentences` one short
+sentence per question, each computed from the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..data.storage import save_figure  # noqa: E402
+from ..grid import stats  # noqa: E402
+from ..grid.profiles import METHOD_LABELS  # noqa: E402
+from ..grid.spec import RECIPES  # noqa: E402
+from ..training.evaluate import LABEL_MODES  # noqa: E402
+from .records import (  # noqa: E402
+    DIFF_COLUMNS,
+    METHOD_COLORS,
+    PERCENT,
+    main_records,
+    recipe_label,
+    split_label,
+)
+from .tables import main_results  # noqa: E402
+
+RANDOM, SRE2L, TSGD = METHOD_LABELS["random"], METHOD_LABELS["sre2l"], METHOD_LABELS["tsgd"]
+SELECTIONS = tuple(METHOD_LABELS[m] for m in ("salient", "herding", "kcenter"))
+RECOVERIES = tuple(METHOD_LABELS[m] for m in ("tsgd", "sre2l", "dm"))
+
+
+PARTS_COLUMNS = ["effect", "comparison", "recipe", "ipc", "labels", *DIFF_COLUMNS]
+
+
+def part_comparisons() -> list[tuple[str, str, str, str]]:
+    """(effect, a, b, recipe) for every difference of the parts table; a - b, paired."""
+    out = [("recipe on the start set", recipe_label(RANDOM, "tsgfa"), RANDOM, "tsgfa − base")]
+    for recipe in RECIPES:
+        start = recipe_label(RANDOM, recipe)
+        out += [("recovery", recipe_label(m, recipe), start, recipe) for m in RECOVERIES]
+        out.append(("filter", recipe_label(TSGD, recipe), recipe_label(SRE2L, recipe), recipe))
+        out += [("selection", recipe_label(m, recipe), start, recipe) for m in SELECTIONS]
+    return out
+
+
+def _pairs(runs: Mapping[str, Any], a: str, b: str, labels: str) -> pd.DataFrame | None:
+    """The (draw, student) pairs of rows a and b, or None when either row is missing."""
+    if a not in runs or b not in runs:
+        return None
+    pairs = stats.paired_differences(runs[a]["records"], runs[b]["records"], labels)
+    return None if pairs.empty else pairs
+
+
+def interaction_pairs(runs: Mapping[str, Any], labels: str) -> pd.DataFrame | None:
+    """Per (draw, student): TSGD's gain over its start set under TSGFA minus under the base
+    recipe (does TSGFA help TSGD's set more than it helps Random's?)."""
+    tsgfa = _pairs(runs, recipe_label(TSGD, "tsgfa"), recipe_label(RANDOM, "tsgfa"), labels)
+    base = _pairs(runs, TSGD, RANDOM, labels)
+    if tsgfa is None or base is None:
+        return None
+    keys = ["distill_seed", "student_seed"]
+    both = tsgfa.merge(base, on=keys, suffixes=("_tsgfa", "_base"))
+    if both.empty:
+        return None
+    return both.assign(diff=both["diff_tsgfa"] - both["diff_base"])
+
+
+def parts_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Every effect of `part_comparisons` and the interaction, per IPC and label mode, as paired
+    differences (fractions) with their 95 % intervals; rows whose sets were not run are absent."""
+    runs = main_records(df)
+    out = []
+    for ipc in sorted(runs["ipc"].unique()):
+        at = {row["row"]: row for _, row in runs[runs["ipc"] == ipc].iterrows()}
+        for labels in LABEL_MODES:
+            found = [
+                (effect, f"{a} − {b}", recipe, _pairs(at, a, b, labels))
+                for effect, a, b, recipe in part_comparisons()
+            ]
+            found.append(
+                (
+                    "interaction",
+                    f"({TSGD} + TSGFA − {RANDOM} + TSGFA) − ({TSGD} − {RANDOM})",
+                    "tsgfa − base",
+                    interaction_pairs(at, labels),
+                )
+            )
+            for effect, comparison, recipe, pairs in found:
+                if pairs is None:
+                    continue
+                summary = stats.difference_summary(pairs)
+                out.append(
+                    {
+                        "effect": effect,
+                        "comparison": comparison,
+                        "recipe": recipe,
+                        "ipc": int(ipc),
+                        "labels": labels,
+                        **{k: summary[k] for k in DIFF_COLUMNS},
+                    }
+                )
+    return pd.DataFrame(out, columns=PARTS_COLUMNS)
+
+
+def parts_table(parts: pd.DataFrame) -> pd.DataFrame:
+    """`parts.csv`: `parts_results` in percentage points, resolved yes/no."""
+    table = parts.reindex(columns=PARTS_COLUMNS).copy()
+    for col in ("mean_diff", "ci_low", "ci_high"):
+        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+    table["resolved"] = ["yes" if r else "no" for r in table["resolved"]]
+    return table
+
+
+def span(mean: float, low: float, high: float) -> str:
+    """'+3.1 [+1.6, +4.6]' from fractions; the interval left out where there is none."""
+    text = f"{PERCENT * mean:+.1f}"
+    if math.isnan(low) or math.isnan(high):
+        return text
+    return f"{text} [{PERCENT * low:+.1f}, {PERCENT * high:+.1f}]"
+
+
+def parts_markdown(parts: pd.DataFrame) -> str:
+    """`parts.md`: one row per effect and comparison, one column per (IPC, label mode)."""
+    if parts.empty:
+        return "No effect could be paired: the main group has no set under both recipes.\n"
+    columns = sorted({(int(i), lab) for i, lab in zip(parts["ipc"], parts["labels"], strict=True)})
+    columns.sort(key=lambda c: (c[0], LABEL_MODES.index(c[1])))
+    rows = []
+    for (effect, comparison), sub in parts.groupby(["effect", "comparison"], sort=False):
+        row = {"effect": effect, "comparison": comparison}
+        for ipc, labels in columns:
+            hit = sub[(sub["ipc"] == ipc) & (sub["labels"] == labels)]
+            cell = "—"
+            if len(hit):
+                h = hit.iloc[0]
+                cell = span(h["mean_diff"], h["ci_low"], h["ci_high"])
+                cell += " ✓" if h["resolved"] else ""
+            row[f"IPC {ipc} {labels}"] = cell
+        rows.append(row)
+    note = (
+        "\nPoints, paired by draw and student seed, with the 95 % interval; ✓: resolved "
+        "(the interval excludes 0 with at least 5 pairs).\n"
+    )
+    return pd.DataFrame(rows).to_markdown(index=False) + "\n" + note
+
+
+HEADLINE_COLUMNS = ["ipc", "labels", "recipe", "best set", "accuracy", "its gain over Random"]
+
+
+def headline_table(df: pd.DataFrame, parts: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per IPC and label mode, the best set under each recipe with its interval, and its paired
+    gain over the start set under the same recipe (✓ when resolved)."""
+    results = main_results(df)
+    parts = parts_results(df) if parts is None else parts
+    rows = []
+    for (ipc, labels, recipe), sub in results.groupby(["ipc", "labels", "recipe"]):
+        best = sub.loc[sub["mean"].idxmax()]
+        name = split_label(best["method"])[0]
+        gain = parts[
+            (parts["comparison"] == f"{best['method']} − {recipe_label(RANDOM, recipe)}")
+            & (parts["ipc"] == ipc)
+            & (parts["labels"] == labels)
+        ]
+        gain_text = "(the start set)" if name == RANDOM else "—"
+        if len(gain):
+            g = gain.iloc[0]
+            gain_text = span(g["mean_diff"], g["ci_low"], g["ci_high"])
+            gain_text += " ✓" if g["resolved"] else ""
+        rows.append(
+            {
+                "ipc": int(ipc),
+                "labels": labels,
+                "recipe": recipe,
+                "best set": name,
+                "accuracy": f"{PERCENT * best['mean']:.1f} "
+                f"[{PERCENT * best['ci_low']:.1f}, {PERCENT * best['ci_high']:.1f}]",
+                "its gain over Random": gain_text,
+            }
+        )
+    table = pd.DataFrame(rows, columns=HEADLINE_COLUMNS)
+    order = {labels: i for i, labels in enumerate(LABEL_MODES)}
+    table = table.assign(_l=table["labels"].map(order)).sort_values(["ipc", "_l", "recipe"])
+    return table.drop(columns="_l").reset_index(drop=True)
+
+
+def _effect_rows(parts: pd.DataFrame, effect: str, comparisons: Sequence[str]) -> pd.DataFrame:
+    return parts[(parts["effect"] == effect) & parts["comparison"].isin(comparisons)]
+
+
+def tally_sentence(subject: str, rows: pd.DataFrame) -> str | None:
+    """'<subject>: resolved up in 2/12 cells, down in 1; largest +3.1 [+1.6, +4.6] at IPC 5
+    soft tsgfa.' (None without rows): 25 words or fewer for a subject of up to six."""
+    if rows.empty:
+        return None
+    up = int((rows["resolved"] & (rows["mean_diff"] > 0)).sum())
+    down = int((rows["resolved"] & (rows["mean_diff"] < 0)).sum())
+    top = rows.loc[rows["mean_diff"].abs().idxmax()]
+    recipe = str(top["recipe"]).replace(" − ", "−")
+    return (
+        f"{subject}: resolved up in {up}/{len(rows)} cells, down in {down}; largest "
+        f"{span(top['mean_diff'], top['ci_low'], top['ci_high'])} at IPC {top['ipc']} "
+        f"{top['labels']} {recipe}."
+    )
+
+
+def headline_sentences(parts: pd.DataFrame) -> list[str]:
+    """The three findings under the same recipe, one short sentence each (resolved counts)."""
+    recovery = [f"{recipe_label(TSGD, r)} − {recipe_label(RANDOM, r)}" for r in RECIPES]
+    recipe = [f"{recipe_label(RANDOM, 'tsgfa')} − {RANDOM}"]
+    salient = [
+        f"{recipe_label(METHOD_LABELS['salient'], r)} − {recipe_label(RANDOM, r)}" for r in RECIPES
+    ]
+    lines = [
+        tally_sentence(
+            "TSGD minus its start set, same recipe",
+            _effect_rows(parts, "recovery", recovery),
+        ),
+        tally_sentence(
+            "TSGFA on Random's set",
+            _effect_rows(parts, "recipe on the start set", recipe),
+        ),
+        tally_sentence(
+            "Salient windows minus Random, same recipe", _effect_rows(parts, "selection", salient)
+        ),
+    ]
+    lines.append(salient_against_selection(parts))
+    return [line for line in lines if line]
+
+
+def salient_against_selection(parts: pd.DataFrame) -> str | None:
+    """Whether Salient windows beats Herding and K-Center too: compares the three selections'
+    gains over Random (unpaired with each other, so the sentence says only which is larger)."""
+    sel = parts[parts["effect"] == "selection"]
+    if sel.empty:
+        return None
+    best = sel.assign(who=[split_label(c.split(" − ")[0])[0] for c in sel["comparison"]])
+    wins = best.loc[best.groupby(["ipc", "labels", "recipe"])["mean_diff"].idxmax()]
+    count = int((wins["who"] == METHOD_LABELS["salient"]).sum())
+    return (
+        f"Salient windows beats Herding and K-Center in mean in {count}/{len(wins)} cells, "
+        "same recipe (unpaired with them)."
+    )
+
+
+def recipe_figure(df: pd.DataFrame, path: str | Path | None = None) -> plt.Figure:
+    """Accuracy per set at each IPC (columns) and label mode (rows), the two recipes side by
+    side (TSGFA hatched), with each row's 95 % interval."""
+    results = main_results(df)
+    ipcs = sorted(results["ipc"].unique()) or [0]
+    modes = [m for m in LABEL_MODES if (results["labels"] == m).any()] or ["soft"]
+    fig, axes = plt.subplots(
+        len(modes), len(ipcs), figsize=(4.2 * len(ipcs), 3.2 * len(modes)), squeeze=False
+    )
+    for i, labels in enumerate(modes):
+        for j, ipc in enumerate(ipcs):
+            _recipe_bars(axes[i][j], results, int(ipc), labels)
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="black", hatch=h)
+        for h in ("", "//")
+    ]
+    fig.legend(handles, ["base recipe", "TSGFA"], loc="upper right", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _recipe_bars(ax: plt.Axes, results: pd.DataFrame, ipc: int, labels: str) -> None:
+    at = results[(results["ipc"] == ipc) & (results["labels"] == labels)]
+    sets = list(dict.fromkeys(split_label(m)[0] for m in at["method"]))
+    width = 0.4
+    for k, name in enumerate(sets):
+        for r, recipe in enumerate(RECIPES):
+            hit = at[at["method"] == recipe_label(name, recipe)]
+            if hit.empty:
+                continue
+            h = hit.iloc[0]
+            x = k + (r - 0.5) * width
+            err = [[PERCENT * (h["mean"] - h["ci_low"])], [PERCENT * (h["ci_high"] - h["mean"])]]
+            ax.bar(
+                x,
+                PERCENT * h["mean"],
+                width,
+                color=METHOD_COLORS.get(h["method"], "grey"),
+                hatch="//" if recipe == "tsgfa" else "",
+                edgecolor="black",
+                linewidth=0.5,
+                yerr=err,
+                capsize=2,
+            )
+    ax.set_xticks(range(len(sets)), sets, rotation=40, ha="right", fontsize=8)
+    ax.set_title(f"IPC {ipc}, {labels} labels", fontsize=9)
+    ax.set_ylabel("test accuracy (%)")
