@@ -123,5 +123,6 @@ for a in ${args[@]+"${args[@]}"}; do
 done
 python scripts/run_grid.py --profile "$profile" --reports "$reports" ${args[@]+"${args[@]}"} || exit $?
 [ "$book" = yes ] || exit 0
-python -m tsgd_core.report.book "$reports" \
+# (through runtime.progress: a reader of stdout that has left, `| head -1`, fails no stage)
+python -m tsgd_core.runtime.progress tsgd_core.report.book "$reports" \
   || { echo "run_all.sh: the report in $reports is complete; only its book failed" >&2; exit 1; }

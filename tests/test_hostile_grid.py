@@ -412,11 +412,30 @@ def test_7_a_closed_stdout_does_not_stop_the_grid(run_grid, fake_steps, tmp_path
     assert (tmp_path / "rep" / "run_grid.json").is_file()
 
 
+@pytest.mark.slow  # an interpreter with torch: seconds
 def test_7_run_grid_into_a_closed_pipe_exits_0_without_a_traceback(tmp_path):
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the first line
     argv = [sys.executable, "scripts/run_grid.py", "--profile", "smoke", "--dry-run"]
     argv += ["--cache", str(tmp_path / "c"), "--reports", str(tmp_path / "r")]
+    result = subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    os.close(write)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+@pytest.mark.slow  # an interpreter with torch: seconds
+def test_7_run_all_builds_the_book_with_a_stdout_whose_reader_may_leave(tmp_path):
+    text = (ROOT / "run_all.sh").read_text()
+    book = next(
+        line
+        for line in text.splitlines()
+        if "tsgd_core.report.book" in line and "python" in line and not line.startswith("#")
+    )
+    assert "tsgd_core.runtime.progress tsgd_core.report.book" in book
+    read, write = os.pipe()
+    os.close(read)
+    argv = [sys.executable, "-m", "tsgd_core.runtime.progress", "tsgd_core.report.book"]
+    argv += ["--times", str(ROOT / "reports" / "default")]  # prints a table to stdout
     result = subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     os.close(write)
     assert result.returncode == 0 and result.stderr == "", result.stderr

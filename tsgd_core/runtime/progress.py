@@ -141,3 +141,17 @@ def stdout_reader_may_leave() -> Iterator[ReaderMayLeave]:
     finally:
         if sys.stdout is wrapper:
             sys.stdout = wrapper.stream
+
+
+def run_module_reader_may_leave(argv: list[str]) -> None:
+    """`python -m tsgd_core.runtime.progress MODULE ARGS...`: MODULE run as `python -m MODULE
+    ARGS...`, with a stdout its reader may leave (run_all.sh's last stage after `| head -1`)."""
+    import runpy
+
+    sys.argv = list(argv)
+    with stdout_reader_may_leave():
+        runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    run_module_reader_may_leave(sys.argv[1:])
