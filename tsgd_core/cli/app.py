@@ -8,6 +8,7 @@ import errno
 import io
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from .options import (
     nonnegative_float,
     one_line,
     path_arg,
+    printable,
 )
 
 
@@ -205,50 +207,118 @@ def run_command(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `tsgd` with `argv` (default: sys.argv[1:]); returns the exit code.
 
-    0: done; 2: bad input (one line); 1: a limit of the machine (memory, disk; one line) or an
-    internal error (one line and a hint to report it); 130: interrupted with Ctrl-C (one line saying what was kept).
+    0: done; 2: bad input (one line); 1: a limit of the machine (memory, disk, open files, file
+    size; one line naming it) or an internal error (one line and a hint to report it); 130:
+    interrupted with Ctrl-C (one line saying what was kept). TSGD_DEBUG=1 adds the traceback.
+    A reader that stops early (`| head -1`) changes nothing: the work and its files complete.
     """
     args = None
-    try:
-        with one_line_warnings():
-            parser = build_parser()
-            try:
-                args = parser.parse_args(argv)
-            except SystemExit as exit_:  # --help, --version and argparse errors
-                return exit_.code if isinstance(exit_.code, int) else 2
-            run_command(args)
-    except KeyboardInterrupt:
-        bar_open = args is not None and not getattr(args, "quiet", True)
-        newline = "\n" if bar_open else ""  # end a progress bar's line first
-        print(f"{newline}tsgd: interrupted: {kept_after_interrupt(args)}", file=sys.stderr)
-        return 130
-    except Exception as error:
-        code, text = error_line(error)
-        if code == 1 and os.environ.get("TSGD_DEBUG"):
-            raise
-        print(text, file=sys.stderr)
-        return code
+    with guarded_streams() as stdout:
+        try:
+            with one_line_warnings():
+                parser = build_parser()
+                try:
+                    args = parser.parse_args(argv)
+                except SystemExit as exit_:  # --help, --version and argparse errors
+                    return exit_.code if isinstance(exit_.code, int) else 2
+                run_command(args)
+        except KeyboardInterrupt:
+            bar_open = args is not None and not getattr(args, "quiet", True)
+            newline = "\n" if bar_open else ""  # end a progress bar's line first
+            say(f"{newline}tsgd: interrupted: {kept_after_interrupt(args)}")
+            return 130
+        except Exception as error:
+            code, text = error_line(error)
+            if os.environ.get("TSGD_DEBUG"):
+                traceback.print_exception(error, file=sys.stderr)
+            say(text)
+            return code
+        if stdout.error is not None and stdout.error.errno != errno.EPIPE:
+            say(stdout_failure_line(stdout.error))
+            return 1
     return 0
 
 
-def error_line(error: BaseException) -> tuple[int, str]:
-    """The exit code and the one line for an exception that ends a command."""
-    from ..data.clips import DataError
+def say(text: str) -> None:
+    """One line on stderr, control characters escaped (text from files may hold any)."""
+    print(printable(text), file=sys.stderr)
 
-    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
-        return 1, (
-            f"tsgd: error: out of memory ({one_line(error)[:200]}): lower the IPC, frames, "
-            "frame size or scale, or use a machine with more memory"
-        )
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        where = f" writing {error.filename}" if error.filename else ""
-        return 1, (
-            f"tsgd: error: the disk is full{where} ({error.strerror or 'no space left'}): "
-            "free some space or point --cache-dir / --out at another disk, then run again"
+
+class _GuardedStream:
+    """A text stream whose write errors (a reader that left, a full device) end its output
+    instead of the command: the first error is kept in `error`, later writes are dropped."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.error: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if self.error is None:
+            try:
+                return self._inner.write(text)
+            except OSError as error:
+                self._give_up(error)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._inner.flush()
+            except OSError as error:
+                self._give_up(error)
+
+    def _give_up(self, error: OSError) -> None:
+        self.error = error
+        try:  # what the stream still buffers goes nowhere at exit (no "Exception ignored")
+            fd = self._inner.fileno()
+        except (OSError, ValueError, AttributeError):
+            return
+        sink = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(sink, fd)
+        os.close(sink)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextmanager
+def guarded_streams() -> Iterator[_GuardedStream]:
+    """sys.stdout and sys.stderr guarded meanwhile; yields the guarded stdout."""
+    saved = sys.stdout, sys.stderr
+    stdout, stderr = _GuardedStream(sys.stdout), _GuardedStream(sys.stderr)
+    sys.stdout, sys.stderr = stdout, stderr
+    try:
+        yield stdout
+    finally:
+        if sys.stdout is stdout:
+            sys.stdout = saved[0]
+        if sys.stderr is stderr:
+            sys.stderr = saved[1]
+
+
+def stdout_failure_line(error: OSError) -> str:
+    reason = error.strerror or one_line(error)
+    return (
+        f"tsgd: error: standard output could not be written ({reason}), so the summary is "
+        "lost; the files the command wrote (--out, the cache) are complete: send standard "
+        "output somewhere writable, or use --out"
+    )
+
+
+def error_line(error: BaseException) -> tuple[int, str]:
+    """The exit code and the one line for an exception that ends a command: the one place
+    where exceptions become lines (tsgd and the robustness stage say them the same way)."""
+    limit = machine_limit_text(error)
+    if limit is not None:
+        return 1, f"tsgd: error: {limit}"
+    if isinstance(error, Warning):  # PYTHONWARNINGS=error or -W error made a warning raise
+        return 2, (
+            f"tsgd: error: {cli_advice(one_line(error))} (a warning, made an error by "
+            "PYTHONWARNINGS or -W error)"
         )
     if isinstance(error, OSError):
         return 2, f"tsgd: error: {os_error_text(error)}"
-    if isinstance(error, ValueError | DataError):
+    if is_bad_input(error):
         return 2, f"tsgd: error: {cli_advice(one_line(error))}"
     return (
         1,
@@ -387,7 +457,7 @@ def one_line_warnings() -> Iterator[None]:
     """Warnings as 'tsgd: warning: ...' lines on stderr (not file, line and source) meanwhile."""
 
     def show(message: Warning | str, *_: Any, **__: Any) -> None:
-        print(f"tsgd: warning: {cli_words(' '.join(str(message).split()))}", file=sys.stderr)
+        print(f"tsgd: warning: {printable(cli_words(one_line(message)))}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show  # restored by catch_warnings

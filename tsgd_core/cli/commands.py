@@ -5,22 +5,29 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..data.clips import DataError
+
 # RunSpec fields that describe what is distilled (the flags shared by distill and evaluate).
 from .options import (
+    SPEC_FLAG_HELP,
     SPEC_FLAGS,
     check_cache_dir,
     check_output,
+    checked_input,
     class_count_text,
     dataset_text,
     fail,
     flag_name,
+    one_line,
     percent,
     prepare_dataset,
+    printable,
 )
 
 # what `tsgd export` and `tsgd data --preview` write besides the animations: a contact sheet
@@ -82,7 +89,7 @@ def print_splits(splits: Any, descriptions: dict[str, str]) -> None:
             print(f"  {splits.config[note]}")
     for i, name in enumerate(splits.class_names):
         note = f": {descriptions[name]}" if name in descriptions else ""
-        print(f"  {i:3d} {name}{note}")
+        print(f"  {i:3d} {printable(name)}{note}")
 
 
 def preview_clips(data: Any, per_class: int) -> Any:
@@ -116,6 +123,15 @@ def cmd_teacher(args: argparse.Namespace) -> None:
         progress=not args.quiet,
     )
     path = teacher_path(args.cache_dir, info.key)
+    if args.out:  # written before anything is printed: a closed stdout cannot lose it
+        blob = {
+            **asdict(info),
+            "checkpoint": str(path),
+            "profile": args.profile,
+            "camera_shake": args.camera_shake,
+            "dataset": text,
+        }
+        save_json(blob, args.out)
     data = f"dataset {args.dataset}" if text else f"camera shake {args.camera_shake:g}"
     print(f"teacher {info.key} for profile {args.profile!r} ({data})")
     print(f"  test accuracy:  {percent(info.test_acc)} %")
@@ -127,14 +143,7 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     )
     print(f"  checkpoint:     {path}")
     if args.out:
-        blob = {
-            **asdict(info),
-            "checkpoint": str(path),
-            "profile": args.profile,
-            "camera_shake": args.camera_shake,
-            "dataset": text,
-        }
-        print(f"  info:           {save_json(blob, args.out)}")
+        print(f"  info:           {args.out}")
 
 
 def announce_teacher(profile: str, camera_shake: float, dataset: str, args: argparse.Namespace):
@@ -158,18 +167,36 @@ def given_spec_flags(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def build_spec(params: dict[str, Any]) -> Any:
-    """A RunSpec, checked: method, IPC, profile, split and the saliency parameters."""
+def build_spec(params: dict[str, Any], where: str = "") -> Any:
+    """A RunSpec, checked: method, IPC, profile, split and the saliency parameters. A refusal
+    is bad input naming the flag (`where`, e.g. a set file, is named first when given)."""
     from ..grid.spec import spec_from_params
 
-    spec = spec_from_params(**params)
-    spec.saliency()  # validates k, alpha, eps, beta, spatial_pool now, not after training
+    try:
+        spec = spec_from_params(**params)
+        spec.saliency()  # validates k, alpha, eps, beta, spatial_pool now, not after training
+    except DataError:
+        raise
+    except ValueError as error:
+        fail(f"{where}{flag_words(one_line(error))}")
     return spec
 
 
+def flag_words(text: str) -> str:
+    """A RunSpec message in the words of the flags: 'n_students must be' -> '--students must be'."""
+    for field in SPEC_FLAG_HELP:
+        text = re.sub(rf"\b{field} must\b", f"{flag_name(field)} must", text)
+    return text
+
+
 def check_spec_data(spec: Any, cache_dir: str | Path = "cache", device: str = "auto") -> None:
-    """IPC against the training split and the run against the memory there is, before any
-    teacher is trained (the data is cheap)."""
+    """IPC, saliency pooling and evaluation split against the data, and the run against the
+    memory there is, before any teacher is trained (the data is cheap)."""
+    with checked_input():
+        _check_spec_data(spec, cache_dir, device)
+
+
+def _check_spec_data(spec: Any, cache_dir: str | Path, device: str) -> None:
     from ..grid.profiles import get_profile, load_data
     from ..methods.selection import SELECTION_METHODS, check_ipc
     from ..runtime import resolve_device
@@ -180,6 +207,8 @@ def check_spec_data(spec: Any, cache_dir: str | Path = "cache", device: str = "a
     # selection picks real clips and real init starts from them; noise init needs none
     if spec.method in SELECTION_METHODS or spec.init == "real":
         check_ipc(train, spec.ipc)
+    check_saliency_fits(spec, train.clip_shape)
+    check_split_has_clips(spec, splits)
     if spec.dataset:
         from ..data.datasets import warn_about_data
         from ..grid.planner import small_val_warning
@@ -189,6 +218,38 @@ def check_spec_data(spec: Any, cache_dir: str | Path = "cache", device: str = "a
     width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
     check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
     check_run_memory(spec, train, prof, resolve_device(device))
+
+
+# the methods that compute saliency maps; students do too under the TSGFA recipe
+SALIENCY_METHODS = ("tsgd", "salient")
+
+
+def uses_saliency(spec: Any) -> bool:
+    return spec.method in SALIENCY_METHODS or spec.recipe == "tsgfa"
+
+
+def check_saliency_fits(spec: Any, clip_shape: tuple[int, ...]) -> None:
+    """The saliency's spatial pooling against the frames: a kernel wider than a frame fails in
+    the middle of the work (avg_pool3d), so it is refused now, naming both flags."""
+    height, width = clip_shape[-2:]
+    side = min(height, width)
+    if spec.spatial_pool <= side or not uses_saliency(spec):
+        return
+    largest = side if side % 2 else side - 1
+    fix = f"an odd --spatial-pool of at most {largest}" if largest >= 1 else "--spatial-pool 1"
+    fail(
+        f"--spatial-pool {spec.spatial_pool} is wider than the {height}x{width} frames of the "
+        f"data: use {fix}, or frames of at least {spec.spatial_pool} pixels (--size)"
+    )
+
+
+def check_split_has_clips(spec: Any, splits: Any) -> None:
+    """Students are tested on a split that holds clips (--val-fraction 0 leaves val empty)."""
+    if len(getattr(splits, spec.eval_split)) == 0:
+        fail(
+            f"the {spec.eval_split} split of this data is empty (--val-fraction 0 holds no "
+            "clips out): evaluate on --split test, or give --val-fraction above 0"
+        )
 
 
 def check_run_memory(spec: Any, train: Any, prof: Any, device: Any, distill: bool = True) -> None:
@@ -251,16 +312,30 @@ def cmd_distill(args: argparse.Namespace) -> None:
         progress=not args.quiet,
     )
     cached = distilled_path(spec, teacher.key, args.cache_dir)
-    was_cached = cached.is_file()
+    before = file_identity(cached)
     ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    # from the cache only if the entry there was used as it was (a damaged one is rebuilt)
+    from_cache = before is not None and file_identity(cached) == before
+    if args.out:  # written before anything is printed: a closed stdout cannot lose it
+        save_distilled(ds, args.out)
     print(
         f"{spec.name()}: {len(ds.labels)} clips ({ds.num_classes} classes x IPC {ds.ipc}) "
         f"of shape {tuple(ds.videos.shape[1:])}, teacher {ds.teacher_key}"
     )
-    print(f"  distillation:   {cost_text(ds.config)}{' (from the cache)' if was_cached else ''}")
+    print(f"  distillation:   {cost_text(ds.config)}{' (from the cache)' if from_cache else ''}")
     print(f"  cached set:     {cached}")
     if args.out:
-        print(f"  saved:          {save_distilled(ds, args.out)}")
+        print(f"  saved:          {args.out}")
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(device, inode, modification time) of a file, None when there is none: a file replaced
+    by a rebuilt one has another identity."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
 
 
 def cost_text(config: dict[str, Any]) -> str:
@@ -282,8 +357,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         spec, ds, results = evaluate_artifact(args)
     else:
         spec, ds, results = evaluate_new_spec(args)
-    print_results(spec, results, time.perf_counter() - start)
-    if args.out:
+    if args.out:  # written before anything is printed: a closed stdout cannot lose it
         from ..data.storage import save_json
         from ..grid.experiments import record
 
@@ -291,7 +365,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             **record(spec, ds, results),
             "artifact": str(args.artifact) if args.artifact else None,
         }
-        print(f"results: {save_json(row, args.out)}")
+        save_json(row, args.out)
+    print_results(spec, results, time.perf_counter() - start)
+    if args.out:
+        print(f"results: {args.out}")
 
 
 def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -335,7 +412,10 @@ def artifact_spec(ds: Any, path: Path, args: argparse.Namespace) -> Any:
             f"{path} records its own spec; {flags} cannot change it: drop {flags}, or evaluate a "
             "new spec without the artifact"
         )
-    return build_spec({**stored, **eval_overrides(args)})
+    if not isinstance(stored, dict):
+        fail(f"{path} records its spec (config['spec']) as a {type(stored).__name__}, not a dict")
+    where = f"{path} records a spec this tsgd cannot use: "
+    return build_spec({**stored, **eval_overrides(args)}, where)
 
 
 def evaluate_artifact(args: argparse.Namespace):
@@ -350,7 +430,8 @@ def evaluate_artifact(args: argparse.Namespace):
     path = Path(args.artifact)
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
-    check_artifact_fits(ds, spec, path, args)
+    with checked_input():
+        check_artifact_fits(ds, spec, path, args)
     announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
     results = evaluate_spec(
         spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
@@ -432,7 +513,7 @@ def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tup
 
 
 def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:
-    print(f"{spec.name()} on the {spec.eval_split} split (augment {spec.eval_augment}):")
+    print(f"{spec.name()} on the {spec.eval_split} split (student recipe {spec.recipe}):")
     for labels, res in results.items():
         print(
             f"  {labels:4s} labels: {interval_text(res.accs)} "

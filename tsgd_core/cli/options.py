@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ..data.clips import DataError
 from ..data.datasets import DATASET_KINDS
 from ..grid.spec import DISTILL_SWITCHES
 
@@ -62,8 +65,20 @@ def cli_words(text: str) -> str:
     return text
 
 
-class CliError(ValueError):
+class CliError(DataError):
     """A bad command line that argparse cannot see (a combination of flags, a file suffix)."""
+
+
+@contextmanager
+def checked_input(prefix: str = "") -> Iterator[None]:
+    """Meanwhile the library's ValueErrors are refusals of what the user gave (bad input,
+    exit 2): for the checks before the work. A ValueError raised during the work stays a bug."""
+    try:
+        yield
+    except DataError:
+        raise
+    except ValueError as error:
+        raise CliError(f"{prefix}{one_line(error)}") from error
 
 
 class _Parser(argparse.ArgumentParser):
@@ -190,13 +205,30 @@ def check_output(path: str | Path, suffixes: Sequence[str], flag: str) -> Path:
     from ..data.storage import check_writable_file
 
     check_suffix(path, suffixes, flag)
-    return check_writable_file(path, flag)
+    with checked_input():
+        return check_writable_file(path, flag)
+
+
+# the cache's entry folders each command writes (besides the decoded videos of --dataset)
+CACHE_WRITES = {
+    "data": (),
+    "teacher": ("teachers",),
+    "distill": ("teachers", "distilled"),
+    "evaluate": ("teachers", "distilled", "evals"),
+}
 
 
 def check_cache_dir(args: argparse.Namespace) -> None:
+    """--cache-dir and the entry folders in it that this command will write are writable
+    (a read-only `distilled/` in a writable cache is found now, not after the work)."""
+    from ..data.datasets import VIDEO_CACHE
     from ..data.storage import check_writable_dir, sweep_cache
 
-    check_writable_dir(args.cache_dir, "--cache-dir")
+    folders = CACHE_WRITES.get(args.command, ())
+    if getattr(args, "dataset", None):
+        folders = (*folders, VIDEO_CACHE)
+    with checked_input():
+        check_writable_dir(args.cache_dir, "--cache-dir", folders)
     sweep_cache(args.cache_dir)  # what a killed run (kill -9) left half-written
 
 
@@ -206,11 +238,23 @@ def percent(acc: float) -> str:
 
 def flag_name(field: str) -> str:
     """The command-line flag of a RunSpec field."""
-    return "--seed" if field == "distill_seed" else "--" + field.replace("_", "-")
+    return SPEC_FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
 
 
 def one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def printable(text: str) -> str:
+    """`text` with control and format characters (ANSI escapes, carriage returns, bidi
+    overrides) written as escapes, so names read from files cannot drive the terminal."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if _is_control(ch) else ch for ch in text
+    )
+
+
+def _is_control(ch: str) -> bool:
+    return ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf")
 
 
 def class_count_text(counts: Sequence[int]) -> str:

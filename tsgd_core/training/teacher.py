@@ -244,7 +244,7 @@ def train_teacher(
             model,
             splits.train,
             fit_cfg,
-            val=splits.val,
+            val=splits.val if len(splits.val) else None,  # val_fraction 0: the last weights
             device=dev,
             progress=progress,
             desc="teacher",
