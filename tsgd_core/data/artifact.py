@@ -347,22 +347,26 @@ def read_distilled_record(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load_distilled(path: str | os.PathLike[str]) -> DistilledSet:
-    """Read a `.tsgd.pt` file written by `save_distilled`; videos come back as float32."""
+    """Read a `.tsgd.pt` file written by `save_distilled`; videos come back as float32.
+
+    Every field is checked (type, dtype, shape, finite values, the pixel range) before it is
+    used: a damaged or edited file is a DataError naming the file and the field.
+    """
     record = read_distilled_record(path)
-    soft_labels = record.get("soft_labels")
-    ds = DistilledSet(
-        videos=record["videos"].float(),
-        labels=record["labels"].long(),
-        class_names=list(record["class_names"]),
-        method=record["method"],
-        ipc=record["ipc"],
-        config=record["config"],
-        seed=record["seed"],
-        soft_labels=soft_labels,
-        teacher_key=record["teacher_key"],
-        history={name: list(values) for name, values in record["history"].items()},
-    )
     try:
+        _check_field_types(record)
+        ds = DistilledSet(
+            videos=record["videos"].float(),
+            labels=record["labels"].long(),
+            class_names=list(record["class_names"]),
+            method=record["method"],
+            ipc=record["ipc"],
+            config=record["config"],
+            seed=record["seed"],
+            soft_labels=record.get("soft_labels"),
+            teacher_key=record["teacher_key"],
+            history={name: list(values) for name, values in record["history"].items()},
+        )
         _check_header(record)
         ds.validate()
         _check_loaded(ds)
@@ -375,6 +379,54 @@ def load_distilled(path: str | os.PathLike[str]) -> DistilledSet:
 
 
 PIXEL_TOLERANCE = 1e-3  # float16 storage and clamping round a little past [0, 1], never more
+
+# the Python types every field of a record may have, and their words (tensors have their own)
+FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "class_names": ((list, tuple), "a list of str"),
+    "method": ((str,), "a str"),
+    "ipc": ((int,), "an int"),
+    "seed": ((int,), "an int"),
+    "config": ((dict,), "a dict"),
+    "teacher_key": ((str, type(None)), "a str or None"),
+    "history": ((dict,), "a dict of name -> list of numbers"),
+}
+
+
+def _check_field_types(record: dict[str, Any]) -> None:
+    """Each field's type, and each tensor's dtype and rank, before any of them is used."""
+    for name, (kinds, wanted) in FIELD_TYPES.items():
+        value = record[name]
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValueError(f"{name} is {_a_type(value)}, not {wanted}")
+    _check_tensor(record, "videos", 5, "a float", lambda t: t.is_floating_point())
+    _check_tensor(record, "labels", 1, "an integer", _is_integer)
+    if record.get("soft_labels") is not None:
+        _check_tensor(record, "soft_labels", 2, "a float", lambda t: t.is_floating_point())
+    for name, values in record["history"].items():
+        if not isinstance(values, list | tuple):
+            raise ValueError(f"history[{name!r}] is {_a_type(values)}, not a list")
+
+
+def _a_type(value: Any) -> str:
+    """'a str', 'an int': the type of `value` with its article."""
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _is_integer(tensor: torch.Tensor) -> bool:
+    return not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool)
+
+
+def _check_tensor(
+    record: dict[str, Any], name: str, ndim: int, kind: str, has_dtype: Callable[[Any], bool]
+) -> None:
+    value = record[name]
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} is {_a_type(value)}, not a tensor")
+    if value.ndim != ndim:
+        raise ValueError(f"{name} is a {value.ndim}-D tensor, not {ndim}-D")
+    if not has_dtype(value):
+        raise ValueError(f"{name} holds {value.dtype}, not {kind} dtype")
 
 
 def _check_header(record: dict[str, Any]) -> None:
