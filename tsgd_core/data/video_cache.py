@@ -3,6 +3,7 @@ settings and the files' content) and reading it back."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import time
@@ -28,7 +29,7 @@ from .video_base import (
     _first_line,
     _shorten,
 )
-from .video_decode import _python_stderr_visible, read_clip
+from .video_decode import _python_stderr_visible, read_clip, refuse_special_file
 
 
 def _entries(listing: VideoListing) -> list[VideoEntry]:
@@ -121,11 +122,11 @@ def _decode_rows(
     name: str,
     sampling: str = "spread",
 ) -> None:
-    def decode(i: int) -> tuple[int, np.ndarray | None, str | None]:
+    def decode(i: int) -> tuple[int, np.ndarray | None, VideoDecodeError | None]:
         try:
             clip = read_clip(entries[i].path, frames, size, backend, sampling)
         except VideoDecodeError as error:
-            return i, None, error.reason
+            return i, None, error
         return i, clip.transpose(3, 0, 1, 2).reshape(-1), None  # (C, T, H, W) rows
 
     workers = default_workers() if workers is None else max(1, int(workers))
@@ -156,17 +157,23 @@ def _decode_rows_with_bar(
         with ThreadPoolExecutor(max_workers=workers) as pool:
             # a bounded window of videos in flight: results are written as they arrive
             for chunk in np.array_split(todo, max(1, len(todo) // (4 * workers))):
-                for i, clip, reason in pool.map(decode, chunk.tolist()):
-                    if clip is None:
+                passing: BaseException | None = None  # a failure of the moment, not the file
+                for i, clip, failure in pool.map(decode, chunk.tolist()):
+                    if failure is not None and passing_cause(failure) is not None:
+                        passing = passing or passing_cause(failure)  # the row stays to do
+                    elif failure is not None:
                         message = (
-                            f"skipping {entries[i].path}, which could not be decoded: {reason}"
+                            f"skipping {entries[i].path}, which could not be decoded: "
+                            f"{failure.reason}"
                         )
                         warnings.warn(message, SkippedVideoWarning, stacklevel=5)
-                        status[i] = -1
+                        status[i] = UNREADABLE
                     else:
                         target[i] = clip
                         status[i] = 1
                     bar.update()
+                if passing is not None:  # what decoded is kept (checkpointed below)
+                    raise passing
                 if store is not None and time.monotonic() - last_checkpoint > CHECKPOINT_S:
                     _checkpoint(store, target, status)
                     last_checkpoint = time.monotonic()
@@ -174,6 +181,35 @@ def _decode_rows_with_bar(
         bar.close()
         if store is not None:
             _checkpoint(store, target, status)
+
+
+# errno values of a decode that failed for a passing cause (a limit of the moment, a signal):
+# such a failure is never remembered, so the next run decodes the video again
+PASSING_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN)
+_OUT_OF_MEMORY = ("out of memory", "bad_alloc", "can't allocate memory")
+
+
+def passing_cause(error: VideoDecodeError) -> BaseException | None:
+    """The error to raise when a decode failed for a passing cause (open files, memory, a
+    signal), naming the video; None when the failure is the file's own (a corrupt stream).
+
+    The native decoders keep only the text of their errors, so their message is read too.
+    """
+    path = str(error.path)
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, MemoryError):
+            return MemoryError(f"decoding {path}: {error.reason}")
+        if isinstance(cause, OSError) and cause.errno in PASSING_ERRNOS:
+            return OSError(cause.errno, os.strerror(cause.errno), path)
+        cause = cause.__cause__ or cause.__context__
+    reason = error.reason.lower()
+    for code in PASSING_ERRNOS:
+        if os.strerror(code).lower() in reason:
+            return OSError(code, os.strerror(code), path)
+    if any(text in reason for text in _OUT_OF_MEMORY):
+        return MemoryError(f"decoding {path}: {error.reason}")
+    return None
 
 
 def _warn_skipped_summary(skipped: list[Path], total: int) -> None:
@@ -208,7 +244,12 @@ def _carve_validation(
 CLIPS_FILE = "clips.u8"  # raw uint8 rows of (C, T, H, W)
 
 
-STATUS_FILE = "status.npy"  # per row: 0 to decode, 1 decoded, -1 could not be decoded
+STATUS_FILE = "status.npy"  # per row: 0 to decode, 1 decoded, UNREADABLE, or FAILED_BEFORE
+# a row whose file could not be decoded for a reason of its own (a corrupt stream)
+UNREADABLE = -2
+# a row an older tsgd marked as failed without telling why (a limit of the moment could have
+# been the cause): decoded again once, then remembered as UNREADABLE if it fails again
+FAILED_BEFORE = -1
 
 
 META_FILE = "meta.json"  # written last: the folder is complete
@@ -227,12 +268,16 @@ def content_stamp(path: Path) -> list[Any] | None:
     """What a video holds, cheaply: its size and a hash of its first and last 64 KiB.
 
     For a frame folder: every image's name and size. Paths and dates are left out, so a
-    copy of the same files elsewhere has the same stamp.
+    copy of the same files elsewhere has the same stamp. None for a missing file; a named
+    pipe, device or socket in a video's place is refused (reading one would block or never
+    end), and a passing failure (too many open files) is raised, never taken as the content.
     """
     try:
         st = path.stat()
-    except OSError:
+    except OSError as error:
+        _raise_if_passing(error)
         return None
+    refuse_special_file(path, st.st_mode)
     # remembered per (path, size, mtime): listing a dataset again re-reads only changed files
     memo = (str(path), st.st_size, st.st_mtime_ns)
     if memo not in _STAMPS:
@@ -259,8 +304,14 @@ def _read_stamp(path: Path) -> list[Any] | None:
                 handle.seek(max(_FINGERPRINT_BYTES, size - _FINGERPRINT_BYTES))
                 digest.update(handle.read(_FINGERPRINT_BYTES))
         return [size, digest.hexdigest()[:16]]
-    except OSError:
+    except OSError as error:
+        _raise_if_passing(error)
         return None
+
+
+def _raise_if_passing(error: OSError) -> None:
+    if error.errno in PASSING_ERRNOS:
+        raise error
 
 
 def listing_fingerprint(listing: VideoListing) -> str:
@@ -305,6 +356,8 @@ def _open_store(store: Path, rows: int, clip_bytes: int) -> tuple[_RowFile, np.n
     _make_room(store)
     data, status_file = store / CLIPS_FILE, store / STATUS_FILE
     status = _read_status(status_file, rows) if data.is_file() else None
+    if status is not None:
+        status[status == FAILED_BEFORE] = 0
     if status is None:
         status = np.zeros(rows, dtype=np.int8)
         with open(data, "wb") as handle:
@@ -445,7 +498,7 @@ def _read_status(path: Path, rows: int) -> np.ndarray | None:
                 f"ignoring unreadable {path} ({_first_line(error)}); decoding again", stacklevel=4
             )
         return None
-    if status.shape != (rows,) or not np.isin(status, (-1, 0, 1)).all():
+    if status.shape != (rows,) or not np.isin(status, (UNREADABLE, FAILED_BEFORE, 0, 1)).all():
         return None
     return status.astype(np.int8)
 

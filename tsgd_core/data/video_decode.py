@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import sys
 import tempfile
 import threading
@@ -72,6 +73,7 @@ def read_clip(
     _check_choice("backend", backend, BACKENDS)
     _check_choice("sampling", sampling, SAMPLINGS)
     path = Path(path)
+    refuse_special_file(path)
     if path.is_dir():
         clip = _read_frame_folder(path, frames, size, sampling)
     elif not path.is_file():
@@ -87,6 +89,32 @@ def read_clip(
             path, f"decoded to {clip.dtype} {clip.shape}, not uint8 (T, H, W, 3)"
         )
     return np.ascontiguousarray(clip)
+
+
+# what may stand where a video should, that no decoder may open: reading a named pipe blocks
+# until someone writes to it, and a device may never end
+_SPECIAL_FILES = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def refuse_special_file(path: str | Path, mode: int | None = None) -> None:
+    """A named pipe, device or socket in a video's place is a DataError naming it (`mode`:
+    the path's st_mode when known); nothing is done for a file, folder or missing path."""
+    if mode is None:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            return
+    kind = next((text for test, text in _SPECIAL_FILES if test(mode)), None)
+    if kind is not None:
+        raise DataError(
+            f"{path} is {kind}, not a video file: a listed video must be a regular file or a "
+            "folder of frames; put the video there, or leave it out of the split file"
+        )
 
 
 @functools.lru_cache(maxsize=1)
