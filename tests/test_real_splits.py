@@ -4,6 +4,7 @@ copied) and on generated videos where a test needs control over the content."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import warnings
@@ -366,3 +367,30 @@ def test_names_without_sources_are_groups_of_their_own_and_no_val_is_an_error(tm
     with pytest.raises(DataError, match="carved no validation clip: no class has two source"):
         load_video_dataset("ucf101", ucf, **TINY)
     assert len(load_video_dataset("ucf101", ucf, val_fraction=0.0, **TINY).val) == 0
+
+
+def test_header_properties_are_kept_in_the_decode_cache_index(tmp_path, monkeypatch):
+    from tsgd_core.data import video_properties
+
+    lengths = {"Short": [8, 9, 10, 11], "Long": [30, 31, 32, 33]}
+    root = length_tree(tmp_path / "ucf", lengths)
+    cache = tmp_path / "cache"
+    with pytest.warns(ShortcutWarning):
+        load_video_dataset("ucf101", root, val_fraction=0.25, cache_dir=cache, **TINY)
+    (store,) = cache.iterdir()
+    meta = json.loads((store / "meta.json").read_text())
+    assert [p["frames"] for p in meta["properties"]] == lengths["Short"] + lengths["Long"]
+    assert {(p["fps"], p["frame_size"], p["audio"]) for p in meta["properties"]} == {
+        (25.0, "16x16", 0)
+    }
+
+    def no_header_reads(path):
+        raise AssertionError(f"read {path} although the index holds its properties")
+
+    monkeypatch.setattr(video_properties, "video_properties", no_header_reads)
+    with pytest.warns(ShortcutWarning):  # the check runs again, from the index
+        again = load_video_dataset("ucf101", root, val_fraction=0.25, cache_dir=cache, **TINY)
+    assert (
+        again.config["shortcuts"]
+        and "clip length in frames 100 %" in (again.config["shortcut_check"])
+    )

@@ -182,7 +182,7 @@ def load_video_dataset(
             f"groups ({rule}) to keep one apart; add videos of other sources, or give a "
             "group_pattern (--group-pattern) that finds the sources in the names"
         )
-    properties = listing_properties(listing.train, store)
+    properties = listing_properties(listing.train, store, workers)
     num_classes = len(listing.class_names)
     scores = shortcut_scores(
         [properties[i] for i in train_rows.tolist()], labels[train_rows], num_classes

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from .storage import save_json
 from .video_base import IMAGE_EXTENSIONS, VideoEntry
-from .video_cache import META_FILE
+from .video_cache import META_FILE, default_workers
 
 # property -> how the warning names it
 SHORTCUT_PROPERTIES: dict[str, str] = {
@@ -78,17 +79,19 @@ def _stream_properties(container: Any) -> dict[str, Any]:
 
 
 def listing_properties(
-    entries: Sequence[VideoEntry], store: Path | None
+    entries: Sequence[VideoEntry], store: Path | None, workers: int | None = None
 ) -> list[dict[str, Any] | None]:
     """Each video's properties, kept in the decode cache's index (`store`'s meta.json, under
     "properties"; the store's key fixes the files' content): read from there when it holds
-    them, else read from the headers and added to it."""
+    them, else read from the headers (by `workers` threads) and added to it."""
     meta_file = store / META_FILE if store is not None else None
     meta = _read_meta(meta_file)
     known = meta.get("properties") if meta is not None else None
     if isinstance(known, list) and len(known) == len(entries):
         return known
-    found = [video_properties(e.path) for e in entries]
+    threads = default_workers() if workers is None else max(1, int(workers))
+    with ThreadPoolExecutor(max_workers=threads) as pool:  # FFmpeg releases the GIL
+        found = list(pool.map(video_properties, [e.path for e in entries]))
     if meta is not None and meta_file is not None:
         try:
             save_json({**meta, "properties": found}, meta_file)
