@@ -394,3 +394,23 @@ def test_header_properties_are_kept_in_the_decode_cache_index(tmp_path, monkeypa
         again.config["shortcuts"]
         and "clip length in frames 100 %" in (again.config["shortcut_check"])
     )
+
+
+def test_cli_data_prints_the_carving_and_takes_sampling_and_group_pattern(tmp_path, capsys):
+    from tsgd_core.cli import main
+
+    root = length_tree(tmp_path / "ucf", {"Clap": [8, 20, 12, 16], "Run": [16, 8, 20, 12]})
+    common = ["data", "--dataset", "ucf101", "--root", str(root), "--frames", "4"]
+    common += ["--size", "32", "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert main([*common, "--sampling", "stride", "--val-fraction", "0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "  val: 1 of 4 groups per class, carved by group (ucf101 gXX)\n" in out
+    assert "shortcut check (one property, balanced, cross-validated): clip length" in out
+    assert (tmp_path / "cache" / "videos").is_dir()
+    # gXX across classes: a group named in both classes is one source, on one side
+    assert main([*common, "--group-pattern", r"_(g\d+)_c", "--val-fraction", "0.25"]) == 0
+    assert "carved by group (pattern _(g\\d+)_c)" in capsys.readouterr().out
+    assert main([*common, "--group-pattern", "(g"]) == 2
+    assert "is not a regular expression" in capsys.readouterr().err
+    assert main(["data", "--profile", "smoke", "--sampling", "stride"]) == 2
+    assert "--sampling applies to a real dataset" in capsys.readouterr().err
