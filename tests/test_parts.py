@@ -3,14 +3,17 @@ the training adds, and the report opens with the best set under each recipe."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import pandas as pd
 import pytest
+import torch
 from test_report import PNG_MAGIC, grid_records
 
 from tsgd_core import report
 from tsgd_core.grid.cells import build_grid
 from tsgd_core.grid.planner import FULL_DATA_FOLDERS, plan
-from tsgd_core.grid.spec import RECIPES
+from tsgd_core.grid.spec import RECIPES, RunSpec
 
 WINS = {1: 0.70, 2: 0.80}
 
@@ -113,3 +116,42 @@ def test_the_report_opens_with_the_same_recipe_table(tmp_path):
     # hard-label recovery against the full data of the same recipe
     tsgd = main[(main["method"] == "TSGD") & (main["labels"] == "hard") & (main["ipc"] == 2)]
     assert sorted(tsgd["hard_label_recovery"]) == pytest.approx([5.0, 10.0])
+
+
+def test_a_random_perturbation_of_recoverys_size():
+    from tsgd_core.grid.experiments import perturb_like
+
+    start = torch.rand(4, 3, 2, 4, 4) * 0.5 + 0.25  # room on both sides: no clipping
+    moved = start.clone()
+    moved[1] += 0.01  # recovery moved clip 1 only
+    out = perturb_like(start, moved, seed=3)
+    change = (out - start).flatten(1).norm(dim=1)
+    assert change[1] == pytest.approx(float((moved - start)[1].norm()), rel=1e-5)
+    assert torch.equal(out[0], start[0]) and torch.equal(out, perturb_like(start, moved, seed=3))
+    direction = (out - start)[1].flatten()
+    assert torch.cosine_similarity(direction, (moved - start)[1].flatten(), dim=0) < 0.5
+    assert not torch.equal(out, perturb_like(start, moved, seed=4))
+
+
+def test_the_controls_run_under_tsgfa_too_with_the_perturbation():
+    controls = build_grid("smoke").controls
+    tsgfa = [s for s in controls if s.method == "tsgd" and s.recipe == "tsgfa"]
+    assert {(s.train_pixels, s.label_pixels) for s in tsgfa} >= {
+        ("set", "start"), ("start", "set"), ("perturbed", "perturbed")
+    }  # fmt: skip
+    rec = {**asdict(tsgfa[0]), "train_pixels": "perturbed", "label_pixels": "perturbed"}
+    assert report.control_label(rec) == "randomly perturbed start pixels with their own labels"
+
+
+@pytest.mark.slow
+def test_students_train_on_the_perturbed_start_pixels(tmp_path):
+    from tsgd_core.grid import experiments
+
+    spec = RunSpec(
+        method="sre2l", ipc=1, profile="smoke", labels=("soft",), n_students=1,
+        train_pixels="perturbed", label_pixels="perturbed",
+    )  # fmt: skip
+    _, rec = experiments.run(spec, cache_dir=tmp_path, device="cpu", progress=False)
+    plain = replace(spec, train_pixels="set", label_pixels="set")
+    assert spec.distill_key() == plain.distill_key() and spec.eval_key() != plain.eval_key()
+    assert 0.0 <= rec["acc_soft_mean"] <= 1.0 and len(rec["acc_soft_seeds"]) == 1

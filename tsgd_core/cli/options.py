@@ -25,7 +25,7 @@ SPEC_FLAGS = (
     "ipc",
     "profile",
     "camera_shake",
-    "tsgfa",
+    "student_augment",
     "n_students",
     "precision",
     *DISTILL_SWITCHES,
@@ -382,7 +382,6 @@ SPEC_FLAG_HELP = {
     "camera_shake": "global camera motion of the benchmark clips",
     "distill_seed": "seed of the selection / distillation",
     "tsgfo": "saliency-filtered optimisation",
-    "tsgfa": "saliency-guided augmentation of the students",
     "init": "start from real clips or from noise",
     "modulation": "filter per pixel or per frame",
     "lowpass": "also low-pass the update along time",
@@ -401,9 +400,12 @@ SPEC_FLAG_HELP = {
     "dm_lr": "DM's pixel learning rate (SGD)",
     "window": "Salient windows: how windows are placed",
     "pack": "Salient windows: how windows are packed",
-    "train_pixels": "students train on the set's pixels or its start set's (control)",
-    "label_pixels": "the teacher's soft labels of the set's pixels or its start set's (control)",
+    "train_pixels": "students train on the set's pixels, its start set's, or the start set "
+    "randomly moved as far as recovery moved it (controls)",
+    "label_pixels": "the teacher's soft labels of those pixels (controls)",
     "n_students": "the first N of the profile's student seeds",
+    "student_augment": "the students' recipe: base augmentation, or TSGFA on top (default: the "
+    "method's published one, TSGFA for tsgd)",
     "precision": "students' arithmetic: auto takes bfloat16 on CUDA and on CPUs with it",
 }
 SPEC_FLAG_NAMES = {"distill_seed": "--seed", "n_students": "--students"}
@@ -420,7 +422,7 @@ def add_spec_options(
     parser: argparse.ArgumentParser, profiles: Sequence[str], methods: Sequence[str]
 ) -> None:
     """The RunSpec fields as flags of the same names (unset: RunSpec's default)."""
-    from ..grid.spec import FIELD_RANGES, PIXEL_SOURCES, RunSpec
+    from ..grid.spec import FIELD_RANGES, PIXEL_SOURCES, RECIPES, RunSpec
     from ..methods.distill import INITS, LR_SCHEDULES, MODULATIONS, SALIENCY_SOURCES
     from ..methods.salient import PACKINGS, WINDOW_CHOICES
     from ..training.saliency import ALPHAS
@@ -440,6 +442,7 @@ def add_spec_options(
         "train_pixels": PIXEL_SOURCES,
         "label_pixels": PIXEL_SOURCES,
         "precision": PRECISIONS,
+        "student_augment": RECIPES,
     }
     group: Any = None
     for field, text in SPEC_FLAG_HELP.items():

@@ -78,10 +78,12 @@ SKIP_LARGEST = ("herding", "kcenter", "dm")
 
 
 # Where a recovered set's accuracy comes from (`controls`): its pixels with the soft labels of
-# its start pixels, the reverse, and recovery without augmentation.
+# its start pixels, the reverse, the start pixels moved as far as recovery moved them but in a
+# random direction, and recovery without augmentation.
 CONTROLS = (
     {"train_pixels": "set", "label_pixels": "start"},
     {"train_pixels": "start", "label_pixels": "set"},
+    {"train_pixels": "perturbed", "label_pixels": "perturbed"},
     {"recover_augment": False},
 )
 
@@ -105,7 +107,8 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
                 spec = RunSpec(method=method, ipc=ipc, profile=profile, student_augment=recipe)
                 grid.main += _per_seed(spec, seeds)
     soft = RunSpec(method="tsgd", ipc=mid, profile=profile, labels=("soft",))
-    for method in (replace(soft, method="sre2l"), replace(soft, student_augment="base")):
+    # SRe2L-style and TSGD under the base recipe, and TSGD under TSGFA (where recovery helps)
+    for method in (replace(soft, method="sre2l"), replace(soft, student_augment="base"), soft):
         for control in CONTROLS:
             grid.controls += _per_seed(replace(method, **control), seeds)
     # TSGD's parts and the open choices of docs/METHOD.md, on the test split like the main table

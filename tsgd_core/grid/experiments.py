@@ -264,6 +264,16 @@ def start_set(spec: RunSpec, train: ClipSet) -> torch.Tensor | None:
     return start.reshape(-1, *train.clip_shape)
 
 
+def perturb_like(start: torch.Tensor, moved: torch.Tensor, seed: int) -> torch.Tensor:
+    """`start` plus seeded Gaussian noise whose per-clip L2 norm equals that of `moved - start`
+    (clipped to [0, 1] like every set): a change of recovery's size in a random direction."""
+    start = start.float()
+    change = (moved.float() - start).flatten(1).norm(dim=1)
+    noise = torch.randn(start.shape, generator=torch.Generator().manual_seed(seed))
+    noise = noise * (change / noise.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, 1, 1, 1, 1)
+    return (start + noise).clamp(0.0, 1.0)
+
+
 def pixel_change(videos: torch.Tensor, start: torch.Tensor | None) -> dict[str, float | None]:
     """How far the optimisation moved the pixels, against the clips' own motion signal:
     mean |set - start| and mean |x_{t+1} - x_t| of the start clips (their ratio: > 1 means
@@ -316,7 +326,7 @@ def evaluate_distilled(
     check_teacher_matches(info, ds.to_clipset())
     target = splits.val if spec.eval_split == "val" else splits.test
     clips = {"set": ds.to_clipset()}
-    if "start" in (spec.train_pixels, spec.label_pixels):
+    if {"start", "perturbed"} & {spec.train_pixels, spec.label_pixels}:
         start = start_set(spec, splits.train)
         if start is None:
             raise ValueError(
@@ -324,6 +334,11 @@ def evaluate_distilled(
                 "or labels with: use train_pixels='set' and label_pixels='set'"
             )
         clips["start"] = ClipSet(start, ds.labels.clone(), list(ds.class_names))
+        clips["perturbed"] = ClipSet(
+            perturb_like(start, ds.videos, spec.distill_seed),
+            ds.labels.clone(),
+            list(ds.class_names),
+        )
     return {
         labels: evaluate_set(
             clips[spec.train_pixels],

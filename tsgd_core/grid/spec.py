@@ -77,7 +77,9 @@ def published_recipe(method: str) -> str:
 
 
 # which clips a student sees, and which the teacher labels: the set's or its start set's
-PIXEL_SOURCES = ("set", "start")
+# "perturbed": the start clips plus random noise of the recovered set's per-clip L2 change (is
+# recovery's gain its direction, or would any change of that size do?)
+PIXEL_SOURCES = ("set", "start", "perturbed")
 
 
 # The range of every numeric RunSpec field, where its meaning bounds it: the one place the

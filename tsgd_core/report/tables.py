@@ -472,13 +472,15 @@ CONTROL_COLUMNS = [
 ]
 
 
-_PIXEL_WORDS = {"set": "recovered", "start": "start"}  # spec.PIXEL_SOURCES in words
+# spec.PIXEL_SOURCES in words
+_PIXEL_WORDS = {"set": "recovered", "start": "start", "perturbed": "randomly perturbed start"}
 
 
 # the controls in table order (as the grid lists them); others follow by name
 CONTROL_ORDER = (
     "recovered pixels, labels of the start pixels",
     "start pixels, labels of the recovered pixels",
+    "randomly perturbed start pixels with their own labels",
     "recovery without augmentation",
 )
 
@@ -495,7 +497,9 @@ def control_label(row: Mapping[str, Any]) -> str:
     train = _setting(row, "train_pixels", "set")
     label = _setting(row, "label_pixels", "set")
     parts = []
-    if (train, label) != ("set", "set"):
+    if train == label != "set":
+        parts.append(f"{_PIXEL_WORDS.get(train, train)} pixels with their own labels")
+    elif (train, label) != ("set", "set"):
         parts.append(
             f"{_PIXEL_WORDS.get(train, train)} pixels, labels of the "
             f"{_PIXEL_WORDS.get(label, label)} pixels"
