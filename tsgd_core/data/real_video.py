@@ -172,16 +172,14 @@ def load_video_dataset(
     train_rows, test_rows = rows[is_train & decoded], rows[~is_train & decoded]
     _require_readable_classes(listing, {"train": labels[train_rows], "test": labels[test_rows]})
     groups = source_groups(listing, rule)
-    train_idx, val_idx, carving = carve_validation(
-        labels[train_rows], [groups[i] for i in train_rows.tolist()], val_fraction, seed, rule
+    train_idx, val_idx, carving = _carve_checked(
+        labels[train_rows],
+        [groups[i] for i in train_rows.tolist()],
+        listing.class_names,
+        val_fraction,
+        seed,
+        rule,
     )
-    _require_training_clips(labels[train_rows], train_idx, listing.class_names, val_fraction)
-    if val_fraction > 0 and not len(val_idx):
-        raise DataError(
-            f"val_fraction={val_fraction:g} carved no validation clip: no class has two source "
-            f"groups ({rule}) to keep one apart; add videos of other sources, or give a "
-            "group_pattern (--group-pattern) that finds the sources in the names"
-        )
     properties = listing_properties(listing.train, store, workers)
     num_classes = len(listing.class_names)
     scores = shortcut_scores(
@@ -265,6 +263,28 @@ def carve_validation(
     train_idx = torch.from_numpy(np.flatnonzero(~val_rows))
     val_idx = torch.from_numpy(np.flatnonzero(val_rows))
     return train_idx, val_idx, _carving_line(unit_labels, in_val, groups, rule)
+
+
+def _carve_checked(
+    labels: np.ndarray,
+    groups: list[str | None],
+    class_names: list[str],
+    val_fraction: float,
+    seed: int,
+    rule: str | None,
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """`carve_validation`, refused (DataError) when it leaves a class without training clips
+    or carves no validation clip at all."""
+    train_idx, val_idx, carving = carve_validation(labels, groups, val_fraction, seed, rule)
+    _require_training_clips(labels, train_idx, class_names, val_fraction)
+    if val_fraction > 0 and not len(val_idx):
+        raise DataError(
+            f"val_fraction={val_fraction:g} carved no validation clip: no class has two source "
+            f"groups ({rule or 'each clip its own'}) to keep one apart; add videos of other "
+            "sources, or give a group_pattern (--group-pattern) that finds the sources in the "
+            "names"
+        )
+    return train_idx, val_idx, carving
 
 
 def _carving_line(
