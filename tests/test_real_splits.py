@@ -175,13 +175,23 @@ def test_frames_group_pattern_and_kinds_without_groups(tmp_path):
         if i not in val_idx.tolist()
     }
     assert train_names and "carved by group (pattern _(src\\d+)_)" in line
+    # without list files the test share takes whole sources too
+    grouped = list_video_dataset("frames", root, test_fraction=0.25, group_pattern=r"_(src\d+)_")
+    test_sources = {e.path.name.rsplit("_", 1)[0] for e in grouped.test}
+    train_sources = {e.path.name.rsplit("_", 1)[0] for e in grouped.train}
+    assert len(test_sources) == 2 and not test_sources & train_sources  # 1 of 4 a class
+    assert len(grouped.test) == 6 and grouped.sources["test"].endswith(
+        "by group (pattern _(src\\d+)_)"
+    )
+    spec = DataSpec("frames", str(root), frames=2, size=(24, 32))
+    assert replace(spec, group_pattern=r"_(src\d+)_").identity() != spec.identity()
     # no rule (Kinetics, SSv2, frames without a pattern): clip by clip, as before
     assert group_rule("kinetics") is None and group_rule("frames") is None
     _, _, line = carve_validation(labels, source_groups(listing, None), 0.25, 0)
     assert "carved by clip (the clips come from distinct videos)" in line
     with pytest.raises(DataError, match="exactly one"):
         group_rule("frames", r"src\d+")
-    with pytest.raises(DataError, match="matches no training video name"):
+    with pytest.raises(DataError, match="matches no video name"):
         source_groups(listing, group_rule("frames", r"(nothing\d)"))
     with pytest.raises(DataError, match="not a regular expression"):
         DataSpec("frames", str(root), group_pattern="(")

@@ -182,6 +182,7 @@ def _identity(text: str) -> str:
         annotations=spec.annotations,
         on_missing=spec.on_missing,
         test_fraction=spec.test_fraction,
+        group_pattern=spec.group_pattern,
     )
     key = sampled_key(listing, spec.frames, spec.size, spec.backend, spec.sampling)
     # the same value `load_video_dataset` stores as the splits' identity (seed 0)

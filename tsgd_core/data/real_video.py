@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from ..runtime.budget import check_decode_fits
-from .clips import ClipSet, DataError, Splits, stratified_split
+from .clips import ClipSet, DataError, Splits
 from .storage import config_key
 from .video_base import (
     BACKENDS,
@@ -82,6 +82,7 @@ from .video_lists import (
     list_ssv2,
     list_ucf101,
     source_groups,
+    split_by_group,
 )
 from .video_properties import (
     listing_properties,
@@ -149,6 +150,7 @@ def load_video_dataset(
         annotations=annotations,
         on_missing=on_missing,
         test_fraction=test_fraction,
+        group_pattern=group_pattern,
     )
     check_decode_fits(len(listing.train) + len(listing.test), frames, size)
     key = sampled_key(listing, frames, size, backend, sampling)
@@ -248,17 +250,7 @@ def carve_validation(
     without groups this is `stratified_split` over clips. A group counts for the class most of
     its clips have (HMDB51 cuts clips of several actions from one film).
     """
-    keys = [g if g is not None else f"\0clip {i}" for i, g in enumerate(groups)]
-    index: dict[str, int] = {}  # in listing order: the draw is reproducible
-    unit_of = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
-    votes = np.zeros((len(index), int(labels.max(initial=0)) + 1), dtype=np.int64)
-    np.add.at(votes, (unit_of, labels), 1)
-    unit_labels = votes.argmax(axis=1)
-    if val_fraction == 0.0:
-        in_val = np.zeros(len(index), dtype=bool)
-    else:
-        _, val_units = stratified_split(torch.from_numpy(unit_labels), val_fraction, seed)
-        in_val = np.isin(np.arange(len(index)), val_units.numpy())
+    unit_of, unit_labels, in_val = split_by_group(labels, groups, val_fraction, seed)
     val_rows = in_val[unit_of]
     train_idx = torch.from_numpy(np.flatnonzero(~val_rows))
     val_idx = torch.from_numpy(np.flatnonzero(val_rows))
@@ -323,6 +315,7 @@ def list_video_dataset(
     annotations: str | Path | None = None,
     on_missing: str = "error",
     test_fraction: float = 0.2,
+    group_pattern: str | None = None,
 ) -> VideoListing:
     """The videos `load_video_dataset` would decode (same arguments), without decoding them."""
     kind = kind.lower() if isinstance(kind, str) else kind
@@ -346,7 +339,11 @@ def list_video_dataset(
         listing = list_ssv2(root, annotations=notes, on_missing=on_missing)
     else:
         listing = list_frame_folders(
-            root, annotations=notes, test_fraction=test_fraction, on_missing=on_missing
+            root,
+            annotations=notes,
+            test_fraction=test_fraction,
+            on_missing=on_missing,
+            group_pattern=group_pattern,
         )
     if classes is not None:
         listing = _restrict_classes(listing, classes)

@@ -277,10 +277,12 @@ def list_frame_folders(
     annotations: str | Path | None = None,
     test_fraction: float = 0.2,
     on_missing: str = "error",
+    group_pattern: str | None = None,
 ) -> VideoListing:
     """root/<class>/<video_folder>/ frames; test split from testlist.txt or a fixed per-class share.
 
     on_missing: "error" or "skip" for list-file lines naming a folder that is not on disk.
+    group_pattern: the fixed share takes whole source groups (see `group_rule`), as val does.
     """
     root = _existing_dir(root, "the frame-folder root")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -319,11 +321,17 @@ def list_frame_folders(
     else:
         if not 0.0 < test_fraction < 1.0:
             raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
-        labels = torch.tensor([e.label for e in entries])
-        train_idx, test_idx = stratified_split(labels, test_fraction, _FRAMES_TEST_SEED)
-        train = [entries[i] for i in train_idx.tolist()]
-        test = [entries[i] for i in test_idx.tolist()]
-        sources = {"train": str(root), "test": f"{test_fraction:g} of each class of {root}"}
+        rule = group_rule("frames", group_pattern)
+        groups = _groups_of(entries, class_names, rule)
+        labels = np.array([e.label for e in entries], dtype=np.int64)
+        unit_of, _, in_test = split_by_group(labels, groups, test_fraction, _FRAMES_TEST_SEED)
+        train = [e for e, unit in zip(entries, unit_of, strict=True) if not in_test[unit]]
+        test = [e for e, unit in zip(entries, unit_of, strict=True) if in_test[unit]]
+        by_group = f", by group ({rule})" if rule else ""
+        sources = {
+            "train": str(root),
+            "test": f"{test_fraction:g} of each class of {root}{by_group}",
+        }
     return VideoListing("frames", root, class_names, train, test, sources)
 
 
@@ -620,27 +628,54 @@ def source_groups(listing: VideoListing, rule: str | None) -> list[str | None]:
     """Each training video's source group under `rule` (`group_rule`); None where its name
     gives none (it is then a group of its own). Groups are global: a name two classes share
     is one group (HMDB51 cuts clips of several actions from one film)."""
+    return _groups_of(listing.train, listing.class_names, rule)
+
+
+def _groups_of(
+    entries: Sequence[VideoEntry], class_names: Sequence[str], rule: str | None
+) -> list[str | None]:
     if rule is None:
-        return [None] * len(listing.train)
+        return [None] * len(entries)
     if rule.startswith("pattern "):
         compiled = check_group_pattern(rule[len("pattern ") :])
-        found = [compiled.search(video_stem(e.path)) for e in listing.train]
+        found = [compiled.search(video_stem(e.path)) for e in entries]
         groups = [m.group(1) if m and m.group(1) else None for m in found]
-        if listing.train and not any(groups):
+        if entries and not any(groups):
             raise DataError(
-                f"group pattern {compiled.pattern!r} matches no training video name (e.g. "
-                f"{video_stem(listing.train[0].path)!r}): fix the pattern or leave it out"
+                f"group pattern {compiled.pattern!r} matches no video name (e.g. "
+                f"{video_stem(entries[0].path)!r}): fix the pattern or leave it out"
             )
         return groups
     if rule == "hmdb51 title":
-        return [
-            _hmdb_title(video_stem(e.path), listing.class_names[e.label]) for e in listing.train
-        ]
+        return [_hmdb_title(video_stem(e.path), class_names[e.label]) for e in entries]
     groups = []
-    for e in listing.train:
+    for e in entries:
         match = UCF_GROUP.search(video_stem(e.path))
-        groups.append(f"{listing.class_names[e.label]}/{match.group(1).lower()}" if match else None)
+        groups.append(f"{class_names[e.label]}/{match.group(1).lower()}" if match else None)
     return groups
+
+
+def split_by_group(
+    labels: np.ndarray, groups: Sequence[str | None], fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whole groups to a second part: `fraction` of each class's groups (at least one where a
+    class has two or more; none when fraction is 0), drawn with `seed` by `stratified_split`.
+
+    Returns each clip's group number, each group's class (the class most of its clips have)
+    and which groups go to the second part. A clip whose group is None is a group of its own,
+    so without groups this is `stratified_split` over the clips.
+    """
+    keys = [g if g is not None else f"\0clip {i}" for i, g in enumerate(groups)]
+    index: dict[str, int] = {}  # in listing order: the draw is reproducible
+    unit_of = np.array([index.setdefault(k, len(index)) for k in keys], dtype=np.int64)
+    votes = np.zeros((len(index), int(labels.max(initial=0)) + 1), dtype=np.int64)
+    np.add.at(votes, (unit_of, labels), 1)
+    unit_labels = votes.argmax(axis=1)
+    second = np.zeros(len(index), dtype=bool)
+    if fraction > 0 and len(index):
+        _, chosen = stratified_split(torch.from_numpy(unit_labels), fraction, seed)
+        second[chosen.numpy()] = True
+    return unit_of, unit_labels, second
 
 
 # what follows the action in an HMDB51 name: body part, camera motion, people, viewpoint,
