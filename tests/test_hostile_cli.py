@@ -625,3 +625,40 @@ def test_21_printable_escapes_control_and_format_characters_only():
 
     assert printable("Café ☕ 日本 a-b_c") == "Café ☕ 日本 a-b_c"
     assert printable("a\x1b[2Jb\x07\x00") == "a\\x1b[2Jb\\x07\\x00"
+
+
+# ----------------------------------------------------------------------------- the same kinds elsewhere
+
+
+@pytest.mark.slow  # an interpreter with torch, bounded by a timeout should it hang
+def test_9_kind_fifo_in_place_of_a_split_list_is_refused_naming_it(ucf_tree, tmp_path):
+    root = copied_tree(ucf_tree, tmp_path)
+    fifo = root / "ucfTrainTestlist" / "classInd.txt"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    result = tsgd_process(*data_argv(root, tmp_path / "c"), timeout=60)
+    assert result.returncode == 2, result.stderr
+    line = one_error_line(result.stderr, result.stdout)
+    assert str(fifo) in line and "named pipe" in line and "not a text file" in line, line
+
+
+@pytest.mark.parametrize("where", ["an existing video", "a new file"])
+def test_preview_inside_the_dataset_being_read_is_refused(where, ucf_tree, tmp_path, capsys):
+    root = copied_tree(ucf_tree, tmp_path)
+    video = root / "Alpha" / "v_Alpha_g02_c01.avi"
+    target = video.with_suffix(".mp4") if where == "a new file" else root / "Alpha" / "p.mp4"
+    if where == "an existing video":
+        target.write_bytes(video.read_bytes())
+    before = target.read_bytes() if target.exists() else None
+    code, _, line = run_tsgd(capsys, *data_argv(root, tmp_path / "c", "--preview", target))
+    assert code == 2 and "--preview" in line and "inside --root" in line, line
+    assert (target.read_bytes() if target.exists() else None) == before
+
+
+def test_disk_refusal_names_the_room_it_keeps_to_spare(tmp_path, monkeypatch):
+    from tsgd_core.runtime import budget
+
+    monkeypatch.setattr(budget, "free_disk_bytes", lambda path: 2**20)
+    with pytest.raises(budget.DiskSpaceError) as caught:
+        budget.check_disk_fits(tmp_path / "x.pt", 96 * 1024, "the set x.pt")
+    assert "needs about 96.0 KB and 1.0 MB to spare, the disk has 1.0 MB free" in str(caught.value)

@@ -50,6 +50,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 
     if args.preview:
         check_output(args.preview, (*EXPORTERS, CONTACT_SHEET), "--preview")
+        check_not_inside_root(args.preview, args.root, "--preview")
     text = dataset_text(args)
     if not text:
         splits, descriptions = benchmark_splits(args)
@@ -64,6 +65,16 @@ def cmd_data(args: argparse.Namespace) -> None:
             f"preview: {path} ({len(clips)} training clips, up to {args.preview_clips} "
             "per class, one row per class)"
         )
+
+
+def check_not_inside_root(path: str | Path, root: str | None, flag: str) -> None:
+    """An output outside the dataset being read: one inside could overwrite a video, or
+    become a training video of the next listing."""
+    if root is None:
+        return
+    out, data = Path(path).resolve(), Path(root).expanduser().resolve()
+    if out == data or data in out.parents:
+        fail(f"{flag} {path} lies inside --root {root}, the dataset being read: write it elsewhere")
 
 
 def benchmark_splits(args: argparse.Namespace):

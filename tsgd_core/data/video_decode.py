@@ -101,9 +101,19 @@ _SPECIAL_FILES = (
 )
 
 
-def refuse_special_file(path: str | Path, mode: int | None = None) -> None:
-    """A named pipe, device or socket in a video's place is a DataError naming it (`mode`:
-    the path's st_mode when known); nothing is done for a file, folder or missing path."""
+VIDEO_IN_PLACE = (
+    "a video file",
+    "a listed video must be a regular file or a folder of frames; put the video there, or "
+    "leave it out of the split file",
+)
+
+
+def refuse_special_file(
+    path: str | Path, mode: int | None = None, expected: tuple[str, str] = VIDEO_IN_PLACE
+) -> None:
+    """A named pipe, device or socket where a file is read is a DataError naming it (`mode`:
+    the path's st_mode when known; `expected`: what should be there, and what to do); nothing
+    is done for a file, folder or missing path."""
     if mode is None:
         try:
             mode = os.stat(path).st_mode
@@ -111,10 +121,7 @@ def refuse_special_file(path: str | Path, mode: int | None = None) -> None:
             return
     kind = next((text for test, text in _SPECIAL_FILES if test(mode)), None)
     if kind is not None:
-        raise DataError(
-            f"{path} is {kind}, not a video file: a listed video must be a regular file or a "
-            "folder of frames; put the video there, or leave it out of the split file"
-        )
+        raise DataError(f"{path} is {kind}, not {expected[0]}: {expected[1]}")
 
 
 @functools.lru_cache(maxsize=1)

@@ -31,6 +31,7 @@ from .video_base import (
     _natural_key,
     _shorten,
 )
+from .video_decode import refuse_special_file
 
 
 def list_ucf101(
@@ -476,6 +477,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_text(path: Path) -> str:
+    # a named pipe in a list's place would block the read (issue 28 #9's kind)
+    refuse_special_file(path, expected=("a text file", "put the list file there"))
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:

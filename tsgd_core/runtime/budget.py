@@ -324,6 +324,7 @@ def check_disk_fits(path: str | os.PathLike[str], estimate: float, what: str) ->
         return
     raise DiskSpaceError(
         errno.ENOSPC,
-        f"{what} needs about {human_bytes(estimate)}, the disk has {human_bytes(free)} free",
+        f"{what} needs about {human_bytes(estimate)} and {human_bytes(DISK_MARGIN_BYTES)} to "
+        f"spare, the disk has {human_bytes(free)} free",
         os.fspath(path),
     )
