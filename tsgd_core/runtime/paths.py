@@ -98,7 +98,7 @@ def check_writable_file(path: str | os.PathLike[str], what: str) -> Path:
     path = user_path(path, what)
     if path.is_dir():
         raise InputError(f"{what} {path} is a folder: give a file name")
-    _check_folder(path.parent, what, path.parent)
+    _check_folder(path.parent, what, path)  # the line names the file and the folder that fails
     return path
 
 
