@@ -505,10 +505,10 @@ def test_notebook_times_fall_back_to_papermill_metadata(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "no run record (run_grid.json)" in err
 
 
-def test_the_readme_times_are_the_committed_runs_record():
+def test_the_documented_times_are_the_committed_runs_record():
     if not (COMMITTED / book.RUN_RECORD).is_file():
         pytest.skip("no committed reports/default/run_grid.json in this checkout")
     table = book.times_markdown(*book.notebook_times(COMMITTED)).splitlines()[2:]
-    readme = (ROOT / "README.md").read_text()
-    missing = [row for row in table if row not in readme.splitlines()]
-    assert missing == [], "README's notebook times differ from `--times reports/default`"
+    times = (ROOT / "docs" / "times.md").read_text()
+    missing = [row for row in table if row not in times.splitlines()]
+    assert missing == [], "docs/times.md's notebook times differ from `--times reports/default`"

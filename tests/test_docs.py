@@ -1,6 +1,8 @@
-"""docs/ and the notebooks' prose: every relative link resolves, every anchor exists.
+"""README.md, docs/ and the notebooks' prose: every relative link resolves, every anchor exists;
+the README is short, leads with its figure, results table and two commands, and its results
+block is what scripts/readme_results.py renders from the committed report.
 
-The links checked are those of docs/*.md and of the notebooks' markdown cells: markdown links
+The links checked are those of README.md, docs/*.md and of the notebooks' markdown cells: markdown links
 and images `[text](target)` / `![alt](target)` and HTML `href` / `src` attributes, outside code
 spans and fenced code. A target with a scheme (https:, mailto:) is not followed. A relative
 target must name an existing file (relative to the file that links it; for a notebook, to
@@ -10,12 +12,15 @@ GitHub slug of one of its headings.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 NOTEBOOKS = ROOT / "notebooks"
 GLOSSARY, REFERENCES, METHOD = DOCS / "glossary.md", DOCS / "references.md", DOCS / "METHOD.md"
@@ -103,7 +108,8 @@ def anchors(path: Path) -> set[str]:
 def markdown_sources() -> list[tuple[str, Path, str]]:
     """(label, folder relative links start from, markdown) for docs/*.md and notebook cells."""
     nbformat = pytest.importorskip("nbformat")
-    sources = [(p.relative_to(ROOT).as_posix(), p.parent, p.read_text("utf-8")) for p in DOCS_MD]
+    pages = [README, *DOCS_MD]
+    sources = [(p.relative_to(ROOT).as_posix(), p.parent, p.read_text("utf-8")) for p in pages]
     for nb_path in sorted(NOTEBOOKS.glob("*.ipynb")):
         nb = nbformat.read(nb_path, as_version=4)
         for i, cell in enumerate(nb.cells):
@@ -211,3 +217,126 @@ def test_method_maps_the_sre2l_stages_onto_modules():
         assert module in section, module
         if module.endswith((".py", "/")):
             assert (ROOT / "tsgd_core" / module).exists(), module
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def readme_results():
+    """scripts/readme_results.py as a module (scripts/ is no package)."""
+    spec = importlib.util.spec_from_file_location(
+        "readme_results", ROOT / "scripts" / "readme_results.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_is_short_and_leads_with_figure_table_and_commands():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines"
+    top = "\n".join(lines[:40])
+    assert re.search(r"!\[[^\]]*\]\([^)]*\.png\)", top), "a figure in the first 40 lines"
+    assert "| IPC 1 |" in top and "<!-- results:end -->" in top, "the results table, whole"
+    for command in ("./run_all.sh", "./run_tests.sh"):
+        assert re.search(rf"^{re.escape(command)}\b", top, re.MULTILINE), command
+
+
+def test_readme_results_block_is_rendered_from_the_committed_report():
+    module = readme_results()
+    committed = ROOT / "reports" / "default" / "main_table.csv"
+    block = module.current_block(README.read_text(encoding="utf-8"))
+    assert block == module.render(committed, ROOT), "run python scripts/readme_results.py"
+    assert module.main(["--check"]) == 0
+
+
+def write_table(path: Path, rows: list[dict]) -> Path:
+    columns = ["method", "recipe", "ipc", "labels", "mean", "std", "n", "ci_low", "ci_high"]
+    columns += ["n_distill", "gain_vs_start", "gain_ci_low", "gain_ci_high", "hard_label_recovery"]
+    if "recipe" not in rows[0]:
+        columns.remove("recipe")
+    lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def row(method, ipc, labels, mean, gain=None, low=None, high=None, recipe=None, n=15):
+    out = {"method": method, "ipc": ipc, "labels": labels, "mean": mean, "n": n}
+    out |= {"gain_vs_start": gain, "gain_ci_low": low, "gain_ci_high": high}
+    out = {k: ("" if v is None else v) for k, v in out.items()}
+    return out if recipe is None else {**out, "recipe": recipe}
+
+
+def test_results_block_pairs_each_set_with_the_start_set_of_its_own_recipe(tmp_path):
+    module = readme_results()
+    table = write_table(
+        tmp_path / "main_table.csv",
+        [
+            row("Random", 5, "soft", 41.04, recipe="base"),
+            row("TSGD", 5, "soft", 38.44, -2.6, -5.83, 0.5, recipe="base"),
+            row("Random", 5, "soft", 45.0, recipe="tsgfa"),
+            row("TSGD", 5, "soft", 49.9, 4.9, 1.2, 8.6, recipe="tsgfa"),
+            row("Full data (upper bound)", "", "soft", 89.7, recipe="base"),
+            row("Full data (upper bound)", "", "hard", 86.9, recipe="base"),
+        ],
+    )
+    block = module.render(table, tmp_path)
+    assert "| TSGD | soft | 38.4 (-2.6 [-5.8, +0.5]) |" in block, "not resolved: plain"
+    assert "| TSGD + TSGFA | soft | 49.9 (**+4.9** [+1.2, +8.6]) |" in block, "resolved: bold"
+    assert "| Random + TSGFA | soft | 45.0 |" in block
+    assert "Full data (upper bound): 89.7 % soft, 86.9 % hard." in block
+    assert "†" not in block and "predates" not in block
+
+
+def test_results_block_of_a_table_before_the_recipe_axis_shows_no_cross_recipe_gain(tmp_path):
+    module = readme_results()
+    table = write_table(
+        tmp_path / "main_table.csv",
+        [
+            row("Random", 5, "soft", 41.04),
+            row("TSGD w/o TSGFA", 5, "soft", 38.44, -2.6, -5.83, 0.5),
+            row("TSGD", 5, "soft", 49.9, 8.9, 5.6, 12.1),  # over the base recipe's Random
+            row("DM", 5, "soft", 44.5, 3.5, 0.6, 7.5, n=4),  # too few pairs to resolve
+        ],
+    )
+    block = module.render(table, tmp_path)
+    assert "| TSGD | soft | 38.4 (-2.6 [-5.8, +0.5]) |" in block, "the base-recipe TSGD"
+    assert "| TSGD + TSGFA † | soft | 49.9 |" in block, "accuracy alone, marked"
+    assert "+8.9" not in block
+    assert "| DM | soft | 44.5 (+3.5 [+0.6, +7.5]) |" in block, "4 pairs: not bold"
+    assert "predates the recipe axis" in block
+
+
+def test_readme_results_script_refuses_a_readme_without_its_block(tmp_path, capsys):
+    module = readme_results()
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block\n", encoding="utf-8")
+    assert module.main(["--readme", str(readme)]) == 2
+    assert "results:begin" in capsys.readouterr().err
+    assert readme.read_text(encoding="utf-8") == "# no block\n"
+    stale = f"# t\n{module.BEGIN}\nold\n{module.END}\n"
+    readme.write_text(stale, encoding="utf-8")
+    assert module.main(["--readme", str(readme), "--check"]) == 1
+    assert module.main(["--readme", str(readme)]) == 0
+    assert module.main(["--readme", str(readme), "--check"]) == 0
+    assert "| Random | soft |" in readme.read_text(encoding="utf-8")
+
+
+def test_readme_and_docs_do_not_repeat_each_other():
+    """Each fact once: no line of README prose of 40 characters or more recurs in docs/."""
+    docs = {p.name: p.read_text(encoding="utf-8") for p in DOCS_MD}
+    repeated = [
+        (line.strip(), name)
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if len(line.strip()) >= 40 and not line.lstrip().startswith(("|", "<!--"))
+        for name, text in docs.items()
+        if line.strip() in text
+    ]
+    assert not repeated, repeated
+
+
+def test_the_readme_points_to_every_docs_page():
+    text = README.read_text(encoding="utf-8")
+    missing = [p.name for p in DOCS_MD if f"](docs/{p.name})" not in text]
+    assert not missing, f"README.md has no pointer to {missing}"

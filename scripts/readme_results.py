@@ -1,0 +1,217 @@
+"""The README's results table, rendered from a report's main_table.csv (never typed by hand).
+
+    python scripts/readme_results.py            # rewrite README.md's block from reports/default
+    python scripts/readme_results.py --check    # exit 1 when README.md's block is not the render
+    python scripts/readme_results.py --print    # print the block
+
+The block sits between `<!-- results:begin -->` and `<!-- results:end -->`. Rows are sets x
+label modes, columns IPCs; a cell is the accuracy (%) and, for a set with a start set under the
+same student recipe, its gain over that start set in points with its 95 % interval (bold when
+resolved). A main_table.csv from before the student recipe was an axis (no `recipe` column) names
+the base-recipe TSGD set "TSGD w/o TSGFA" and the TSGFA one "TSGD"; its only start set is the
+base recipe's Random, so the TSGFA row shows its accuracy alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DEFAULT_CSV = ROOT / "reports" / "default" / "main_table.csv"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+SUFFIX = " + TSGFA"
+RANDOM, TSGD, FULL = "Random", "TSGD", "Full data (upper bound)"
+# table order (the report's): selection, distillation, then the method
+ORDER = ("Random", "Herding", "K-Center", "Salient windows", "DM", "SRe2L-style", "TSGD")
+# the sets shown under the TSGFA recipe: its start set and TSGD as published
+TSGFA_SETS = (RANDOM, TSGD)
+FIGURE = "accuracy_vs_ipc.png"
+MIN_PAIRS = 5  # tsgd_core.grid.stats.MIN_PAIRS: fewer pairs never resolve
+
+
+@dataclass(frozen=True)
+class Row:
+    """One (set, recipe, IPC, labels) row of main_table.csv, accuracies and gains in percent."""
+
+    method: str
+    recipe: str
+    ipc: int | None
+    labels: str
+    mean: float
+    n: int
+    gain: float | None
+    gain_low: float | None
+    gain_high: float | None
+
+
+def number(text: str) -> float | None:
+    """A CSV cell as a float; None when empty or NaN."""
+    if text is None or text.strip() == "":
+        return None
+    value = float(text)
+    return None if math.isnan(value) else value
+
+
+def recipe_of(record: dict[str, str], old: bool) -> tuple[str, str]:
+    """(set name, recipe) of a CSV row; an old table's TSGD rows are renamed (see the docstring)."""
+    method = record["method"]
+    if old:
+        if method == "TSGD w/o TSGFA":
+            return TSGD, "base"
+        return method, "tsgfa" if method == TSGD else "base"
+    if method.endswith(SUFFIX):
+        return method[: -len(SUFFIX)], "tsgfa"
+    return method, record.get("recipe") or "base"
+
+
+def read_rows(path: Path) -> tuple[list[Row], bool]:
+    """The rows of a main_table.csv and whether it predates the recipe column."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        records = list(csv.DictReader(handle))
+    old = bool(records) and "recipe" not in records[0]
+    rows = []
+    for record in records:
+        method, recipe = recipe_of(record, old)
+        gains = [number(record[c]) for c in ("gain_vs_start", "gain_ci_low", "gain_ci_high")]
+        if old and recipe == "tsgfa":
+            gains = [None, None, None]  # its gain is over a start set of the other recipe
+        ipc = number(record["ipc"])
+        mean, n = float(record["mean"]), int(float(record["n"]))
+        rows.append(
+            Row(
+                method, recipe, None if ipc is None else int(ipc), record["labels"], mean, n, *gains
+            )
+        )
+    return rows, old
+
+
+def signed(value: float) -> str:
+    return f"{value:+.1f}"
+
+
+def cell(row: Row | None) -> str:
+    """'49.9 (**+8.9** [+5.6, +12.1])'; the accuracy alone without a same-recipe gain."""
+    if row is None:
+        return "–"
+    if row.gain is None or row.gain_low is None or row.gain_high is None:
+        return f"{row.mean:.1f}"
+    resolved = row.n >= MIN_PAIRS and (row.gain_low > 0 or row.gain_high < 0)
+    gain = f"**{signed(row.gain)}**" if resolved else signed(row.gain)
+    return f"{row.mean:.1f} ({gain} [{signed(row.gain_low)}, {signed(row.gain_high)}])"
+
+
+def row_name(method: str, recipe: str, old: bool) -> str:
+    name = method + (SUFFIX if recipe == "tsgfa" else "")
+    return name + (" †" if old and recipe == "tsgfa" else "")
+
+
+def table_lines(rows: list[Row], old: bool) -> list[str]:
+    """The markdown table: one line per (set, recipe, labels), one column per IPC."""
+    ipcs = sorted({r.ipc for r in rows if r.ipc is not None})
+    at = {(r.method, r.recipe, r.ipc, r.labels): r for r in rows}
+    lines = [
+        "| set | labels | " + " | ".join(f"IPC {i}" for i in ipcs) + " |",
+        "|---|---|" + "---:|" * len(ipcs),
+    ]
+    for recipe, sets in (("base", ORDER), ("tsgfa", TSGFA_SETS)):
+        for method in sets:
+            for labels in ("soft", "hard"):
+                cells = [cell(at.get((method, recipe, i, labels))) for i in ipcs]
+                if any(c != "–" for c in cells):
+                    name = row_name(method, recipe, old)
+                    lines.append(f"| {name} | {labels} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def notes(rows: list[Row], old: bool) -> list[str]:
+    """What the table's numbers are, and (old table) what it cannot show."""
+    pairs = sorted({r.n for r in rows if r.ipc is not None})
+    n = f"n = {pairs[0]}" if len(pairs) == 1 else f"n = {pairs[0]} to {pairs[-1]}"
+    lines = [
+        f"Test accuracy in % ({n} draw x student pairs a cell); in brackets the gain over the "
+        "start set (Random, the same draws, the same student recipe) in points with its 95 % "
+        "interval, **bold** when resolved; – not run."
+    ]
+    full = {(r.recipe, r.labels): r.mean for r in rows if r.method == FULL}
+    for recipe in ("base", "tsgfa"):
+        if (recipe, "soft") in full and (recipe, "hard") in full:
+            name = FULL + (SUFFIX if recipe == "tsgfa" else "")
+            soft, hard = full[(recipe, "soft")], full[(recipe, "hard")]
+            lines.append(f"{name}: {soft:.1f} % soft, {hard:.1f} % hard.")
+    if old:
+        lines.append(
+            "† TSGFA student recipe. This committed report predates the recipe axis: it has no "
+            "Random + TSGFA (so no same-recipe gain), and its figure names TSGD + TSGFA 'TSGD' "
+            "and TSGD 'TSGD w/o TSGFA'; the next full run rebuilds it."
+        )
+    return lines
+
+
+def figure_lines(csv_path: Path, readme_dir: Path) -> list[str]:
+    """The report's accuracy-against-IPC figure, linked relative to the README; none if absent."""
+    figure = csv_path.resolve().parent / "figures" / FIGURE
+    if not figure.is_file():
+        return []
+    target = os.path.relpath(figure, readme_dir.resolve()).replace(os.sep, "/")
+    return [f"![Test accuracy against IPC, one line a set, soft and hard labels]({target})", ""]
+
+
+def render(csv_path: Path = DEFAULT_CSV, readme_dir: Path = ROOT) -> str:
+    """The block, markers included, rendered from `csv_path` for a README in `readme_dir`."""
+    rows, old = read_rows(csv_path)
+    body = figure_lines(csv_path, readme_dir) + table_lines(rows, old) + [""] + notes(rows, old)
+    return "\n".join([BEGIN, *body, END])
+
+
+def current_block(text: str) -> str:
+    """README's block, markers included; ValueError when a marker is missing."""
+    start, end = text.find(BEGIN), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"README.md has no {BEGIN} ... {END} block")
+    return text[start : end + len(END)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="a report's main_table.csv")
+    parser.add_argument("--readme", type=Path, default=README)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 when the block is stale")
+    mode.add_argument("--print", action="store_true", help="print the block, write nothing")
+    args = parser.parse_args(argv)
+    if not args.csv.is_file():
+        print(
+            f"readme_results: no {args.csv}: pass --csv a report's main_table.csv", file=sys.stderr
+        )
+        return 2
+    block = render(args.csv, args.readme.parent)
+    if args.print:
+        print(block)
+        return 0
+    text = args.readme.read_text(encoding="utf-8")
+    try:
+        old = current_block(text)
+    except ValueError as error:
+        print(f"readme_results: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        if old != block:
+            stale = "README.md's results block is stale: run python scripts/readme_results.py"
+            print(f"readme_results: {stale}", file=sys.stderr)
+        return int(old != block)
+    new = text.replace(old, block)
+    tmp = args.readme.with_name(args.readme.name + ".tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(args.readme)  # atomic: a reader never sees half a README
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
