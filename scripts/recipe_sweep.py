@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's tsgd_core, however the package 
 import torch  # noqa: E402
 
 from tsgd_core.grid import experiments  # noqa: E402
+from tsgd_core.grid.profiles import teacher_fit_config  # noqa: E402
 from tsgd_core.methods.selection import select_subset  # noqa: E402
 from tsgd_core.training.evaluate import evaluate_set  # noqa: E402
 from tsgd_core.training.teacher import ModelConfig, train_teacher  # noqa: E402
@@ -41,7 +42,7 @@ def parse_teacher(text: str) -> tuple[ModelConfig, FitConfig]:
     try:
         model, epochs, lr = text.split(":")
         width, depth = model.lower().split("x")
-        fit = experiments._teacher_fit(epochs=int(epochs), batch=32)
+        fit = teacher_fit_config(epochs=int(epochs), batch=32)
         return ModelConfig(width=int(width), depth=int(depth)), replace(fit, lr=float(lr))
     except ValueError:
         raise SystemExit(f"bad teacher spec {text!r}: write WIDTHxDEPTH:EPOCHS:LR") from None

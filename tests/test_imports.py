@@ -14,8 +14,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = "tsgd_core"
-# the rooms, bottom first: runtime <- data <- training <- methods <- grid <- report <- cli
-LAYERS = ("runtime", "data", "training", "methods", "grid", "report", "cli")
+# the rooms, bottom first: runtime <- data <- training <- methods <- grid <- report <- cli, and
+# on top the notebooks' helpers (tsgd_core/teaching.py), which nothing in the package imports
+LAYERS = ("runtime", "data", "training", "methods", "grid", "report", "cli", "teaching")
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 
 
@@ -238,3 +239,60 @@ def test_no_upward_imports():
         + "):\n"
         + "\n".join("  " + arrow for arrow in found)
     )
+
+
+def private_imports(root: Path = ROOT) -> list[str]:
+    """'file: from .x import _name' for every `_private` name (not a dunder) that a module of
+    the package imports from another module, at any depth of its file."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            source = "." * node.level + (node.module or "")
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(
+                        f"{path.relative_to(root).as_posix()}: from {source} import {alias.name}"
+                    )
+    return found
+
+
+# Private imports left in rooms that other work is reshaping (data/, cli/), to be made public
+# there; a new one anywhere fails the test below.
+PENDING_PRIVATE_IMPORTS = {
+    "cli/app.py": {"_Formatter", "_Parser"},
+    "data/real_video.py": {
+        "_check_choice", "_check_geometry", "_class_list", "_existing_dir",
+        "_require_training_clips", "_entries", "_require_readable_classes", "_store_folder",
+        "_warn_skipped_summary", "_cap_per_class", "_require_listed_classes",
+        "_restrict_classes", "_restrict_to_miniucf",
+    },
+    "data/video_cache.py": {"_CACHE_VERSION", "_first_line", "_shorten", "_python_stderr_visible"},
+    "data/video_decode.py": {"_check_choice", "_check_geometry", "_first_line", "_natural_key"},
+    "data/video_lists.py": {
+        "_FRAMES_TEST_SEED", "_check_choice", "_existing_dir", "_natural_key", "_shorten"
+    },
+}  # fmt: skip
+
+
+def test_private_finder_names_a_private_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def _helper():\n    return 1\n\n\ndef __dunder__():\n    pass\n")
+    (pkg / "b.py").write_text(
+        "from .a import __dunder__\n\n\ndef f():\n    from .a import _helper\n\n    return _helper()\n"
+    )
+    assert private_imports(pkg) == ["b.py: from .a import _helper"]
+
+
+def test_no_module_imports_another_modules_private_name():
+    unexpected = [
+        line
+        for line in private_imports()
+        if line.rpartition(" import ")[2]
+        not in PENDING_PRIVATE_IMPORTS.get(line.partition(":")[0], set())
+    ]
+    assert not unexpected, "import a public name instead:\n" + "\n".join(unexpected)
+    # report/, grid/, methods/, training/ and runtime/ have none left at all
+    assert not [line for line in private_imports() if not line.startswith(("data/", "cli/"))]

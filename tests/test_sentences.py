@@ -222,26 +222,22 @@ def test_convergence_verdict_reads_the_whole_interval(low, high, n, verdict_, wo
     assert line.endswith(f"({n} pairs): {words}.")
 
 
-@pytest.mark.parametrize(
-    ("gain", "verdict_"),
-    [
-        (diff(0.089, 0.056, 0.121), "resolved"),
-        (diff(-0.05, -0.08, -0.02), "resolved"),
-        (diff(0.011, -0.002, 0.025), "not resolved"),
-    ],
-)
-def test_label_gain_sentence_states_the_paired_interval(monkeypatch, gain, verdict_):
-    rows = [
-        {"method": sentences.TSGD, "ipc": 1, "labels": labels, **gain}
-        for labels in ("soft", "hard")
+def test_each_question_is_one_short_tally(monkeypatch):
+    rows = [  # (question, ipc, labels, recipe, mean_diff, ci_low, ci_high, resolved)
+        ("filter", 1, "soft", "base", 0.021, 0.004, 0.038, True),
+        ("filter", 5, "soft", "tsgfa", -0.031, -0.05, -0.012, True),
+        ("filter", 5, "hard", "base", 0.01, -0.02, 0.04, False),
+        ("tsgfa", 5, "soft", "tsgfa − base", 0.115, 0.098, 0.133, True),
     ]
-    monkeypatch.setattr(sentences, "start_gains", lambda df, paired=None: pd.DataFrame(rows))
-    (line,) = sentences.label_gain_sentences(pd.DataFrame())
-    span = sentences.difference_span(gain)
-    assert line == (
-        f"IPC 1: TSGD minus its start set (Random, same draws): soft labels {span}, 15 pairs, "
-        f"{verdict_}; hard labels {span}, 15 pairs, {verdict_}."
-    )
+    columns = ["question", "ipc", "labels", "recipe", "mean_diff", "ci_low", "ci_high", "resolved"]
+    lines = sentences.question_sentences(pd.DataFrame(rows, columns=columns))
+    assert lines == [
+        "The filter (TSGD − SRe2L-style, same recipe): resolved up in 1/3 cells, down in 1; "
+        "largest -3.1 [-5.0, -1.2] at IPC 5 soft tsgfa.",
+        "TSGFA on TSGD's set: resolved up in 1/1 cells, down in 0; largest +11.5 [+9.8, +13.3] "
+        "at IPC 5 soft tsgfa−base.",
+    ]  # no line for a question without rows
+    assert all(len(line.split()) <= 25 for line in lines)
 
 
 def test_distillation_sentence_states_what_the_records_used(monkeypatch):

@@ -53,7 +53,6 @@ from .profiles import LADDER_RUNGS as LADDER_RUNGS
 from .profiles import METHOD_LABELS, Profile, get_profile, load_data, scaled_fit
 from .profiles import METHODS as METHODS
 from .profiles import PROFILES as PROFILES
-from .profiles import _teacher_fit as _teacher_fit
 from .profiles import ladder_profile as ladder_profile
 from .spec import DEFAULT_PRECISION, TSGFA_PARTS, RunSpec
 from .spec import spec_from_params as spec_from_params

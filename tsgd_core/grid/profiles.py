@@ -70,7 +70,7 @@ def _student(
     )
 
 
-def _teacher_fit(epochs: int, batch: int) -> FitConfig:
+def teacher_fit_config(epochs: int, batch: int) -> FitConfig:
     return FitConfig(epochs=epochs, batch_size=batch, lr=2e-3, weight_decay=1e-4, optimizer="adamw")
 
 
@@ -104,7 +104,7 @@ def _profile(
         name=name,
         data=data,
         teacher_model=ModelConfig(width=width, depth=depth),
-        teacher_fit=_teacher_fit(epochs=epochs, batch=batch),
+        teacher_fit=teacher_fit_config(epochs=epochs, batch=batch),
         student=student,
         distill_iterations=distill_iterations,
         dm_iterations=dm_iterations,

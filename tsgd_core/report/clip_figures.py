@@ -24,9 +24,9 @@ from ..data.storage import save_figure  # noqa: E402
 from ..grid import stats  # noqa: E402
 from ..training.evaluate import LABEL_MODES  # noqa: E402
 from ..training.saliency import SaliencyConfig, frame_weights, saliency_map  # noqa: E402
-from .figures import _percent_axis
-from .records import FULL_DATA, METHOD_COLORS, POOLED, _acc_columns, row_label
-from .tables import _setting, control_label
+from .figures import percent_axis
+from .records import FULL_DATA, METHOD_COLORS, POOLED, accuracy_columns, row_label
+from .tables import control_label, record_setting
 
 PIXEL_CHANGE_COLUMNS = ["method", "control", "distill_seed", "change_over_motion"] + [
     f"acc_{labels}_mean" for labels in LABEL_MODES
@@ -45,11 +45,15 @@ def pixel_change_records(df: pd.DataFrame) -> pd.DataFrame:
     records name none) with a positive `change_over_motion`, with its accuracy per label mode."""
     out = []
     for rec in _raw_records(df):
-        group = _setting(rec, "group", "")
-        ratio = _setting(rec, "change_over_motion", None)
-        if ratio is None or not float(ratio) > 0 or _setting(rec, "eval_split", "test") != "test":
+        group = record_setting(rec, "group", "")
+        ratio = record_setting(rec, "change_over_motion", None)
+        if (
+            ratio is None
+            or not float(ratio) > 0
+            or record_setting(rec, "eval_split", "test") != "test"
+        ):
             continue
-        if group not in ("", "main", "controls") or _setting(rec, "camera_shake", 0.0) != 0:
+        if group not in ("", "main", "controls") or record_setting(rec, "camera_shake", 0.0) != 0:
             continue
         out.append(
             {
@@ -58,7 +62,7 @@ def pixel_change_records(df: pd.DataFrame) -> pd.DataFrame:
                 "distill_seed": stats.distill_seed_of(rec),
                 "change_over_motion": float(ratio),
                 **{
-                    f"acc_{labels}_mean": float(_setting(rec, f"acc_{labels}_mean", math.nan))
+                    f"acc_{labels}_mean": float(record_setting(rec, f"acc_{labels}_mean", math.nan))
                     for labels in LABEL_MODES
                 },
             }
@@ -96,7 +100,7 @@ def plot_pixel_change(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | 
         ax.xaxis.set_minor_formatter(mticker.NullFormatter())
         ax.set_xlabel("pixel change / motion signal (log)")
         ax.set_title(f"{labels} labels")
-        _percent_axis(ax, "top-1 test accuracy [%]")
+        percent_axis(ax, "top-1 test accuracy [%]")
     handles = {}  # every panel's entries once (the controls have soft labels only)
     for ax in axes[0]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -122,13 +126,15 @@ def plot_accuracy_bars(
 ) -> Path:
     """Bars per run (mean ± std) with every seed as a dot, for soft and hard labels."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    modes = [m for m in LABEL_MODES if any(not math.isnan(_acc_columns(r, m)[0]) for r in records)]
+    modes = [
+        m for m in LABEL_MODES if any(not math.isnan(accuracy_columns(r, m)[0]) for r in records)
+    ]
     width = 0.8 / max(len(records), 1)
     for j, rec in enumerate(records):
         name = rec.get("display") or row_label(rec) + f" (IPC {rec['ipc']})"
         xs, means, stds = [], [], []
         for i, mode in enumerate(modes):
-            mean, std, seeds = _acc_columns(rec, mode)
+            mean, std, seeds = accuracy_columns(rec, mode)
             x = i + (j - (len(records) - 1) / 2) * width
             xs.append(x)
             means.append(mean)
@@ -158,7 +164,7 @@ def plot_accuracy_bars(
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
     ax.set_xticks(range(len(modes)))
     ax.set_xticklabels([f"{m} labels" for m in modes])
-    _percent_axis(ax, f"top-1 {split} accuracy [%]")
+    percent_axis(ax, f"top-1 {split} accuracy [%]")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     ax.set_title(title)
@@ -182,7 +188,7 @@ def plot_bars(
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
         ax.legend(fontsize=8)
-    _percent_axis(ax, ylabel)
+    percent_axis(ax, ylabel)
     ax.set_ylim(0, 1.05)
     ax.set_title(title)
     return save_figure(fig, path)
@@ -358,7 +364,7 @@ def plot_loss_history(
         ax.plot(range(1, len(acc) + 1), acc, color="black")
         ax.set_xlabel("iteration")
         ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
-        _percent_axis(ax, "teacher accuracy on S [%]")
+        percent_axis(ax, "teacher accuracy on S [%]")
         ax.set_ylim(0, 1.02)
     fig.suptitle(title)
     return save_figure(fig, path)
@@ -376,7 +382,7 @@ def plot_training_curves(
     if history.get("val_acc"):
         axes[1].plot(history["val_step"], history["val_acc"], marker="o", color="tab:green")
     axes[1].set_xlabel("step")
-    _percent_axis(axes[1], "validation accuracy [%]")
+    percent_axis(axes[1], "validation accuracy [%]")
     axes[1].set_ylim(0, 1.02)
     fig.suptitle(title)
     return save_figure(fig, path)

@@ -29,14 +29,14 @@ from .records import (
     recipe_label,
     split_label,
 )
-from .studies import _weights_and_mask, convergence_results, event_alignment, recover_results
+from .studies import convergence_results, event_alignment, recover_results, weights_and_mask
 from .tables import (
-    _ordered,
-    _summary,
     ablation_results,
+    accuracy_summary,
     cost_results,
     full_by_recipe,
     main_results,
+    ordered_rows,
     sensitivity_results,
     shake_results,
 )
@@ -47,7 +47,7 @@ def _percent_formatter() -> mticker.Formatter:
     return mticker.PercentFormatter(xmax=1.0, decimals=None, symbol="")
 
 
-def _percent_axis(ax: plt.Axes, label: str = "top-1 accuracy [%]") -> None:
+def percent_axis(ax: plt.Axes, label: str = "top-1 accuracy [%]") -> None:
     ax.set_ylabel(label)
     ax.yaxis.set_major_formatter(_percent_formatter())
     ax.grid(axis="y", alpha=0.3)
@@ -82,7 +82,7 @@ def plot_accuracy_vs_ipc(
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, labels in zip(axes, LABEL_MODES, strict=True):
         at = results[results["labels"] == labels]
-        methods = _ordered(at["method"])
+        methods = ordered_rows(at["method"])
         for j, method in enumerate(methods):
             m = at[at["method"] == method].sort_values("ipc")
             dodge = 1.0 + 0.03 * (j - (len(methods) - 1) / 2)  # intervals side by side (log x)
@@ -99,7 +99,7 @@ def plot_accuracy_vs_ipc(
         for recipe, results_of in full_by_recipe(full).items():
             if labels in results_of:
                 ax.axhline(
-                    _summary(results_of[labels]).mean,
+                    accuracy_summary(results_of[labels]).mean,
                     color="black",
                     ls=":" if recipe == "tsgfa" else "--",
                     lw=1,
@@ -110,7 +110,7 @@ def plot_accuracy_vs_ipc(
         ax.xaxis.set_major_formatter(mticker.ScalarFormatter())
         ax.set_xlabel("IPC (clips per class)")
         ax.set_title(f"{labels} labels")
-        _percent_axis(ax)
+        percent_axis(ax)
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(
         "Test accuracy vs distillation budget (mean and 95 % CI over distill x student seeds)"
@@ -221,7 +221,7 @@ def plot_recover(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
         _log_ticks(ax, table["iterations"])
         ax.set_xlabel("recover iterations")
         ax.set_title(f"{labels} labels")
-        _percent_axis(ax, "validation accuracy [%]")
+        percent_axis(ax, "validation accuracy [%]")
         ax.legend(fontsize=8)
     if has_loss:
         ax = axes[0][-1]
@@ -279,7 +279,7 @@ def plot_convergence(
         ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.set_xlabel("student steps (x the profile's)")
         ax.set_title(f"{labels} labels")
-        _percent_axis(ax, "validation accuracy [%]")
+        percent_axis(ax, "validation accuracy [%]")
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.suptitle(
@@ -324,7 +324,7 @@ def plot_event_weights(
     """w_t (N, T) aligned to each clip's event onset (mean ± std), and w_t inside vs outside the window."""
     import seaborn as sns
 
-    w, m = _weights_and_mask(weights, mask)
+    w, m = weights_and_mask(weights, mask)
     numbers = event_alignment(w, m, seed=seed)
     has_event = (m > 0).any(axis=1)
     onsets = np.argmax(m > 0, axis=1)
@@ -455,7 +455,7 @@ def plot_sensitivity(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | N
                 "alpha": "alpha (kernel shape)",
             }[param]
         )
-        _percent_axis(ax, "validation accuracy [%]")
+        percent_axis(ax, "validation accuracy [%]")
     ipc = int(table["ipc"].iloc[0])
     variant = " / ".join(dict.fromkeys(table["variant"]))  # the runs' own label, e.g. w/o TSGFA
     single = [p for p in SENSITIVITY_PARAMS if counts.get(p, 0) == 1]
@@ -479,7 +479,7 @@ def plot_shake(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
     ).sort_values(["ipc", "camera_shake"])
     fig, ax = plt.subplots(figsize=(7.5, 4))
     _grouped_bars(ax, table, "condition", "method", METHOD_COLORS)
-    _percent_axis(ax, "top-1 test accuracy [%]")
+    percent_axis(ax, "top-1 test accuracy [%]")
     ax.legend(fontsize=8)
     ax.set_title("Camera shake: does saliency from frame differences still help? (soft labels)")
     return save_figure(fig, path)

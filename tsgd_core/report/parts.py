@@ -32,6 +32,7 @@ from ..grid import stats  # noqa: E402
 from ..grid.profiles import METHOD_LABELS  # noqa: E402
 from ..grid.spec import RECIPES  # noqa: E402
 from ..training.evaluate import LABEL_MODES  # noqa: E402
+from .format import resolved_mark  # noqa: E402
 from .records import (  # noqa: E402
     DIFF_COLUMNS,
     METHOD_COLORS,
@@ -167,7 +168,7 @@ HEADLINE_COLUMNS = ["ipc", "labels", "recipe", "best set", "accuracy", "its gain
 
 def headline_table(df: pd.DataFrame, parts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per IPC and label mode, the best set under each recipe with its interval, and its paired
-    gain over the start set under the same recipe (✓ when resolved)."""
+    gain over the start set under the same recipe (✓ resolved, – not)."""
     results = main_results(df)
     parts = parts_results(df) if parts is None else parts
     rows = []
@@ -182,8 +183,7 @@ def headline_table(df: pd.DataFrame, parts: pd.DataFrame | None = None) -> pd.Da
         gain_text = "(the start set)" if name == RANDOM else "—"
         if len(gain):
             g = gain.iloc[0]
-            gain_text = span(g["mean_diff"], g["ci_low"], g["ci_high"])
-            gain_text += " ✓" if g["resolved"] else ""
+            gain_text = f"{span(g['mean_diff'], g['ci_low'], g['ci_high'])} {resolved_mark(g)}"
         rows.append(
             {
                 "ipc": int(ipc),
@@ -207,7 +207,7 @@ def _effect_rows(parts: pd.DataFrame, effect: str, comparisons: Sequence[str]) -
 
 def tally_sentence(subject: str, rows: pd.DataFrame) -> str | None:
     """'<subject>: resolved up in 2/12 cells, down in 1; largest +3.1 [+1.6, +4.6] at IPC 5
-    soft tsgfa.' (None without rows): 25 words or fewer for a subject of up to six."""
+    soft tsgfa.' (None without rows): 25 words or fewer for a subject of up to eight."""
     if rows.empty:
         return None
     up = int((rows["resolved"] & (rows["mean_diff"] > 0)).sum())

@@ -36,28 +36,28 @@ from .parts import (
 from .records import BASELINES, pool_records
 from .sentences import (
     LADDER_CSV,
-    _bullets,
-    _image,
     ablation_sentences,
+    bullet_list,
     choice_sentences,
     controls_markdown,
     controls_text,
     convergence_sentences,
-    difference_sentences,
     distillation_sentence,
-    headline_text,
-    label_gain_sentences,
+    image_link,
+    ladder_sentence,
     main_table,
     paired_markdown,
+    question_sentences,
     recover_sentences,
     sensitivity_sentences,
     shake_sentences,
-    verdict_sentences,
+    verdict_markdown,
+    verdict_tally,
 )
 from .studies import (
-    _profile_or_none,
     convergence_doublings,
     dm_lr_results,
+    profile_or_none,
     recover_results,
     tsgfa_parts_results,
 )
@@ -77,7 +77,7 @@ from .tables import (
 def _profile_line(profile: str, df: pd.DataFrame, data: str | None = None) -> str:
     """The data line: the dataset, the students, and the distillation settings the records used
     (the profile's own iterations only where no record names its settings)."""
-    prof = _profile_or_none(profile)
+    prof = profile_or_none(profile)
     distill = distillation_sentence(df)
     if data:
         return f"Data: {data}." + (f" {distill}" if distill else "") + "\n"
@@ -98,50 +98,40 @@ def _profile_line(profile: str, df: pd.DataFrame, data: str | None = None) -> st
         return ""
 
 
-QUESTIONS = (
-    (
-        "filter",
-        "Does the temporal saliency filter help?",
-        "TSGD w/o TSGFA − SRe2L-style: the same recipe and budget, the filter on or off",
-    ),
-    (
-        "tsgfa",
-        "Does TSGFA help?",
-        "TSGD − TSGD w/o TSGFA: the same distilled set, students trained with or without TSGFA",
-    ),
-    (
-        "tsgd",
-        "TSGD as a whole against SRe2L-style",
-        "TSGD − SRe2L-style: filter and TSGFA together",
-    ),
-    (
-        "vs_random",
-        "Each method against Random",
-        "method − Random with the same distill seed: for DM, SRe2L-style and TSGD that random draw is their own start set",
-    ),
-)
-
-
 def same_recipe_text(
-    df: pd.DataFrame, parts: pd.DataFrame | None, figure: Path | None, base: Path
+    df: pd.DataFrame,
+    parts: pd.DataFrame | None,
+    figure: Path | None,
+    base: Path,
+    *,
+    paired: pd.DataFrame | None = None,
+    ladder_csv: str | os.PathLike[str] | None = None,
+    with_ladder: bool = True,
 ) -> str:
-    """The report's opening: per IPC and label mode, the best set under each student recipe,
-    then one short computed sentence per question (`parts.headline_sentences`)."""
+    """The report's opening: the best set under each student recipe, every set's gain over its
+    start set (✓ resolved, – not), then one short computed sentence per finding
+    (`parts.headline_sentences`, and the resolution ladder's unless `with_ladder` is False)."""
     parts = parts_results(df) if parts is None else parts
     table = headline_table(df, parts)
     if table.empty:
         return ""
-    lines = "".join(f"- {line}\n" for line in headline_sentences(parts))
-    return (
+    lines = headline_sentences(parts) + ([ladder_sentence(ladder_csv)] if with_ladder else [])
+    text = [
         "Best set under each student recipe (test accuracy %, 95 % interval; gain: paired with "
-        "Random under the same recipe, ✓ resolved):\n\n"
-        + table.to_markdown(index=False)
-        + "\n\n"
-        + lines
-        + "\n"
-        + _image("every set under both recipes", figure, base)
-        + "\n"
-    )
+        "Random under the same recipe; ✓ resolved, – not):\n\n",
+        table.to_markdown(index=False) + "\n\n",
+    ]
+    gains = gain_table(df, paired)
+    if not gains.empty:
+        text.append(
+            "Gain over the start set: each set minus Random under the same recipe and draws, "
+            "in points with its 95 % interval; ✓ resolved, – not:\n\n"
+            + gains.to_markdown()
+            + "\n\n"
+        )
+    text.append(bullet_list(lines) + "\n")
+    text.append(image_link("every set under both recipes", figure, base))
+    return "".join(text)
 
 
 def plot_recipes(df: pd.DataFrame, path: Path) -> Path | None:
@@ -152,123 +142,103 @@ def plot_recipes(df: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def readme_text(
-    df: pd.DataFrame,
-    *,
-    profile: str,
-    command: str,
-    figures: Mapping[str, Path | None],
-    base: str | os.PathLike[str],
-    full: Mapping[str, Sequence[float]] | None = None,
-    full_scales: Mapping[float, Mapping[str, Sequence[float]]] | None = None,
-    event: Mapping[str, float] | None = None,
-    paired: pd.DataFrame | None = None,
-    generated: str | None = None,
-    data: str | None = None,
-    ladder_csv: str | os.PathLike[str] | None = None,
-    parts: pd.DataFrame | None = None,
+def provenance_text(
+    df: pd.DataFrame, profile: str, command: str, generated: str | None, data: str | None
 ) -> str:
-    """The report's README.md: the same-recipe headline table and its sentences, paired
-    differences with intervals, verdicts, tables, figures.
-
-    Every sentence is computed from the records; `event` is `event_alignment`'s numbers for
-    the w_t figure, `paired` the `paired_difference_results` when already computed.
-
-    data: the line naming a real dataset and its sizes (default: the profile's benchmark).
-    ladder_csv: the resolution ladder's table (default: `ladder/ladder.csv` beside `base`).
-    """
-    base = Path(base)
+    """How many runs the report reads, when it was made, the command that makes it again, and
+    the data line (with a warning on the small profiles)."""
     generated = generated or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    table = main_table(df, full)
-    results = main_results(df)
-    paired = paired_difference_results(df) if paired is None else paired
     configs = pool_records(df)
     n_runs = int(sum(len(r) for r in configs["records"]))
-    ladder_csv = base.parent / LADDER_CSV if ladder_csv is None else ladder_csv
-    text = [f"# TSGD experiments: profile `{profile}`\n\n"]
-    text.append(same_recipe_text(df, parts, figures.get("recipes"), base))
-    # the ladder's rungs are the built-in benchmark's: no line of theirs on a real dataset
-    text.append(headline_text(df, paired, ladder_csv, with_ladder=not data))
-    text.append(
-        f"Generated by `notebooks/05_report.ipynb` from {n_runs} runs ({len(configs)} "
+    text = (
+        f"\nGenerated by `notebooks/05_report.ipynb` from {n_runs} runs ({len(configs)} "
         f"configurations, distill seeds pooled) on {generated}. "
         f"Regenerate everything with:\n\n```bash\n{command}\n```\n\n"
-    )
-    text.append(_profile_line(profile, df, data))
+    ) + _profile_line(profile, df, data)
     if profile != "default" and not data:
-        text.append(
+        text += (
             f"\n> The `{profile}` profile is sized to check the pipeline in minutes; its numbers are "
             "too small and noisy to support claims. Read the `default` profile's report for results.\n"
         )
-    text.append("\n## What the paired comparisons say\n\n")
-    if paired.empty:
-        text.append("No pair of main-table methods to compare: run the grid's `main` group.\n")
-    else:
-        text.append(
-            "Accuracies and differences in percent (points). Each difference pairs runs with the same "
-            "distill seed and the same student seed; the 95 % interval is the t-interval over the "
-            "per-distill-seed mean differences (with one distill seed: over student seeds), see "
-            "`tsgd_core/grid/stats.py`. A difference is *resolved* only when its interval excludes 0, "
-            f"rests on at least {stats.MIN_PAIRS} pairs and has a non-zero width.\n\n"
-        )
-        for question, heading, what in QUESTIONS:
-            lines = difference_sentences(paired, question)
-            if lines:
-                text.append(f"- **{heading}** ({what}):\n")
-                text.append("".join(f"  - {line}\n" for line in lines))
-        text.append("\n" + _image("paired differences", figures.get("paired_differences"), base))
-    text.append("\n## Does TSGD beat the baselines?\n\n")
-    baselines = ", ".join(METHOD_LABELS[m] for m in BASELINES[:-1])
-    text.append(
-        "Test split; every set trains under the same student recipe, TSGFA (the paper's), "
-        "so the verdict is about the sets. The best baseline at each IPC is the one with the "
-        "highest mean of "
-        f"{baselines} and {METHOD_LABELS[BASELINES[-1]]}, and TSGD is compared with it by their "
-        "paired difference: it beats or trails that baseline only where the interval is "
-        "resolved.\n\n"
-    )
-    for labels in LABEL_MODES:
-        overall, *per_ipc = verdict_sentences(tsgd_verdicts(df, labels))
-        text.append(f"- **{labels.capitalize()} labels.** {overall}\n")
-        text.append("".join(f"  - {line}\n" for line in per_ipc))
-    label_gains = label_gain_sentences(df)
-    if label_gains:
-        text.append("- **Soft vs hard labels** (gain over the random subset, same training):\n")
-        text.append("".join(f"  - {line}\n" for line in label_gains))
+    return text
+
+
+def main_table_text(
+    df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None, figure: Path | None, base: Path
+) -> str:
+    """The main table (every set under both recipes, the full data) and its figure."""
+    results = main_results(df)
+    table = main_table(df, full)
     pairs = int(results["n"].max()) if not results.empty else 0
     seeds = int(results["n_distill"].max()) if not results.empty else 0
-    text.append(
+    text = (
         f"\n## Main table\n\nTop-1 accuracy [%] on the real test split: mean over up to {seeds} "
         "distill seeds (`n_distill` in `main_table.csv`) of the mean over student seeds "
         f"(up to {pairs} pairs), with its 95 % interval [low, high]; students trained from "
         "scratch on the distilled set only. Soft: teacher relabels every augmented view; hard: "
-        "class labels. `main_table.csv` has the same numbers in percent with std and n.\n\n"
+        "class labels. `main_table.csv` has the same numbers in percent with std and n, and "
+        "each set's gain over its start set.\n\n"
     )
     if table.empty:
-        text.append("No main-table runs in the records: run the grid's `main` group.\n\n")
+        text += "No main-table runs in the records: run the grid's `main` group.\n\n"
     else:
-        text.append(table.to_markdown() + "\n\n")
-    text.append(_image("accuracy vs IPC", figures.get("accuracy_vs_ipc"), base))
-    gains = gain_table(df, paired)
-    if not gains.empty:
-        text.append(
-            "\n### Gain over the start set\n\nEach method minus its start set (Random with the "
-            "same distill seed, IPC and labels), paired by (distill seed, student seed), in points "
-            "with its 95 % interval (`gain_vs_start`, `gain_ci_low`, `gain_ci_high` in "
-            "`main_table.csv`, beside `hard_label_recovery`: full-data hard-label accuracy minus "
-            "the method's).\n\n" + gains.to_markdown() + "\n"
-        )
-    text.append(controls_text(df, figures.get("pixel_change"), base))
-    event_lines = []
-    if event:
-        event_lines.append(
-            f"Mean correlation of w_t with the true event window over {event['n_clips']} clips: "
-            f"{event['corr']:.2f}, against {event['shuffled_corr']:.2f} with the windows of other "
-            f"clips (control); mean w_t {event['w_inside']:.3f} inside the window, "
-            f"{event['w_outside']:.3f} outside."
-        )
+        text += table.to_markdown() + "\n\n"
+    return text + image_link("accuracy vs IPC", figure, base)
+
+
+def paired_text(paired: pd.DataFrame, figure: Path | None, base: Path) -> str:
+    """The paired comparisons in one short sentence per question, and their figure."""
+    text = "\n## What the paired comparisons say\n\n"
+    if paired.empty:
+        return text + "No pair of main-table methods to compare: run the grid's `main` group.\n"
+    return (
+        text + "Each difference pairs runs with the same distill seed and student seed, in points "
+        "with its 95 % t-interval over the distill seeds (`tsgd_core/grid/stats.py`); *resolved*: "
+        f"the interval excludes 0, rests on at least {stats.MIN_PAIRS} pairs and has a non-zero "
+        "width. Every difference is in `paired_differences.md`.\n\n"
+        + bullet_list(question_sentences(paired))
+        + "\n"
+        + image_link("paired differences", figure, base)
+    )
+
+
+def verdict_text(df: pd.DataFrame) -> str:
+    """Does TSGD beat the baselines: per label mode one sentence and the table of verdicts."""
+    baselines = ", ".join(METHOD_LABELS[m] for m in BASELINES[:-1])
+    text = [
+        "\n## Does TSGD beat the baselines?\n\n"
+        "Test split, every set under TSGFA (the paper's recipe), so the verdict is about the "
+        f"sets. The best baseline at each IPC has the highest mean of {baselines} and "
+        f"{METHOD_LABELS[BASELINES[-1]]}; TSGD beats or trails it only where their paired "
+        "difference is resolved.\n\n"
+    ]
+    for labels in LABEL_MODES:
+        verdicts = tsgd_verdicts(df, labels)
+        text.append(f"{verdict_tally(verdicts)}\n\n{verdict_markdown(verdicts)}\n")
+    return "".join(text)
+
+
+def event_lines(event: Mapping[str, float] | None) -> list[str]:
+    """The w_t figure's numbers in one sentence (none without them)."""
+    if not event:
+        return []
+    return [
+        f"Mean correlation of w_t with the true event window over {event['n_clips']} clips: "
+        f"{event['corr']:.2f}, against {event['shuffled_corr']:.2f} with the windows of other "
+        f"clips (control); mean w_t {event['w_inside']:.3f} inside the window, "
+        f"{event['w_outside']:.3f} outside."
+    ]
+
+
+def studies_text(
+    df: pd.DataFrame,
+    figures: Mapping[str, Path | None],
+    base: Path,
+    event: Mapping[str, float] | None,
+) -> str:
+    """The validation studies and the rest: one section each, with its sentences and figure."""
     sections = [
-        ("Saliency weights w_t and the event window", "event_weights", event_lines),
+        ("Saliency weights w_t and the event window", "event_weights", event_lines(event)),
         ("Recover budget (validation split)", "recover", recover_sentences(recover_results(df))),
         (
             "Student convergence (validation split)",
@@ -290,30 +260,91 @@ def readme_text(
         ("Camera shake", "shake", shake_sentences(shake_results(df))),
         ("Time and memory", "cost", []),
     ]
+    text = []
     for heading, key, lines in sections:
         if figures.get(key) is None and not lines:
             continue
         text.append(f"\n## {heading}\n\n")
-        text.append(_bullets(lines) + ("\n" if lines else ""))
-        text.append(_image(heading, figures.get(key), base))
-    clips = [(k, v) for k, v in figures.items() if k.startswith("distilled_") and v is not None]
-    if clips:
-        text.append("\n## Distilled clips\n\nOne row per class, frames left to right.\n\n")
-        for key, path in clips:
-            text.append(_image(key.removeprefix("distilled_"), path, base))
-    text.append(robustness_section(base))
-    text.append(
-        "\n## Files\n\n- `main_table.md`: the table above; `main_table.csv`: one row per method, "
-        "IPC and label mode (mean, std, n, ci_low, ci_high in percent; then gain_vs_start, "
-        "gain_ci_low, gain_ci_high and hard_label_recovery in points)\n"
-        "- `gain_vs_start.md`: each method minus its start set, with its interval\n"
-        "- `paired_differences.md`, `paired_differences.csv`: every paired difference in points, "
-        "with the reported interval, the alternatives (t over all pairs, two-level bootstrap) and "
-        "`resolved`\n- `controls.md`, `controls.csv`: the pixels-or-labels controls\n"
-        "- `all_runs.csv`: every run's record\n- `runs/<group>/<run>/`: executed "
-        "notebooks, figures and `record.json` of each run\n"
-    )
+        text.append(bullet_list(lines) + ("\n" if lines else ""))
+        text.append(image_link(heading, figures.get(key), base))
     return "".join(text)
+
+
+def clips_text(figures: Mapping[str, Path | None], base: Path) -> str:
+    """The distilled clips' contact sheets, one per method that has one."""
+    clips = [(k, v) for k, v in figures.items() if k.startswith("distilled_") and v is not None]
+    if not clips:
+        return ""
+    text = "\n## Distilled clips\n\nOne row per class, frames left to right.\n\n"
+    return text + "".join(image_link(k.removeprefix("distilled_"), v, base) for k, v in clips)
+
+
+FILES_TEXT = (
+    "\n## Files\n\n- `main_table.md`: the table above; `main_table.csv`: one row per method, "
+    "IPC and label mode (mean, std, n, ci_low, ci_high in percent; then gain_vs_start, "
+    "gain_ci_low, gain_ci_high and hard_label_recovery in points)\n"
+    "- `gain_vs_start.md`: each method minus its start set, with its interval\n"
+    "- `parts.md`, `parts.csv`: what the set and what the student recipe add\n"
+    "- `paired_differences.md`, `paired_differences.csv`: every paired difference in points, "
+    "with the reported interval, the alternatives (t over all pairs, two-level bootstrap) and "
+    "`resolved`\n- `controls.md`, `controls.csv`: the pixels-or-labels controls\n"
+    "- `all_runs.csv`: every run's record\n- `runs/<group>/<run>/`: executed "
+    "notebooks, figures and `record.json` of each run\n"
+)
+
+
+def readme_text(
+    df: pd.DataFrame,
+    *,
+    profile: str,
+    command: str,
+    figures: Mapping[str, Path | None],
+    base: str | os.PathLike[str],
+    full: Mapping[str, Sequence[float]] | None = None,
+    event: Mapping[str, float] | None = None,
+    paired: pd.DataFrame | None = None,
+    generated: str | None = None,
+    data: str | None = None,
+    ladder_csv: str | os.PathLike[str] | None = None,
+    parts: pd.DataFrame | None = None,
+) -> str:
+    """The report's README.md: the tables first (best set under each recipe, gain over the
+    start set), a short computed sentence per finding, then the sections.
+
+    Every sentence is computed from the records; `event` is `event_alignment`'s numbers for
+    the w_t figure, `paired` the `paired_difference_results` when already computed.
+
+    data: the line naming a real dataset and its sizes (default: the profile's benchmark); the
+    ladder's rungs are the built-in benchmark's, so a report on real data has no ladder line.
+    ladder_csv: the resolution ladder's table (default: `ladder/ladder.csv` beside `base`).
+    """
+    base = Path(base)
+    paired = paired_difference_results(df) if paired is None else paired
+    ladder_csv = base.parent / LADDER_CSV if ladder_csv is None else ladder_csv
+    opening = same_recipe_text(
+        df,
+        parts,
+        figures.get("recipes"),
+        base,
+        paired=paired,
+        ladder_csv=ladder_csv,
+        with_ladder=not data,
+    )
+    return "".join(
+        [
+            f"# TSGD experiments: profile `{profile}`\n\n",
+            opening,
+            provenance_text(df, profile, command, generated, data),
+            main_table_text(df, full, figures.get("accuracy_vs_ipc"), base),
+            paired_text(paired, figures.get("paired_differences"), base),
+            verdict_text(df),
+            controls_text(df, figures.get("pixel_change"), base),
+            studies_text(df, figures, base, event),
+            clips_text(figures, base),
+            robustness_section(base),
+            FILES_TEXT,
+        ]
+    )
 
 
 ROBUSTNESS_CSV = "robustness.csv"  # written beside the report by ./run_all.sh --robustness
@@ -335,7 +366,7 @@ def robustness_section(base: Path) -> str:
         "network, frame rate, frame size and H.264 compression of the test clips (`robustness.csv`"
         ", from `./run_all.sh --robustness`). Drop = clean minus the setting, in points (positive: "
         "a loss), paired by draw and student seed, with its 95 % interval.\n\n",
-        _image("robustness", plot_robustness(table, figure), base),
+        image_link("robustness", plot_robustness(table, figure), base),
     ]
     for axis in AXES:
         rows = table[table["axis"] == axis]
@@ -343,7 +374,7 @@ def robustness_section(base: Path) -> str:
         if rows.empty:
             text.append("Not run: `./run_all.sh --robustness --axes " + axis + "`.\n")
             continue
-        text.append(_bullets(robustness_sentences(rows)) + "\n")
+        text.append(bullet_list(robustness_sentences(rows)) + "\n")
         # formatted as the sentences format them (not rounded twice: 34.15 reads 34.1 in both)
         shown = rows.drop(columns=["axis"]).astype({"ipc": "Int64", "n": "Int64"})
         text.append(shown.to_markdown(index=False, floatfmt=".1f") + "\n")
@@ -435,7 +466,6 @@ def write_report(
         figures=figures,
         base=out,
         full=full,
-        full_scales=full_scales,
         event=event,
         paired=paired,
         data=data,

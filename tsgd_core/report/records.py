@@ -167,33 +167,37 @@ def spec_from_record(record: Mapping[str, Any]) -> RunSpec:
     """The RunSpec a flat record was made from (labels come back from "soft,hard")."""
     # a field missing from some records is NaN in the DataFrame: leave it at its default
     params = {
-        k: _plain(record[k]) for k in RUNSPEC_FIELDS if k in record and not _missing(record[k])
+        k: plain_value(record[k])
+        for k in RUNSPEC_FIELDS
+        if k in record and not is_missing(record[k])
     }
     if isinstance(params.get("labels"), str):
         params["labels"] = [x for x in params["labels"].split(",") if x]
     return spec_from_params(**params)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """numpy scalars (from a DataFrame row) to Python values, so RunSpec compares equal."""
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _normal(value: Any) -> Any:
+def normal_value(value: Any) -> Any:
     """A JSON-able, comparable form of a record value (lists, None for missing)."""
-    value = _plain(value)
+    value = plain_value(value)
     if isinstance(value, list | tuple | np.ndarray):
-        return [_normal(v) for v in value]
-    return None if _missing(value) else value
+        return [normal_value(v) for v in value]
+    return None if is_missing(value) else value
 
 
 def config_id(record: Mapping[str, Any]) -> str:
     """The configuration of a record, as JSON: its grid group and every RunSpec field except
     `distill_seed` and `labels` (a draw evaluated with fewer label modes is the same
     configuration: the main group's later draws are evaluated with soft labels alone)."""
-    spec = {f: _normal(record.get(f)) for f in CONFIG_FIELDS if f not in ("distill_seed", "labels")}
+    spec = {
+        f: normal_value(record.get(f)) for f in CONFIG_FIELDS if f not in ("distill_seed", "labels")
+    }
     spec["recipe"] = record_recipe(record)  # also for a spec's fields, which do not name it
-    spec["group"] = _normal(record.get("group"))
+    spec["group"] = normal_value(record.get("group"))
     return json.dumps(spec, sort_keys=True, default=str)
 
 
@@ -235,7 +239,7 @@ def _pool(members: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _mean_of(members: list[dict[str, Any]], key: str, reduce: Any) -> float:
-    values = [float(m[key]) for m in members if not _missing(_plain(m.get(key)))]
+    values = [float(m[key]) for m in members if not is_missing(plain_value(m.get(key)))]
     return reduce(values) if values else math.nan
 
 
@@ -265,7 +269,7 @@ def record_recipe(row: Mapping[str, Any]) -> str:
         return recipe
     if isinstance(row.get("student_augment"), str):
         return row["student_augment"]
-    if row.get("tsgfa", True) is False or _plain(row.get("tsgfa")) == 0:
+    if row.get("tsgfa", True) is False or plain_value(row.get("tsgfa")) == 0:
         return "base"
     return published_recipe(row["method"])
 
@@ -279,18 +283,18 @@ def is_default_variant(row: Mapping[str, Any]) -> bool:
     """True when every TSGD switch (except TSGFA) is at its default: a main-table run."""
     defaults = RunSpec()
     return all(
-        _same(row.get(f, getattr(defaults, f)), getattr(defaults, f)) for f in VARIANT_FIELDS
+        same_value(row.get(f, getattr(defaults, f)), getattr(defaults, f)) for f in VARIANT_FIELDS
     )
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     """None, or the NaN that pandas puts where a record has None."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _same(a: Any, b: Any) -> bool:
-    if _missing(a) or _missing(b):
-        return _missing(a) and _missing(b)
+def same_value(a: Any, b: Any) -> bool:
+    if is_missing(a) or is_missing(b):
+        return is_missing(a) and is_missing(b)
     if isinstance(b, float) or isinstance(a, float):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
     return a == b
@@ -305,8 +309,8 @@ def variant_label(row: Mapping[str, Any]) -> str:
     switches = (("-TSGFO", row.get("tsgfo", True)), ("-TSGFA", tsgfa))
     changes = [name for name, on in switches if not on]
     for f in VARIANT_FIELDS:
-        value = _plain(row.get(f, getattr(defaults, f)))
-        if f in ("tsgfo", "distill_seed") or _same(value, getattr(defaults, f)):
+        value = plain_value(row.get(f, getattr(defaults, f)))
+        if f in ("tsgfo", "distill_seed") or same_value(value, getattr(defaults, f)):
             continue
         changes.append(_VARIANT_NAMES.get((f, value), f"{f}={value}"))
     if not changes:
@@ -314,7 +318,7 @@ def variant_label(row: Mapping[str, Any]) -> str:
     return "TSGD " + ", ".join(changes).replace(", -", " -")
 
 
-def _in_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
+def group_runs(df: pd.DataFrame, group: str) -> pd.DataFrame:
     """The pooled runs of one grid group (empty when the records carry no such group)."""
     runs = pool_records(df)
     if "group" not in runs.columns:
@@ -322,7 +326,7 @@ def _in_group(df: pd.DataFrame, group: str) -> pd.DataFrame:
     return runs[runs["group"] == group]
 
 
-def _test_runs(df: pd.DataFrame) -> pd.DataFrame:
+def test_runs(df: pd.DataFrame) -> pd.DataFrame:
     runs = pool_records(df)
     return runs[(runs["eval_split"] == "test") & (runs["camera_shake"] == 0)]
 
@@ -330,21 +334,21 @@ def _test_runs(df: pd.DataFrame) -> pd.DataFrame:
 def main_records(df: pd.DataFrame) -> pd.DataFrame:
     """The main-table runs, pooled over distill seeds: test split, no camera shake, and the
     `main` group when the records name groups (otherwise: default switches)."""
-    runs = _test_runs(df)
+    runs = test_runs(df)
     if "group" in runs.columns and (runs["group"] == "main").any():
         runs = runs[runs["group"] == "main"].copy()
     else:
-        runs = runs[_mask(runs, is_default_variant)].copy()
+        runs = runs[row_mask(runs, is_default_variant)].copy()
     runs["row"] = [row_label(row) for _, row in runs.iterrows()]
     return runs
 
 
-def _mask(df: pd.DataFrame, predicate: Any) -> pd.Series:
+def row_mask(df: pd.DataFrame, predicate: Any) -> pd.Series:
     """predicate(row) for every row as a boolean Series (also for an empty frame)."""
     return pd.Series([bool(predicate(row)) for _, row in df.iterrows()], index=df.index, dtype=bool)
 
 
-def _acc_columns(row: Mapping[str, Any], labels: str) -> tuple[float, float, list[float]]:
+def accuracy_columns(row: Mapping[str, Any], labels: str) -> tuple[float, float, list[float]]:
     mean = row.get(f"acc_{labels}_mean")
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return math.nan, math.nan, []
@@ -356,7 +360,7 @@ def _acc_columns(row: Mapping[str, Any], labels: str) -> tuple[float, float, lis
     )
 
 
-def _ci_columns(row: Mapping[str, Any], labels: str) -> dict[str, Any]:
+def interval_columns(row: Mapping[str, Any], labels: str) -> dict[str, Any]:
     """n, ci_low, ci_high of a pooled row's label mode."""
     return {
         "n": int(row.get(f"acc_{labels}_n", 0) or 0),

@@ -16,37 +16,38 @@ import pandas as pd
 from ..grid import stats
 from ..grid.profiles import METHOD_LABELS
 from ..training.evaluate import LABEL_MODES
+from .format import (
+    UNRESOLVED_MARK,
+    difference_span,
+    format_ci,
+    format_mean_std,
+    format_number,
+    gap_words,
+    headline_resolved,
+    resolved_mark,
+)
+from .parts import tally_sentence
 from .records import (
     FULL_DATA,
     PERCENT,
     SENSITIVITY_PARAMS,
-    TSGFA_SUFFIX,
-    _plain,
-    clip_accuracy_interval,
     main_records,
+    plain_value,
     recipe_label,
-    split_label,
 )
 from .studies import CONVERGED_POINTS, PLATEAU_POINTS, plateau_start
 from .tables import (
-    RANDOM,
     TSGD,
-    _difference_cell,
-    _format_number,
-    _ordered,
-    _rank_of,
-    _setting,
-    _stored_diff,
-    _summary,
     ablation_results,
+    accuracy_summary,
     controls_results,
-    difference_span,
+    difference_cell,
     full_by_recipe,
     main_results,
-    paired_summary,
+    ordered_rows,
+    record_setting,
     sensitivity_differences,
     sensitivity_results,
-    start_gains,
 )
 
 
@@ -66,23 +67,6 @@ def teacher_warning(
     )
 
 
-def format_mean_std(mean: float, std: float, scale: float = 100.0, digits: int = 1) -> str:
-    """'45.2 ± 3.1' (accuracy in %, by default); '—' when there is no number."""
-    if mean is None or std is None or math.isnan(mean):
-        return "—"
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
-
-
-def format_ci(mean: float, low: float, high: float, scale: float = 100.0, digits: int = 1) -> str:
-    """'45.2 [41.0, 49.4]' (mean and 95 % CI, in % by default); no brackets without an interval."""
-    if mean is None or math.isnan(mean):
-        return "—"
-    text = f"{mean * scale:.{digits}f}"
-    if math.isnan(low) or math.isnan(high):
-        return text
-    return f"{text} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
-
-
 def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = None) -> pd.DataFrame:
     """Methods x IPC: 'mean [95 % CI]' test accuracy (%) per label mode, distill time and memory.
 
@@ -96,7 +80,7 @@ def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = No
     top = ipcs[-1]
     time_col, mem_col = f"distill time [s] (IPC {top})", f"peak memory [MiB] (IPC {top})"
     rows = []
-    for method in _ordered(results["method"]):
+    for method in ordered_rows(results["method"]):
         mine = results[results["method"] == method]
         row: dict[str, Any] = {"Method": method}
         for ipc in ipcs:
@@ -106,14 +90,14 @@ def main_table(df: pd.DataFrame, full: Mapping[str, Sequence[float]] | None = No
                     format_ci(*hit[["mean", "ci_low", "ci_high"]].iloc[0]) if len(hit) else "—"
                 )
         at_top = mine[mine["ipc"] == top]
-        row[time_col] = _format_number(at_top["distill_wall_s"].iloc[0] if len(at_top) else None)
-        row[mem_col] = _format_number(at_top["distill_peak_mb"].iloc[0] if len(at_top) else None)
+        row[time_col] = format_number(at_top["distill_wall_s"].iloc[0] if len(at_top) else None)
+        row[mem_col] = format_number(at_top["distill_peak_mb"].iloc[0] if len(at_top) else None)
         rows.append(row)
     for recipe, results_of in full_by_recipe(full).items():
         row = {"Method": recipe_label(FULL_DATA, recipe)}
         for ipc in ipcs:
             for labels in LABEL_MODES:
-                s = _summary(results_of[labels]) if labels in results_of else None
+                s = accuracy_summary(results_of[labels]) if labels in results_of else None
                 row[f"IPC {ipc} {labels}"] = format_ci(s.mean, s.ci_low, s.ci_high) if s else "—"
         row[time_col] = row[mem_col] = "—"
         rows.append(row)
@@ -240,30 +224,12 @@ def controls_markdown(results: pd.DataFrame) -> pd.DataFrame:
             "IPC": r["ipc"],
             "labels": r["labels"],
             "accuracy [%], 95 % CI": format_ci(r["mean"], r["ci_low"], r["ci_high"]),
-            "− main cell [points]": _difference_cell(r, "vs_main"),
-            "− start set [points]": _difference_cell(r, "vs_start"),
+            "− main cell [points]": difference_cell(r, "vs_main"),
+            "− start set [points]": difference_cell(r, "vs_start"),
         }
         for _, r in results.iterrows()
     ]
     return pd.DataFrame(rows).set_index("method") if rows else pd.DataFrame()
-
-
-def controls_sentences(results: pd.DataFrame) -> list[str]:
-    """One computed sentence per row of `controls_results`."""
-    lines = []
-    for _, r in results.iterrows():
-        where = f"{r['method']}, {r['control']} (IPC {r['ipc']}, {r['labels']} labels)"
-        parts = [f"{where}: {format_ci(r['mean'], r['ci_low'], r['ci_high'])} %"]
-        for prefix, other in (
-            ("vs_main", f"{r['method']}'s main cell"),
-            ("vs_start", f"the start set ({RANDOM}, same draws)"),
-        ):
-            diff = _stored_diff(r, prefix)
-            parts.append(
-                f"no pairs with {other}" if diff is None else paired_phrase("it", other, diff)
-            )
-        lines.append("; ".join(parts) + ".")
-    return lines
 
 
 def shake_sentences(shake: pd.DataFrame) -> list[str]:
@@ -285,28 +251,6 @@ def shake_sentences(shake: pd.DataFrame) -> list[str]:
             f"{gaps[shaken]:+.1f} with shake {shaken:g} (soft labels, means of unpaired cells, no "
             f"interval): the two gaps differ by {gaps[shaken] - gaps[0.0]:+.1f} points."
         )
-    return lines
-
-
-def label_gain_sentences(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> list[str]:
-    """TSGD's paired gain over its start set (the random real subset of the same draws, trained
-    under the same student recipe) with soft and with hard labels, per recipe and IPC, each with
-    its interval and whether it is resolved."""
-    gains = start_gains(df, paired)
-    lines = []
-    for row in (TSGD, TSGD + TSGFA_SUFFIX):
-        mine = gains[gains["method"] == row]
-        start = recipe_label(RANDOM, split_label(row)[1])
-        for ipc in sorted(mine["ipc"].unique()):
-            at = mine[mine["ipc"] == ipc].set_index("labels")
-            if not all(labels in at.index for labels in LABEL_MODES):
-                continue
-            parts = [f"{labels} labels {_span_verdict(at.loc[labels])}" for labels in LABEL_MODES]
-            lines.append(
-                f"IPC {ipc}: {row} minus its start set ({start}, same draws): "
-                + "; ".join(parts)
-                + "."
-            )
     return lines
 
 
@@ -401,28 +345,6 @@ LADDER_COLUMNS = ("size", "frames", "method", "ipc", "labels", "mean", "ci_low",
 LADDER_HINT = "the resolution ladder has not been run (`./run_all.sh --ladder`)"
 
 
-def direction(points: float) -> str:
-    """'above', 'below' or 'level with' for a difference in points, read from the number as
-    printed to 0.1 points (level with: |difference| < 0.05, which prints as 0.0)."""
-    shown = float(f"{points:.1f}")
-    return "above" if shown > 0 else "below" if shown < 0 else "level with"
-
-
-def gap_words(points: float) -> str:
-    """'3.1 points above', '0.4 points below' or 'level with': the sign lives in the word."""
-    word = direction(points)
-    return word if word == "level with" else f"{abs(points):.1f} points {word}"
-
-
-def headline_resolved(diff: Mapping[str, Any]) -> bool:
-    """A paired difference (fractions) is resolved in the headline when its interval excludes 0,
-    it rests on at least stats.MIN_PAIRS pairs and it is not level (it prints as non-zero)."""
-    return (
-        stats.resolved(float(diff["ci_low"]), float(diff["ci_high"]), int(diff["n"]))
-        and direction(PERCENT * float(diff["mean_diff"])) != "level with"
-    )
-
-
 def _span_verdict(diff: Mapping[str, Any]) -> str:
     """'+1.1 points [-0.2, +2.5], 15 pairs, not resolved'."""
     n = int(diff["n"])
@@ -445,38 +367,6 @@ def accuracy_phrase(name: str, mean: float, low: float, high: float) -> str:
     return f"{name} {format_ci(mean, low, high)} %"
 
 
-def best_phrase(
-    best: Mapping[str, Any], runner_up: Mapping[str, Any] | None, lead: Mapping[str, Any] | None
-) -> str:
-    """The best method of a cell, and its paired lead over the runner-up ('not paired' when the
-    two share no draw: then the gap of their means)."""
-    text = "best: " + accuracy_phrase(best["method"], best["mean"], best["ci_low"], best["ci_high"])
-    if runner_up is None:
-        return text + " (the only method here)"
-    other = (
-        f"{runner_up['method']} (runner-up, "
-        f"{format_ci(runner_up['mean'], runner_up['ci_low'], runner_up['ci_high'])} %)"
-    )
-    if lead is None:
-        gap = PERCENT * (float(best["mean"]) - float(runner_up["mean"]))
-        return f"{text}; {unpaired_phrase(best['method'], other, gap)}"
-    return f"{text}; {paired_phrase(best['method'], other, lead)}"
-
-
-def start_gain_phrase(name: str, gain: Mapping[str, Any] | None, start_set: str = RANDOM) -> str:
-    """'TSGD (lr 0.05, 400 iterations) is 10.9 points below its start set (Random, same draws): ...'."""
-    start = f"its start set ({start_set}, same draws)"
-    if gain is None:
-        return f"{name} shares no pair with {start}"
-    return paired_phrase(name, start, gain)
-
-
-def tuned_name(row: Mapping[str, Any]) -> str:
-    """'TSGD (lr 0.05, 400 iterations)': the method with the recovery settings its records used."""
-    used = _settings_text(_setting(row, "lr_used", None), _setting(row, "iterations_used", None))
-    return f"{row['row']} ({used})" if used else str(row["row"])
-
-
 def _settings_text(lr: Any, its: Any) -> str:
     """'lr 0.0003, 100 iterations' (either part left out where the record does not carry it)."""
     used = [f"lr {float(lr):g}"] if lr is not None else []
@@ -495,13 +385,13 @@ def distillation_sentence(df: pd.DataFrame) -> str | None:
     runs = main_records(df)
     by_method: dict[str, dict[int, str]] = {}
     for _, row in runs.sort_values("ipc").iterrows():
-        lr, its = _setting(row, "lr_used", None), _setting(row, "iterations_used", None)
+        lr, its = record_setting(row, "lr_used", None), record_setting(row, "iterations_used", None)
         if lr is not None or its is not None:
             by_method.setdefault(row["row"], {})[int(row["ipc"])] = _settings_text(lr, its)
     if not by_method:
         return None
     grouped: dict[str, list[str]] = {}
-    for method in _ordered(by_method):
+    for method in ordered_rows(by_method):
         per_ipc = by_method[method]
         if len(set(per_ipc.values())) == 1:
             text = next(iter(per_ipc.values()))
@@ -512,85 +402,15 @@ def distillation_sentence(df: pd.DataFrame) -> str | None:
     return "Distillation (main table, as its records ran): " + "; ".join(parts) + "."
 
 
-def headline_bullet(
-    ipc: int,
-    labels: str,
-    cell: pd.DataFrame,
-    runs: Mapping[str, Mapping[str, Any]],
-    gains: pd.DataFrame,
-) -> str:
-    """One headline bullet: the best method, TSGD against its start set, Salient windows against
-    the selections of real clips. `cell`: `main_results` rows of this IPC and label mode; `runs`:
-    the pooled main rows of this IPC by method; `gains`: `start_gains`."""
-    ranked = cell.assign(_rank=cell["method"].map(_rank_of)).sort_values(
-        ["mean", "_rank"], ascending=[False, True]
-    )
-    best = ranked.iloc[0]
-    runner_up = ranked.iloc[1] if len(ranked) > 1 else None
-    lead = (
-        paired_summary(runs.get(best["method"]), runs.get(runner_up["method"]), labels)
-        if runner_up is not None
-        else None
-    )
-    parts = [best_phrase(best, runner_up, lead)]
-    for tsgd in (TSGD + TSGFA_SUFFIX, TSGD):  # each recipe's TSGD against its own start set
-        if tsgd not in runs or not (cell["method"] == tsgd).any():
-            continue
-        gain = gains[
-            (gains["method"] == tsgd) & (gains["ipc"] == ipc) & (gains["labels"] == labels)
-        ]
-        start = recipe_label(RANDOM, split_label(tsgd)[1])
-        found = gain.iloc[0] if len(gain) else None
-        parts.append(start_gain_phrase(tuned_name(runs[tsgd]), found, start))
-    salient, means = METHOD_LABELS["salient"], cell.set_index("method")["mean"]
-    if salient in runs and salient in means:
-        for other in (RANDOM, METHOD_LABELS["herding"], METHOD_LABELS["kcenter"]):
-            if other not in runs or other not in means:
-                continue
-            diff = paired_summary(runs[salient], runs[other], labels)
-            parts.append(
-                paired_phrase(salient, other, diff)
-                if diff is not None
-                else unpaired_phrase(salient, other, PERCENT * (means[salient] - means[other]))
-            )
-    return f"**IPC {ipc}, {labels} labels.** " + ". ".join(_capitalised(p) for p in parts) + "."
-
-
 def _shown(value: Any) -> str:
     """A ladder key as written: 32 rather than 32.0; text as it is."""
-    value = _plain(value)
+    value = plain_value(value)
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def ladder_phrase(
-    size: Any, frames: Any, ipc: Any, labels: str, tsgd: Mapping[str, Any], start: Mapping[str, Any]
-) -> str:
-    """'8x32x32 clips, IPC 1 (soft labels): TSGD 20.1 [18.0, 22.2] % is 3.0 points below the start
-    set's 23.1 [21.0, 25.2] %' (ladder numbers are in percent), then TSGD's paired gain over the
-    start set where the ladder has it (' (paired gain -3.0 points [-5.0, -1.0], 9 pairs,
-    resolved)')."""
-
-    def acc(row: Mapping[str, Any]) -> str:
-        low, high = clip_accuracy_interval(row["ci_low"], row["ci_high"], top=PERCENT)
-        return format_ci(float(row["mean"]), low, high, scale=1.0) + " %"
-
-    points = float(tsgd["mean"]) - float(start["mean"])
-    text = (
-        f"{_shown(frames)}x{_shown(size)}x{_shown(size)} clips, IPC {_shown(ipc)} ({labels} "
-        f"labels): {TSGD} {acc(tsgd)} is {gap_words(points)} the start set's {acc(start)}"
-    )
-    gain = {k: _setting(tsgd, f"gain_{k}", math.nan) for k in ("vs_start", "ci_low", "ci_high")}
-    if math.isnan(float(gain["vs_start"])):
-        return text
-    names = {"vs_start": "mean_diff", "ci_low": "ci_low", "ci_high": "ci_high"}
-    diff = {names[k]: float(v) / PERCENT for k, v in gain.items()}
-    # the ladder pairs every TSGD (draw, student) with its start set's: n pairs are TSGD's n
-    return f"{text} (paired gain {_span_verdict({**diff, 'n': int(tsgd['n'])})})"
-
-
-def ladder_line(path: str | os.PathLike[str] | None) -> str:
-    """The headline's line on the resolution ladder (`reports/ladder/ladder.csv`, in percent):
-    TSGD's mean against its start set's (Random) per rung, IPC and label mode."""
+def ladder_sentence(path: str | os.PathLike[str] | None) -> str:
+    """The resolution ladder (`reports/ladder/ladder.csv`, in percent) in one short sentence:
+    how many of its cells resolve TSGD's paired gain over its start set, and the largest."""
     if path is None or not Path(path).is_file():
         return _capitalised(LADDER_HINT) + "."
     ladder = pd.read_csv(path)
@@ -599,53 +419,93 @@ def ladder_line(path: str | os.PathLike[str] | None) -> str:
         return (
             f"The resolution ladder's `{Path(path).name}` lacks the columns {', '.join(missing)}."
         )
-    ladder = ladder.assign(method=[METHOD_LABELS.get(str(m), str(m)) for m in ladder["method"]])
-    parts = []
-    for (frames, size, ipc), sub in ladder.groupby(["frames", "size", "ipc"], sort=True):
-        for labels in dict.fromkeys([*LABEL_MODES, *map(str, sub["labels"])]):
-            at = sub[sub["labels"].astype(str) == labels]
-            tsgd, start = at[at["method"] == TSGD], at[at["method"] == RANDOM]
-            if len(tsgd) and len(start):
-                parts.append(ladder_phrase(size, frames, ipc, labels, tsgd.iloc[0], start.iloc[0]))
-    if not parts:
-        return "The resolution ladder has no TSGD and start-set (Random) rows at a common size and IPC."
-    return (
-        "Resolution ladder (frames x pixels; TSGD's mean against its start set's, each with its "
-        "95 % interval): " + "; ".join(parts) + "."
-    )
+    tsgd = ladder[ladder["method"].map(lambda m: METHOD_LABELS.get(str(m), str(m))) == TSGD]
+    gains = ladder_gains(tsgd)
+    if gains.empty:
+        return "The resolution ladder has no paired gain of TSGD over its start set (Random)."
+    return tally_sentence("Resolution ladder, TSGD minus its start set", gains)
 
 
-def headline_lines(
-    df: pd.DataFrame,
-    paired: pd.DataFrame | None = None,
-    ladder_csv: str | os.PathLike[str] | None = None,
-    *,
-    with_ladder: bool = True,
-) -> list[str]:
-    """The README's headline: one bullet per (IPC, label mode) of the main table, then the
-    ladder's (left out with `with_ladder=False`: a report on other data than the benchmark)."""
-    results = main_results(df)
-    runs = main_records(df)
-    gains = start_gains(df, paired)
+def ladder_gains(tsgd: pd.DataFrame) -> pd.DataFrame:
+    """TSGD's rows of the ladder as `tally_sentence` reads them: the paired gain in fractions,
+    resolved or not, and the clip size in the `recipe` column ('8x16x16')."""
+    if "gain_vs_start" not in tsgd.columns:
+        return pd.DataFrame()
+    rows = []
+    for _, r in tsgd.dropna(subset=["gain_vs_start"]).iterrows():
+        diff = {
+            "mean_diff": float(r["gain_vs_start"]) / PERCENT,
+            "ci_low": float(r["gain_ci_low"]) / PERCENT,
+            "ci_high": float(r["gain_ci_high"]) / PERCENT,
+            "n": int(r["n"]),
+        }
+        size = f"{_shown(r['frames'])}x{_shown(r['size'])}x{_shown(r['size'])}"
+        rows.append(
+            {**diff, "resolved": headline_resolved(diff), "ipc": _shown(r["ipc"]),
+             "labels": r["labels"], "recipe": size}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# the README's subject of each question of `paired_difference_results`
+QUESTION_SUBJECTS = {
+    "filter": "The filter (TSGD − SRe2L-style, same recipe)",
+    "tsgfa": "TSGFA on TSGD's set",
+    "recipe": "TSGFA on each other set",
+    "vs_random": "Each set minus Random, same recipe",
+}
+
+
+def question_sentences(paired: pd.DataFrame) -> list[str]:
+    """One short sentence per question of `paired`: how many of its cells are resolved up and
+    down, and its largest difference (`tally_sentence`)."""
     lines = []
-    for ipc in sorted(results["ipc"].unique()):
-        at = {r["row"]: r for _, r in runs[runs["ipc"] == ipc].iterrows()}
-        for labels in LABEL_MODES:
-            cell = results[(results["ipc"] == ipc) & (results["labels"] == labels)]
-            if len(cell):
-                lines.append(headline_bullet(int(ipc), labels, cell, at, gains))
-    if with_ladder:
-        lines.append(ladder_line(ladder_csv))
+    for question, subject in QUESTION_SUBJECTS.items():
+        line = tally_sentence(subject, paired[paired["question"] == question])
+        if line:
+            lines.append(line)
     return lines
 
 
-def _image(alt: str, path: Path | None, base: Path) -> str:
+def verdict_tally(verdicts: pd.DataFrame) -> str:
+    """'Soft labels: TSGD beats the best baseline at 1 of 3 IPCs, falls below it at 0,
+    unresolved at 2.' (the outcomes of `verdict_outcome`)."""
+    if verdicts.empty:
+        return "There are no TSGD and baseline runs at a common IPC to compare."
+    outcomes = [verdict_outcome(v) for _, v in verdicts.iterrows()]
+    beats, behind = outcomes.count("beats"), outcomes.count("behind")
+    labels = str(verdicts["labels"].iloc[0]).capitalize()
+    return (
+        f"{labels} labels: TSGD beats the best baseline at {_count(beats, len(outcomes))}, "
+        f"falls below it at {behind}, unresolved at {outcomes.count('unresolved')}."
+    )
+
+
+def verdict_markdown(verdicts: pd.DataFrame) -> str:
+    """The verdicts as a table: TSGD and the best baseline (mean ± std over student seeds), the
+    paired difference with its interval, and ✓ where it is resolved."""
+    rows = [
+        {
+            "IPC": v["ipc"],
+            "labels": v["labels"],
+            "TSGD": format_mean_std(v["tsgd_mean"], v["tsgd_std"]),
+            "best baseline": v["best_baseline"],
+            "its accuracy": format_mean_std(v["best_mean"], v["best_std"]),
+            "TSGD − it [points]": difference_span(v, "") if int(v["n"]) else "not paired",
+            "resolved": resolved_mark(v) if int(v["n"]) else UNRESOLVED_MARK,
+        }
+        for _, v in verdicts.iterrows()
+    ]
+    return pd.DataFrame(rows).to_markdown(index=False) + "\n" if rows else ""
+
+
+def image_link(alt: str, path: Path | None, base: Path) -> str:
     if path is None:
         return ""
     return f"![{alt}]({Path(os.path.relpath(path, base)).as_posix()})\n"
 
 
-def _bullets(lines: Sequence[str]) -> str:
+def bullet_list(lines: Sequence[str]) -> str:
     return "".join(f"- {line}\n" for line in lines)
 
 
@@ -695,26 +555,8 @@ def sensitivity_sentences(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-def headline_text(
-    df: pd.DataFrame,
-    paired: pd.DataFrame,
-    ladder_csv: str | os.PathLike[str] | None,
-    *,
-    with_ladder: bool = True,
-) -> str:
-    """The README's opening: `headline_lines` under a line saying how to read them."""
-    return (
-        "**Headline** (computed from the tables below; test split, accuracies in %, differences "
-        "in points with their 95 % interval, paired by distill and student seed; *resolved*: the "
-        f"interval excludes 0, rests on at least {stats.MIN_PAIRS} pairs and has a non-zero "
-        "width):\n\n"
-        + _bullets(headline_lines(df, paired, ladder_csv, with_ladder=with_ladder))
-        + "\n"
-    )
-
-
 def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
-    """The README's "Pixels or labels?" section: the controls table, its sentences, the figure."""
+    """The README's "Pixels or labels?" section: the controls table and the figure."""
     results = controls_results(df)
     text = ["\n## Pixels or labels?\n\n"]
     if results.empty:
@@ -731,12 +573,11 @@ def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
             f"(`controls.csv`); resolved: the interval excludes 0, rests on at least "
             f"{stats.MIN_PAIRS} pairs and has a non-zero width.\n\n"
         )
-        text.append(controls_markdown(results).to_markdown() + "\n\n")
-        text.append(_bullets(controls_sentences(results)))
+        text.append(controls_markdown(results).to_markdown() + "\n")
     if figure is not None:
         text.append(
             "\nAccuracy against how far recovery moved the pixels, relative to the start clips' "
             "own frame-to-frame motion (1: the update equals the clip's motion):\n\n"
         )
-        text.append(_image("pixel change", figure, base))
+        text.append(image_link("pixel change", figure, base))
     return "".join(text)

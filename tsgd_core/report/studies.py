@@ -20,15 +20,15 @@ from .records import (
     FULL_DATA,
     PERCENT,
     RESULT_COLUMNS,
-    _acc_columns,
-    _ci_columns,
-    _in_group,
-    _missing,
-    _normal,
-    _plain,
+    accuracy_columns,
+    group_runs,
+    interval_columns,
+    is_missing,
+    normal_value,
+    plain_value,
     row_label,
 )
-from .tables import _summary
+from .tables import accuracy_summary
 
 PLATEAU_POINTS = 1.0  # "on the plateau": within this many points of the best value
 
@@ -39,7 +39,7 @@ CONVERGED_POINTS = 1.0  # doubling the student steps moves accuracy by less: con
 ALL_TSGFA_PARTS = ("crop", "mix", "temporal")
 
 
-def _profile_or_none(name: Any) -> Any:
+def profile_or_none(name: Any) -> Any:
     try:
         return get_profile(str(name))
     except ValueError:
@@ -48,15 +48,15 @@ def _profile_or_none(name: Any) -> Any:
 
 def iterations_of(row: Mapping[str, Any]) -> float:
     """The recover iterations of a run: its `iterations`, or its profile's default when null."""
-    value = _plain(row.get("iterations"))
-    if _missing(value):
-        value = getattr(_profile_or_none(row.get("profile")), "distill_iterations", None)
+    value = plain_value(row.get("iterations"))
+    if is_missing(value):
+        value = getattr(profile_or_none(row.get("profile")), "distill_iterations", None)
     return math.nan if value is None else float(value)
 
 
 def _scale_of(row: Mapping[str, Any]) -> float:
-    value = _plain(row.get("student_scale"))
-    return 1.0 if _missing(value) else float(value)
+    value = plain_value(row.get("student_scale"))
+    return 1.0 if is_missing(value) else float(value)
 
 
 RECOVER_COLUMNS = ["method", "init", "iterations", "labels", *RESULT_COLUMNS, "final_loss"]
@@ -65,14 +65,14 @@ RECOVER_COLUMNS = ["method", "init", "iterations", "labels", *RESULT_COLUMNS, "f
 def recover_results(df: pd.DataFrame) -> pd.DataFrame:
     """The `recover` group: validation accuracy (and final recover loss) per iteration budget."""
     out = []
-    for _, row in _in_group(df, "recover").iterrows():
+    for _, row in group_runs(df, "recover").iterrows():
         for labels in LABEL_MODES:
-            mean, std, _ = _acc_columns(row, labels)
+            mean, std, _ = accuracy_columns(row, labels)
             if math.isnan(mean):
                 continue
             init = row.get("init", "real")
-            first_bn = _plain(row.get("first_bn"))
-            if not _missing(first_bn):  # a budget's own point, not a step of the init's curve
+            first_bn = plain_value(row.get("first_bn"))
+            if not is_missing(first_bn):  # a budget's own point, not a step of the init's curve
                 init = f"{init}, first BN x{first_bn:g}"
             out.append(
                 {
@@ -82,8 +82,8 @@ def recover_results(df: pd.DataFrame) -> pd.DataFrame:
                     "labels": labels,
                     "mean": mean,
                     "std": std,
-                    **_ci_columns(row, labels),
-                    "final_loss": float(_plain(row.get("distill_final_loss", math.nan))),
+                    **interval_columns(row, labels),
+                    "final_loss": float(plain_value(row.get("distill_final_loss", math.nan))),
                 }
             )
     table = pd.DataFrame(out, columns=RECOVER_COLUMNS)
@@ -107,7 +107,7 @@ CONVERGENCE_COLUMNS = ["method", "ipc", "student_scale", "labels", *RESULT_COLUM
 
 def convergence_scales(df: pd.DataFrame) -> list[float]:
     """The student step scales of the `convergence` group (what full-data runs to ask for)."""
-    return sorted({_scale_of(row) for _, row in _in_group(df, "convergence").iterrows()})
+    return sorted({_scale_of(row) for _, row in group_runs(df, "convergence").iterrows()})
 
 
 def convergence_results(
@@ -115,9 +115,9 @@ def convergence_results(
 ) -> pd.DataFrame:
     """The `convergence` group: validation accuracy per student step scale; plus full-data rows."""
     out = []
-    for _, row in _in_group(df, "convergence").iterrows():
+    for _, row in group_runs(df, "convergence").iterrows():
         for labels in LABEL_MODES:
-            mean, std, _ = _acc_columns(row, labels)
+            mean, std, _ = accuracy_columns(row, labels)
             if not math.isnan(mean):
                 out.append(
                     {
@@ -127,12 +127,12 @@ def convergence_results(
                         "labels": labels,
                         "mean": mean,
                         "std": std,
-                        **_ci_columns(row, labels),
+                        **interval_columns(row, labels),
                     }
                 )
     for scale, results in (full_scales or {}).items():
         for labels, value in results.items():
-            s = _summary(value)
+            s = accuracy_summary(value)
             out.append(
                 {
                     "method": FULL_DATA,
@@ -177,7 +177,7 @@ def convergence_doublings(df: pd.DataFrame) -> pd.DataFrame:
 
     `verdict` is `convergence_verdict` of the paired change; `converged`: it is 'converged'.
     """
-    runs = _in_group(df, "convergence")
+    runs = group_runs(df, "convergence")
     curves: dict[tuple[str, int], dict[float, Any]] = {}
     for _, row in runs.iterrows():
         curves.setdefault((row_label(row), int(row["ipc"])), {})[_scale_of(row)] = row
@@ -213,7 +213,7 @@ def tsgfa_parts_label(row: Mapping[str, Any]) -> str:
     """'crop+mix+temporal', 'crop+mix', 'base only' or 'no TSGFA' for a TSGD run."""
     if not row.get("tsgfa", True):
         return "no TSGFA"
-    parts = _normal(row.get("tsgfa_parts"))
+    parts = normal_value(row.get("tsgfa_parts"))
     if parts is None:
         parts = list(ALL_TSGFA_PARTS)
     return "+".join(parts) if parts else "base only"
@@ -221,10 +221,10 @@ def tsgfa_parts_label(row: Mapping[str, Any]) -> str:
 
 def dm_lr_label(row: Mapping[str, Any]) -> str:
     """'lr 0.1' or, where the study varies DM's embedding net too, 'student net, lr 0.1'."""
-    value = _plain(row.get("dm_lr"))
-    lr = "lr default" if _missing(value) else f"lr {float(value):g}"
-    net = _plain(row.get("dm_net"))
-    return lr if _missing(net) else f"{net} net, {lr}"
+    value = plain_value(row.get("dm_lr"))
+    lr = "lr default" if is_missing(value) else f"lr {float(value):g}"
+    net = plain_value(row.get("dm_net"))
+    return lr if is_missing(net) else f"{net} net, {lr}"
 
 
 CHOICE_COLUMNS = [
@@ -251,7 +251,7 @@ def choice_results(runs: pd.DataFrame, name_of: Any, reference: str | None = Non
         )
     out = []
     for labels in LABEL_MODES:
-        mine = {n: r for n, r in named.items() if not math.isnan(_acc_columns(r, labels)[0])}
+        mine = {n: r for n, r in named.items() if not math.isnan(accuracy_columns(r, labels)[0])}
         if not mine:
             continue
         ref = (
@@ -260,7 +260,7 @@ def choice_results(runs: pd.DataFrame, name_of: Any, reference: str | None = Non
             else max(mine, key=lambda n: mine[n][f"acc_{labels}_mean"])
         )
         for name, row in mine.items():
-            mean, std, _ = _acc_columns(row, labels)
+            mean, std, _ = accuracy_columns(row, labels)
             diff = {"mean_diff": 0.0, "ci_low": math.nan, "ci_high": math.nan, "resolved": False}
             if name != ref:
                 pairs = stats.paired_differences(row["records"], mine[ref]["records"], labels)
@@ -271,7 +271,7 @@ def choice_results(runs: pd.DataFrame, name_of: Any, reference: str | None = Non
                     "labels": labels,
                     "mean": mean,
                     "std": std,
-                    **_ci_columns(row, labels),
+                    **interval_columns(row, labels),
                     "reference": ref,
                     "mean_diff": diff["mean_diff"],
                     "diff_low": diff["ci_low"],
@@ -284,13 +284,13 @@ def choice_results(runs: pd.DataFrame, name_of: Any, reference: str | None = Non
 
 def tsgfa_parts_results(df: pd.DataFrame) -> pd.DataFrame:
     """The `tsgfa` group (validation): each subset of TSGFA's parts against all parts."""
-    runs = _in_group(df, "tsgfa")
+    runs = group_runs(df, "tsgfa")
     return choice_results(runs, tsgfa_parts_label, "+".join(ALL_TSGFA_PARTS))
 
 
 def dm_lr_results(df: pd.DataFrame) -> pd.DataFrame:
     """The `dm` group (validation): DM's pixel learning rates against the best of them."""
-    return choice_results(_in_group(df, "dm"), dm_lr_label)
+    return choice_results(group_runs(df, "dm"), dm_lr_label)
 
 
 def event_alignment(weights: Any, mask: Any, *, seed: int = 0) -> dict[str, float]:
@@ -300,7 +300,7 @@ def event_alignment(weights: Any, mask: Any, *, seed: int = 0) -> dict[str, floa
     constant are left out); shuffled_corr: the same with the masks of other clips (a seeded
     permutation), the control; w_inside / w_outside: mean weight in and out of the window.
     """
-    w, m = _weights_and_mask(weights, mask)
+    w, m = weights_and_mask(weights, mask)
     perm = np.random.default_rng(seed).permutation(len(m))
     return {
         "corr": _mean_row_corr(w, m),
@@ -311,7 +311,7 @@ def event_alignment(weights: Any, mask: Any, *, seed: int = 0) -> dict[str, floa
     }
 
 
-def _weights_and_mask(weights: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+def weights_and_mask(weights: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
     w = np.asarray(torch.as_tensor(weights).detach().cpu(), dtype=float)
     m = np.asarray(torch.as_tensor(mask).detach().cpu(), dtype=float)
     if w.ndim != 2 or w.shape != m.shape:

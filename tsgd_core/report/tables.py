@@ -14,6 +14,7 @@ from ..grid import stats
 from ..grid.profiles import METHOD_LABELS
 from ..grid.spec import RECIPES, RunSpec
 from ..training.evaluate import LABEL_MODES
+from .format import difference_span, resolved_mark
 from .records import (
     BASELINES,
     DIFF_COLUMNS,
@@ -24,22 +25,22 @@ from .records import (
     SENSITIVITY_PARAMS,
     TSGFA_SUFFIX,
     VARIANT_FIELDS,
-    _acc_columns,
-    _ci_columns,
-    _in_group,
-    _mask,
-    _missing,
-    _plain,
-    _same,
-    _test_runs,
+    accuracy_columns,
     clip_accuracy_interval,
+    group_runs,
+    interval_columns,
     is_default_variant,
+    is_missing,
     main_records,
+    plain_value,
     pool_records,
     recipe_label,
     record_recipe,
     row_label,
+    row_mask,
+    same_value,
     split_label,
+    test_runs,
     variant_label,
 )
 
@@ -49,7 +50,7 @@ def main_results(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for _, row in main_records(df).iterrows():
         for labels in LABEL_MODES:
-            mean, std, _ = _acc_columns(row, labels)
+            mean, std, _ = accuracy_columns(row, labels)
             if math.isnan(mean):
                 continue
             out.append(
@@ -60,7 +61,7 @@ def main_results(df: pd.DataFrame) -> pd.DataFrame:
                     "labels": labels,
                     "mean": mean,
                     "std": std,
-                    **_ci_columns(row, labels),
+                    **interval_columns(row, labels),
                     # the draws evaluated with these labels (hard: the first draw alone)
                     "n_distill": int(row.get(f"acc_{labels}_n_distill", row["n_distill"])),
                     "distill_wall_s": row.get("distill_wall_s"),
@@ -106,7 +107,7 @@ def full_data_intervals(results: Mapping[str, Any]) -> dict[str, Summary]:
     return out
 
 
-def _summary(value: Sequence[float]) -> Summary:
+def accuracy_summary(value: Sequence[float]) -> Summary:
     """A Summary from a Summary or a plain (mean, std) pair, its interval inside [0, 1]."""
     s = value if isinstance(value, Summary) else Summary(*value)
     return s._replace(
@@ -114,7 +115,7 @@ def _summary(value: Sequence[float]) -> Summary:
     )
 
 
-def _ordered(labels: Sequence[str]) -> list[str]:
+def ordered_rows(labels: Sequence[str]) -> list[str]:
     rank = {name: i for i, name in enumerate(METHOD_ORDER)}
     return sorted(set(labels), key=lambda name: (rank.get(name, len(rank)), name))
 
@@ -167,7 +168,7 @@ def _gain_columns(
         if lab == "hard" and split_label(m)[0] != FULL_DATA
     }
     full_hard = {
-        recipe: _summary(results["hard"]).mean
+        recipe: accuracy_summary(results["hard"]).mean
         for recipe, results in full.items()
         if "hard" in results
     }
@@ -198,14 +199,14 @@ def main_table_long(
     """
     results = main_results(df)
     results = results.assign(
-        _rank=results["method"].map(_rank_of), _lrank=results["labels"].map(_label_rank)
+        _rank=results["method"].map(row_rank), _lrank=results["labels"].map(_label_rank)
     ).sort_values(["_rank", "ipc", "_lrank"])
     table = results.reindex(columns=MAIN_TABLE_COLUMNS)
     rows = [table]
     by_recipe = full_by_recipe(full)
     for recipe, results_of in by_recipe.items():
         for labels in [m for m in LABEL_MODES if m in results_of]:  # not the cache's key order
-            s = _summary(results_of[labels])
+            s = accuracy_summary(results_of[labels])
             row = dict(zip(["mean", "std", "n", "ci_low", "ci_high"], s, strict=True))
             name = recipe_label(FULL_DATA, recipe)
             head = {"method": name, "recipe": recipe, "ipc": None, "labels": labels}
@@ -221,20 +222,12 @@ def main_table_long(
     return table
 
 
-def _rank_of(method: str) -> int:
+def row_rank(method: str) -> int:
     return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
 def _label_rank(labels: str) -> int:
     return LABEL_MODES.index(labels) if labels in LABEL_MODES else len(LABEL_MODES)
-
-
-def _format_number(value: Any) -> str:
-    """Three significant digits, without exponents for the sizes seen here ('0.0123', '47.6', '1234')."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    value = float(value)
-    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 VERDICT_COLUMNS = [
@@ -343,7 +336,7 @@ def _comparisons(methods: Sequence[str]) -> list[tuple[str, str, str, str, tuple
     """The fixed questions, every set's TSGFA effect (the same set under both recipes), then
     every other row against Random under the same recipe (its start set, if optimised)."""
     out = list(COMPARISONS)
-    for method in _ordered(methods):
+    for method in ordered_rows(methods):
         label, recipe = split_label(method)
         if recipe == "tsgfa" and label != TSGD and label in methods:
             out.append(("recipe", method, label, f"TSGFA on {label}", ("helps", "hurts")))
@@ -406,14 +399,6 @@ def paired_difference_results(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, columns=[*PAIRED_COLUMNS, "subject", "verbs", "diffs", "a", "b"])
 
 
-def difference_span(diff: Mapping[str, Any], unit: str = " points") -> str:
-    """'+2.1 points [+0.4, +3.8]': a difference (fractions in, points out) with its interval."""
-    mean = f"{PERCENT * diff['mean_diff']:+.1f}{unit}"
-    if math.isnan(diff["ci_low"]) or math.isnan(diff["ci_high"]):
-        return f"{mean} (no interval: too few pairs)"
-    return f"{mean} [{PERCENT * diff['ci_low']:+.1f}, {PERCENT * diff['ci_high']:+.1f}]"
-
-
 def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
     """`paired_differences.csv`: differences and intervals in percentage points, resolved yes/no."""
     table = paired.reindex(columns=PAIRED_COLUMNS).copy()
@@ -433,7 +418,8 @@ def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
 
 def gain_table(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
     """`gain_vs_start.md`: methods x (IPC, label mode), each method minus its start set in points
-    with its 95 % interval (`start_gains`); empty without main-table pairs."""
+    with its 95 % interval (`start_gains`) and ✓ where resolved, – where not; empty without
+    main-table pairs."""
     gains = start_gains(df, paired)
     if gains.empty:
         return pd.DataFrame(index=pd.Index([], name="Method"))
@@ -444,12 +430,15 @@ def gain_table(df: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataF
         if ((gains["ipc"] == ipc) & (gains["labels"] == labels)).any()
     ]
     rows = []
-    for method in _ordered(gains["method"]):
+    for method in ordered_rows(gains["method"]):
         mine = gains[gains["method"] == method]
         row: dict[str, Any] = {"Method": method}
         for ipc, labels in columns:
             hit = mine[(mine["ipc"] == ipc) & (mine["labels"] == labels)]
-            row[f"IPC {ipc} {labels}"] = difference_span(hit.iloc[0], "") if len(hit) else "—"
+            cell = hit.iloc[0] if len(hit) else None
+            row[f"IPC {ipc} {labels}"] = (
+                "—" if cell is None else f"{difference_span(cell, '')} {resolved_mark(cell)}"
+            )
         rows.append(row)
     return pd.DataFrame(rows).set_index("Method")
 
@@ -485,17 +474,17 @@ CONTROL_ORDER = (
 )
 
 
-def _setting(row: Mapping[str, Any], name: str, default: Any) -> Any:
+def record_setting(row: Mapping[str, Any], name: str, default: Any) -> Any:
     """A record's RunSpec field, its default where the record predates it (NaN in a frame)."""
-    value = _plain(row.get(name, default))
-    return default if _missing(value) else value
+    value = plain_value(row.get(name, default))
+    return default if is_missing(value) else value
 
 
 def control_label(row: Mapping[str, Any]) -> str:
     """What a `controls` run changes against its method's main cell, e.g. 'recovered pixels,
     labels of the start pixels' or 'recovery without augmentation'."""
-    train = _setting(row, "train_pixels", "set")
-    label = _setting(row, "label_pixels", "set")
+    train = record_setting(row, "train_pixels", "set")
+    label = record_setting(row, "label_pixels", "set")
     parts = []
     if train == label != "set":
         parts.append(f"{_PIXEL_WORDS.get(train, train)} pixels with their own labels")
@@ -504,7 +493,7 @@ def control_label(row: Mapping[str, Any]) -> str:
             f"{_PIXEL_WORDS.get(train, train)} pixels, labels of the "
             f"{_PIXEL_WORDS.get(label, label)} pixels"
         )
-    if not bool(_setting(row, "recover_augment", True)):
+    if not bool(record_setting(row, "recover_augment", True)):
         parts.append("recovery without augmentation")
     return "; ".join(parts) or "as its main cell"
 
@@ -542,10 +531,10 @@ def controls_results(df: pd.DataFrame) -> pd.DataFrame:
     Random's main cell (vs_start), on the draws and student seeds they share."""
     main = {(r["row"], int(r["ipc"])): r for _, r in main_records(df).iterrows()}
     out = []
-    for _, row in _in_group(df, "controls").iterrows():
+    for _, row in group_runs(df, "controls").iterrows():
         method, ipc = row_label(row), int(row["ipc"])
         for labels in LABEL_MODES:
-            mean, std, _ = _acc_columns(row, labels)
+            mean, std, _ = accuracy_columns(row, labels)
             if math.isnan(mean):
                 continue
             out.append(
@@ -556,7 +545,7 @@ def controls_results(df: pd.DataFrame) -> pd.DataFrame:
                     "labels": labels,
                     "mean": mean,
                     "std": std,
-                    **_ci_columns(row, labels),
+                    **interval_columns(row, labels),
                     "n_distill": int(row.get(f"acc_{labels}_n_distill", row["n_distill"])),
                     **_diff_columns(
                         "vs_main", paired_summary(row, main.get((method, ipc)), labels)
@@ -571,7 +560,7 @@ def controls_results(df: pd.DataFrame) -> pd.DataFrame:
             )
     table = pd.DataFrame(out, columns=CONTROL_COLUMNS)
     table = table.assign(
-        _rank=table["method"].map(_rank_of),
+        _rank=table["method"].map(row_rank),
         _crank=[
             CONTROL_ORDER.index(c) if c in CONTROL_ORDER else len(CONTROL_ORDER)
             for c in table["control"]
@@ -590,14 +579,14 @@ def controls_table(results: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _difference_cell(row: Mapping[str, Any], prefix: str) -> str:
+def difference_cell(row: Mapping[str, Any], prefix: str) -> str:
     """'-5.2 points [-8.0, -2.4] (15 pairs)', or '—' without pairs."""
     if not row[f"{prefix}_n"]:
         return "—"
-    return f"{difference_span(_stored_diff(row, prefix), '')} ({row[f'{prefix}_n']} pairs)"
+    return f"{difference_span(stored_diff(row, prefix), '')} ({row[f'{prefix}_n']} pairs)"
 
 
-def _stored_diff(row: Mapping[str, Any], prefix: str) -> dict[str, Any] | None:
+def stored_diff(row: Mapping[str, Any], prefix: str) -> dict[str, Any] | None:
     """A difference of `controls_results` back in `stats.difference_summary`'s names."""
     if not row[f"{prefix}_n"]:
         return None
@@ -615,25 +604,25 @@ ABLATION_COLUMNS = ["variant", "ipc", "labels", "mean", "std", *DIFF_COLUMNS]
 def ablation_results(df: pd.DataFrame) -> pd.DataFrame:
     """TSGD variants (and SRe2L-style) at the IPC of the ablation runs, test split, no shake
     (the `controls` group has its own table)."""
-    runs = _test_runs(df)
+    runs = test_runs(df)
     if "group" in runs.columns:
         runs = runs[runs["group"] != "controls"]
     tsgd = runs[runs["method"] == "tsgd"]
-    changed = tsgd[~_mask(tsgd, is_default_variant)]
+    changed = tsgd[~row_mask(tsgd, is_default_variant)]
     if changed.empty:
         return pd.DataFrame(columns=ABLATION_COLUMNS)
     ipc = int(changed["ipc"].mode().iloc[0])
     at = runs[(runs["ipc"] == ipc) & runs["method"].isin(["tsgd", "sre2l"])]
     # SRe2L-style under the base recipe, as published; full TSGD is the paper's pipeline
-    at = at[(at["method"] == "tsgd") | _mask(at, lambda r: record_recipe(r) == "base")]
+    at = at[(at["method"] == "tsgd") | row_mask(at, lambda r: record_recipe(r) == "base")]
     full = at[
         (at["method"] == "tsgd")
-        & _mask(at, lambda r: is_default_variant(r) and record_recipe(r) == "tsgfa")
+        & row_mask(at, lambda r: is_default_variant(r) and record_recipe(r) == "tsgfa")
     ]
     out = []
     for _, row in at.iterrows():
         for labels in LABEL_MODES:
-            mean, std, _ = _acc_columns(row, labels)
+            mean, std, _ = accuracy_columns(row, labels)
             if math.isnan(mean):
                 continue
             entry = {"variant": variant_label(row), "ipc": ipc, "labels": labels}
@@ -663,13 +652,13 @@ def sensitivity_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
     for param in SENSITIVITY_PARAMS:
         others = [f for f in VARIANT_FIELDS if f != param]
         for _, row in runs.iterrows():
-            if all(_same(row[f], getattr(defaults, f)) for f in others):
-                mean, std, _ = _acc_columns(row, labels)
+            if all(same_value(row[f], getattr(defaults, f)) for f in others):
+                mean, std, _ = accuracy_columns(row, labels)
                 if not math.isnan(mean):
                     out.append(
                         {
                             "param": param,
-                            "value": _plain(row[param]),
+                            "value": plain_value(row[param]),
                             "ipc": int(row["ipc"]),
                             "mean": mean,
                             "std": std,
@@ -702,7 +691,7 @@ def sensitivity_differences(df: pd.DataFrame, labels: str = "soft") -> pd.DataFr
     at_default = [
         r
         for _, r in runs.iterrows()
-        if all(_same(r[f], getattr(defaults, f)) for f in VARIANT_FIELDS)
+        if all(same_value(r[f], getattr(defaults, f)) for f in VARIANT_FIELDS)
     ]
     if not at_default:
         return pd.DataFrame(columns=columns)
@@ -711,9 +700,9 @@ def sensitivity_differences(df: pd.DataFrame, labels: str = "soft") -> pd.DataFr
     for param in SENSITIVITY_PARAMS:
         others = [f for f in VARIANT_FIELDS if f != param]
         for _, row in runs.iterrows():
-            if _same(row[param], getattr(defaults, param)):
+            if same_value(row[param], getattr(defaults, param)):
                 continue
-            if not all(_same(row[f], getattr(defaults, f)) for f in others):
+            if not all(same_value(row[f], getattr(defaults, f)) for f in others):
                 continue
             pairs = stats.paired_differences(row["records"], ref["records"], labels)
             if pairs.empty:
@@ -722,8 +711,8 @@ def sensitivity_differences(df: pd.DataFrame, labels: str = "soft") -> pd.DataFr
             out.append(
                 {
                     "param": param,
-                    "value": _plain(row[param]),
-                    "reference": _plain(getattr(defaults, param)),
+                    "value": plain_value(row[param]),
+                    "reference": plain_value(getattr(defaults, param)),
                     "variant": row_label(row),
                     **{c: diff[c] for c in DIFF_COLUMNS},
                 }
@@ -737,11 +726,11 @@ def shake_results(df: pd.DataFrame, labels: str = "soft") -> pd.DataFrame:
     runs = pool_records(df)
     runs = runs[(runs["eval_split"] == "test") & runs["method"].isin(["sre2l", "tsgd"])]
     # the filter alone: both sets under the base recipe
-    runs = runs[_mask(runs, lambda r: is_default_variant(r) and record_recipe(r) == "base")]
+    runs = runs[row_mask(runs, lambda r: is_default_variant(r) and record_recipe(r) == "base")]
     ipcs = set(runs.loc[runs["camera_shake"] > 0, "ipc"])
     out = []
     for _, row in runs[runs["ipc"].isin(ipcs)].iterrows():
-        mean, std, _ = _acc_columns(row, labels)
+        mean, std, _ = accuracy_columns(row, labels)
         if not math.isnan(mean):
             out.append(
                 {

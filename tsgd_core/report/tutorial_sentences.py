@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from .sentences import PERCENT, RANDOM, direction, gap_words, main_results
+from .format import direction, gap_words
+from .records import PERCENT
+from .tables import RANDOM, main_results
 
 
 def change_word(first: float, last: float, digits: int = 3) -> str:
