@@ -59,7 +59,7 @@ def half_static_clips(per_class: int = 4) -> ClipSet:
 
 
 def quick(**kw) -> TSGDConfig:
-    base = TSGDConfig(iterations=6, augment=False)
+    base = TSGDConfig(iterations=6, lr=0.05, augment=False)  # a step that shows in 6
     return replace(base, **kw)
 
 

@@ -95,7 +95,7 @@ def test_recovery_settings_change_the_set_key_and_are_recorded(tuned):
     used = experiments.resolved_settings(base)
     assert used["lr_used"] == 0.001 and used["iterations_used"] == 3
     assert experiments.resolved_settings(RunSpec(method="random"))["lr_used"] is None
-    assert experiments.tsgd_config(base, experiments.get_profile("smoke")).lr == 0.001
+    assert experiments.tsgd_config(base).lr == 0.001
 
 
 @pytest.mark.parametrize(

@@ -50,9 +50,10 @@ from .cells import GROUPS as GROUPS
 from .cells import build_dataset_grid as build_dataset_grid
 from .cells import build_grid as build_grid
 from .profiles import LADDER_RUNGS as LADDER_RUNGS
-from .profiles import METHOD_LABELS, Profile, get_profile, load_data, scaled_fit
+from .profiles import METHOD_LABELS, get_profile, load_data, scaled_fit
 from .profiles import METHODS as METHODS
 from .profiles import PROFILES as PROFILES
+from .profiles import Profile as Profile
 from .profiles import ladder_profile as ladder_profile
 from .spec import DEFAULT_PRECISION, TSGFA_PARTS, RunSpec
 from .spec import spec_from_params as spec_from_params
@@ -77,7 +78,6 @@ def expected_teacher_key(
     *,
     dataset: str = "",
     cache_dir: str | Path = "cache",
-    device: str = "auto",
 ) -> str:
     """The key of the teacher `get_teacher` would load (or train) here, without training it."""
     splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
@@ -170,7 +170,8 @@ def salient_config(spec: RunSpec) -> SalientConfig:
     )
 
 
-def tsgd_config(spec: RunSpec, prof: Profile) -> TSGDConfig:
+def tsgd_config(spec: RunSpec) -> TSGDConfig:
+    """How `spec` recovers its set: its own settings, else tuned, else the profile's."""
     return TSGDConfig(
         ipc=spec.ipc,
         iterations=spec.recover_iterations,
@@ -239,7 +240,7 @@ def make_distilled(
             ds = distill_dm(splits.train, cfg, device=dev, progress=progress)
         else:
             ds = distill_tsgd(
-                teacher, splits.train, tsgd_config(spec, prof), device=dev, progress=progress
+                teacher, splits.train, tsgd_config(spec), device=dev, progress=progress
             )
     ds.teacher_key = info.key
     ds.config = {
@@ -396,7 +397,7 @@ def cached_record(
     from ..data.artifact import load_cached_distilled
 
     key = expected_teacher_key(
-        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir, device=device
+        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
     )
     ds = load_cached_distilled(distilled_path(spec, key, cache_dir))
     if ds is None:

@@ -247,7 +247,7 @@ def set_with_teacher(
     """The set of `spec` made with this teacher, cached beside the grid's sets (their path
     names the teacher's key). Sets that need no teacher (Random, DM) are the grid's own."""
     default_key = experiments.expected_teacher_key(
-        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir, device=device
+        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
     )
     if info.key == default_key or spec.method in (START, "dm"):
         return experiments.make_distilled(spec, cache_dir=cache_dir, device=device, progress=False)
@@ -265,8 +265,7 @@ def set_with_teacher(
     elif spec.method in ("tsgd", "sre2l"):
         from ..methods.distill import distill_tsgd
 
-        prof = experiments.get_profile(spec.profile)
-        cfg = experiments.tsgd_config(spec, prof)
+        cfg = experiments.tsgd_config(spec)
         ds = distill_tsgd(teacher, train, cfg, device=resolve_device(device), progress=False)
     elif spec.method == "salient":
         from ..methods.salient import select_salient_windows

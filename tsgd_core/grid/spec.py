@@ -138,9 +138,50 @@ def out_of_range(name: str, value: Any) -> bool:
 FILTER_KEY_FIELDS = "modulation lowpass saliency_source k alpha eps beta spatial_pool".split()
 
 
+# Which part of a run each RunSpec field sets (the table in RunSpec's docstring; a test holds
+# the two equal and every field in exactly one part)
+RUNSPEC_PARTS: dict[str, tuple[str, ...]] = {
+    "cell": ("method", "ipc", "profile", "camera_shake", "dataset", "distill_seed"),
+    "recovery": (
+        "init", "r_bn", "first_bn", "iterations", "lr", "lr_schedule", "recover_augment",
+        "dm_lr", "dm_net",
+    ),
+    "saliency": (
+        "tsgfo", "modulation", "lowpass", "saliency_source", "k", "alpha", "eps", "beta",
+        "spatial_pool",
+    ),
+    "selection": ("window", "pack"),
+    "student": (
+        "student_augment", "tsgfa", "tsgfa_parts", "labels", "eval_split", "student_scale",
+        "n_students", "train_pixels", "label_pixels", "precision",
+    ),
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """One cell of the grid. Fields that do not apply to a method are ignored by its key."""
+    """One cell of the grid. Fields that do not apply to a method are ignored by its key.
+
+    The fields are flat (a nested spec would change every cache key); each belongs to one part:
+
+    | part      | fields                                              | read by                      |
+    |-----------|-----------------------------------------------------|------------------------------|
+    | cell      | method, ipc, profile, camera_shake, dataset,        | every key; `data_fields`     |
+    |           | distill_seed                                        |                              |
+    | recovery  | init, r_bn, first_bn, iterations, lr, lr_schedule,  | `experiments.tsgd_config`    |
+    |           | recover_augment, dm_lr, dm_net                      | (TSGD, SRe2L-style), DM;     |
+    |           |                                                     | the distill key              |
+    | saliency  | tsgfo, modulation, lowpass, saliency_source, k,     | `saliency()`, `tsgd_config`; |
+    |           | alpha, eps, beta, spatial_pool                      | the distill key (filter on)  |
+    | selection | window, pack                                        | `experiments.salient_config` |
+    | student   | student_augment, tsgfa, tsgfa_parts, labels,        | `experiments.student_config`,|
+    |           | eval_split, student_scale, n_students,              | `evaluate_distilled`; the    |
+    |           | train_pixels, label_pixels, precision               | eval key                     |
+
+    A recovery setting left None resolves through one path: the spec's own value, else what
+    tuning chose (`tsgd_core/tuned.json`, nearest IPC), else the profile's (`recover_lr`,
+    `recover_iterations`); `TSGDConfig()` equals the default profile's resolved values.
+    """
 
     method: str = "tsgd"
     ipc: int = 1

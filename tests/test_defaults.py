@@ -1,0 +1,105 @@
+"""One setting, one value: the Python defaults (`TSGDConfig()`), the CLI's (`tsgd distill` with no
+recovery flag), the default run's (`RunSpec(profile="default")`) and what its committed records
+say they ran with are the same recovery settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pytest
+
+from tsgd_core.grid import experiments
+from tsgd_core.grid.profiles import get_profile, tuned_settings
+from tsgd_core.grid.spec import RunSpec
+from tsgd_core.methods.distill import TSGDConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = sorted((ROOT / "reports" / "default" / "runs" / "main").glob("*/record.json"))
+# the recovery settings every path must agree on
+RECOVERY = ("lr", "iterations", "lr_schedule", "r_bn", "first_bn", "init", "augment", "filter")
+
+
+def recovery_of(cfg: TSGDConfig) -> dict[str, object]:
+    return {name: getattr(cfg, name) for name in RECOVERY}
+
+
+def cli_spec(*flags: str) -> RunSpec:
+    """The RunSpec `tsgd distill` resolves its flags to (nothing is distilled)."""
+    from tsgd_core.cli.app import build_parser
+    from tsgd_core.cli.commands import build_spec, spec_params
+
+    return build_spec(spec_params(build_parser().parse_args(["distill", *flags])))
+
+
+@pytest.mark.parametrize("ipc", [1, 5, 10])
+def test_python_cli_and_default_run_recover_alike(ipc):
+    python = TSGDConfig(ipc=ipc)
+    run = RunSpec(method="tsgd", profile="default", ipc=ipc)
+    # the whole config, saliency included, not only the learning rate
+    assert experiments.tsgd_config(run) == python
+    assert (run.recover_lr, run.recover_iterations) == (python.lr, python.iterations)
+    cli = cli_spec("--ipc", str(ipc))
+    assert cli == run, "tsgd distill without flags is the default run"
+    assert experiments.tsgd_config(cli) == python
+    # SRe2L-style (the filter off) recovers with the same settings
+    sre2l = experiments.tsgd_config(RunSpec(method="sre2l", profile="default", ipc=ipc))
+    assert recovery_of(sre2l) == {**recovery_of(python), "filter": False}
+
+
+def test_the_defaults_are_the_tuned_values():
+    """TSGDConfig's lr and iterations are tuned.json's for the default profile at every IPC it
+    tuned, for TSGD and SRe2L-style alike (the values are not a second copy that can drift)."""
+    python = TSGDConfig()
+    for variant in ("tsgd", "sre2l"):
+        for ipc in get_profile("default").ipcs:
+            tuned = tuned_settings("default", variant, ipc)
+            assert tuned, f"no tuned {variant} at IPC {ipc}"
+            assert (tuned["lr"], tuned["iterations"]) == (python.lr, python.iterations)
+
+
+def test_the_committed_records_ran_with_the_defaults():
+    python = TSGDConfig()
+    assert RECORDS, "no committed reports/default/runs/main"
+    checked = 0
+    for path in RECORDS:
+        record = json.loads(path.read_text())
+        if record["method"] not in ("tsgd", "sre2l"):
+            continue
+        assert record["lr_used"] == python.lr and record["iterations_used"] == python.iterations
+        assert record["first_bn_used"] == python.first_bn and record["r_bn"] == python.r_bn
+        spec = RunSpec(method=record["method"], profile="default", ipc=record["ipc"])
+        assert (spec.recover_lr, spec.recover_iterations) == (
+            record["lr_used"],
+            record["iterations_used"],
+        ), path.parent.name
+        checked += 1
+    assert checked >= 10
+
+
+def test_a_flag_or_a_field_still_wins():
+    spec = cli_spec("--lr", "0.01", "--iterations", "7")
+    assert (spec.recover_lr, spec.recover_iterations) == (0.01, 7)
+    cfg = experiments.tsgd_config(spec)
+    assert cfg == replace(TSGDConfig(), lr=0.01, iterations=7)
+    assert {f.name for f in fields(TSGDConfig)} >= set(RECOVERY)
+
+
+def test_every_runspec_field_belongs_to_one_part():
+    from tsgd_core.grid.spec import RUNSPEC_PARTS
+
+    listed = [name for names in RUNSPEC_PARTS.values() for name in names]
+    assert sorted(listed) == sorted(f.name for f in fields(RunSpec)), "each field once"
+    # the docstring's table names the same fields per part
+    table: dict[str, list[str]] = {}
+    part = None
+    for line in (RunSpec.__doc__ or "").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.strip().startswith("|") or len(cells) != 3 or set(cells[1]) <= {"-"}:
+            continue
+        part = cells[0] or part
+        if part == "part":
+            continue
+        table.setdefault(part, []).extend(n.strip() for n in cells[1].split(",") if n.strip())
+    assert table == {k: list(v) for k, v in RUNSPEC_PARTS.items()}
