@@ -4,8 +4,7 @@
 quick and smoke grids and of the ladder's 8x32 rung, and the teacher key of each profile. A
 change of these keys (a moved module that a key hashed, a renamed field) would make every
 cached teacher, distilled set and evaluation unreachable; this test fails first. Teacher keys
-name the recipe alone, not the CPU thread count (a cache from before is moved to them by
-`python -m tsgd_core.grid.migrate --cache DIR`).
+name the recipe alone, not the CPU thread count (a cache from before that has to be rebuilt).
 """
 
 from __future__ import annotations

@@ -333,28 +333,7 @@ def test_relabel_teacher_key_is_the_key_of_the_teacher_that_made_the_set(smoke_r
 
     ds = load_distilled(smoke_run["artifact"])
     spec = spec_from_params(**ds.config["spec"])
-    expected, _ = relabel_teacher_key(spec, load_data("smoke"), "auto", ds.teacher_key)
-    assert expected == ds.teacher_key
-
-
-def test_set_naming_its_teachers_old_key_names_the_migration(capsys, smoke_run, tmp_path):
-    """A set written when teacher keys named the CPU thread count: evaluate says how to move the
-    cache to the new keys (the teacher there is not the one moved from that key)."""
-    from tsgd_core.cli import relabel_teacher_key
-    from tsgd_core.grid.experiments import teacher_recipe
-    from tsgd_core.grid.profiles import load_data
-    from tsgd_core.grid.spec import spec_from_params
-    from tsgd_core.training.teacher import legacy_teacher_keys
-
-    ds = load_distilled(smoke_run["artifact"])
-    spec = spec_from_params(**ds.config["spec"])
-    data = load_data("smoke")
-    model_cfg, fit, balanced = teacher_recipe("smoke", data, "")
-    old = legacy_teacher_keys(data, model_cfg, fit, True, balanced)[3]
-    assert relabel_teacher_key(spec, data, "cpu", old) == (ds.teacher_key, 3)
-    artifact = edited_artifact(smoke_run, tmp_path / "threads.tsgd.pt", teacher_key=old)
-    code, stdout, err = run_cli(capsys, "evaluate", artifact, "--cache-dir", smoke_run["cache"])
-    assert_one_line_error(code, stdout, err, "python -m tsgd_core.grid.migrate --cache")
+    assert relabel_teacher_key(spec, load_data("smoke")) == ds.teacher_key
 
 
 def test_set_of_other_classes_is_refused(capsys, smoke_run, tmp_path):

@@ -9,7 +9,6 @@ import torch
 from tsgd_core.training.teacher import (
     FitConfig,
     ModelConfig,
-    legacy_teacher_keys,
     teacher_key,
     teacher_path,
     teacher_source_line,
@@ -54,15 +53,6 @@ def test_the_thread_count_does_not_change_the_key():
         assert teacher_key(SPLITS, *RECIPE) == KEY
     finally:
         torch.set_num_threads(threads)
-
-
-def test_a_teacher_under_its_old_key_names_the_migration(tmp_path):
-    old = legacy_teacher_keys(SPLITS, *RECIPE)
-    put(tmp_path, old[1])
-    line = teacher_source_line(SPLITS, *RECIPE, 2, tmp_path)
-    assert f"{old[1]} (1 CPU thread)" in line
-    assert f"python -m tsgd_core.grid.migrate --cache {tmp_path}" in line
-    assert not line.startswith("training")
 
 
 def test_on_an_accelerator_the_thread_count_is_not_compared(tmp_path):

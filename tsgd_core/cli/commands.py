@@ -454,7 +454,6 @@ def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace
     """Before any teacher or student is trained: the set's classes and clip shape against the
     data of its spec, and the teacher it records against the one that would relabel it."""
     from ..grid.profiles import load_data
-    from ..training.teacher import migrate_hint
 
     data = load_data(
         spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=args.cache_dir
@@ -481,46 +480,24 @@ def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace
     check_run_memory(spec, data.train, prof, device, distill=False)
     if ds.teacher_key is None:
         return
-    expected, legacy_threads = relabel_teacher_key(spec, data, args.device, ds.teacher_key)
+    expected = relabel_teacher_key(spec, data)
     if ds.teacher_key == expected:
         return
-    if legacy_threads is not None and migrated_from(args.cache_dir, expected) == ds.teacher_key:
-        # a set written before teacher keys named the recipe alone: the same teacher's weights
-        print(f"{path} names its teacher's old key {ds.teacher_key}; it is teacher {expected} now")
-        ds.teacher_key = expected
-        return
-    hint = (
-        f"run `{migrate_hint(args.cache_dir)}` once (the set names its teacher's old key, "
-        f"which named {legacy_threads} CPU thread(s))"
-        if legacy_threads is not None
-        else f"evaluate it with the --cache-dir that holds teacher {ds.teacher_key}"
-    )
     fail(
         f"{path} was distilled with teacher {ds.teacher_key}, but here its profile "
-        f"{spec.profile!r} would be relabelled by teacher {expected}: {hint}, or distil the set "
-        "again"
+        f"{spec.profile!r} would be relabelled by teacher {expected}: evaluate it with the "
+        f"--cache-dir that holds teacher {ds.teacher_key}, or distil the set again"
     )
 
 
-def migrated_from(cache_dir: str | Path, key: str) -> str | None:
-    """The old key the cached teacher `key` was moved from by tsgd_core.grid.migrate, if it was."""
-    from ..training.teacher import load_teacher, teacher_path
-
-    path = teacher_path(cache_dir, key)
-    return load_teacher(path)[1].former_key if path.is_file() else None
-
-
-def relabel_teacher_key(spec: Any, data: Any, device: str, recorded: str) -> tuple[str, int | None]:
+def relabel_teacher_key(spec: Any, data: Any) -> str:
     """The key of the teacher `experiments.get_teacher` would load or train for `spec` here
-    (without training it), and the CPU thread count whose old key (one that named the count)
-    is `recorded`, if one is."""
+    (without training it)."""
     from ..grid.experiments import teacher_recipe
-    from ..training.teacher import legacy_teacher_keys, teacher_key
+    from ..training.teacher import teacher_key
 
     model_cfg, fit, balanced = teacher_recipe(spec.profile, data, spec.dataset)
-    legacy = legacy_teacher_keys(data, model_cfg, fit, True, balanced)
-    matching = next((n for n, key in legacy.items() if key == recorded), None)
-    return teacher_key(data, model_cfg, fit, True, balanced), matching
+    return teacher_key(data, model_cfg, fit, True, balanced)
 
 
 def print_results(spec: Any, results: dict[str, Any], wall_s: float) -> None:

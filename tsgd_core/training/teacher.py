@@ -82,7 +82,8 @@ class TeacherInfo:
     # CPU training is bitwise reproducible for a given thread count only: which one made it
     # (None: a checkpoint from before this was recorded)
     torch_threads: int | None = None
-    # the key it was cached under before keys named the recipe alone (tsgd_core.grid.migrate)
+    # the key it had when keys named the CPU thread count, in checkpoints a (since retired)
+    # cache migration moved; kept so that such checkpoints still load
     former_key: str | None = None
 
 
@@ -106,37 +107,6 @@ def teacher_key(
     (its weights differ in the last bits from another count's) is in its metadata
     (TeacherInfo.torch_threads), so any run finds the teacher the grid trained."""
     return config_key(*recipe_parts(splits, model_cfg, fit_cfg, augment, balanced))
-
-
-# Keys of CPU-trained teachers cached before the key named the recipe alone named the thread
-# count too; `python -m tsgd_core.grid.migrate` moves them (and their sets) to the new keys.
-MAX_SEARCHED_THREADS = 64
-
-
-def legacy_teacher_keys(
-    splits: Splits, model_cfg: ModelConfig, fit_cfg: FitConfig, augment: bool, balanced: bool
-) -> dict[int, str]:
-    """{CPU thread count: the key a teacher of this recipe had when keys named the count}."""
-    parts = recipe_parts(splits, model_cfg, fit_cfg, augment, balanced)
-    return {n: config_key(*parts, f"threads={n}") for n in range(1, MAX_SEARCHED_THREADS + 1)}
-
-
-def legacy_teacher_files(
-    splits: Splits,
-    model_cfg: ModelConfig,
-    fit_cfg: FitConfig,
-    augment: bool,
-    balanced: bool,
-    cache_dir: str | Path,
-) -> dict[int, Path]:
-    """The cached teachers of this recipe under an old key, by the thread count it named."""
-    keys = legacy_teacher_keys(splits, model_cfg, fit_cfg, augment, balanced)
-    paths = {n: teacher_path(cache_dir, key) for n, key in keys.items()}
-    return {n: path for n, path in paths.items() if path.is_file()}
-
-
-def migrate_hint(cache_dir: str | Path) -> str:
-    return f"python -m tsgd_core.grid.migrate --cache {cache_dir}"
 
 
 def training_threads(device: torch.device) -> int | None:
@@ -179,13 +149,6 @@ def teacher_source_line(
                 "weights are used as they are"
             )
         return line
-    legacy = legacy_teacher_files(splits, model_cfg, fit_cfg, augment, balanced, cache_dir)
-    if legacy:
-        found = ", ".join(f"{p.stem} ({threads_text(n)})" for n, p in legacy.items())
-        return (
-            f"teacher {key} is in the cache under its old key, which named the CPU thread "
-            f"count: {found}; run `{migrate_hint(cache_dir)}` once to keep it and its sets"
-        )
     return f"training teacher {key} (not in the cache {Path(cache_dir) / 'teachers'})"
 
 
@@ -339,11 +302,7 @@ def load_or_train_teacher(
     cache_dir: str | Path = "cache",
     **options: Unpack[TrainOptions],
 ) -> tuple[VideoClassifier, TeacherInfo]:
-    """The cached teacher for this data and configuration, trained (and cached) on first use.
-
-    A teacher of this recipe cached under its old key (one that named the CPU thread count) is
-    not trained again: DataError names the migration that moves it to its new key.
-    """
+    """The cached teacher for this data and configuration, trained (and cached) on first use."""
     model_cfg = model_cfg or ModelConfig()
     fit_cfg = fit_cfg or FitConfig()
     recipe = (model_cfg, fit_cfg, options.get("augment", True), options.get("balanced", False))
@@ -353,13 +312,6 @@ def load_or_train_teacher(
     if distributed.agree(cached is not None):  # under torchrun all ranks load, or all train
         model, info = cached
     else:
-        legacy = legacy_teacher_files(splits, *recipe, cache_dir)
-        if legacy:
-            raise DataError(
-                f"the cache holds teacher {key} under its old key {next(iter(legacy.values())).stem}"
-                f" (it named the CPU thread count): run `{migrate_hint(cache_dir)}` once to move "
-                "it and its sets to the new keys, instead of training it again"
-            )
         check_teacher_disk(path, model_cfg, splits)  # before training, not after it
         model, info = train_teacher(splits, model_cfg, fit_cfg, **options)
         if distributed.is_main():
