@@ -381,6 +381,73 @@ def robustness_section(base: Path) -> str:
     return "".join(text)
 
 
+def write_tables(
+    df: pd.DataFrame,
+    pooled: pd.DataFrame,
+    paired: pd.DataFrame,
+    parts: pd.DataFrame,
+    out: Path,
+    full: Mapping[str, Sequence[float]] | None,
+) -> dict[str, Path | None]:
+    """The report's tables (markdown and CSV) and every run's record into `out`."""
+    controls = controls_results(pooled)
+    tables = {
+        "main_table_md": (main_table(pooled, full).to_markdown() + "\n", "main_table.md"),
+        "main_table_csv": (
+            main_table_long(pooled, full, paired).to_csv(index=False),
+            "main_table.csv",
+        ),
+        "gain_md": (gain_table(pooled, paired).to_markdown() + "\n", "gain_vs_start.md"),
+        "controls_csv": (controls_table(controls).to_csv(index=False), "controls.csv"),
+        "controls_md": (
+            (controls_markdown(controls).to_markdown() if len(controls) else "No `controls` runs.")
+            + "\n",
+            "controls.md",
+        ),
+        "parts_csv": (parts_table(parts).to_csv(index=False), "parts.csv"),
+        "parts_md": (parts_markdown(parts), "parts.md"),
+        "paired_md": (paired_markdown(paired).to_markdown() + "\n", "paired_differences.md"),
+        "paired_csv": (paired_table(paired).to_csv(index=False), "paired_differences.csv"),
+        "all_runs": (
+            df.drop(columns=["record_path"], errors="ignore").to_csv(index=False),
+            "all_runs.csv",
+        ),
+    }
+    return {key: write_text(text, out / name) for key, (text, name) in tables.items()}
+
+
+def write_figures(
+    pooled: pd.DataFrame,
+    paired: pd.DataFrame,
+    fig_dir: Path,
+    full: Mapping[str, Sequence[float]] | None,
+    full_scales: Mapping[float, Mapping[str, Sequence[float]]] | None,
+) -> dict[str, Path | None]:
+    """The report's figures into `fig_dir` (None where the records hold nothing to draw)."""
+    return {
+        "accuracy_vs_ipc": plot_accuracy_vs_ipc(pooled, fig_dir / "accuracy_vs_ipc.png", full),
+        "recipes": plot_recipes(pooled, fig_dir / "recipes.png"),
+        "paired_differences": plot_paired_differences(paired, fig_dir / "paired_differences.png"),
+        "recover": plot_recover(pooled, fig_dir / "recover.png"),
+        "convergence": plot_convergence(pooled, fig_dir / "convergence.png", full_scales),
+        "tsgfa_parts": plot_choices(
+            tsgfa_parts_results(pooled),
+            fig_dir / "tsgfa_parts.png",
+            title="TSGFA parts on the validation split",
+        ),
+        "dm_lr": plot_choices(
+            dm_lr_results(pooled),
+            fig_dir / "dm_lr.png",
+            title="DM pixel learning rate on the validation split",
+        ),
+        "ablation": plot_ablation(pooled, fig_dir / "ablation.png"),
+        "sensitivity": plot_sensitivity(pooled, fig_dir / "sensitivity.png"),
+        "shake": plot_shake(pooled, fig_dir / "shake.png"),
+        "cost": plot_cost(pooled, fig_dir / "cost.png"),
+        "pixel_change": plot_pixel_change(pooled, fig_dir / "pixel_change.png"),
+    }
+
+
 def write_report(
     df: pd.DataFrame,
     reports_dir: str | os.PathLike[str],
@@ -404,58 +471,10 @@ def write_report(
     fig_dir.mkdir(parents=True, exist_ok=True)
     pooled = pool_records(df)
     paired = paired_difference_results(pooled)
-    files: dict[str, Path | None] = {}
-    files["main_table_md"] = write_text(
-        main_table(pooled, full).to_markdown() + "\n", out / "main_table.md"
-    )
-    files["main_table_csv"] = write_text(
-        main_table_long(pooled, full, paired).to_csv(index=False), out / "main_table.csv"
-    )
-    files["gain_md"] = write_text(
-        gain_table(pooled, paired).to_markdown() + "\n", out / "gain_vs_start.md"
-    )
-    controls = controls_results(pooled)
-    files["controls_csv"] = write_text(
-        controls_table(controls).to_csv(index=False), out / "controls.csv"
-    )
-    files["controls_md"] = write_text(
-        (controls_markdown(controls).to_markdown() if len(controls) else "No `controls` runs.")
-        + "\n",
-        out / "controls.md",
-    )
     parts = parts_results(pooled)
-    files["parts_csv"] = write_text(parts_table(parts).to_csv(index=False), out / "parts.csv")
-    files["parts_md"] = write_text(parts_markdown(parts), out / "parts.md")
-    files["paired_md"] = write_text(
-        paired_markdown(paired).to_markdown() + "\n", out / "paired_differences.md"
-    )
-    files["paired_csv"] = write_text(
-        paired_table(paired).to_csv(index=False), out / "paired_differences.csv"
-    )
-    files["all_runs"] = write_text(
-        df.drop(columns=["record_path"], errors="ignore").to_csv(index=False), out / "all_runs.csv"
-    )
+    files = write_tables(df, pooled, paired, parts, out, full)
     figures = {
-        "accuracy_vs_ipc": plot_accuracy_vs_ipc(pooled, fig_dir / "accuracy_vs_ipc.png", full),
-        "recipes": plot_recipes(pooled, fig_dir / "recipes.png"),
-        "paired_differences": plot_paired_differences(paired, fig_dir / "paired_differences.png"),
-        "recover": plot_recover(pooled, fig_dir / "recover.png"),
-        "convergence": plot_convergence(pooled, fig_dir / "convergence.png", full_scales),
-        "tsgfa_parts": plot_choices(
-            tsgfa_parts_results(pooled),
-            fig_dir / "tsgfa_parts.png",
-            title="TSGFA parts on the validation split",
-        ),
-        "dm_lr": plot_choices(
-            dm_lr_results(pooled),
-            fig_dir / "dm_lr.png",
-            title="DM pixel learning rate on the validation split",
-        ),
-        "ablation": plot_ablation(pooled, fig_dir / "ablation.png"),
-        "sensitivity": plot_sensitivity(pooled, fig_dir / "sensitivity.png"),
-        "shake": plot_shake(pooled, fig_dir / "shake.png"),
-        "cost": plot_cost(pooled, fig_dir / "cost.png"),
-        "pixel_change": plot_pixel_change(pooled, fig_dir / "pixel_change.png"),
+        **write_figures(pooled, paired, fig_dir, full, full_scales),
         **(extra_figures or {}),
     }
     files.update(figures)
