@@ -258,24 +258,6 @@ def private_imports(root: Path = ROOT) -> list[str]:
     return found
 
 
-# Private imports left in rooms that other work is reshaping (data/, cli/), to be made public
-# there; a new one anywhere fails the test below.
-PENDING_PRIVATE_IMPORTS = {
-    "cli/app.py": {"_Formatter", "_Parser"},
-    "data/real_video.py": {
-        "_check_choice", "_check_geometry", "_class_list", "_existing_dir",
-        "_require_training_clips", "_entries", "_require_readable_classes", "_store_folder",
-        "_warn_skipped_summary", "_cap_per_class", "_require_listed_classes",
-        "_restrict_classes", "_restrict_to_miniucf",
-    },
-    "data/video_cache.py": {"_CACHE_VERSION", "_first_line", "_shorten", "_python_stderr_visible"},
-    "data/video_decode.py": {"_check_choice", "_check_geometry", "_first_line", "_natural_key"},
-    "data/video_lists.py": {
-        "_FRAMES_TEST_SEED", "_check_choice", "_existing_dir", "_natural_key", "_shorten"
-    },
-}  # fmt: skip
-
-
 def test_private_finder_names_a_private_import(tmp_path):
     pkg = tmp_path / "pkg"
     pkg.mkdir()
@@ -287,12 +269,5 @@ def test_private_finder_names_a_private_import(tmp_path):
 
 
 def test_no_module_imports_another_modules_private_name():
-    unexpected = [
-        line
-        for line in private_imports()
-        if line.rpartition(" import ")[2]
-        not in PENDING_PRIVATE_IMPORTS.get(line.partition(":")[0], set())
-    ]
-    assert not unexpected, "import a public name instead:\n" + "\n".join(unexpected)
-    # report/, grid/, methods/, training/ and runtime/ have none left at all
-    assert not [line for line in private_imports() if not line.startswith(("data/", "cli/"))]
+    found = private_imports()
+    assert not found, "import a public name instead:\n" + "\n".join(found)

@@ -559,7 +559,7 @@ def test_stderr_reaches_fd2_after_decoding_with_several_workers(pool, tmp_path, 
 def test_progress_and_warnings_stay_visible_while_decoders_silence_fd2(capfd):
     import sys
 
-    with video_decode._python_stderr_visible(), video_decode._native_stderr_captured() as lines:
+    with video_decode.python_stderr_visible(), video_decode._native_stderr_captured() as lines:
         os.write(2, b"decoder noise\n")
         print("a warning for the user", file=sys.stderr)
     err = capfd.readouterr().err
@@ -573,14 +573,14 @@ def test_capturing_fd2_while_sys_stderr_is_kept_visible_does_not_deadlock(monkey
     import sys
     import threading
 
-    from tsgd_core.data.video_decode import _native_stderr_captured, _python_stderr_visible
+    from tsgd_core.data.video_decode import _native_stderr_captured, python_stderr_visible
 
     # a sys.stderr on fd 2, as in a terminal or run_grid's workers (pytest's capture is not)
     monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115
     done = threading.Event()
 
     def decode_like() -> None:
-        with _python_stderr_visible():
+        with python_stderr_visible():
             with _native_stderr_captured() as lines:
                 os.write(2, b"native noise\n")
             assert lines == ["native noise"]

@@ -22,8 +22,8 @@ from .options import (
     BUG_REPORT_HINT,
     EXAMPLES,
     PREVIEW_CLIPS_PER_CLASS,
-    _Formatter,
-    _Parser,
+    HelpFormatter,
+    Parser,
     add_dataset_options,
     add_preview_options,
     add_spec_options,
@@ -56,11 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ..training.evaluate import LABEL_MODES
 
     profiles, methods = tuple(PROFILES), tuple(METHODS)
-    parser = _Parser(
+    parser = Parser(
         prog="tsgd",
         description="Video dataset distillation with Temporal Saliency-Guided Distillation (TSGD).",
         epilog="Run 'tsgd COMMAND --help' for the options and examples of a command.",
-        formatter_class=_Formatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"tsgd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=text,
             description=text,
             epilog=EXAMPLES[name],
-            formatter_class=_Formatter,
+            formatter_class=HelpFormatter,
             parents=list(parents),
         )
 

@@ -81,14 +81,14 @@ def checked_input(prefix: str = "") -> Iterator[None]:
         raise CliError(f"{prefix}{one_line(error)}") from error
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``tsgd: error: ...`` and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"tsgd: error: {message} (see '{self.prog} --help')\n")
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keep the epilog's line breaks; show defaults, except the None of unset optional flags."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:

@@ -55,32 +55,32 @@ from .video_base import (
     SAMPLINGS,
     STRIDE,
     VideoListing,
-    _check_choice,
-    _check_geometry,
-    _class_list,
-    _existing_dir,
-    _require_training_clips,
+    as_class_names,
+    check_choice,
+    check_geometry,
+    existing_dir,
+    require_training_clips,
 )
 from .video_cache import (
     CLIPS_FILE,
-    _entries,
-    _require_readable_classes,
-    _store_folder,
-    _warn_skipped_summary,
     decode_key,
     decode_listing,
+    listing_entries,
+    require_readable_classes,
+    store_folder,
+    warn_skipped_summary,
 )
 from .video_lists import (
-    _cap_per_class,
-    _require_listed_classes,
-    _restrict_classes,
-    _restrict_to_miniucf,
+    cap_per_class,
     group_rule,
     list_frame_folders,
     list_hmdb51,
     list_kinetics,
     list_ssv2,
     list_ucf101,
+    require_listed_classes,
+    restrict_classes,
+    restrict_to_miniucf,
     source_groups,
     split_by_group,
 )
@@ -134,13 +134,13 @@ def load_video_dataset(
     The clips stay uint8 (`UInt8Clips`, read from the cache file when there is one) and
     become float per batch, so a dataset larger than memory in float32 can be trained on.
     """
-    frames, size = _check_geometry(frames, size)
-    _check_choice("backend", backend, BACKENDS)
-    _check_choice("sampling", sampling, SAMPLINGS)
+    frames, size = check_geometry(frames, size)
+    check_choice("backend", backend, BACKENDS)
+    check_choice("sampling", sampling, SAMPLINGS)
     rule = group_rule(kind.lower() if isinstance(kind, str) else kind, group_pattern)
     if not 0.0 <= val_fraction < 1.0:
         raise DataError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    classes = _class_list(classes)
+    classes = as_class_names(classes)
     listing = list_video_dataset(
         kind,
         root,
@@ -154,7 +154,7 @@ def load_video_dataset(
     )
     check_decode_fits(len(listing.train) + len(listing.test), frames, size)
     key = sampled_key(listing, frames, size, backend, sampling)
-    store = _store_folder(cache_dir, listing.name, frames, size, key)
+    store = store_folder(cache_dir, listing.name, frames, size, key)
     clips, labels, decoded = decode_listing(
         listing,
         frames,
@@ -165,14 +165,14 @@ def load_video_dataset(
         store=store,
         sampling=sampling,
     )
-    skipped = [e.path for e, ok in zip(_entries(listing), decoded, strict=True) if not ok]
+    skipped = [e.path for e, ok in zip(listing_entries(listing), decoded, strict=True) if not ok]
     total = len(listing.train) + len(listing.test)
     if skipped:
-        _warn_skipped_summary(skipped, total)
+        warn_skipped_summary(skipped, total)
     rows = np.arange(total)
     is_train = rows < len(listing.train)
     train_rows, test_rows = rows[is_train & decoded], rows[~is_train & decoded]
-    _require_readable_classes(listing, {"train": labels[train_rows], "test": labels[test_rows]})
+    require_readable_classes(listing, {"train": labels[train_rows], "test": labels[test_rows]})
     groups = source_groups(listing, rule)
     train_idx, val_idx, carving = _carve_checked(
         labels[train_rows],
@@ -268,7 +268,7 @@ def _carve_checked(
     """`carve_validation`, refused (DataError) when it leaves a class without training clips
     or carves no validation clip at all."""
     train_idx, val_idx, carving = carve_validation(labels, groups, val_fraction, seed, rule)
-    _require_training_clips(labels, train_idx, class_names, val_fraction)
+    require_training_clips(labels, train_idx, class_names, val_fraction)
     if val_fraction > 0 and not len(val_idx):
         raise DataError(
             f"val_fraction={val_fraction:g} carved no validation clip: no class has two source "
@@ -319,17 +319,17 @@ def list_video_dataset(
 ) -> VideoListing:
     """The videos `load_video_dataset` would decode (same arguments), without decoding them."""
     kind = kind.lower() if isinstance(kind, str) else kind
-    _check_choice("kind", kind, KINDS)
-    classes = _class_list(classes)
-    _check_choice("on_missing", on_missing, ("error", "skip"))
-    root = _existing_dir(root, f"the {kind} root folder")
+    check_choice("kind", kind, KINDS)
+    classes = as_class_names(classes)
+    check_choice("on_missing", on_missing, ("error", "skip"))
+    root = existing_dir(root, f"the {kind} root folder")
     notes = Path(annotations) if annotations is not None else None
     if notes is not None and not notes.exists():
         raise DataError(f"annotations path {notes} does not exist")
     if kind in ("ucf101", "miniucf"):
         listing = list_ucf101(root, split=split, annotations=notes, on_missing=on_missing)
         if kind == "miniucf":
-            listing = _restrict_to_miniucf(listing, classes, split)
+            listing = restrict_to_miniucf(listing, classes, split)
             classes = None
     elif kind == "hmdb51":
         listing = list_hmdb51(root, split=split, annotations=notes, on_missing=on_missing)
@@ -346,7 +346,7 @@ def list_video_dataset(
             group_pattern=group_pattern,
         )
     if classes is not None:
-        listing = _restrict_classes(listing, classes)
-    listing = _cap_per_class(listing, max_per_class)
-    _require_listed_classes(listing)
+        listing = restrict_classes(listing, classes)
+    listing = cap_per_class(listing, max_per_class)
+    require_listed_classes(listing)
     return listing

@@ -94,10 +94,10 @@ MINIUCF_CLASSES: tuple[str, ...] = (
 )
 
 
-_CACHE_VERSION = 2
+CACHE_VERSION = 2
 
 
-_FRAMES_TEST_SEED = 0  # the frames kind's test part is a property of the dataset, not of a run
+FRAMES_TEST_SEED = 0  # the frames kind's test part is a property of the dataset, not of a run
 
 
 _SHOW_AT_MOST = 5  # file names quoted in one message
@@ -140,12 +140,12 @@ class VideoListing:
         return [per_class.get(c, 0) for c in range(len(self.class_names))]
 
 
-def _natural_key(name: str) -> list[Any]:
+def natural_key(name: str) -> list[Any]:
     """frame_2.jpg before frame_10.jpg."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _first_line(error: BaseException) -> str:
+def message_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:300]
 
@@ -161,7 +161,7 @@ def _whole_number(value: Any) -> int | None:
     return int(number) if number.is_integer() else None
 
 
-def _check_geometry(frames: int, size: tuple[int, int]) -> tuple[int, tuple[int, int]]:
+def check_geometry(frames: int, size: tuple[int, int]) -> tuple[int, tuple[int, int]]:
     try:
         h, w = (_whole_number(s) for s in size)
     except (TypeError, ValueError) as error:
@@ -176,31 +176,31 @@ def _check_geometry(frames: int, size: tuple[int, int]) -> tuple[int, tuple[int,
     return t, (h, w)
 
 
-def _class_list(classes: str | Sequence[str] | None) -> list[str] | None:
+def as_class_names(classes: str | Sequence[str] | None) -> list[str] | None:
     """One class name as a str means that class (not its letters)."""
     if classes is None:
         return None
     return [classes] if isinstance(classes, str) else list(classes)
 
 
-def _require_training_clips(
+def require_training_clips(
     labels: np.ndarray, train_idx: torch.Tensor, class_names: list[str], val_fraction: float
 ) -> None:
     counts = np.bincount(labels[train_idx.numpy()], minlength=len(class_names))
     empty = [class_names[c] for c in np.flatnonzero(counts == 0).tolist()]
     if empty:
         raise DataError(
-            f"val_fraction={val_fraction:g} leaves class(es) {_shorten(empty)} without a training "
+            f"val_fraction={val_fraction:g} leaves class(es) {shorten(empty)} without a training "
             "clip: lower val_fraction"
         )
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         raise DataError(f"unknown {name} {value!r}: choose one of {', '.join(map(str, choices))}")
 
 
-def _existing_dir(path: str | Path, what: str) -> Path:
+def existing_dir(path: str | Path, what: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise DataError(
@@ -210,7 +210,7 @@ def _existing_dir(path: str | Path, what: str) -> Path:
     return path
 
 
-def _shorten(items: Sequence[str]) -> str:
+def shorten(items: Sequence[str]) -> str:
     shown = ", ".join(str(i) for i in items[:_SHOW_AT_MOST])
     more = len(items) - _SHOW_AT_MOST
     return f"{shown}, ... ({more} more)" if more > 0 else shown

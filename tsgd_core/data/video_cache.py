@@ -20,19 +20,19 @@ from ..runtime.progress import progress_bar
 from .clips import DataError, UInt8Clips, stratified_split
 from .storage import CacheRepairWarning, atomic_path, config_key, save_json
 from .video_base import (
-    _CACHE_VERSION,
+    CACHE_VERSION,
     IMAGE_EXTENSIONS,
     SkippedVideoWarning,
     VideoDecodeError,
     VideoEntry,
     VideoListing,
-    _first_line,
-    _shorten,
+    message_line,
+    shorten,
 )
-from .video_decode import _python_stderr_visible, read_clip, refuse_special_file
+from .video_decode import python_stderr_visible, read_clip, refuse_special_file
 
 
-def _entries(listing: VideoListing) -> list[VideoEntry]:
+def listing_entries(listing: VideoListing) -> list[VideoEntry]:
     """Train then test videos: the row order of the decoded clips."""
     return [*listing.train, *listing.test]
 
@@ -59,7 +59,7 @@ def decode_listing(
     decode resumes where it stopped, and a finished one is read back without decoding.
     Videos are decoded by `workers` threads (FFmpeg and decord release the GIL).
     """
-    entries = _entries(listing)
+    entries = listing_entries(listing)
     labels = np.array([e.label for e in entries], dtype=np.int64)
     clip_shape = (3, frames, *size)
     clip_bytes = int(np.prod(clip_shape))
@@ -130,7 +130,7 @@ def _decode_rows(
         return i, clip.transpose(3, 0, 1, 2).reshape(-1), None  # (C, T, H, W) rows
 
     workers = default_workers() if workers is None else max(1, int(workers))
-    with _python_stderr_visible():  # the bar and warnings, while decoders silence fd 2
+    with python_stderr_visible():  # the bar and warnings, while decoders silence fd 2
         _decode_rows_with_bar(decode, entries, todo, target, status, progress, workers, store, name)
 
 
@@ -212,23 +212,23 @@ def passing_cause(error: VideoDecodeError) -> BaseException | None:
     return None
 
 
-def _warn_skipped_summary(skipped: list[Path], total: int) -> None:
+def warn_skipped_summary(skipped: list[Path], total: int) -> None:
     warnings.warn(
         f"skipped {len(skipped)} of {total} videos that could not be decoded: "
-        f"{_shorten([str(p) for p in skipped])}",
+        f"{shorten([str(p) for p in skipped])}",
         SkippedVideoWarning,
         stacklevel=3,
     )
 
 
-def _require_readable_classes(listing: VideoListing, labels: dict[str, np.ndarray]) -> None:
+def require_readable_classes(listing: VideoListing, labels: dict[str, np.ndarray]) -> None:
     for part in ("train", "test"):
         counts = np.bincount(labels[part], minlength=len(listing.class_names))
         for c in np.flatnonzero(counts == 0).tolist():
             tried = [str(e.path) for e in getattr(listing, part) if e.label == c]
             raise DataError(
                 f"{listing.name}: class {listing.class_names[c]!r} has no readable video in the "
-                f"{part} split; none of {_shorten(tried)} could be decoded. Replace those files "
+                f"{part} split; none of {shorten(tried)} could be decoded. Replace those files "
                 "(re-download or re-extract them) or leave the class out with classes=[...]."
             )
 
@@ -334,11 +334,11 @@ def listing_fingerprint(listing: VideoListing) -> str:
 def decode_key(listing: VideoListing, frames: int, size: tuple[int, int], backend: str) -> str:
     """Content and decode settings (not where the files are): the key of the decode cache."""
     return config_key(
-        _CACHE_VERSION, listing_fingerprint(listing), frames, list(size), backend, length=16
+        CACHE_VERSION, listing_fingerprint(listing), frames, list(size), backend, length=16
     )
 
 
-def _store_folder(
+def store_folder(
     cache_dir: str | Path | None, name: str, frames: int, size: tuple[int, int], key: str
 ) -> Path | None:
     if cache_dir is None:
@@ -495,7 +495,7 @@ def _read_status(path: Path, rows: int) -> np.ndarray | None:
     except (OSError, ValueError) as error:
         if path.exists():
             warnings.warn(
-                f"ignoring unreadable {path} ({_first_line(error)}); decoding again", stacklevel=4
+                f"ignoring unreadable {path} ({message_line(error)}); decoding again", stacklevel=4
             )
         return None
     if status.shape != (rows,) or not np.isin(status, (UNREADABLE, FAILED_BEFORE, 0, 1)).all():
@@ -519,11 +519,13 @@ def _finish_store(
     if (store / META_FILE).is_file():
         return
     meta = {
-        "version": _CACHE_VERSION,
+        "version": CACHE_VERSION,
         "name": listing.name,
         "class_names": list(listing.class_names),
         "labels": labels.tolist(),
         "decoded": int((status == 1).sum()),
-        "skipped": [str(e.path) for e, s in zip(_entries(listing), status, strict=True) if s != 1],
+        "skipped": [
+            str(e.path) for e, s in zip(listing_entries(listing), status, strict=True) if s != 1
+        ],
     }
     save_json(meta, store / META_FILE)

@@ -26,10 +26,10 @@ from .video_base import (
     SAMPLINGS,
     STRIDE,
     VideoDecodeError,
-    _check_choice,
-    _check_geometry,
-    _first_line,
-    _natural_key,
+    check_choice,
+    check_geometry,
+    message_line,
+    natural_key,
 )
 
 
@@ -69,9 +69,9 @@ def read_clip(
     or fails on the file). sampling: "spread" over the whole video or "stride" at the video's
     own speed (`frame_indices`). Raises VideoDecodeError when the video cannot be read.
     """
-    frames, size = _check_geometry(frames, size)
-    _check_choice("backend", backend, BACKENDS)
-    _check_choice("sampling", sampling, SAMPLINGS)
+    frames, size = check_geometry(frames, size)
+    check_choice("backend", backend, BACKENDS)
+    check_choice("sampling", sampling, SAMPLINGS)
     path = Path(path)
     refuse_special_file(path)
     if path.is_dir():
@@ -170,7 +170,7 @@ def _read_with_decord(path: Path, frames: int, size: tuple[int, int], sampling: 
             failure = error
     if failure is not None:
         detail = _native_detail(native, path)
-        raise VideoDecodeError(path, f"decord: {_first_line(failure)}{detail}") from failure
+        raise VideoDecodeError(path, f"decord: {message_line(failure)}{detail}") from failure
     if batch is None:
         raise VideoDecodeError(path, "decord: no frames")
     # A torch bridge set elsewhere returns a tensor instead of a decord NDArray.
@@ -266,7 +266,7 @@ class _VisibleStderr:
 
 
 @contextmanager
-def _python_stderr_visible() -> Iterator[None]:
+def python_stderr_visible() -> Iterator[None]:
     """While decoding threads redirect fd 2, keep sys.stderr's writes on the real stderr."""
     inner = sys.stderr
     try:
@@ -317,7 +317,7 @@ def _read_with_pyav(path: Path, frames: int, size: tuple[int, int], sampling: st
     except VideoDecodeError:
         raise
     except Exception as error:  # av.FFmpegError and friends
-        raise VideoDecodeError(path, f"PyAV: {_first_line(error)}") from error
+        raise VideoDecodeError(path, f"PyAV: {message_line(error)}") from error
     if not decoded:
         raise VideoDecodeError(path, "PyAV: no frames")
     return np.stack([decoded[i] for i in frame_indices(len(decoded), frames, sampling, fps)])
@@ -393,7 +393,7 @@ def _read_frame_folder(path: Path, frames: int, size: tuple[int, int], sampling:
 
     files = sorted(
         (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-        key=lambda p: _natural_key(p.name),
+        key=lambda p: natural_key(p.name),
     )
     if not files:
         raise VideoDecodeError(path, f"no {'/'.join(IMAGE_EXTENSIONS)} frames in the folder")
@@ -403,7 +403,7 @@ def _read_frame_folder(path: Path, frames: int, size: tuple[int, int], sampling:
         try:
             images[i] = _resize_frames(_as_rgb_uint8(iio.imread(files[i]))[None], size)[0]
         except Exception as error:
-            raise VideoDecodeError(files[i], f"imageio: {_first_line(error)}") from error
+            raise VideoDecodeError(files[i], f"imageio: {message_line(error)}") from error
     return np.stack([images[i] for i in chosen.tolist()])
 
 

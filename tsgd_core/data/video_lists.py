@@ -20,16 +20,16 @@ import torch
 
 from .clips import DataError, stratified_split
 from .video_base import (
-    _FRAMES_TEST_SEED,
+    FRAMES_TEST_SEED,
     MINIUCF_CLASSES,
     VIDEO_EXTENSIONS,
     SkippedVideoWarning,
     VideoEntry,
     VideoListing,
-    _check_choice,
-    _existing_dir,
-    _natural_key,
-    _shorten,
+    check_choice,
+    existing_dir,
+    natural_key,
+    shorten,
 )
 from .video_decode import refuse_special_file
 
@@ -42,8 +42,8 @@ def list_ucf101(
     on_missing: str = "error",
 ) -> VideoListing:
     """UCF101 from classInd.txt and the official trainlist0k / testlist0k files."""
-    root = _existing_dir(root, "the UCF101 root folder")
-    _check_choice("split", split, (1, 2, 3))
+    root = existing_dir(root, "the UCF101 root folder")
+    check_choice("split", split, (1, 2, 3))
     folder = _find_notes_folder(
         root, annotations, ("ucfTrainTestlist", "annotations"), "classInd.txt"
     )
@@ -85,8 +85,8 @@ def list_hmdb51(
     on_missing: str = "error",
 ) -> VideoListing:
     """HMDB51 from the official <class>_test_split<k>.txt files (1 = train, 2 = test, 0 = unused)."""
-    root = _existing_dir(root, "the HMDB51 root folder")
-    _check_choice("split", split, (1, 2, 3))
+    root = existing_dir(root, "the HMDB51 root folder")
+    check_choice("split", split, (1, 2, 3))
     suffix = f"_test_split{split}.txt"
     folder = _find_notes_folder(
         root,
@@ -118,7 +118,7 @@ def list_hmdb51(
 _HMDB_PARTS = {"0": "unused", "1": "train", "2": "test"}  # the flags of HMDB51's split files
 
 
-def _restrict_to_miniucf(
+def restrict_to_miniucf(
     listing: VideoListing, classes: Sequence[str] | None, split: int
 ) -> VideoListing:
     wanted = list(MINIUCF_CLASSES if classes is None else classes)
@@ -129,11 +129,11 @@ def _restrict_to_miniucf(
     def absent(names: list[str]) -> str:
         return (
             f"MiniUCF needs UCF101 classes that {listing.sources.get('train', 'the split files')} "
-            f"and classInd.txt do not list: {_shorten(names)}. Use the full UCF101 annotations, "
+            f"and classInd.txt do not list: {shorten(names)}. Use the full UCF101 annotations, "
             "or pass classes=[...] to load only some MiniUCF classes."
         )
 
-    restricted = _restrict_classes(listing, wanted, absent)
+    restricted = restrict_classes(listing, wanted, absent)
     return replace(restricted, name=f"miniucf-split{split}")
 
 
@@ -141,7 +141,7 @@ def list_kinetics(
     root: str | Path, *, annotations: str | Path | None = None, on_missing: str = "error"
 ) -> VideoListing:
     """Kinetics-style CSV annotations; train rows are train, validation rows the test split."""
-    root = _existing_dir(root, "the Kinetics root folder")
+    root = existing_dir(root, "the Kinetics root folder")
     csv_files = _kinetics_csv_files(root, annotations)
     rows = [row for csv_file in csv_files for row in _kinetics_rows(csv_file)]
     train_rows = [r for r in rows if r["part"] == "train"]
@@ -236,7 +236,7 @@ def list_ssv2(
     root: str | Path, *, annotations: str | Path | None = None, on_missing: str = "error"
 ) -> VideoListing:
     """Something-Something v2 from labels / train / validation JSON; validation is the test split."""
-    root = _existing_dir(root, "the Something-Something v2 root folder")
+    root = existing_dir(root, "the Something-Something v2 root folder")
     folder = _find_notes_folder(root, annotations, ("labels", "annotations"), "*labels.json")
     labels_file = _first_existing(folder, ("labels.json", "something-something-v2-labels.json"))
     label_of = {str(k): int(v) for k, v in _read_json(labels_file).items()}
@@ -285,7 +285,7 @@ def list_frame_folders(
     on_missing: "error" or "skip" for list-file lines naming a folder that is not on disk.
     group_pattern: the fixed share takes whole source groups (see `group_rule`), as val does.
     """
-    root = _existing_dir(root, "the frame-folder root")
+    root = existing_dir(root, "the frame-folder root")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise DataError(f"{root} holds no class folders (expected root/<class>/<video_folder>/)")
@@ -294,7 +294,7 @@ def list_frame_folders(
     for label, class_dir in enumerate(class_dirs):
         videos = sorted(
             (p for p in class_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: _natural_key(p.name),
+            key=lambda p: natural_key(p.name),
         )
         if not videos:
             raise DataError(
@@ -325,7 +325,7 @@ def list_frame_folders(
         rule = group_rule("frames", group_pattern)
         groups = _groups_of(entries, class_names, rule)
         labels = np.array([e.label for e in entries], dtype=np.int64)
-        unit_of, _, in_test = split_by_group(labels, groups, test_fraction, _FRAMES_TEST_SEED)
+        unit_of, _, in_test = split_by_group(labels, groups, test_fraction, FRAMES_TEST_SEED)
         train = [e for e, unit in zip(entries, unit_of, strict=True) if not in_test[unit]]
         test = [e for e, unit in zip(entries, unit_of, strict=True) if in_test[unit]]
         by_group = f", by group ({rule})" if rule else ""
@@ -348,14 +348,14 @@ def _listed_names(
     if unknown and on_missing == "skip":
         warnings.warn(
             f"{list_file} names {len(unknown)} video folder(s) not on disk, skipped: "
-            f"{_shorten(unknown)}",
+            f"{shorten(unknown)}",
             SkippedVideoWarning,
             stacklevel=4,
         )
     elif unknown:
         raise DataError(
             f"{list_file} names {len(unknown)} video folder(s) that do not exist under "
-            f"{list_file.parent}: {_shorten(unknown)}; lines must read '<class>/<video_folder>' "
+            f"{list_file.parent}: {shorten(unknown)}; lines must read '<class>/<video_folder>' "
             "(or pass on_missing='skip')"
         )
     return names & set(known)
@@ -435,7 +435,7 @@ def _report_missing(missing: list[str], source: str, root: Path, on_missing: str
     if not missing:
         return
     what = (
-        f"{len(missing)} video(s) named in {source} do not exist under {root}: {_shorten(missing)}"
+        f"{len(missing)} video(s) named in {source} do not exist under {root}: {shorten(missing)}"
     )
     if on_missing == "skip":
         warnings.warn(f"left out {what}", SkippedVideoWarning, stacklevel=3)
@@ -530,7 +530,7 @@ def _listed_path(line: str) -> str:
     return (words[0] if numbered else line).strip().replace("\\", "/")
 
 
-def _restrict_classes(
+def restrict_classes(
     listing: VideoListing,
     classes: Sequence[str],
     absent: Callable[[list[str]], str] | None = None,
@@ -546,7 +546,7 @@ def _restrict_classes(
     if unknown:
         raise DataError(
             f"classes {unknown} are not in {listing.name}; its classes include "
-            f"{_shorten(listing.class_names)}"
+            f"{shorten(listing.class_names)}"
         )
     new_label = {listing.class_names.index(c): i for i, c in enumerate(wanted)}
 
@@ -556,7 +556,7 @@ def _restrict_classes(
     return replace(listing, class_names=wanted, train=keep(listing.train), test=keep(listing.test))
 
 
-def _cap_per_class(listing: VideoListing, max_per_class: int | None) -> VideoListing:
+def cap_per_class(listing: VideoListing, max_per_class: int | None) -> VideoListing:
     if max_per_class is None:
         return listing
     if int(max_per_class) < 1:
@@ -575,12 +575,12 @@ def _cap_per_class(listing: VideoListing, max_per_class: int | None) -> VideoLis
     return replace(listing, train=cap(listing.train), test=cap(listing.test))
 
 
-def _require_listed_classes(listing: VideoListing) -> None:
+def require_listed_classes(listing: VideoListing) -> None:
     for part in ("train", "test"):
         empty = [listing.class_names[c] for c, n in enumerate(listing.counts(part)) if n == 0]
         if empty:
             raise DataError(
-                f"{listing.name}: class(es) {_shorten(empty)} have no video in the {part} split "
+                f"{listing.name}: class(es) {shorten(empty)} have no video in the {part} split "
                 f"({listing.sources.get(part, listing.root)}). Add their videos, or leave the "
                 "classes out with classes=[...]."
             )
