@@ -32,7 +32,7 @@ SMOKE_SPEC = {"method": "tsgd", "ipc": 1}
 
 
 # The long main table starts with these columns, in this order
-LONG_TABLE_COLUMNS = ["method", "ipc", "labels", "mean", "std", "n", "ci_low", "ci_high"]
+LONG_TABLE_COLUMNS = ["method", "recipe", "ipc", "labels", "mean", "std", "n", "ci_low", "ci_high"]
 
 
 def load(path: Path):
@@ -232,7 +232,7 @@ def test_05_report(workspace, evaluated):
 
     spec, _ = evaluated
     # the random baseline's record, from the evaluation 04 cached: a second run in runs/
-    baseline = replace(spec, method="random")
+    baseline = replace(spec, method="random", student_augment=spec.recipe)  # the same recipe
     _, rec = experiments.run(baseline, cache_dir=workspace / "cache", device="cpu", progress=False)
     folder = workspace / "runs" / "main" / baseline.name()
     folder.mkdir(parents=True)
@@ -247,14 +247,15 @@ def test_05_report(workspace, evaluated):
         command="./run_all.sh --profile smoke",
     )
     table = pd.read_csv(out / "main_table.csv")
-    assert list(table.columns[:8]) == LONG_TABLE_COLUMNS
+    assert list(table.columns[:9]) == LONG_TABLE_COLUMNS
     assert list(dict.fromkeys(table["method"])) == ["Random", "TSGD", report.FULL_DATA]
+    assert set(table.loc[table["method"] != report.FULL_DATA, "recipe"]) == {"tsgfa"}
     readme = (out / "README.md").read_text()
     assert "./run_all.sh --profile smoke" in readme
-    verdict = report.verdict_sentences(
-        report.tsgd_verdicts(report.collect_records(workspace / "runs"))
-    )
-    assert verdict[0] in readme, "the README states the verdict the numbers give"
+    verdicts = report.tsgd_verdicts(report.collect_records(workspace / "runs"))
+    assert len(verdicts) == 1, "TSGD + TSGFA against Random + TSGFA, the same recipe"
+    tally = report.verdict_tally(verdicts)
+    assert tally in readme, "the README states the verdict the numbers give"
     for name in ("accuracy_vs_ipc", "cost", "distilled_tsgd"):
         assert_png(out / "figures" / f"{name}.png")
 

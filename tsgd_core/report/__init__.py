@@ -74,6 +74,8 @@ from .parts import (
     recipe_figure,
     span,
     tally_sentence,
+    tsgd_and_start,
+    with_row_names,
 )
 from .readme import (
     ROBUSTNESS_CSV,
@@ -366,6 +368,8 @@ __all__ = [
     "start_gains",
     "Summary",
     "tally_sentence",
+    "tsgd_and_start",
+    "with_row_names",
     "teacher_warning",
     "TSGD",
     "TSGD_TSGFA",

@@ -309,3 +309,25 @@ def _recipe_bars(ax: plt.Axes, results: pd.DataFrame, ipc: int, labels: str) -> 
     ax.set_xticks(range(len(sets)), sets, rotation=40, ha="right", fontsize=8)
     ax.set_title(f"IPC {ipc}, {labels} labels", fontsize=9)
     ax.set_ylabel("test accuracy (%)")
+
+
+def with_row_names(table: pd.DataFrame) -> pd.DataFrame:
+    """A `main_table.csv` with its rows named as the report names them ('TSGD + TSGFA' under
+    TSGFA), so that each (row, IPC, label mode) is one row; a table without a recipe column (a
+    report made before the recipe was an axis) is returned as it is."""
+    out = table.copy()
+    if "recipe" in out.columns:
+        out["method"] = [
+            recipe_label(m, str(r)) for m, r in zip(out["method"], out["recipe"], strict=True)
+        ]
+    return out
+
+
+def tsgd_and_start(rows: Sequence[str]) -> tuple[str, str] | None:
+    """TSGD's row and its start set's under one student recipe, from the rows a report has: the
+    paper's recipe (TSGFA) where both are there, else the base recipe's; None without a pair."""
+    for recipe in ("tsgfa", "base"):
+        pair = (recipe_label(TSGD, recipe), recipe_label(RANDOM, recipe))
+        if all(name in rows for name in pair):
+            return pair
+    return None

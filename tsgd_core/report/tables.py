@@ -749,8 +749,10 @@ def cost_results(df: pd.DataFrame) -> pd.DataFrame:
     runs = main_records(df)
     cols = ["method", "ipc", "distill_wall_s", "distill_peak_mb"]
     out = runs.drop(columns=["method"]).rename(columns={"row": "method"}).reindex(columns=cols)
-    # a set costs the same whichever recipe trains on it: one bar a set (its base-recipe row)
-    out = out[out["method"].map(lambda m: split_label(str(m))[1] == "base").astype(bool)]
+    # a set costs the same whichever recipe trains on it: one bar a set, named by the set
+    recipes = out["method"].map(lambda m: split_label(str(m))[1])
+    out = out.assign(method=out["method"].map(lambda m: split_label(str(m))[0]), _r=recipes)
+    out = out.sort_values("_r").drop_duplicates(["method", "ipc"]).drop(columns="_r")
     rank = {name: i for i, name in enumerate(METHOD_ORDER)}
     out = out.assign(_rank=out["method"].map(rank)).sort_values(["_rank", "ipc"])
     return out.drop(columns="_rank").reset_index(drop=True)
