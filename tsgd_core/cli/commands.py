@@ -113,7 +113,8 @@ def preview_clips(data: Any, per_class: int) -> Any:
 
 def cmd_teacher(args: argparse.Namespace) -> None:
     from ..data.storage import save_json
-    from ..grid.experiments import get_teacher
+    from ..grid.experiments import profile_teacher
+    from ..grid.profiles import get_profile, profile_data
     from ..runtime import resolve_device
     from ..training.teacher import teacher_path
 
@@ -124,15 +125,11 @@ def cmd_teacher(args: argparse.Namespace) -> None:
     text = dataset_text(args)
     if text:
         prepare_dataset(args, text)
-    announce_teacher(args.profile, args.camera_shake, text, args)
-    _, info = get_teacher(
-        args.profile,
-        args.camera_shake,
-        dataset=text,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    prof = get_profile(args.profile)
+    splits = profile_data(prof, args.camera_shake, dataset=text, cache_dir=args.cache_dir)
+    announce_teacher(prof, splits, text, args)
+    where = dict(cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    _, info = profile_teacher(prof, splits, text, **where)
     path = teacher_path(args.cache_dir, info.key)
     if args.out:  # written before anything is printed: a closed stdout cannot lose it
         blob = {
@@ -157,15 +154,13 @@ def cmd_teacher(args: argparse.Namespace) -> None:
         print(f"  info:           {args.out}")
 
 
-def announce_teacher(profile: str, camera_shake: float, dataset: str, args: argparse.Namespace):
+def announce_teacher(prof: Any, splits: Any, dataset: str, args: argparse.Namespace) -> None:
     """Print which teacher the command uses and whether it comes from the cache (one line)."""
     from ..grid.experiments import teacher_recipe
-    from ..grid.profiles import load_data
     from ..runtime import resolve_device
     from ..training.teacher import teacher_source_line, training_threads
 
-    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=args.cache_dir)
-    model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
+    model_cfg, fit_cfg, balanced = teacher_recipe(prof, splits, dataset)
     threads = training_threads(resolve_device(args.device))
     line = teacher_source_line(splits, model_cfg, fit_cfg, True, balanced, threads, args.cache_dir)
     print(line, flush=True)
@@ -200,20 +195,21 @@ def flag_words(text: str) -> str:
     return text
 
 
-def check_spec_data(spec: Any, cache_dir: str | Path = "cache", device: str = "auto") -> None:
+def check_spec_data(spec: Any, cache_dir: str | Path = "cache", device: str = "auto") -> Any:
     """IPC, saliency pooling and evaluation split against the data, and the run against the
-    memory there is, before any teacher is trained (the data is cheap)."""
+    memory there is, before any teacher is trained (the data is cheap); the data, checked."""
     with checked_input():
-        _check_spec_data(spec, cache_dir, device)
+        return checked_spec_data(spec, cache_dir, device)
 
 
-def _check_spec_data(spec: Any, cache_dir: str | Path, device: str) -> None:
-    from ..grid.profiles import get_profile, load_data
+def checked_spec_data(spec: Any, cache_dir: str | Path, device: str) -> Any:
+    """`check_spec_data` without turning errors into one line (the caller does)."""
+    from ..grid.experiments import spec_data
     from ..methods.selection import SELECTION_METHODS, check_ipc
     from ..runtime import resolve_device
     from ..runtime.budget import check_distill_fits
 
-    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+    splits = spec_data(spec, cache_dir)
     train = splits.train
     # selection picks real clips and real init starts from them; noise init needs none
     if spec.method in SELECTION_METHODS or spec.init == "real":
@@ -225,10 +221,11 @@ def _check_spec_data(spec: Any, cache_dir: str | Path, device: str) -> None:
         from ..grid.planner import small_val_warning
 
         warn_about_data([w for w in [small_val_warning(splits.val)] if w])
-    prof = get_profile(spec.profile)
+    prof = spec.prof
     width = prof.student.model.width if spec.method == "dm" else prof.teacher_model.width
     check_distill_fits(spec.method, spec.ipc, train.num_classes, train.clip_shape, width)
     check_run_memory(spec, train, prof, resolve_device(device))
+    return splits
 
 
 # the methods that compute saliency maps; students do too under the TSGFA recipe
@@ -304,27 +301,16 @@ def spec_params(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_distill(args: argparse.Namespace) -> None:
     from ..data.artifact import SUFFIX, save_distilled
-    from ..grid.experiments import distilled_path, get_teacher, make_distilled
-    from ..runtime import resolve_device
+    from ..grid.experiments import distil, distilled_path
 
     if args.out:
         check_output(args.out, (SUFFIX,), "--out")
     check_cache_dir(args)
-    resolve_device(args.device)
-    spec = build_spec(spec_params(args))
-    check_spec_data(spec, args.cache_dir, args.device)
-    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
-    _, teacher = get_teacher(
-        spec.profile,
-        spec.camera_shake,
-        dataset=spec.dataset,
-        cache_dir=args.cache_dir,
-        device=args.device,
-        progress=not args.quiet,
-    )
-    cached = distilled_path(spec, teacher.key, args.cache_dir)
+    ctx = checked_context(build_spec(spec_params(args)), args)
+    spec = ctx.spec
+    cached = distilled_path(spec, ctx.teacher_info.key, args.cache_dir)
     before = file_identity(cached)
-    ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    ds = distil(ctx)
     # from the cache only if the entry there was used as it was (a damaged one is rebuilt)
     from_cache = before is not None and file_identity(cached) == before
     if args.out:  # written before anything is printed: a closed stdout cannot lose it
@@ -337,6 +323,20 @@ def cmd_distill(args: argparse.Namespace) -> None:
     print(f"  cached set:     {cached}")
     if args.out:
         print(f"  saved:          {args.out}")
+
+
+def checked_context(spec: Any, args: argparse.Namespace) -> Any:
+    """The run's context, built once: the spec checked against its data and the memory there
+    is, the teacher announced, then loaded (or trained)."""
+    from ..grid.experiments import RunContext, profile_teacher
+    from ..runtime import resolve_device
+
+    resolve_device(args.device)
+    splits = check_spec_data(spec, args.cache_dir, args.device)
+    announce_teacher(spec.prof, splits, spec.dataset, args)
+    where = dict(cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    teacher, info = profile_teacher(spec.prof, splits, spec.dataset, **where)
+    return RunContext(spec, splits, teacher, info, **where)
 
 
 def file_identity(path: Path) -> tuple[int, int, int] | None:
@@ -393,17 +393,11 @@ def eval_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def evaluate_new_spec(args: argparse.Namespace):
     """Distil (or load from the cache) the set of the spec flags, then evaluate it (cached)."""
-    from ..grid.experiments import evaluate_spec, make_distilled
+    from ..grid.experiments import distil, evaluate_cached
 
-    spec = build_spec({**spec_params(args), **eval_overrides(args)})
-    check_spec_data(spec, args.cache_dir, args.device)
-    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
-    progress = not args.quiet
-    ds = make_distilled(spec, cache_dir=args.cache_dir, device=args.device, progress=progress)
-    results = evaluate_spec(
-        spec, ds, cache_dir=args.cache_dir, device=args.device, progress=progress
-    )
-    return spec, ds, results
+    ctx = checked_context(build_spec({**spec_params(args), **eval_overrides(args)}), args)
+    ds = distil(ctx)
+    return ctx.spec, ds, evaluate_cached(ctx, ds)
 
 
 def artifact_spec(ds: Any, path: Path, args: argparse.Namespace) -> Any:
@@ -442,22 +436,21 @@ def evaluate_artifact(args: argparse.Namespace):
     ds = load_distilled(path)
     spec = artifact_spec(ds, path, args)
     with checked_input():
-        check_artifact_fits(ds, spec, path, args)
-    announce_teacher(spec.profile, spec.camera_shake, spec.dataset, args)
+        data = check_artifact_fits(ds, spec, path, args)
+    announce_teacher(spec.prof, data, spec.dataset, args)
     results = evaluate_spec(
         spec, ds, cache_dir=args.cache_dir, device=args.device, progress=not args.quiet
     )
     return spec, ds, results
 
 
-def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace) -> None:
+def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace) -> Any:
     """Before any teacher or student is trained: the set's classes and clip shape against the
-    data of its spec, and the teacher it records against the one that would relabel it."""
-    from ..grid.profiles import load_data
+    data of its spec, and the teacher it records against the one that would relabel it; the
+    data, checked."""
+    from ..grid.experiments import spec_data
 
-    data = load_data(
-        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=args.cache_dir
-    )
+    data = spec_data(spec, args.cache_dir)
     names, theirs = list(ds.class_names), list(data.class_names)
     if names != theirs:
         fail(
@@ -473,16 +466,14 @@ def check_artifact_fits(ds: Any, spec: Any, path: Path, args: argparse.Namespace
             f"{spec.profile!r}) has {data_shape}: evaluate it with the frames and frame size it "
             "was made with, or distil the set again"
         )
-    from ..grid.profiles import get_profile
     from ..runtime import resolve_device
 
-    prof, device = get_profile(spec.profile), resolve_device(args.device)
-    check_run_memory(spec, data.train, prof, device, distill=False)
+    check_run_memory(spec, data.train, spec.prof, resolve_device(args.device), distill=False)
     if ds.teacher_key is None:
-        return
+        return data
     expected = relabel_teacher_key(spec, data)
     if ds.teacher_key == expected:
-        return
+        return data
     fail(
         f"{path} was distilled with teacher {ds.teacher_key}, but here its profile "
         f"{spec.profile!r} would be relabelled by teacher {expected}: evaluate it with the "
@@ -496,7 +487,7 @@ def relabel_teacher_key(spec: Any, data: Any) -> str:
     from ..grid.experiments import teacher_recipe
     from ..training.teacher import teacher_key
 
-    model_cfg, fit, balanced = teacher_recipe(spec.profile, data, spec.dataset)
+    model_cfg, fit, balanced = teacher_recipe(spec.prof, data, spec.dataset)
     return teacher_key(data, model_cfg, fit, True, balanced)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,12 @@ from .cells import GROUPS as GROUPS
 from .cells import build_dataset_grid as build_dataset_grid
 from .cells import build_grid as build_grid
 from .profiles import LADDER_RUNGS as LADDER_RUNGS
-from .profiles import METHOD_LABELS, get_profile, load_data, scaled_fit
+from .profiles import METHOD_LABELS, get_profile, profile_data, scaled_fit
 from .profiles import METHODS as METHODS
 from .profiles import PROFILES as PROFILES
 from .profiles import Profile as Profile
 from .profiles import ladder_profile as ladder_profile
+from .profiles import load_data as load_data
 from .spec import DEFAULT_PRECISION, TSGFA_PARTS, RunSpec
 from .spec import spec_from_params as spec_from_params
 
@@ -62,11 +63,10 @@ _CHECKED_TEACHERS: set[str] = set()
 
 
 def teacher_recipe(
-    profile: str, splits: Splits, dataset: str
+    prof: Profile, splits: Splits, dataset: str
 ) -> tuple[ModelConfig, FitConfig, bool]:
     """The profile's teacher model, fit and class balancing for these splits: on real data the
     budget follows the dataset's size and the loss is class-balanced."""
-    prof = get_profile(profile)
     if not dataset:
         return prof.teacher_model, prof.teacher_fit, False
     return prof.teacher_model, with_budget(prof.teacher_fit, len(splits.train)), True
@@ -80,8 +80,9 @@ def expected_teacher_key(
     cache_dir: str | Path = "cache",
 ) -> str:
     """The key of the teacher `get_teacher` would load (or train) here, without training it."""
-    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
-    model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
+    prof = get_profile(profile)
+    splits = profile_data(prof, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    model_cfg, fit_cfg, balanced = teacher_recipe(prof, splits, dataset)
     return teacher_key(splits, model_cfg, fit_cfg, True, balanced)
 
 
@@ -95,20 +96,34 @@ def get_teacher(
     progress: bool = True,
     single_frame: bool = False,
 ) -> tuple[torch.nn.Module, TeacherInfo]:
-    """The profile's teacher for the benchmark or a real dataset (trained once, then cached).
-
-    On real data the budget follows the dataset's size (steps, not epochs), the loss is
-    class-balanced, and a weak teacher or flat soft labels are warned about. `single_frame`:
-    the same recipe on one (middle) frame per clip, a control (not warned about: it is meant
-    to be weak where the classes live in motion).
+    """The teacher of the profile named `profile` for the benchmark or a real dataset
+    (`profile_teacher` on its data). `single_frame`: the same recipe on one (middle) frame per
+    clip, a control (not warned about: it is meant to be weak where the classes live in motion).
     """
     from ..data.clips import single_frame as middle_frame
 
     prof = get_profile(profile)
-    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    splits = profile_data(prof, camera_shake, dataset=dataset, cache_dir=cache_dir)
     if single_frame:
         splits = middle_frame(splits)
-    model_cfg, fit_cfg, balanced = teacher_recipe(profile, splits, dataset)
+    where = dict(cache_dir=cache_dir, device=device, progress=progress)
+    return profile_teacher(prof, splits, dataset, warn=not single_frame, **where)
+
+
+def profile_teacher(
+    prof: Profile,
+    splits: Splits,
+    dataset: str,
+    *,
+    cache_dir: str | Path,
+    device: str,
+    progress: bool,
+    warn: bool = True,
+) -> tuple[torch.nn.Module, TeacherInfo]:
+    """The profile's teacher on `splits` (trained once, then cached). On real data the budget
+    follows the dataset's size (steps, not epochs), the loss is class-balanced, and (`warn`) a
+    weak teacher or flat soft labels are warned about."""
+    model_cfg, fit_cfg, balanced = teacher_recipe(prof, splits, dataset)
     teacher, info = load_or_train_teacher(
         splits,
         model_cfg,
@@ -118,13 +133,14 @@ def get_teacher(
         device=device,
         progress=progress,
     )
-    if not dataset or single_frame:
+    if not dataset or not warn:
         return teacher, info
     if info.key not in _CHECKED_TEACHERS:  # once per process: it costs a pass over held-out clips
         _CHECKED_TEACHERS.add(info.key)
         held_out = splits.val if len(splits.val) else splits.test
+        tau = prof.student.tau
         warn_about_teacher(
-            teacher_warnings(teacher, held_out, prof.student.tau, profile=profile, device=device)
+            teacher_warnings(teacher, held_out, tau, profile=prof.name, device=device)
         )
     return teacher, info
 
@@ -137,20 +153,41 @@ def single_frame_control(profile: str, camera_shake: float = 0.0, **where: Any) 
     return get_teacher(profile, camera_shake, single_frame=True, **where)[1]
 
 
-def data_and_teacher(
-    spec: RunSpec, cache_dir: str | Path, device: str, progress: bool
-) -> tuple[Splits, torch.nn.Module, TeacherInfo]:
-    """The data of `spec` and its profile's teacher (trained once, then cached)."""
-    splits = load_data(spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
-    teacher, info = get_teacher(
-        spec.profile,
-        spec.camera_shake,
-        dataset=spec.dataset,
-        cache_dir=cache_dir,
-        device=device,
-        progress=progress,
-    )
-    return splits, teacher, info
+def spec_data(spec: RunSpec, cache_dir: str | Path = "cache") -> Splits:
+    """The data of `spec`: its profile's benchmark (with its camera shake) or its real dataset."""
+    return profile_data(spec.prof, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one run reads, resolved once at its start and handed down: the spec (and through
+    it the profile's sizes and budgets), the data, the teacher, and where the run works."""
+
+    spec: RunSpec
+    splits: Splits
+    teacher: torch.nn.Module
+    teacher_info: TeacherInfo
+    cache_dir: str | Path
+    device: str  # as asked ("auto", "cpu", "cuda:1"); `torch_device` resolves it
+    progress: bool = True
+
+    @property
+    def profile(self) -> Profile:
+        return self.spec.prof
+
+    @property
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+
+def run_context(
+    spec: RunSpec, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
+) -> RunContext:
+    """The context of `spec`: its data and its profile's teacher (trained once, then cached)."""
+    splits = spec_data(spec, cache_dir)
+    where = dict(cache_dir=cache_dir, device=device, progress=progress)
+    teacher, info = profile_teacher(spec.prof, splits, spec.dataset, **where)
+    return RunContext(spec, splits, teacher, info, **where)
 
 
 def distilled_path(spec: RunSpec, teacher_key: str, cache_dir: str | Path) -> Path:
@@ -194,15 +231,20 @@ def make_distilled(
     spec: RunSpec, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> DistilledSet:
     """The distilled (or selected) set of `spec`, made once and then loaded from the cache."""
+    return distil(run_context(spec, cache_dir=cache_dir, device=device, progress=progress))
+
+
+def distil(ctx: RunContext) -> DistilledSet:
+    """The distilled (or selected) set of the run, made once and then loaded from the cache."""
     from ..data.artifact import load_cached_distilled, save_cached_distilled
 
-    splits, teacher, info = data_and_teacher(spec, cache_dir, device, progress)
-    path = distilled_path(spec, info.key, cache_dir)
+    spec, splits, teacher, info = ctx.spec, ctx.splits, ctx.teacher, ctx.teacher_info
+    device, progress = ctx.device, ctx.progress
+    path = distilled_path(spec, info.key, ctx.cache_dir)
     cached = load_cached_distilled(path)  # None when missing or damaged (then rebuilt)
     if distributed.agree(cached is not None):  # under torchrun: all ranks load, or all make it
         return cached
-    prof = get_profile(spec.profile)
-    dev = resolve_device(device)
+    prof, dev = ctx.profile, ctx.torch_device
     with measure(dev) as usage:
         if spec.method in SELECTION_METHODS:
             ds = select_subset(
@@ -316,7 +358,15 @@ def evaluate_distilled(
     progress: bool = True,
 ) -> dict[str, EvalResult]:
     """Protocol evaluation of `ds` under each label mode of `spec`, relabeled by the teacher that made it."""
-    splits, teacher, info = data_and_teacher(spec, cache_dir, device, progress)
+    ctx = run_context(spec, cache_dir=cache_dir, device=device, progress=progress)
+    return evaluate_with(ctx, ds)
+
+
+def evaluate_with(ctx: RunContext, ds: DistilledSet) -> dict[str, EvalResult]:
+    """Protocol evaluation of `ds` under each label mode of the run's spec, relabeled by the
+    run's teacher (refused when another teacher made the set)."""
+    spec, splits, teacher, info = ctx.spec, ctx.splits, ctx.teacher, ctx.teacher_info
+    device, progress = ctx.device, ctx.progress
     if ds.teacher_key is not None and ds.teacher_key != info.key:
         raise ValueError(
             f"the set was distilled with teacher {ds.teacher_key}, the cached teacher for profile "
@@ -364,6 +414,12 @@ def evaluate_spec(spec: RunSpec, ds: DistilledSet, **where: Any) -> dict[str, Ev
     inspect.signature(evaluate_distilled).bind(spec, ds, **where)
     path, key = eval_cache(spec, ds, where.get("cache_dir", "cache"))
     return cached_results(path, key, lambda: evaluate_distilled(spec, ds, **where))
+
+
+def evaluate_cached(ctx: RunContext, ds: DistilledSet) -> dict[str, EvalResult]:
+    """`evaluate_with`, cached like `evaluate_spec` (the same key: the same results)."""
+    path, key = eval_cache(ctx.spec, ds, ctx.cache_dir)
+    return cached_results(path, key, lambda: evaluate_with(ctx, ds))
 
 
 def cached_results(
@@ -462,15 +518,9 @@ def full_data_results(
     """Upper bound: students trained on the whole real train split (profile's full_steps), under
     the student `recipe` ("base" or "tsgfa", with the default filter's saliency)."""
     prof = get_profile(profile)
-    splits = load_data(profile, camera_shake, dataset=dataset, cache_dir=cache_dir)
-    teacher, info = get_teacher(
-        profile,
-        camera_shake,
-        dataset=dataset,
-        cache_dir=cache_dir,
-        device=device,
-        progress=progress,
-    )
+    splits = profile_data(prof, camera_shake, dataset=dataset, cache_dir=cache_dir)
+    where = dict(cache_dir=cache_dir, device=device, progress=progress)
+    teacher, info = profile_teacher(prof, splits, dataset, **where)
     key = full_data_key(
         profile, info.key, camera_shake, dataset, student_scale, split, precision, recipe
     )
@@ -537,7 +587,7 @@ def resolved_settings(spec: RunSpec) -> dict[str, Any]:
 def run(
     spec: RunSpec, *, cache_dir: str | Path = "cache", device: str = "auto", progress: bool = True
 ) -> tuple[DistilledSet, dict[str, Any]]:
-    """Distil (or select) and evaluate one cell of the grid; both steps cached."""
-    ds = make_distilled(spec, cache_dir=cache_dir, device=device, progress=progress)
-    results = evaluate_spec(spec, ds, cache_dir=cache_dir, device=device, progress=progress)
-    return ds, record(spec, ds, results)
+    """Distil (or select) and evaluate one cell of the grid in one context; both steps cached."""
+    ctx = run_context(spec, cache_dir=cache_dir, device=device, progress=progress)
+    ds = distil(ctx)
+    return ds, record(spec, ds, evaluate_cached(ctx, ds))

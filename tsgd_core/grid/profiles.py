@@ -60,6 +60,10 @@ class Profile:
     distill_seeds: tuple[int, ...] = (0,)  # draw / distillation seeds of the grid's main cells
     ipcs: tuple[int, ...] = (1, 5, 10)
 
+    def __hash__(self) -> int:
+        # `data` is a dict; a profile's name is unique, so it stands for the profile in caches
+        return hash(self.name)
+
 
 def _student(
     width: int, depth: int, steps: int, batch: int, norm: str = "instance", lr: float = 2e-3
@@ -223,9 +227,22 @@ def tuned_settings(profile: str, variant: str, ipc: int) -> dict[str, Any]:
     return dict(by_ipc[str(below[-1] if below else ipcs[0])])
 
 
-@functools.lru_cache(maxsize=4)
 def load_data(
     profile: str,
+    camera_shake: float = 0.0,
+    seed: int = 0,
+    *,
+    dataset: str = "",
+    cache_dir: str | Path = "cache",
+) -> Splits:
+    """The data of the profile named `profile`: `profile_data` of its Profile."""
+    prof = get_profile(profile)
+    return profile_data(prof, camera_shake, seed, dataset=dataset, cache_dir=cache_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def profile_data(
+    prof: Profile,
     camera_shake: float = 0.0,
     seed: int = 0,
     *,
@@ -237,7 +254,7 @@ def load_data(
     spec = data_spec(dataset)
     if spec is not None:
         return spec.load(cache_dir, progress=True)
-    return make_motion_benchmark(**get_profile(profile).data, camera_shake=camera_shake, seed=seed)
+    return make_motion_benchmark(**prof.data, camera_shake=camera_shake, seed=seed)
 
 
 def scaled_fit(fit_cfg: FitConfig, scale: float) -> FitConfig:

@@ -221,10 +221,8 @@ def arch_teacher(
 ) -> tuple[torch.nn.Module, TeacherInfo]:
     """The profile's teacher recipe with another architecture (the profile's own for its own
     architecture: the same key, the same cached teacher)."""
-    splits = experiments.load_data(
-        spec.profile, spec.camera_shake, dataset=spec.dataset, cache_dir=cache_dir
-    )
-    model_cfg, fit_cfg, balanced = experiments.teacher_recipe(spec.profile, splits, spec.dataset)
+    splits = experiments.spec_data(spec, cache_dir)
+    model_cfg, fit_cfg, balanced = experiments.teacher_recipe(spec.prof, splits, spec.dataset)
     return load_or_train_teacher(
         splits,
         replace(model_cfg, name=arch),

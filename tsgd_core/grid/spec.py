@@ -17,7 +17,7 @@ from ..methods.salient import PACKINGS, WINDOW_CHOICES
 from ..training.evaluate import StudentConfig
 from ..training.saliency import SaliencyConfig
 from ..training.train import check_precision
-from .profiles import METHODS, get_profile, scaled_fit, tuned_settings
+from .profiles import METHODS, Profile, get_profile, scaled_fit, tuned_settings
 
 # The temporal filter's RunSpec fields (named in a run's name where they leave the default)
 FILTER_SWITCHES = (
@@ -254,13 +254,6 @@ class RunSpec:
             raise ValueError(
                 f"unknown lr_schedule {self.lr_schedule!r}: use {', '.join(LR_SCHEDULES)}"
             )
-        if self.n_students is not None and not 1 <= self.n_students <= len(
-            get_profile(self.profile).seeds
-        ):
-            raise ValueError(
-                f"n_students must be 1 to {len(get_profile(self.profile).seeds)} (the profile's "
-                f"student seeds), got {self.n_students}"
-            )
         for name in ("train_pixels", "label_pixels"):
             if getattr(self, name) not in PIXEL_SOURCES:
                 raise ValueError(
@@ -280,7 +273,14 @@ class RunSpec:
                 f"unknown TSGFA part(s) {', '.join(unknown)}: use {', '.join(TSGFA_PARTS)}"
             )
         check_precision(self.precision)
-        get_profile(self.profile)
+        # the one look-up of the profile: every setting of the spec reads `self.prof`
+        object.__setattr__(self, "_profile", get_profile(self.profile))
+        seeds = len(self.prof.seeds)
+        if self.n_students is not None and not 1 <= self.n_students <= seeds:
+            raise ValueError(
+                f"n_students must be 1 to {seeds} (the profile's student seeds), "
+                f"got {self.n_students}"
+            )
         if data_spec(self.dataset) is not None and self.camera_shake:
             raise ValueError(
                 "camera_shake applies to the built-in benchmark, not to a real dataset"
@@ -300,6 +300,11 @@ class RunSpec:
             recipe = None
         object.__setattr__(self, "student_augment", recipe)
         object.__setattr__(self, "tsgfa", True)
+
+    @property
+    def prof(self) -> Profile:
+        """The profile this spec names (sizes and budgets), looked up once when it was made."""
+        return self._profile
 
     @property
     def recipe(self) -> str:
@@ -334,16 +339,16 @@ class RunSpec:
 
     @property
     def recover_iterations(self) -> int:
-        prof = get_profile(self.profile)
         iterations = self.tuned("iterations")
         if iterations is not None:
             return int(iterations)
+        prof = self.prof
         return prof.dm_iterations if self.method == "dm" else prof.distill_iterations
 
     def tuned_or_profile(self, name: str, profile_field: str) -> float:
         """The tuned (or own) number `name`, else the profile's `profile_field`."""
         value = self.tuned(name)
-        return getattr(get_profile(self.profile), profile_field) if value is None else float(value)
+        return getattr(self.prof, profile_field) if value is None else float(value)
 
     @property
     def recover_lr(self) -> float:
@@ -361,12 +366,12 @@ class RunSpec:
 
     @property
     def student_seeds(self) -> tuple[int, ...]:
-        seeds = get_profile(self.profile).seeds
+        seeds = self.prof.seeds
         return seeds if self.n_students is None else seeds[: self.n_students]
 
     @property
     def first_bn_weight(self) -> float:
-        return get_profile(self.profile).first_bn if self.first_bn is None else self.first_bn
+        return self.prof.first_bn if self.first_bn is None else self.first_bn
 
     @property
     def dm_pixel_lr(self) -> float:
@@ -374,7 +379,7 @@ class RunSpec:
 
     @property
     def dm_embedding(self) -> str:
-        return get_profile(self.profile).dm_net if self.dm_net is None else self.dm_net
+        return self.prof.dm_net if self.dm_net is None else self.dm_net
 
     @property
     def uses_filter(self) -> bool:
@@ -384,7 +389,7 @@ class RunSpec:
         # the profile's data and teacher, not only its name: resized profiles must not reuse old
         # results; budgets enter the distill and eval keys as resolved values, so changing a
         # profile's default budget keeps the cells that name their budget explicitly
-        prof = get_profile(self.profile)
+        prof = self.prof
         out = {
             "profile": self.profile,
             "data_key": config_key(prof.data, prof.teacher_model, prof.teacher_fit),
@@ -430,10 +435,10 @@ class RunSpec:
                 iterations=self.recover_iterations,
                 lr=self.dm_pixel_lr,
                 net=self.dm_embedding,
-                batch_real=get_profile(self.profile).dm_batch_real,
+                batch_real=self.prof.dm_batch_real,
             )
             if self.dm_embedding == "student":  # DM's own net is always instance-normalised
-                out["norm"] = get_profile(self.profile).student.model.norm
+                out["norm"] = self.prof.student.model.norm
         return out
 
     def eval_fields(self) -> dict[str, Any]:
@@ -475,9 +480,9 @@ class RunSpec:
             parts.append("noTSGFA" if self.method == "tsgd" else self.recipe.upper())
         if self.method in ("tsgd", "sre2l", "dm") and self.init != "real":
             parts.append(f"init-{self.init}")
-        defaults = RunSpec()
+        defaults = {f.name: f.default for f in fields(RunSpec)}  # no spec made: no look-up
         for f in FILTER_SWITCHES:
-            if self.uses_filter and getattr(self, f) != getattr(defaults, f):
+            if self.uses_filter and getattr(self, f) != defaults[f]:
                 parts.append(f"{f}-{getattr(self, f)}")
         for f in ("first_bn", "iterations", "dm_lr", "dm_net", "lr", "window", "pack"):
             if getattr(self, f) is not None:
@@ -504,7 +509,7 @@ class RunSpec:
 
     def student_recipe(self) -> StudentConfig:
         """The profile's student recipe with this spec's steps (labels and augmentation aside)."""
-        base = get_profile(self.profile).student
+        base = self.prof.student
         return replace(base, fit=scaled_fit(base.fit, self.student_scale))
 
     def saliency(self) -> SaliencyConfig:
