@@ -38,7 +38,21 @@ from typing import Any
 import nbformat
 
 BOOK_DIR = "book"
-DOCS = ("METHOD.md", "glossary.md", "references.md")
+# the method and its words first, then the pages README.md points to, one topic a page
+DOCS = (
+    "METHOD.md",
+    "glossary.md",
+    "references.md",
+    "results.md",
+    "experiments.md",
+    "notebooks.md",
+    "cli.md",
+    "real-datasets.md",
+    "scaling.md",
+    "design.md",
+    "speed.md",
+    "times.md",
+)
 # what the report folder holds besides the notebooks' sources: never part of the book
 SKIPPED_NAMES = {BOOK_DIR, "logs", ".ipynb_checkpoints", "__pycache__"}
 SKIPPED_SUFFIXES = (".html", ".failed.ipynb", ".running.ipynb")
@@ -497,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("report_dir", metavar="REPORT_DIR", help="e.g. reports/quick")
     parser.add_argument("--out", help="the site's folder (default REPORT_DIR/book)")
-    parser.add_argument("--docs", help="the folder of METHOD.md, glossary.md, references.md")
+    parser.add_argument("--docs", help="the folder of METHOD.md, glossary.md and the other pages")
     parser.add_argument("--quiet", action="store_true", help="do not list Sphinx's warnings")
     parser.add_argument(
         "--times",
