@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Estimate a grid's wall time before running it, from a finished run's record.
+
+    python scripts/grid_budget.py                       # the default grid, from reports/default
+    python scripts/grid_budget.py --groups main --ipcs 1,5 --workers 2
+
+A finished run's `run_grid.json` gives the worker-seconds each group took and how many cells it
+had; the grid of this checkout gives how many cells each group has now. The estimate is the
+old seconds per cell times the new cell count, summed, over the workers, plus the setup steps
+(data and teacher), which run before the cells. Groups the old run did not have are counted
+at the main group's seconds per cell and named. The numbers are as good as the old run's
+machine and load were alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tsgd_core.grid.cells import build_grid  # noqa: E402
+
+SETUP = ("data and saliency", "teacher")
+
+
+def cells_by_group(record: dict) -> dict[str, int]:
+    """How many cells each group had in a finished run (its steps, one label a cell)."""
+    cells: dict[str, set[str]] = {}
+    for step in record["steps"]:
+        label = step["step"]
+        if "/" in label and step.get("stage") == "cell":
+            cells.setdefault(label.split("/")[0], set()).add(label)
+    return {group: len(labels) for group, labels in cells.items()}
+
+
+def estimate(record: dict, profile: str, groups: list[str], ipcs: list[int] | None) -> dict:
+    """Worker-seconds per group now, from the old run's seconds per cell."""
+    seconds = record["wall_s_by_group"]
+    old_cells = cells_by_group(record)
+    per_cell = {g: seconds[g] / n for g, n in old_cells.items() if n and g in seconds}
+    out = {}
+    for group, specs in build_grid(profile).groups().items():
+        if group not in groups:
+            continue
+        cells = [s for s in specs if not ipcs or s.ipc in ipcs]
+        rate = per_cell.get(group, per_cell["main"])
+        out[group] = {
+            "cells": len(cells),
+            "old_cells": old_cells.get(group, 0),
+            "s_per_cell": rate,
+            "worker_s": rate * len(cells),
+            "rate_from": group if group in per_cell else "main",
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--record", type=Path, default=ROOT / "reports/default/run_grid.json")
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--groups", help="comma-separated (default: the run's own groups)")
+    parser.add_argument("--ipcs", help="comma-separated IPCs (default: all)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    try:
+        record = json.loads(args.record.read_text())
+    except (OSError, ValueError) as err:
+        print(f"grid_budget: cannot read {args.record}: {err}", file=sys.stderr)
+        return 2
+    if args.workers < 1:
+        print("grid_budget: --workers must be at least 1", file=sys.stderr)
+        return 2
+    groups = (
+        args.groups.split(",")
+        if args.groups
+        else [g for g in record["wall_s_by_group"] if g not in (*SETUP, "report", "quickstart")]
+    )
+    ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
+    rows = estimate(record, args.profile, groups, ipcs)
+    setup = sum(record["wall_s_by_group"].get(s, 0.0) for s in SETUP)
+    total = sum(r["worker_s"] for r in rows.values())
+    print("| group | cells (old run) | s a cell | worker-s |")
+    print("|---|---:|---:|---:|")
+    for group, r in rows.items():
+        note = "" if r["rate_from"] == group else f" (rate of {r['rate_from']})"
+        line = f"| {group} | {r['cells']} ({r['old_cells']}) | {r['s_per_cell']:.0f}{note} |"
+        print(f"{line} {r['worker_s']:,.0f} |")
+    wall = setup + total / args.workers
+    print(
+        f"\n{total:,.0f} worker-s over {args.workers} workers + {setup:.0f} s of setup: about "
+        f"{wall / 60:.0f} min of wall time (the old run: {record['total_wall_s'] / 60:.0f} min)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""scripts/grid_budget.py: a grid's wall time estimated from a finished run's seconds per cell."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import grid_budget  # noqa: E402
+
+from tsgd_core.grid.cells import build_grid  # noqa: E402
+
+
+def record(main_cells: int = 4, main_s: float = 400.0) -> dict:
+    steps = [{"step": "teacher", "stage": "setup"}]
+    steps += [{"step": f"main/cell{i}", "stage": "cell"} for i in range(main_cells)]
+    steps += [{"step": "controls/c0", "stage": "cell"}, {"step": "controls/c0", "stage": "cell"}]
+    return {
+        "steps": steps,
+        "wall_s_by_group": {"teacher": 50.0, "main": main_s, "controls": 30.0},
+        "total_wall_s": 300.0,
+    }
+
+
+def test_seconds_per_cell_times_todays_cells():
+    assert grid_budget.cells_by_group(record()) == {"main": 4, "controls": 1}  # notebooks: 1 cell
+    rows = grid_budget.estimate(record(), "smoke", ["main", "controls", "tsgfa"], None)
+    grid = build_grid("smoke").groups()
+    assert rows["main"]["cells"] == len(grid["main"]) and rows["main"]["s_per_cell"] == 100.0
+    assert rows["main"]["worker_s"] == 100.0 * len(grid["main"])
+    assert rows["controls"]["worker_s"] == 30.0 * len(grid["controls"])
+    # a group the old run did not have is counted at the main group's rate, and says so
+    assert rows["tsgfa"]["rate_from"] == "main"
+    only_ipc1 = grid_budget.estimate(record(), "smoke", ["main"], [1])
+    assert only_ipc1["main"]["cells"] == sum(s.ipc == 1 for s in grid["main"])
+
+
+def test_the_command_prints_the_table_and_refuses_a_bad_record(tmp_path, capsys):
+    path = tmp_path / "run_grid.json"
+    path.write_text(json.dumps(record()))
+    argv = ["--record", str(path), "--profile", "smoke", "--workers", "2"]
+    assert grid_budget.main(argv) == 0
+    out = capsys.readouterr().out
+    cells = len(build_grid("smoke").main)
+    assert f"| main | {cells} (4) | 100 |" in out and "50 s of setup" in out
+    (tmp_path / "bad.json").write_text("{")
+    assert grid_budget.main(["--record", str(tmp_path / "bad.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
