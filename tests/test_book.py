@@ -6,7 +6,8 @@ anything, and every page is opened in headless Chromium: no console error, no re
 the machine, every image decoded, every internal link and anchor landing on a file of the site.
 The same browser check runs on the book of a grid's own executed notebooks: a copy of the
 committed reports/default (the notebooks, README, tables and figures `./run_all.sh` wrote),
-built as run_all.sh builds it (`python -m tsgd_core.report.book <reports>`). run_all.sh itself
+built as run_all.sh builds it (`python -m tsgd_core.report.book <reports>`, through the stdout
+guard of tsgd_core.runtime.progress). run_all.sh itself
 is checked to build the book after every profile's report (with stand-ins for python).
 Playwright drives Debian's chromium (`executable_path`): its own browser download needs the
 internet. Without chromium or playwright the browser test is skipped with the reason.
@@ -438,7 +439,9 @@ def test_run_all_builds_the_book_after_every_profiles_report(
     assert result.returncode == 0, result.stderr
     grid, *after = log.read_text().splitlines()
     assert grid.startswith(f"scripts/run_grid.py --profile {profile} --reports {reports} ")
-    assert after == ([f"-m tsgd_core.report.book {reports}"] if builds else [])
+    # through the stdout guard, so a reader that leaves (| head -1) does not stop the build
+    book = "-m tsgd_core.runtime.progress tsgd_core.report.book"
+    assert after == ([f"{book} {reports}"] if builds else [])
 
 
 @pytest.mark.parametrize("flag", [["--reports", "elsewhere/q"], ["--reports=elsewhere/q"]])
@@ -450,7 +453,7 @@ def test_run_all_builds_the_book_where_the_users_reports_go(tmp_path, flag):
     assert result.returncode == 0, result.stderr
     grid, *after = log.read_text().splitlines()
     assert "elsewhere/q" in grid
-    assert after == ["-m tsgd_core.report.book elsewhere/q"]
+    assert after == ["-m tsgd_core.runtime.progress tsgd_core.report.book elsewhere/q"]
 
 
 def test_run_all_builds_no_book_when_the_grid_fails(tmp_path):

@@ -96,7 +96,8 @@ def test_grid_on_a_ucf101_folder_to_a_finished_report(tmp_path):
     assert {r["method"] for r in records} == set(METHODS)
     assert all(0.0 <= r["acc_soft_mean"] <= 1.0 for r in records)
     runs = sorted(p.parent for p in reports.glob("runs/main/*/distill.json"))
-    assert len(runs) == 4, runs  # the first draw of each cell ran as 03 + 04
+    # the first draw of each cell (every method under each student recipe) ran as 03 + 04
+    assert len(runs) == 2 * len(METHODS), runs
     for run in runs:
         info = json.loads((run / "distill.json").read_text())
         assert info["class_names"] == TREE_CLASSES and info["shape"] == [3, 3, 8, 16, 16]
@@ -118,9 +119,9 @@ def test_grid_on_a_ucf101_folder_to_a_finished_report(tmp_path):
         [*command, "--dry-run"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     states = [line.split()[1] for line in again.stdout.splitlines() if line.startswith("[")]
-    # 01, 02; the full data (direct); 4 cells at IPC 1 (3 methods and TSGD w/o TSGFA): the
-    # first draw as 03 + 04, the second draw direct; 05, 00
-    assert again.returncode == 0 and states.count("todo") == 1 and len(states) == 17
+    # 01, 02; the full data under each recipe (direct); 6 cells at IPC 1 (3 methods x 2
+    # student recipes): the first draw as 03 + 04, the second draw direct; 05, 00
+    assert again.returncode == 0 and states.count("todo") == 1 and len(states) == 2 + 2 + 6 * 3 + 2
 
 
 def five_class_tree(root: Path) -> Path:
