@@ -3,6 +3,8 @@ the training adds, and the report opens with the best set under each recipe."""
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -196,3 +198,31 @@ def test_students_train_on_the_perturbed_start_pixels(tmp_path):
     plain = replace(spec, train_pixels="set", label_pixels="set")
     assert spec.distill_key() == plain.distill_key() and spec.eval_key() != plain.eval_key()
     assert 0.0 <= rec["acc_soft_mean"] <= 1.0 and len(rec["acc_soft_seeds"]) == 1
+
+
+def test_confidence_stats_of_a_teachers_views():
+    from tsgd_core.training.relabel import confidence_stats
+
+    probs = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    out = confidence_stats(probs, torch.tensor([0, 1]))
+    assert out["top_prob"] == pytest.approx(0.75)
+    assert out["entropy"] == pytest.approx(0.5 * math.log(2))
+    assert out["own_class_prob"] == pytest.approx(0.75)
+
+
+@pytest.mark.slow
+def test_the_recovery_probe_pairs_start_and_recovered_views_by_draw(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import recovery_probe
+
+    argv = ["--profile", "smoke", "--ipc", "1", "--cache", str(tmp_path), "--views", "2"]
+    assert recovery_probe.main([*argv, "--out", str(tmp_path / "probe")]) == 0
+    table = pd.read_csv(tmp_path / "probe.csv")
+    assert set(table["recipe"]) == set(RECIPES) and set(table["measure"]) == set(
+        recovery_probe.MEASURES
+    )
+    assert (table["draws"] == 2).all()  # the smoke profile's two draws
+    assert table["diff"].to_numpy() == pytest.approx(
+        (table["recovered"] - table["start"]).to_numpy()
+    )
+    assert (tmp_path / "probe.md").read_text().startswith("# Teacher's view")

@@ -76,3 +76,15 @@ def plan_target_loss(
     if labels == "soft":
         return soft_label_loss(logits, targets, tau)
     return hard_label_loss(logits, targets)
+
+
+def confidence_stats(probs: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """How sure a teacher is of views (`probs`: (N, classes) at some tau): the mean top
+    probability, the mean entropy in nats, and the mean probability of each view's own class."""
+    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=1)
+    own = probs.gather(1, labels.long().view(-1, 1)).squeeze(1)
+    return {
+        "top_prob": float(probs.max(dim=1).values.mean()),
+        "entropy": float(entropy.mean()),
+        "own_class_prob": float(own.mean()),
+    }
