@@ -140,11 +140,14 @@ def notes(rows: list[Row], old: bool) -> list[str]:
         "interval, **bold** when resolved; – not run."
     ]
     full = {(r.recipe, r.labels): r.mean for r in rows if r.method == FULL}
-    for recipe in ("base", "tsgfa"):
-        if (recipe, "soft") in full and (recipe, "hard") in full:
-            name = FULL + (SUFFIX if recipe == "tsgfa" else "")
-            soft, hard = full[(recipe, "soft")], full[(recipe, "hard")]
-            lines.append(f"{name}: {soft:.1f} % soft, {hard:.1f} % hard.")
+    parts = [
+        ("" if recipe == "base" else "under TSGFA ")
+        + f"{full[(recipe, 'soft')]:.1f} % soft, {full[(recipe, 'hard')]:.1f} % hard"
+        for recipe in ("base", "tsgfa")
+        if (recipe, "soft") in full and (recipe, "hard") in full
+    ]
+    if parts:  # one line for both recipes' upper bounds
+        lines.append(f"{FULL}: " + "; ".join(parts) + ".")
     if old:
         lines.append(
             "† TSGFA student recipe. This committed report predates the recipe axis: it has no "
