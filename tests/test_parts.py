@@ -226,3 +226,25 @@ def test_the_recovery_probe_pairs_start_and_recovered_views_by_draw(tmp_path):
         (table["recovered"] - table["start"]).to_numpy()
     )
     assert (tmp_path / "probe.md").read_text().startswith("# Teacher's view")
+
+
+def test_a_cell_recorded_before_the_recipe_field_is_still_done(tmp_path):
+    """A direct step is done when its record's spec evaluates the same cell, in whatever spelling
+    (a step.json written before `student_augment` existed spelled TSGD's base recipe tsgfa=False)."""
+    import json
+
+    from tsgd_core.grid.planner import DIRECT_PARAMS, Step, direct_done, plain, spec_params
+
+    spec = RunSpec(method="tsgd", ipc=1, profile="smoke", student_augment="base")
+    params = {"profile": "smoke", "cache_dir": "here", "spec": plain(spec_params(spec))}
+    step = Step("controls/x", "", tmp_path, params, direct=True)
+    old = {k: v for k, v in params["spec"].items() if k != "student_augment"}
+    old["tsgfa"] = False
+    (tmp_path / "record.json").write_text("{}")
+    (tmp_path / DIRECT_PARAMS).write_text(json.dumps({**params, "cache_dir": "there", "spec": old}))
+    assert direct_done(step)
+    other = {**old, "tsgfa": True}  # TSGD under TSGFA: another cell
+    (tmp_path / DIRECT_PARAMS).write_text(json.dumps({**params, "spec": other}))
+    assert not direct_done(step)
+    (tmp_path / DIRECT_PARAMS).write_text(json.dumps({**params, "spec": {**old, "nope": 1}}))
+    assert not direct_done(step), "a spec this checkout cannot read is not the same cell"

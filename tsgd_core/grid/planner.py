@@ -316,8 +316,30 @@ def direct_done(step: Step) -> bool:
         made_with = json.loads((step.out_dir / DIRECT_PARAMS).read_text())
     except (OSError, ValueError):
         return False
-    same = experiment_params(made_with) == experiment_params(step.params)
+    same = same_experiment(experiment_params(made_with), experiment_params(step.params))
     return (step.out_dir / "record.json").is_file() and same
+
+
+def same_experiment(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two direct steps' parameters compute the same thing: equal but for their specs,
+    whose evaluation keys agree (a spec written before a RunSpec field existed, or in another
+    spelling of the same cell, is the same experiment)."""
+    from .spec import spec_from_params
+
+    a, b = dict(a), dict(b)
+    spec_a, spec_b = a.pop("spec", None), b.pop("spec", None)
+    if a != b or (spec_a is None) != (spec_b is None):
+        return False
+    if spec_a is None:
+        return True
+    try:
+        keys = [
+            spec_from_params(**{"profile": a.get("profile", "default"), **s}).eval_key()
+            for s in (spec_a, spec_b)
+        ]
+    except (TypeError, ValueError):  # a spec this checkout cannot read: not the same
+        return False
+    return keys[0] == keys[1]
 
 
 def assigned_names(source: str) -> set[str]:
