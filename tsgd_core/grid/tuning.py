@@ -233,10 +233,6 @@ def train_teachers(
 # ----------------------------------------------------------------------------- the table
 
 
-def variant_of(record: dict[str, Any]) -> str:
-    return RunSpec(**_spec_fields(record)).variant
-
-
 def _spec_fields(record: dict[str, Any]) -> dict[str, Any]:
     names = {f for f in RunSpec.__dataclass_fields__}
     out = {k: v for k, v in record.items() if k in names}
@@ -247,11 +243,11 @@ def _spec_fields(record: dict[str, Any]) -> dict[str, Any]:
 
 def setting_row(record: dict[str, Any]) -> dict[str, Any]:
     """The knobs of one record, as tuning.csv names them."""
-    variant = variant_of(record)
+    spec = RunSpec(**_spec_fields(record))  # once: its variant and its recipe
     return {
-        "method": (VARIANTS | STARTS)[variant][0],
-        "variant": variant,
-        "recipe": RunSpec(**_spec_fields(record)).recipe,
+        "method": (VARIANTS | STARTS)[spec.variant][0],
+        "variant": spec.variant,
+        "recipe": spec.recipe,
         "ipc": int(record["ipc"]),
         "labels": "soft",
         "lr": record.get("lr_used"),

@@ -16,7 +16,6 @@ sentence per question, each computed from the numbers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,10 @@ from ..grid import stats  # noqa: E402
 from ..grid.profiles import METHOD_LABELS  # noqa: E402
 from ..grid.spec import RECIPES  # noqa: E402
 from ..training.evaluate import LABEL_MODES  # noqa: E402
-from .format import resolved_mark  # noqa: E402
+from .format import (
+    difference_span,  # noqa: E402
+    resolved_mark,  # noqa: E402
+)
 from .records import (  # noqa: E402
     DIFF_COLUMNS,
     METHOD_COLORS,
@@ -130,14 +132,6 @@ def parts_table(parts: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def span(mean: float, low: float, high: float) -> str:
-    """'+3.1 [+1.6, +4.6]' from fractions; the interval left out where there is none."""
-    text = f"{PERCENT * mean:+.1f}"
-    if math.isnan(low) or math.isnan(high):
-        return text
-    return f"{text} [{PERCENT * low:+.1f}, {PERCENT * high:+.1f}]"
-
-
 def parts_markdown(parts: pd.DataFrame) -> str:
     """`parts.md`: one row per effect and comparison, one column per (IPC, label mode)."""
     if parts.empty:
@@ -152,7 +146,7 @@ def parts_markdown(parts: pd.DataFrame) -> str:
             cell = "—"
             if len(hit):
                 h = hit.iloc[0]
-                cell = span(h["mean_diff"], h["ci_low"], h["ci_high"])
+                cell = difference_span(h, "")
                 cell += " ✓" if h["resolved"] else ""
             row[f"IPC {ipc} {labels}"] = cell
         rows.append(row)
@@ -183,7 +177,7 @@ def headline_table(df: pd.DataFrame, parts: pd.DataFrame | None = None) -> pd.Da
         gain_text = "(the start set)" if name == RANDOM else "—"
         if len(gain):
             g = gain.iloc[0]
-            gain_text = f"{span(g['mean_diff'], g['ci_low'], g['ci_high'])} {resolved_mark(g)}"
+            gain_text = f"{difference_span(g, '')} {resolved_mark(g)}"
         rows.append(
             {
                 "ipc": int(ipc),
@@ -216,7 +210,7 @@ def tally_sentence(subject: str, rows: pd.DataFrame) -> str | None:
     recipe = str(top["recipe"]).replace(" − ", "−")
     return (
         f"{subject}: resolved up in {up}/{len(rows)} cells, down in {down}; largest "
-        f"{span(top['mean_diff'], top['ci_low'], top['ci_high'])} at IPC {top['ipc']} "
+        f"{difference_span(top, '')} at IPC {top['ipc']} "
         f"{top['labels']} {recipe}."
     )
 
