@@ -4,9 +4,9 @@
     python scripts/grid_budget.py                       # the default grid, from reports/default
     python scripts/grid_budget.py --groups main --ipcs 1,5 --workers 2
 
-A finished run's `run_grid.json` gives the worker-seconds each group took and how many cells it
-had; the grid of this checkout gives how many cells each group has now. The estimate is the
-old seconds per cell times the new cell count, summed, over the workers, plus the setup steps
+A run's `run_grid.json` gives the worker-seconds each group took and how many cells it ran, for
+that run and every earlier one it keeps; the grid of this checkout gives how many cells each
+group has now. The estimate is the recorded seconds per cell times the new cell count, summed, over the workers, plus the setup steps
 (data and teacher), which run before the cells. Groups the old run did not have are counted
 at the main group's seconds per cell and named. The numbers are as good as the old run's
 machine and load were alike.
@@ -32,16 +32,31 @@ def cells_by_group(record: dict) -> dict[str, int]:
     cells: dict[str, set[str]] = {}
     for step in record["steps"]:
         label = step["step"]
-        if "/" in label and step.get("stage") == "cell":
+        if "/" in label and step.get("stage") == "cell" and not step.get("skipped"):
             cells.setdefault(label.split("/")[0], set()).add(label)
     return {group: len(labels) for group, labels in cells.items()}
 
 
+def recorded_runs(record: dict) -> list[dict]:
+    """Every run a run_grid.json records: the earlier ones (partial runs keep them), then it."""
+    return [*record.get("earlier", []), record]
+
+
+def pooled_rates(runs: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
+    """Seconds per cell of each group over every recorded run, and the cells behind each."""
+    seconds: dict[str, float] = {}
+    cells: dict[str, int] = {}
+    for run in runs:
+        for group, n in cells_by_group(run).items():
+            if n and group in run["wall_s_by_group"]:
+                seconds[group] = seconds.get(group, 0.0) + run["wall_s_by_group"][group]
+                cells[group] = cells.get(group, 0) + n
+    return {g: seconds[g] / cells[g] for g in cells}, cells
+
+
 def estimate(record: dict, profile: str, groups: list[str], ipcs: list[int] | None) -> dict:
-    """Worker-seconds per group now, from the old run's seconds per cell."""
-    seconds = record["wall_s_by_group"]
-    old_cells = cells_by_group(record)
-    per_cell = {g: seconds[g] / n for g, n in old_cells.items() if n and g in seconds}
+    """Worker-seconds per group now, from the recorded runs' seconds per cell."""
+    per_cell, old_cells = pooled_rates(recorded_runs(record))
     out = {}
     for group, specs in build_grid(profile).groups().items():
         if group not in groups:
@@ -68,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         record = json.loads(args.record.read_text())
-    except (OSError, ValueError) as err:
-        print(f"grid_budget: cannot read {args.record}: {err}", file=sys.stderr)
+        whole = max(recorded_runs(record), key=lambda run: len(run["steps"]))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        print(f"grid_budget: cannot read {args.record}: {err!r}", file=sys.stderr)
         return 2
     if args.workers < 1:
         print("grid_budget: --workers must be at least 1", file=sys.stderr)
@@ -77,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     groups = (
         args.groups.split(",")
         if args.groups
-        else [g for g in record["wall_s_by_group"] if g not in (*SETUP, "report", "quickstart")]
+        else [g for g in whole["wall_s_by_group"] if g not in (*SETUP, "report", "quickstart")]
     )
     ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
     rows = estimate(record, args.profile, groups, ipcs)
-    setup = sum(record["wall_s_by_group"].get(s, 0.0) for s in SETUP)
+    setup = sum(whole["wall_s_by_group"].get(s, 0.0) for s in SETUP)
     total = sum(r["worker_s"] for r in rows.values())
-    print("| group | cells (old run) | s a cell | worker-s |")
+    print("| group | cells (cells timed) | s a cell | worker-s |")
     print("|---|---:|---:|---:|")
     for group, r in rows.items():
         note = "" if r["rate_from"] == group else f" (rate of {r['rate_from']})"
@@ -92,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     wall = setup + total / args.workers
     print(
         f"\n{total:,.0f} worker-s over {args.workers} workers + {setup:.0f} s of setup: about "
-        f"{wall / 60:.0f} min of wall time (the old run: {record['total_wall_s'] / 60:.0f} min)"
+        f"{wall / 60:.0f} min of wall time (the largest recorded run: "
+        f"{whole['total_wall_s'] / 60:.0f} min)"
     )
     return 0
 

@@ -49,3 +49,13 @@ def test_the_command_prints_the_table_and_refuses_a_bad_record(tmp_path, capsys)
     (tmp_path / "bad.json").write_text("{")
     assert grid_budget.main(["--record", str(tmp_path / "bad.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_rates_pool_every_recorded_run_and_skipped_cells_do_not_count():
+    partial = record(main_cells=2, main_s=400.0)  # a later, partial run: 200 s a main cell
+    partial["steps"].append({"step": "main/old", "stage": "cell", "skipped": True})
+    partial["earlier"] = [record(main_cells=4, main_s=400.0)]  # the whole run: 100 s a cell
+    rates, cells = grid_budget.pooled_rates(grid_budget.recorded_runs(partial))
+    assert cells["main"] == 6 and rates["main"] == 800.0 / 6
+    rows = grid_budget.estimate(partial, "smoke", ["main"], None)
+    assert rows["main"]["old_cells"] == 6 and rows["main"]["s_per_cell"] == 800.0 / 6

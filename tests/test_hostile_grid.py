@@ -412,6 +412,21 @@ def test_7_a_closed_stdout_does_not_stop_the_grid(run_grid, fake_steps, tmp_path
     assert (tmp_path / "rep" / "run_grid.json").is_file()
 
 
+def test_a_partial_run_keeps_the_record_of_the_runs_before_it(run_grid, fake_steps, tmp_path):
+    where = ["--reports", str(tmp_path / "rep"), "--cache", str(tmp_path / "cache")]
+    assert run_grid.main([*GRID, *where]) == 0
+    first = json.loads((tmp_path / "rep" / "run_grid.json").read_text())
+    assert "earlier" not in first and first["selection"]["ipcs"] == [1]
+    assert run_grid.main([*GRID, *where, "--methods", "random", "--force"]) == 0
+    second = json.loads((tmp_path / "rep" / "run_grid.json").read_text())
+    assert second["selection"]["methods"] == ["random"]
+    assert second["earlier"] == [first]  # the whole run's steps and times, as written
+    assert len(second["steps"]) < len(first["steps"])
+    (tmp_path / "rep" / "run_grid.json").write_text("{")  # unreadable: replaced, not fatal
+    assert run_grid.main([*GRID, *where, "--methods", "random"]) == 0
+    assert "earlier" not in json.loads((tmp_path / "rep" / "run_grid.json").read_text())
+
+
 @pytest.mark.slow  # an interpreter with torch: seconds
 def test_7_run_grid_into_a_closed_pipe_exits_0_without_a_traceback(tmp_path):
     read, write = os.pipe()

@@ -196,6 +196,21 @@ def on_interrupt(signum: int, frame: Any) -> None:
     signal.default_int_handler(signum, frame)
 
 
+def with_earlier_runs(summary: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`summary` with the runs recorded before it at `path` under "earlier", oldest first: a
+    partial run (--ipcs, --methods, --groups) must not erase the record of the whole run."""
+    from ..data.storage import load_json
+
+    try:
+        before = load_json(path) if path.is_file() else None
+    except (OSError, ValueError):  # an unreadable old record is replaced, not fatal
+        before = None
+    if not isinstance(before, dict) or "steps" not in before:
+        return summary
+    earlier = before.pop("earlier", [])
+    return {**summary, "earlier": [*earlier, before]}
+
+
 def index_reports_root(reports: Path) -> bool:
     """Whether to rewrite the index of the folder holding `reports`: not the repository's
     `reports/`, whose README.md is tracked and lists the committed reports (a smoke or quick
@@ -497,12 +512,14 @@ def run(argv: list[str] | None, progress: Progress) -> int:
         "threads": os.environ["OMP_NUM_THREADS"],
         "workers": args.workers,
         "shard": list(args.shard) if args.shard else None,
+        "selection": {"groups": args.groups, "ipcs": args.ipcs, "methods": args.methods},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "steps": log,
     }
     path = (
         reports / "run_grid.json" if args.shard is None else shard_summary_path(reports, args.shard)
     )
-    save_json(summary, path)
+    save_json(with_earlier_runs(summary, path), path)
     per = overhead / len(ran) if ran else 0.0
     what = (
         f"Report: {reports / 'README.md'}"
