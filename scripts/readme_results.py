@@ -5,8 +5,8 @@
     python scripts/readme_results.py --print    # print the block
 
 The block sits between `<!-- results:begin -->` and `<!-- results:end -->`. Rows are sets x
-label modes, columns IPCs; a cell is the accuracy (%) and, for a set with a start set under the
-same student recipe, its gain over that start set in points with its 95 % interval (bold when
+label modes, columns IPCs, each under the base recipe and under TSGFA side by side; a cell is
+the accuracy (%) and, for a set with a start set under the same student recipe, its gain over that start set in points with its 95 % interval (bold when
 resolved). A main_table.csv from before the student recipe was an axis (no `recipe` column) names
 the base-recipe TSGD set "TSGD w/o TSGFA" and the TSGFA one "TSGD"; its only start set is the
 base recipe's Random, so the TSGFA row shows its accuracy alone.
@@ -27,12 +27,10 @@ README = ROOT / "README.md"
 DEFAULT_CSV = ROOT / "reports" / "default" / "main_table.csv"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 SUFFIX = " + TSGFA"
-RANDOM, TSGD, FULL = "Random", "TSGD", "Full data (upper bound)"
+TSGD, FULL = "TSGD", "Full data (upper bound)"
 # table order (the report's): selection, distillation, then the method
 ORDER = ("Random", "Herding", "K-Center", "Salient windows", "DM", "SRe2L-style", "TSGD")
-# the sets shown under the TSGFA recipe: its start set and TSGD as published
-TSGFA_SETS = (RANDOM, TSGD)
-FIGURE = "accuracy_vs_ipc.png"
+FIGURE = "recipes.png"  # every set under both recipes, side by side
 MIN_PAIRS = 5  # tsgd_core.grid.stats.MIN_PAIRS: fewer pairs never resolve
 
 
@@ -107,26 +105,29 @@ def cell(row: Row | None) -> str:
     return f"{row.mean:.1f} ({gain} [{signed(row.gain_low)}, {signed(row.gain_high)}])"
 
 
-def row_name(method: str, recipe: str, old: bool) -> str:
-    name = method + (SUFFIX if recipe == "tsgfa" else "")
-    return name + (" †" if old and recipe == "tsgfa" else "")
+def column_name(ipc: int, recipe: str, old: bool) -> str:
+    """'IPC 5' for the base recipe, 'IPC 5 + TSGFA' (with † on an old table) for TSGFA."""
+    if recipe == "base":
+        return f"IPC {ipc}"
+    return f"IPC {ipc}{SUFFIX}" + (" †" if old else "")
 
 
 def table_lines(rows: list[Row], old: bool) -> list[str]:
-    """The markdown table: one line per (set, recipe, labels), one column per IPC."""
+    """The markdown table: one line per (set, labels); per IPC a column for each recipe, side by
+    side, so a set's accuracy under the base recipe sits beside its accuracy under TSGFA."""
     ipcs = sorted({r.ipc for r in rows if r.ipc is not None})
+    recipes = [rc for rc in ("base", "tsgfa") if any(r.recipe == rc for r in rows)]
+    columns = [(i, rc) for i in ipcs for rc in recipes]
     at = {(r.method, r.recipe, r.ipc, r.labels): r for r in rows}
     lines = [
-        "| set | labels | " + " | ".join(f"IPC {i}" for i in ipcs) + " |",
-        "|---|---|" + "---:|" * len(ipcs),
+        "| set | labels | " + " | ".join(column_name(i, rc, old) for i, rc in columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
     ]
-    for recipe, sets in (("base", ORDER), ("tsgfa", TSGFA_SETS)):
-        for method in sets:
-            for labels in ("soft", "hard"):
-                cells = [cell(at.get((method, recipe, i, labels))) for i in ipcs]
-                if any(c != "–" for c in cells):
-                    name = row_name(method, recipe, old)
-                    lines.append(f"| {name} | {labels} | " + " | ".join(cells) + " |")
+    for method in ORDER:
+        for labels in ("soft", "hard"):
+            cells = [cell(at.get((method, rc, i, labels))) for i, rc in columns]
+            if any(c != "–" for c in cells):
+                lines.append(f"| {method} | {labels} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -158,12 +159,13 @@ def notes(rows: list[Row], old: bool) -> list[str]:
 
 
 def figure_lines(csv_path: Path, readme_dir: Path) -> list[str]:
-    """The report's accuracy-against-IPC figure, linked relative to the README; none if absent."""
+    """The report's figure of every set under both recipes, linked relative to the README; none if
+    absent."""
     figure = csv_path.resolve().parent / "figures" / FIGURE
     if not figure.is_file():
         return []
     target = os.path.relpath(figure, readme_dir.resolve()).replace(os.sep, "/")
-    return [f"![Test accuracy against IPC, one line a set, soft and hard labels]({target})", ""]
+    return [f"![Test accuracy of every set under each student recipe, per IPC]({target})", ""]
 
 
 def render(csv_path: Path = DEFAULT_CSV, readme_dir: Path = ROOT) -> str:
