@@ -72,6 +72,18 @@ def test_parts_pair_each_effect_within_or_across_recipes():
     assert set(table["resolved"]) <= {"yes", "no"}
 
 
+def test_the_recipe_figure_puts_each_sets_two_recipes_side_by_side_in_table_order(tmp_path):
+    records = grid_records(WINS, every_recipe=True)
+    records = records.sort_values("method", ascending=False)  # records come in any order
+    fig = report.recipe_figure(records, tmp_path / "recipes.png")
+    assert (tmp_path / "recipes.png").read_bytes()[:8] == PNG_MAGIC
+    ax = fig.axes[0]
+    names = [t.get_text() for t in ax.get_xticklabels()]
+    assert names[0] == "Random" and names[-1] == "TSGD", names  # the tables' order
+    hatched = [bar for bar in ax.patches if bar.get_hatch() == "//"]
+    assert len(hatched) == len(names) == len(ax.patches) // 2, "each set under both recipes"
+
+
 def test_parts_leave_out_what_was_not_run():
     parts = report.parts_results(grid_records(WINS))  # no baseline under TSGFA but Random
     assert "SRe2L-style + TSGFA" not in " ".join(parts["comparison"])

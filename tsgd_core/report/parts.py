@@ -43,7 +43,7 @@ from .records import (  # noqa: E402
     recipe_label,
     split_label,
 )
-from .tables import main_results  # noqa: E402
+from .tables import main_results, row_rank  # noqa: E402
 
 RANDOM, SRE2L, TSGD = METHOD_LABELS["random"], METHOD_LABELS["sre2l"], METHOD_LABELS["tsgd"]
 SELECTIONS = tuple(METHOD_LABELS[m] for m in ("salient", "herding", "kcenter"))
@@ -279,7 +279,8 @@ def recipe_figure(df: pd.DataFrame, path: str | Path | None = None) -> plt.Figur
 
 def _recipe_bars(ax: plt.Axes, results: pd.DataFrame, ipc: int, labels: str) -> None:
     at = results[(results["ipc"] == ipc) & (results["labels"] == labels)]
-    sets = list(dict.fromkeys(split_label(m)[0] for m in at["method"]))
+    # the tables' order (Random, selection, distillation, TSGD), not the records' order
+    sets = sorted(dict.fromkeys(split_label(m)[0] for m in at["method"]), key=row_rank)
     width = 0.4
     for k, name in enumerate(sets):
         for r, recipe in enumerate(RECIPES):
