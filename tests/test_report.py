@@ -632,6 +632,22 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     assert "[`smoke`](smoke/README.md)" in index.read_text()
 
 
+def test_a_record_from_before_a_field_existed_pools_with_its_configuration(tmp_path):
+    # the first draw rerun today records precision; the other draws, run before it existed, do not
+    spec = RunSpec(method="herding", ipc=5, profile="smoke")
+    for draw in range(3):
+        rec = fake_record(replace(spec, distill_seed=draw), [0.3, 0.3, 0.3])
+        if draw:
+            rec.pop("precision")
+        folder = tmp_path / "main" / replace(spec, distill_seed=draw).name()
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(rec))
+    df = report.collect_records(tmp_path)
+    assert list(df["precision"]) == ["fp32"] * 3
+    pooled = report.pool_records(df)
+    assert len(pooled) == 1 and pooled.iloc[0]["n_distill"] == 3
+
+
 def test_collect_records_reads_groups_and_drops_duplicates(tmp_path):
     spec = RunSpec(method="tsgd", ipc=1, profile="smoke")
     rec = fake_record(spec, [0.48, 0.5, 0.52])

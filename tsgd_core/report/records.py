@@ -149,10 +149,15 @@ def collect_records(runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
     for row in rows:
         row["recipe"] = record_recipe(row)
     df = pd.DataFrame(rows)
-    # a record written before a RunSpec field existed ran with that field's default
+    # a record written before a RunSpec field existed ran with that field's default: fill it in
+    # row by row, so that old and new records of one configuration pool together
     for f in fields(RunSpec):
-        if f.name not in df.columns and f.default is not MISSING:
+        if f.default is MISSING or f.default is None:
+            continue
+        if f.name not in df.columns:
             df[f.name] = [f.default] * len(df)
+        else:
+            df[f.name] = [f.default if is_missing(v) else v for v in df[f.name]]
     # runs that all use one label mode (the dm group's: hard only) leave the other mode's
     # columns empty, not absent, so every table and sentence can ask for both
     for labels in LABEL_MODES:
