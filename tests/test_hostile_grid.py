@@ -427,6 +427,26 @@ def test_a_partial_run_keeps_the_record_of_the_runs_before_it(run_grid, fake_ste
     assert "earlier" not in json.loads((tmp_path / "rep" / "run_grid.json").read_text())
 
 
+def test_a_failed_run_keeps_the_time_of_what_ran(run_grid, fake_steps, tmp_path, monkeypatch):
+    where = ["--reports", str(tmp_path / "rep"), "--cache", str(tmp_path / "cache")]
+    real = kernels.execute
+
+    def fail_at_the_report(step: planner.Step, engine: object) -> dict:
+        if step.notebook == "05_report.ipynb":
+            raise RuntimeError("the kernel died")
+        return {**real(step, engine), "wall_s": 2.0}
+
+    monkeypatch.setattr(kernels, "execute", fail_at_the_report)
+    assert run_grid.main([*GRID, *where]) == 1
+    failed = json.loads((tmp_path / "rep" / "run_grid.json").read_text())
+    assert failed["exit_code"] == 1 and failed["wall_s_by_group"]["main"] > 0
+    assert any(step["step"].startswith("main/") for step in failed["steps"])
+    monkeypatch.setattr(kernels, "execute", real)
+    assert run_grid.main([*GRID, *where]) == 0  # the rerun finishes: the failed run is earlier
+    again = json.loads((tmp_path / "rep" / "run_grid.json").read_text())
+    assert again["exit_code"] == 0 and again["earlier"] == [failed]
+
+
 @pytest.mark.slow  # an interpreter with torch: seconds
 def test_7_run_grid_into_a_closed_pipe_exits_0_without_a_traceback(tmp_path):
     read, write = os.pipe()

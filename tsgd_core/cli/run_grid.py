@@ -196,6 +196,46 @@ def on_interrupt(signum: int, frame: Any) -> None:
     signal.default_int_handler(signum, frame)
 
 
+def log_of_ran(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in log if not e["skipped"]]
+
+
+def record_run(
+    args: argparse.Namespace, reports: Path, log: list[dict[str, Any]], total: float, code: int
+) -> dict[str, Any]:
+    """Write run_grid.json (a shard's own file for a shard): where the time went, per group and
+    per step, with the runs recorded before it kept under "earlier"; `exit_code` not 0 marks a
+    run that failed or was interrupted."""
+    from ..data.storage import save_json
+
+    ran = log_of_ran(log)
+    by_group: dict[str, float] = {}
+    for row in ran:  # where the time went: "main/..." -> main, "teacher" -> teacher
+        group = row["step"].split("/")[0]
+        by_group[group] = by_group.get(group, 0.0) + row["wall_s"]
+    summary = {
+        "profile": args.profile,
+        "total_wall_s": total,
+        "wall_s_by_group": by_group,
+        "notebooks_run": len(ran),
+        "notebooks_skipped": len(log) - len(ran),
+        "overhead_s": sum(e["overhead_s"] for e in ran),
+        "shared_kernel": not args.fresh_kernels,
+        "threads": os.environ["OMP_NUM_THREADS"],
+        "workers": args.workers,
+        "shard": list(args.shard) if args.shard else None,
+        "selection": {"groups": args.groups, "ipcs": args.ipcs, "methods": args.methods},
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "exit_code": code,
+        "steps": log,
+    }
+    path = (
+        reports / "run_grid.json" if args.shard is None else shard_summary_path(reports, args.shard)
+    )
+    save_json(with_earlier_runs(summary, path), path)
+    return summary
+
+
 def with_earlier_runs(summary: dict[str, Any], path: Path) -> dict[str, Any]:
     """`summary` with the runs recorded before it at `path` under "earlier", oldest first: a
     partial run (--ipcs, --methods, --groups) must not erase the record of the whole run."""
@@ -485,41 +525,19 @@ def run(argv: list[str] | None, progress: Progress) -> int:
             log += more
     else:
         code, log = run_steps(steps, **run)
-    if code:
+    total = time.perf_counter() - start
+    if code:  # the time of what ran is kept: a rerun's record lists this one as earlier
+        record_run(args, reports, log, total, code)
         return code
     if not args.no_html:
         export_html([s.executed for s in steps if not s.direct and s.executed.is_file()])
-    from ..data.storage import save_json
     from ..report import write_reports_index
 
     if args.shard is None and index_reports_root(reports):
         write_reports_index(reports.parent)
     total = time.perf_counter() - start
-    ran = [e for e in log if not e["skipped"]]
-    overhead = sum(e["overhead_s"] for e in ran)
-    by_group: dict[str, float] = {}
-    for row in ran:  # where the time went: "main/..." -> main, "teacher" -> teacher
-        group = row["step"].split("/")[0]
-        by_group[group] = by_group.get(group, 0.0) + row["wall_s"]
-    summary = {
-        "profile": args.profile,
-        "total_wall_s": total,
-        "wall_s_by_group": by_group,
-        "notebooks_run": len(ran),
-        "notebooks_skipped": len(log) - len(ran),
-        "overhead_s": overhead,
-        "shared_kernel": not args.fresh_kernels,
-        "threads": os.environ["OMP_NUM_THREADS"],
-        "workers": args.workers,
-        "shard": list(args.shard) if args.shard else None,
-        "selection": {"groups": args.groups, "ipcs": args.ipcs, "methods": args.methods},
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "steps": log,
-    }
-    path = (
-        reports / "run_grid.json" if args.shard is None else shard_summary_path(reports, args.shard)
-    )
-    save_json(with_earlier_runs(summary, path), path)
+    summary = record_run(args, reports, log, total, code)
+    ran, by_group, overhead = log_of_ran(log), summary["wall_s_by_group"], summary["overhead_s"]
     per = overhead / len(ran) if ran else 0.0
     what = (
         f"Report: {reports / 'README.md'}"
