@@ -447,6 +447,24 @@ def test_a_failed_run_keeps_the_time_of_what_ran(run_grid, fake_steps, tmp_path,
     assert again["exit_code"] == 0 and again["earlier"] == [failed]
 
 
+def test_an_interrupted_run_keeps_the_time_of_what_ran(run_grid, fake_steps, tmp_path, monkeypatch):
+    where = ["--reports", str(tmp_path / "rep"), "--cache", str(tmp_path / "cache")]
+    real = kernels.execute
+
+    def ctrl_c_at_the_report(step: planner.Step, engine: object) -> dict:
+        if step.notebook == "05_report.ipynb":
+            raise KeyboardInterrupt
+        return real(step, engine)
+
+    monkeypatch.setattr(kernels, "execute", ctrl_c_at_the_report)
+    assert run_grid.main([*GRID, *where]) == 130
+    record = json.loads((tmp_path / "rep" / "run_grid.json").read_text())
+    assert record["exit_code"] == 130
+    ran = [step["step"] for step in record["steps"]]
+    assert ran[0] == "data and saliency" and any(s.startswith("main/") for s in ran)
+    assert "report" not in ran, "the interrupted step is not counted as run"
+
+
 @pytest.mark.slow  # an interpreter with torch: seconds
 def test_7_run_grid_into_a_closed_pipe_exits_0_without_a_traceback(tmp_path):
     read, write = os.pipe()

@@ -196,6 +196,26 @@ def on_interrupt(signum: int, frame: Any) -> None:
     signal.default_int_handler(signum, frame)
 
 
+def run_all_steps(
+    args: argparse.Namespace, steps: list[Any], reports: Path, run: dict[str, Any]
+) -> tuple[int, list[dict[str, Any]]]:
+    """The steps in this process, or the setup here and the cells in `args.workers` workers."""
+    if args.workers <= 1:
+        return run_steps(steps, **run)
+    # setup once here (the teacher is trained once), the cells in the workers, then the rest
+    code, log = run_steps([s for s in steps if s.stage == "setup"], **run)
+    if code == 0:
+        train_cell_teachers(steps, args.cache.resolve(), args.device)
+        code = run_workers(args, reports, args.workers)
+        log += worker_logs(reports, args.workers)
+    if code == 0:
+        code, more = run_steps(
+            [s for s in steps if s.stage != "setup" and s.stage != "cell"], **run
+        )
+        log += more
+    return code, log
+
+
 def log_of_ran(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in log if not e["skipped"]]
 
@@ -511,20 +531,11 @@ def run(argv: list[str] | None, progress: Progress) -> int:
     progress.reports = reports
     start = time.perf_counter()
     run = {"force": args.force, "fresh_kernels": args.fresh_kernels, "progress": progress}
-    if args.workers > 1:
-        # setup once here (the teacher is trained once), the cells in the workers, then the rest
-        code, log = run_steps([s for s in steps if s.stage == "setup"], **run)
-        if code == 0:
-            train_cell_teachers(steps, args.cache.resolve(), args.device)
-            code = run_workers(args, reports, args.workers)
-            log += worker_logs(reports, args.workers)
-        if code == 0:
-            code, more = run_steps(
-                [s for s in steps if s.stage != "setup" and s.stage != "cell"], **run
-            )
-            log += more
-    else:
-        code, log = run_steps(steps, **run)
+    try:
+        code, log = run_all_steps(args, steps, reports, run)
+    except KeyboardInterrupt:  # what ran before the Ctrl-C keeps its time
+        record_run(args, reports, progress.log, time.perf_counter() - start, 130)
+        raise
     total = time.perf_counter() - start
     if code:  # the time of what ran is kept: a rerun's record lists this one as earlier
         record_run(args, reports, log, total, code)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +207,8 @@ def run_steps(
             if not force and is_done(step):
                 print(f"{head}: done, skipped", flush=True)
                 log.append({**entry(step), "skipped": True})
+                if progress is not None:
+                    progress.log.append(log[-1])
                 continue
             print(head, flush=True)
             if progress is not None:
@@ -232,6 +234,7 @@ def run_steps(
             log.append({**entry(step), "skipped": False, **timing})
             if progress is not None:
                 progress.finished += 1
+                progress.log.append(log[-1])
         if progress is not None:
             progress.step = None
     finally:
@@ -250,6 +253,7 @@ class Progress:
     step: str | None = None
     finished: int = 0
     reports: Path | None = None
+    log: list[dict[str, Any]] = field(default_factory=list)  # every step's entry, as it ends
 
     def kept(self) -> str:
         if self.reports is None:
