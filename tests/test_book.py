@@ -490,6 +490,10 @@ def test_notebook_times_come_from_the_run_record(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert "| 03_distill | 3 | 6.0 | 11.0 | 21.0 |" in out
     assert not (tmp_path / book.BOOK_DIR).exists(), "--times builds nothing"
+    # a partial run after it keeps the whole run under "earlier": the times stay the whole run's
+    partial = {**run, "total_wall_s": 30.0, "steps": steps[1:2], "earlier": [run]}
+    (tmp_path / "run_grid.json").write_text(json.dumps(partial))
+    assert book.notebook_times(tmp_path)[0] == times
 
 
 def test_notebook_times_fall_back_to_papermill_metadata(tmp_path, capsys):

@@ -456,13 +456,16 @@ def _times_of(durations: dict[str, list[float]]) -> list[NotebookTime]:
 
 def notebook_times(report_dir: str | os.PathLike[str]) -> tuple[list[NotebookTime], str]:
     """Each notebook's wall time over the run that wrote `report_dir`, and where it comes from:
-    the steps of its run_grid.json (skipped steps left out), or, without that record,
+    the steps of its run_grid.json (skipped steps left out; of the recorded run with the most
+    steps, where partial runs followed it), or, without that record,
     papermill's `duration` in each executed copy's metadata. Raises BookError when neither."""
     report = Path(report_dir)
     record = report / RUN_RECORD
     durations: dict[str, list[float]] = {}
     if record.is_file():
-        run = json.loads(record.read_text())
+        latest = json.loads(record.read_text())
+        # partial runs (--ipcs, --methods) keep the whole run under "earlier": time that one
+        run = max([*latest.get("earlier", []), latest], key=lambda r: len(r.get("steps", [])))
         for step in run.get("steps", []):
             if not step.get("skipped") and step.get("notebook"):
                 durations.setdefault(Path(step["notebook"]).stem, []).append(step["wall_s"])
