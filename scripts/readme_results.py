@@ -1,10 +1,11 @@
 """The README's results table, rendered from a report's main_table.csv (never typed by hand).
 
-    python scripts/readme_results.py            # rewrite README.md's block from reports/default
-    python scripts/readme_results.py --check    # exit 1 when README.md's block is not the render
-    python scripts/readme_results.py --print    # print the block
+    python scripts/readme_results.py            # rewrite README.md's blocks from their reports
+    python scripts/readme_results.py --check    # exit 1 when a block is not the render
+    python scripts/readme_results.py --print    # print the blocks
 
-The block sits between `<!-- results:begin -->` and `<!-- results:end -->`. Rows are sets x
+Two blocks: `results` (between `<!-- results:begin -->` and `<!-- results:end -->`) from
+reports/default, and `real-results` from reports/real-cpu-ucf101 (five real UCF101 classes). Rows are sets x
 label modes, columns IPCs, each under the base recipe and under TSGFA side by side; a cell is
 the accuracy (%) and, for a set with a start set under the same student recipe, its gain over that start set in points with its 95 % interval (bold when
 resolved). A main_table.csv from before the student recipe was an axis (no `recipe` column) names
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import sys
@@ -25,7 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DEFAULT_CSV = ROOT / "reports" / "default" / "main_table.csv"
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# README's blocks: the built-in benchmark's, then real footage's (five UCF101 classes)
+BLOCKS = {
+    "results": DEFAULT_CSV,
+    "real-results": ROOT / "reports" / "real-cpu-ucf101" / "main_table.csv",
+}
 SUFFIX = " + TSGFA"
 TSGD, FULL = "TSGD", "Full data (upper bound)"
 # table order (the report's): selection, distillation, then the method
@@ -158,6 +164,44 @@ def notes(rows: list[Row], old: bool) -> list[str]:
     return lines
 
 
+def read_json(path: Path) -> dict | None:
+    """A report's JSON file as a dict; None when absent or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def context_lines(report: Path) -> list[str]:
+    """The teacher's accuracy, the one-frame control's and the run's wall time, from the files
+    the grid wrote beside the table (each left out when its file is absent)."""
+    lines = []
+    teacher = read_json(report / "teacher" / "teacher.json")
+    if teacher and "test_acc" in teacher:
+        text = f"Teacher: {100 * teacher['test_acc']:.1f} % test"
+        if teacher.get("val_acc") is not None:
+            text += f", {100 * teacher['val_acc']:.1f} % val"
+        summary = read_json(report / "data_and_saliency" / "data_summary.json") or {}
+        single = (summary.get("single_frame_vs_3d") or {}).get("one frame only")
+        if single is not None:
+            text += (
+                f"; its recipe on one frame per clip (the one-frame control): {100 * single:.1f} %"
+            )
+        lines.append(text + ".")
+    run = read_json(report / "run_grid.json")
+    if run and "total_wall_s" in run:
+        runs = [*run.get("earlier", []), run]
+        minutes = sum(r.get("total_wall_s", 0.0) for r in runs) / 60
+        how = "one run" if len(runs) == 1 else f"{len(runs)} runs"
+        workers = ", then ".join(str(r.get("workers")) for r in runs)
+        lines.append(
+            f"Made by {how} of the grid: {minutes:.0f} min of wall time, {workers} worker(s) on "
+            "this machine's CPU (`run_grid.json`)."
+        )
+    return lines
+
+
 def figure_lines(csv_path: Path, readme_dir: Path) -> list[str]:
     """The report's figure of every set under both recipes, linked relative to the README; none if
     absent."""
@@ -168,50 +212,62 @@ def figure_lines(csv_path: Path, readme_dir: Path) -> list[str]:
     return [f"![Test accuracy of every set under each student recipe, per IPC]({target})", ""]
 
 
-def render(csv_path: Path = DEFAULT_CSV, readme_dir: Path = ROOT) -> str:
+def markers(name: str) -> tuple[str, str]:
+    """The begin and end markers of the block called `name`."""
+    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+
+
+def render(csv_path: Path = DEFAULT_CSV, readme_dir: Path = ROOT, name: str = "results") -> str:
     """The block, markers included, rendered from `csv_path` for a README in `readme_dir`."""
     rows, old = read_rows(csv_path)
     body = figure_lines(csv_path, readme_dir) + table_lines(rows, old) + [""] + notes(rows, old)
-    return "\n".join([BEGIN, *body, END])
+    body += context_lines(csv_path.resolve().parent)
+    return "\n".join([markers(name)[0], *body, markers(name)[1]])
 
 
-def current_block(text: str) -> str:
-    """README's block, markers included; ValueError when a marker is missing."""
-    start, end = text.find(BEGIN), text.find(END)
+def current_block(text: str, name: str = "results") -> str:
+    """README's block `name`, markers included; ValueError when a marker is missing."""
+    begin, end_marker = markers(name)
+    start, end = text.find(begin), text.find(end_marker)
     if start < 0 or end < start:
-        raise ValueError(f"README.md has no {BEGIN} ... {END} block")
-    return text[start : end + len(END)]
+        raise ValueError(f"README.md has no {begin} ... {end_marker} block")
+    return text[start : end + len(end_marker)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help="a report's main_table.csv")
+    parser.add_argument("--block", choices=list(BLOCKS), help="one block (default: every block)")
+    parser.add_argument("--csv", type=Path, help="a report's main_table.csv (with --block)")
     parser.add_argument("--readme", type=Path, default=README)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true", help="exit 1 when the block is stale")
-    mode.add_argument("--print", action="store_true", help="print the block, write nothing")
+    mode.add_argument("--check", action="store_true", help="exit 1 when a block is stale")
+    mode.add_argument("--print", action="store_true", help="print the blocks, write nothing")
     args = parser.parse_args(argv)
-    if not args.csv.is_file():
-        print(
-            f"readme_results: no {args.csv}: pass --csv a report's main_table.csv", file=sys.stderr
-        )
-        return 2
-    block = render(args.csv, args.readme.parent)
+    if args.csv and not args.block:
+        parser.error("--csv needs --block: which block it renders")
+    sources = {args.block: args.csv or BLOCKS[args.block]} if args.block else BLOCKS
+    for path in sources.values():
+        if not path.is_file():
+            print(
+                f"readme_results: no {path}: pass --csv a report's main_table.csv", file=sys.stderr
+            )
+            return 2
+    blocks = {name: render(path, args.readme.parent, name) for name, path in sources.items()}
     if args.print:
-        print(block)
+        print("\n\n".join(blocks.values()))
         return 0
-    text = args.readme.read_text(encoding="utf-8")
+    text = new = args.readme.read_text(encoding="utf-8")
     try:
-        old = current_block(text)
+        for name, block in blocks.items():
+            new = new.replace(current_block(new, name), block)
     except ValueError as error:
         print(f"readme_results: {error}", file=sys.stderr)
         return 2
     if args.check:
-        if old != block:
-            stale = "README.md's results block is stale: run python scripts/readme_results.py"
+        if new != text:
+            stale = "README.md's results blocks are stale: run python scripts/readme_results.py"
             print(f"readme_results: {stale}", file=sys.stderr)
-        return int(old != block)
-    new = text.replace(old, block)
+        return int(new != text)
     tmp = args.readme.with_name(args.readme.name + ".tmp")
     tmp.write_text(new, encoding="utf-8")
     tmp.replace(args.readme)  # atomic: a reader never sees half a README

@@ -13,6 +13,7 @@ GitHub slug of one of its headings.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -317,12 +318,31 @@ def test_readme_results_script_refuses_a_readme_without_its_block(tmp_path, caps
     assert module.main(["--readme", str(readme)]) == 2
     assert "results:begin" in capsys.readouterr().err
     assert readme.read_text(encoding="utf-8") == "# no block\n"
-    stale = f"# t\n{module.BEGIN}\nold\n{module.END}\n"
+    begin, end = module.markers("results")
+    stale = f"# t\n{begin}\nold\n{end}\n"
     readme.write_text(stale, encoding="utf-8")
-    assert module.main(["--readme", str(readme), "--check"]) == 1
-    assert module.main(["--readme", str(readme)]) == 0
-    assert module.main(["--readme", str(readme), "--check"]) == 0
+    one = ["--readme", str(readme), "--block", "results"]
+    assert module.main([*one, "--check"]) == 1
+    assert module.main(["--readme", str(readme)]) == 2, "every block by default: one is missing"
+    assert readme.read_text(encoding="utf-8") == stale, "and nothing is written"
+    assert module.main(one) == 0
+    assert module.main([*one, "--check"]) == 0
     assert "| Random | soft |" in readme.read_text(encoding="utf-8")
+
+
+def test_each_readme_block_renders_its_own_report(tmp_path):
+    module = readme_results()
+    table = write_table(
+        tmp_path / "main_table.csv", [row("Random", 1, "soft", 30.0, recipe="base")]
+    )
+    readme = tmp_path / "README.md"
+    blocks = [module.markers(name) for name in module.BLOCKS]
+    readme.write_text("\n".join(f"{b}\n{e}" for b, e in blocks), encoding="utf-8")
+    argv = ["--readme", str(readme), "--block", "real-results", "--csv", str(table)]
+    assert module.main(argv) == 0
+    text = readme.read_text(encoding="utf-8")
+    assert module.current_block(text, "results") == "\n".join(blocks[0]), "the other untouched"
+    assert "| Random | soft | 30.0 |" in module.current_block(text, "real-results")
 
 
 def test_readme_and_docs_do_not_repeat_each_other():
@@ -342,3 +362,24 @@ def test_the_readme_points_to_every_docs_page():
     text = README.read_text(encoding="utf-8")
     missing = [p.name for p in DOCS_MD if f"](docs/{p.name})" not in text]
     assert not missing, f"README.md has no pointer to {missing}"
+
+
+def test_a_block_names_the_teacher_the_one_frame_control_and_the_runs_time(tmp_path):
+    module = readme_results()
+    table = write_table(
+        tmp_path / "main_table.csv", [row("Random", 1, "soft", 30.0, recipe="base")]
+    )
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "teacher.json").write_text('{"test_acc": 0.648, "val_acc": 0.833}')
+    (tmp_path / "data_and_saliency").mkdir()
+    summary = {"single_frame_vs_3d": {"one frame only": 0.657, "all frames (3D teacher)": 0.648}}
+    (tmp_path / "data_and_saliency" / "data_summary.json").write_text(json.dumps(summary))
+    earlier = {"total_wall_s": 3000.0, "workers": 2, "steps": []}
+    run = {"total_wall_s": 600.0, "workers": 1, "steps": [], "earlier": [earlier]}
+    (tmp_path / "run_grid.json").write_text(json.dumps(run))
+    block = module.render(table, tmp_path, "real-results")
+    assert "Teacher: 64.8 % test, 83.3 % val; its recipe on one frame per clip" in block
+    assert "(the one-frame control): 65.7 %." in block
+    assert "Made by 2 runs of the grid: 60 min of wall time, 2, then 1 worker(s)" in block
+    (tmp_path / "run_grid.json").write_text("{")  # unreadable: the line is left out
+    assert "Made by" not in module.render(table, tmp_path, "real-results")
