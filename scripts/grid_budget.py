@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tsgd_core.grid.cells import build_grid  # noqa: E402
+from tsgd_core.report.book import largest_run, recorded_runs  # noqa: E402
 
 SETUP = ("data and saliency", "teacher")
 
@@ -35,11 +36,6 @@ def cells_by_group(record: dict) -> dict[str, int]:
         if "/" in label and step.get("stage") == "cell" and not step.get("skipped"):
             cells.setdefault(label.split("/")[0], set()).add(label)
     return {group: len(labels) for group, labels in cells.items()}
-
-
-def recorded_runs(record: dict) -> list[dict]:
-    """Every run a run_grid.json records: the earlier ones (partial runs keep them), then it."""
-    return [*record.get("earlier", []), record]
 
 
 def pooled_rates(runs: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
@@ -83,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         record = json.loads(args.record.read_text())
-        whole = max(recorded_runs(record), key=lambda run: len(run["steps"]))
+        whole = largest_run(record)
     except (OSError, ValueError, KeyError, TypeError) as err:
         print(f"grid_budget: cannot read {args.record}: {err!r}", file=sys.stderr)
         return 2

@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tsgd_core.report.book import recorded_runs  # noqa: E402
+
 README = ROOT / "README.md"
 DEFAULT_CSV = ROOT / "reports" / "default" / "main_table.csv"
 # README's blocks: the built-in benchmark's, then real footage's (five UCF101 classes)
@@ -191,7 +195,7 @@ def context_lines(report: Path) -> list[str]:
         lines.append(text + ".")
     run = read_json(report / "run_grid.json")
     if run and "total_wall_s" in run:
-        runs = [*run.get("earlier", []), run]
+        runs = recorded_runs(run)
         minutes = sum(r.get("total_wall_s", 0.0) for r in runs) / 60
         how = "one run" if len(runs) == 1 else f"{len(runs)} runs"
         workers = ", then ".join(str(r.get("workers")) for r in runs)

@@ -436,6 +436,17 @@ def build_book(
 RUN_RECORD = "run_grid.json"  # what scripts/run_grid.py records of a run, beside its report
 
 
+def recorded_runs(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every run a run_grid.json records, oldest first: the ones before it (a partial, failed or
+    interrupted run keeps them under "earlier"), then the latest."""
+    return [*record.get("earlier", []), record]
+
+
+def largest_run(record: dict[str, Any]) -> dict[str, Any]:
+    """The recorded run with the most steps: the whole grid, where partial runs followed it."""
+    return max(recorded_runs(record), key=lambda run: len(run.get("steps", [])))
+
+
 @dataclass(frozen=True)
 class NotebookTime:
     """How long one notebook took over a run: its executions and their wall seconds."""
@@ -463,9 +474,7 @@ def notebook_times(report_dir: str | os.PathLike[str]) -> tuple[list[NotebookTim
     record = report / RUN_RECORD
     durations: dict[str, list[float]] = {}
     if record.is_file():
-        latest = json.loads(record.read_text())
-        # partial runs (--ipcs, --methods) keep the whole run under "earlier": time that one
-        run = max([*latest.get("earlier", []), latest], key=lambda r: len(r.get("steps", [])))
+        run = largest_run(json.loads(record.read_text()))
         for step in run.get("steps", []):
             if not step.get("skipped") and step.get("notebook"):
                 durations.setdefault(Path(step["notebook"]).stem, []).append(step["wall_s"])
