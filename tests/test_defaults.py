@@ -103,3 +103,25 @@ def test_every_runspec_field_belongs_to_one_part():
             continue
         table.setdefault(part, []).extend(n.strip() for n in cells[1].split(",") if n.strip())
     assert table == {k: list(v) for k, v in RUNSPEC_PARTS.items()}
+
+
+def test_the_full_data_row_has_as_many_students_as_a_main_row():
+    """The upper bound has no draws: its n is its student seeds, 15 like a main-table row's."""
+    default = get_profile("default")
+    assert len(default.upper_bound_seeds) == len(default.seeds) * len(default.distill_seeds) == 15
+    smoke = get_profile("smoke")
+    assert smoke.full_seeds == () and smoke.upper_bound_seeds == smoke.seeds
+
+
+def test_the_full_data_trains_one_student_per_upper_bound_seed(tmp_path, monkeypatch):
+    smoke = get_profile("smoke")
+    key = experiments.full_data_key("smoke", "t", 0.0, "", 1.0, "test")
+    monkeypatch.setitem(experiments.PROFILES, "smoke", replace(smoke, full_seeds=(0, 1, 2, 3)))
+    assert experiments.full_data_key("smoke", "t", 0.0, "", 1.0, "test") != key, (
+        "new seeds, new key"
+    )
+    results = experiments.full_data_results(
+        "smoke", cache_dir=tmp_path, device="cpu", progress=False
+    )
+    assert {labels: len(res.accs) for labels, res in results.items()} == {"soft": 4, "hard": 4}
+    assert len(set(results["soft"].accs)) > 1, "each seed trains its own student"

@@ -57,8 +57,15 @@ class Profile:
     first_bn: float = 1.0  # weight of the first BN layer in the BN loss (SRe2L: 10)
     full_steps: int = 600  # upper bound: student steps on the whole train split
     seeds: tuple[int, ...] = (0, 1, 2)  # student seeds of every evaluation
+    # student seeds of the full-data upper bound, which has no draws: empty means `seeds`
+    full_seeds: tuple[int, ...] = ()
     distill_seeds: tuple[int, ...] = (0,)  # draw / distillation seeds of the grid's main cells
     ipcs: tuple[int, ...] = (1, 5, 10)
+
+    @property
+    def upper_bound_seeds(self) -> tuple[int, ...]:
+        """The student seeds of the full-data upper bound."""
+        return self.full_seeds or self.seeds
 
     def __hash__(self) -> int:
         # `data` is a dict; a profile's name is unique, so it stands for the profile in caches
@@ -142,11 +149,13 @@ PROFILES: dict[str, Profile] = {
     # BatchNorm students at lr 5e-3 learn fastest per step on validation, and 600 steps is
     # what the 120-minute budget affords; the whole train split gets 2,400 steps
     # (scripts/recipe_sweep.py; reports/default/budgets/README.md). Every comparison with a
-    # start set pairs 5 draws x 3 students (n = 15 per row).
+    # start set pairs 5 draws x 3 students (n = 15 per row); the full data, which has no draws,
+    # gets 15 student seeds, so that its row has n = 15 too.
     "default": _profile(
         "default", {**_data(10, (300, 50, 250), 8, 16), "event_fraction": (0.5, 0.875)},
         (32, 3, 80, 32), _student(16, 3, 600, 32, norm="batch", lr=5e-3), (400, 200, 32),
         full_steps=2400, seeds=(0, 1, 2), distill_seeds=(0, 1, 2, 3, 4),
+        full_seeds=tuple(range(15)),
     ),
 }
 
