@@ -125,3 +125,22 @@ def test_the_full_data_trains_one_student_per_upper_bound_seed(tmp_path, monkeyp
     )
     assert {labels: len(res.accs) for labels, res in results.items()} == {"soft": 4, "hard": 4}
     assert len(set(results["soft"].accs)) > 1, "each seed trains its own student"
+
+
+def test_an_upper_bound_made_with_other_seeds_is_not_taken_for_done(tmp_path):
+    from tsgd_core.data.storage import save_json
+    from tsgd_core.grid import planner
+
+    steps = planner.plan("default", tmp_path, tmp_path / "cache", "cpu", ["main"], ipcs=[1])
+    full = [s for s in steps if "full_data" in s.params]
+    assert [s.params["seeds"] for s in full] == [list(range(15))] * 2
+    for step in full:  # each upper bound as an earlier run of three seeds left it
+        save_json({"soft": {"accs": [0.9] * 3}}, step.out_dir / "record.json")
+        save_json(
+            {k: v for k, v in step.params.items() if k != "seeds"}, step.out_dir / "step.json"
+        )
+    assert not any(planner.is_done(s) for s in full)
+    save_json(full[0].params, full[0].out_dir / "step.json")
+    assert planner.is_done(full[0])
+    smoke = planner.plan("smoke", tmp_path / "s", tmp_path / "cache", "cpu", ["main"])
+    assert not any("seeds" in s.params for s in smoke if "full_data" in s.params)

@@ -10,7 +10,7 @@ interrupted run loses only the step in flight.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -480,16 +480,17 @@ def full_data_key(
     split: str,
     precision: str = "fp32",
     recipe: str = "base",
+    seeds: Sequence[int] = (),
 ) -> str:
-    """The cache key of `full_data_results`: the data, the teacher's key and the student
-    recipe; 2: the evaluation protocol's version."""
+    """The cache key of `full_data_results`: the data, the teacher's key, the student recipe
+    and seeds (empty: the profile's); 2: the evaluation protocol's version."""
     prof = get_profile(profile)
     what = (
         prof.data,
         teacher_key,
         prof.student,
         prof.full_steps,
-        prof.upper_bound_seeds,
+        tuple(seeds) or prof.upper_bound_seeds,
         camera_shake,
         student_scale,
         split,
@@ -514,15 +515,18 @@ def full_data_results(
     progress: bool = True,
     precision: str = DEFAULT_PRECISION,
     recipe: str = "base",
+    seeds: Sequence[int] = (),
 ) -> dict[str, EvalResult]:
     """Upper bound: students trained on the whole real train split (profile's full_steps), under
-    the student `recipe` ("base" or "tsgfa", with the default filter's saliency)."""
+    the student `recipe` ("base" or "tsgfa", with the default filter's saliency), one per seed
+    (empty: the profile's `upper_bound_seeds`)."""
     prof = get_profile(profile)
+    seeds = tuple(seeds) or prof.upper_bound_seeds
     splits = profile_data(prof, camera_shake, dataset=dataset, cache_dir=cache_dir)
     where = dict(cache_dir=cache_dir, device=device, progress=progress)
     teacher, info = profile_teacher(prof, splits, dataset, **where)
     key = full_data_key(
-        profile, info.key, camera_shake, dataset, student_scale, split, precision, recipe
+        profile, info.key, camera_shake, dataset, student_scale, split, precision, recipe, seeds
     )
     target = splits.val if split == "val" else splits.test
     fit_cfg = scaled_fit(replace(prof.student.fit, steps=prof.full_steps), student_scale)
@@ -534,7 +538,7 @@ def full_data_results(
                 target,
                 with_recipe(replace(prof.student, fit=fit_cfg), recipe, RunSpec(), labels),
                 teacher=teacher,
-                seeds=prof.upper_bound_seeds,
+                seeds=seeds,
                 device=device,
                 progress=progress,
                 precision=precision,

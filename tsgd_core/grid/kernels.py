@@ -109,6 +109,7 @@ def run_direct(step: Step) -> dict[str, Any]:
             dataset=params.get("dataset", ""),
             split=params["full_data"],
             recipe=params.get("recipe", "base"),
+            seeds=params.get("seeds", ()),
             cache_dir=params["cache_dir"],
             device=params["device"],
             progress=False,

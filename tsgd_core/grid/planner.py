@@ -102,8 +102,12 @@ def plan(
     # the upper bound (students on the whole train split) as a cell of its own, so that a
     # worker computes it once, in parallel with the others; the report reads it from the cache
     # under each student recipe (the base recipe's cell keeps its older folder and parameters)
+    # a profile's own full-data seeds are a parameter, so that a record made with other seeds is
+    # not taken for done (profiles without them keep their older parameters)
+    full_seeds = experiments.get_profile(profile).full_seeds
     for recipe, folder in FULL_DATA_FOLDERS.items():
         params = {"full_data": "test", **({"recipe": recipe} if recipe != "base" else {})}
+        params |= {"seeds": list(full_seeds)} if full_seeds else {}
         label = "full data" + ("" if recipe == "base" else f" ({recipe})")
         steps.append(Step(label, "", reports / folder, params, direct=True))
     grid = experiments.build_dataset_grid(profile, dataset).groups()
