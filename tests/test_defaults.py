@@ -14,6 +14,7 @@ from tsgd_core.grid import experiments
 from tsgd_core.grid.profiles import get_profile, tuned_settings
 from tsgd_core.grid.spec import RunSpec
 from tsgd_core.methods.distill import TSGDConfig
+from tsgd_core.training.evaluate import EvalResult
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = sorted((ROOT / "reports" / "default" / "runs" / "main").glob("*/record.json"))
@@ -120,11 +121,24 @@ def test_the_full_data_trains_one_student_per_upper_bound_seed(tmp_path, monkeyp
     assert experiments.full_data_key("smoke", "t", 0.0, "", 1.0, "test") != key, (
         "new seeds, new key"
     )
+    trained = []  # the students' seeds, per label mode (their training is tested elsewhere)
+
+    def students(train, test, student, *, seeds, **_):
+        trained.append((student.labels, tuple(seeds)))
+        accs = [0.5 + s / 100 for s in seeds]
+        return EvalResult(accs, [1.0] * len(seeds), [1.0] * len(seeds), student.labels, "base", 1)
+
+    monkeypatch.setattr(experiments, "evaluate_set", students)
     results = experiments.full_data_results(
         "smoke", cache_dir=tmp_path, device="cpu", progress=False
     )
+    assert trained == [("soft", (0, 1, 2, 3)), ("hard", (0, 1, 2, 3))]
     assert {labels: len(res.accs) for labels, res in results.items()} == {"soft": 4, "hard": 4}
-    assert len(set(results["soft"].accs)) > 1, "each seed trains its own student"
+    given = experiments.full_data_results(
+        "smoke", cache_dir=tmp_path, device="cpu", progress=False, seeds=(7, 8)
+    )
+    assert trained[2:] == [("soft", (7, 8)), ("hard", (7, 8))]
+    assert given["soft"].accs == pytest.approx([0.57, 0.58])
 
 
 def test_an_upper_bound_made_with_other_seeds_is_not_taken_for_done(tmp_path):
