@@ -158,3 +158,21 @@ def test_an_upper_bound_made_with_other_seeds_is_not_taken_for_done(tmp_path):
     assert planner.is_done(full[0])
     smoke = planner.plan("smoke", tmp_path / "s", tmp_path / "cache", "cpu", ["main"])
     assert not any("seeds" in s.params for s in smoke if "full_data" in s.params)
+
+
+def test_an_upper_bound_made_with_another_teacher_is_not_taken_for_done(tmp_path):
+    from tsgd_core.data.storage import save_json
+    from tsgd_core.grid import planner
+
+    steps = planner.plan("smoke", tmp_path, tmp_path / "cache", "cpu", ["main"])
+    full = next(s for s in steps if "full_data" in s.params)
+    teacher = tmp_path / "teacher" / "teacher.json"
+    save_json({"key": "teacher-a", "test_acc": 0.9}, teacher)
+    save_json({"soft": {"accs": [0.9] * 3}}, full.out_dir / "record.json")
+    save_json(planner.direct_params(full), full.out_dir / "step.json")  # as run_direct writes it
+    assert planner.direct_params(full)["teacher_key"] == "teacher-a"
+    assert planner.is_done(full)
+    save_json({"key": "teacher-b", "test_acc": 0.9}, teacher)  # the teacher was retrained
+    assert not planner.is_done(full), "its students learnt from the old teacher's labels"
+    cell = next(s for s in steps if s.direct and "spec" in s.params)
+    assert planner.direct_params(cell) == planner.plain(cell.params), "cells keep their step.json"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .planner import DIRECT_PARAMS, NOTEBOOKS, Step, is_done, plain
+from .planner import DIRECT_PARAMS, NOTEBOOKS, Step, direct_params, is_done
 
 KERNEL = "python3"
 
@@ -121,7 +121,7 @@ def run_direct(step: Step) -> dict[str, Any]:
             spec, cache_dir=params["cache_dir"], device=params["device"], progress=False
         )
     save_json(record, step.out_dir / "record.json")
-    save_json(plain(step.params), step.out_dir / DIRECT_PARAMS)  # after the record: done
+    save_json(direct_params(step), step.out_dir / DIRECT_PARAMS)  # after the record: done
     wall = time.perf_counter() - start
     return {"wall_s": wall, "cells_s": wall, "overhead_s": 0.0}
 

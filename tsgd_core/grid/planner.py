@@ -306,21 +306,43 @@ DIRECT_PARAMS = "step.json"  # the parameters a direct step's record.json was ma
 
 # parameters that say where and how a step runs, not what it computes
 WHERE_PARAMS = ("out_dir", "cache_dir", "device", "progress")
+# what a full-data step's record adds to its parameters: the key of the report's teacher
+TEACHER_KEY = "teacher_key"
 
 
 def experiment_params(params: dict[str, Any]) -> dict[str, Any]:
     """What a direct step computes: its parameters less where and how it ran."""
-    return {k: v for k, v in plain(params).items() if k not in WHERE_PARAMS}
+    return {k: v for k, v in plain(params).items() if k not in (*WHERE_PARAMS, TEACHER_KEY)}
+
+
+def report_teacher_key(reports: Path) -> str | None:
+    """The key of the teacher that the grid's teacher step recorded in `reports` (None: none)."""
+    try:
+        key = json.loads((reports / "teacher" / "teacher.json").read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
+
+
+def direct_params(step: Step) -> dict[str, Any]:
+    """What a direct step's step.json says it was made with: its parameters, and for the upper
+    bound the report's teacher, whose soft labels its students learn from."""
+    if "full_data" not in step.params:
+        return plain(step.params)
+    return {**plain(step.params), TEACHER_KEY: report_teacher_key(step.out_dir.parent)}
 
 
 def direct_done(step: Step) -> bool:
     """A direct step is done when its record exists and was made for the same experiment
-    (wherever it ran: another checkout or machine, another device)."""
+    (wherever it ran: another checkout or machine, another device); an upper bound, also by
+    the teacher the report has now (a retrained teacher makes the record stale)."""
     try:
         made_with = json.loads((step.out_dir / DIRECT_PARAMS).read_text())
     except (OSError, ValueError):
         return False
     same = same_experiment(experiment_params(made_with), experiment_params(step.params))
+    if "full_data" in step.params and isinstance(made_with, dict):
+        same = same and made_with.get(TEACHER_KEY) == direct_params(step)[TEACHER_KEY]
     return (step.out_dir / "record.json").is_file() and same
 
 
