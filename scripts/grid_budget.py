@@ -26,6 +26,8 @@ from tsgd_core.grid.cells import build_grid  # noqa: E402
 from tsgd_core.report.book import largest_run, recorded_runs  # noqa: E402
 
 SETUP = ("data and saliency", "teacher")
+# the upper bound under each student recipe: a step of every run, whatever its groups
+UPPER_BOUNDS = ("full data", "full data (tsgfa)")
 
 
 def cells_by_group(record: dict) -> dict[str, int]:
@@ -48,6 +50,17 @@ def pooled_rates(runs: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
                 seconds[group] = seconds.get(group, 0.0) + run["wall_s_by_group"][group]
                 cells[group] = cells.get(group, 0) + n
     return {g: seconds[g] / cells[g] for g in cells}, cells
+
+
+def upper_bound_seconds(runs: list[dict]) -> dict[str, float]:
+    """The worker-seconds of each upper-bound step in the latest run that computed it (its
+    student seeds are the profile's of that run)."""
+    seconds: dict[str, float] = {}
+    for run in runs:
+        for label in UPPER_BOUNDS:
+            if label in run.get("wall_s_by_group", {}):
+                seconds[label] = run["wall_s_by_group"][label]
+    return seconds
 
 
 def estimate(record: dict, profile: str, groups: list[str], ipcs: list[int] | None) -> dict:
@@ -94,13 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
     rows = estimate(record, args.profile, groups, ipcs)
     setup = sum(whole["wall_s_by_group"].get(s, 0.0) for s in SETUP)
-    total = sum(r["worker_s"] for r in rows.values())
+    upper = upper_bound_seconds(recorded_runs(record))
+    total = sum(r["worker_s"] for r in rows.values()) + sum(upper.values())
     print("| group | cells (cells timed) | s a cell | worker-s |")
     print("|---|---:|---:|---:|")
     for group, r in rows.items():
         note = "" if r["rate_from"] == group else f" (rate of {r['rate_from']})"
         line = f"| {group} | {r['cells']} ({r['old_cells']}) | {r['s_per_cell']:.0f}{note} |"
         print(f"{line} {r['worker_s']:,.0f} |")
+    for label in UPPER_BOUNDS:
+        seconds = upper.get(label)
+        timed = f"{seconds:.0f} | {seconds:,.0f}" if seconds is not None else "untimed | 0"
+        print(f"| {label} (upper bound) | 1 ({int(seconds is not None)}) | {timed} |")
     wall = setup + total / args.workers
     print(
         f"\n{total:,.0f} worker-s over {args.workers} workers + {setup:.0f} s of setup: about "

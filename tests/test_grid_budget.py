@@ -59,3 +59,21 @@ def test_rates_pool_every_recorded_run_and_skipped_cells_do_not_count():
     assert cells["main"] == 6 and rates["main"] == 800.0 / 6
     rows = grid_budget.estimate(partial, "smoke", ["main"], None)
     assert rows["main"]["old_cells"] == 6 and rows["main"]["s_per_cell"] == 800.0 / 6
+
+
+def test_the_upper_bounds_count_as_last_timed(tmp_path, capsys):
+    earlier = record()
+    earlier["wall_s_by_group"]["full data"] = 100.0
+    latest = record(main_cells=2)
+    latest["wall_s_by_group"] |= {"full data": 700.0, "full data (tsgfa)": 900.0}
+    latest["earlier"] = [earlier]
+    runs = grid_budget.recorded_runs(latest)
+    assert grid_budget.upper_bound_seconds(runs) == {"full data": 700.0, "full data (tsgfa)": 900.0}
+    assert grid_budget.upper_bound_seconds(runs[:1]) == {"full data": 100.0}
+    path = tmp_path / "run_grid.json"
+    path.write_text(json.dumps(latest))
+    assert grid_budget.main(["--record", str(path), "--profile", "smoke", "--groups", "main"]) == 0
+    out = capsys.readouterr().out
+    assert "| full data (tsgfa) (upper bound) | 1 (1) | 900 | 900 |" in out
+    main_s = grid_budget.estimate(latest, "smoke", ["main"], None)["main"]["worker_s"]
+    assert f"{main_s + 1600:,.0f} worker-s over 2 workers" in out
