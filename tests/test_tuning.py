@@ -158,6 +158,27 @@ def test_the_start_set_is_the_random_draw_of_the_same_seed():
     assert experiments.start_set(replace(spec, method="herding"), splits.train) is None
 
 
+@pytest.mark.parametrize(
+    "method,knobs", [("tsgd", {"lr": 1e-3}), ("sre2l", {"lr": 3e-5}), ("dm", {"dm_lr": 0.1})]
+)
+def test_zero_iterations_is_the_start_set_and_shares_its_evaluation(tmp_path, method, knobs):
+    from tsgd_core.data.artifact import content_digest
+
+    where = {"cache_dir": tmp_path, "device": "cpu", "progress": False}
+    for recipe in ("base", "tsgfa"):
+        draw = {"profile": "smoke", "ipc": 2, "distill_seed": 1, "student_augment": recipe}
+        start = RunSpec(method="random", **draw)
+        zero = RunSpec(method=method, iterations=0, **knobs, **draw)
+        assert zero.is_start_set and not replace(zero, iterations=1).is_start_set
+        assert zero.eval_key() == start.eval_key(), "the start set's students train once"
+        assert zero.distill_key() != start.distill_key(), "each method keeps its own set record"
+        assert replace(zero, iterations=1).eval_key() != start.eval_key()
+        assert replace(zero, init="noise").eval_key() != start.eval_key()
+    # what makes the shared evaluation right: no step taken, the very clips of the draw
+    made = [experiments.make_distilled(s, **where) for s in (start, zero)]
+    assert content_digest(made[0]) == content_digest(made[1])
+
+
 # ----------------------------------------------------------------------------- pixels or labels
 
 

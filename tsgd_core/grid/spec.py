@@ -401,16 +401,22 @@ class RunSpec:
             )
         return out
 
+    @property
+    def is_start_set(self) -> bool:
+        """An optimised method at 0 iterations from real clips: no step is taken, so its set is
+        Random's of the same draw, clip for clip (tests/test_tuning.py compares the contents)."""
+        optimised = self.method in ("sre2l", "tsgd", "dm") and self.init == "real"
+        return optimised and self.recover_iterations == 0
+
+    def draw_fields(self, method: str) -> dict[str, Any]:
+        """The data, the method and the draw: what every set's key starts from."""
+        return {**self.data_fields(), "method": method, "ipc": self.ipc, "seed": self.distill_seed}
+
     def distill_fields(self) -> dict[str, Any]:
         """What changes the distilled set (evaluation-only switches excluded, so sets are shared)."""
         # TSGD with its filter off optimises exactly what SRe2L-style does: share that set
         method = "sre2l" if self.method == "tsgd" and not self.tsgfo else self.method
-        out: dict[str, Any] = {
-            **self.data_fields(),
-            "method": method,
-            "ipc": self.ipc,
-            "seed": self.distill_seed,
-        }
+        out = self.draw_fields(method)
         if self.method in ("sre2l", "tsgd"):
             out.update(
                 init=self.init,
@@ -442,8 +448,10 @@ class RunSpec:
         return out
 
     def eval_fields(self) -> dict[str, Any]:
+        # the start set's students are trained once, whichever method's 0 iterations asks
+        start = self.draw_fields("random") if self.is_start_set else self.distill_fields()
         out = {
-            **self.distill_fields(),
+            **start,
             "augment": self.recipe,
             "labels": list(self.labels),
             "split": self.eval_split,

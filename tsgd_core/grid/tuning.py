@@ -7,8 +7,9 @@ Two passes, the same shape for every method (`./run_all.sh --tune`):
    down to 3e-5; DM: eight SGD pixel learning rates over its own range; Salient windows: its
    six window x packing choices) at one iteration count, 2 draws x 3 students each;
 2. refine: each method's best two settings at two iteration counts, and at 0 iterations (the
-   start set itself: "no recovery" is a candidate), 5 draws x 3 students each (Salient windows
-   has no iterations); the best of them by mean validation accuracy is chosen.
+   start set itself: "no recovery" is a candidate, whose students are the start set's, trained
+   once: `RunSpec.is_start_set`), 5 draws x 3 students each (Salient windows has no
+   iterations); the best of them by mean validation accuracy is chosen.
 
 Each method is tuned under each student recipe (the base augmentation, and TSGFA on top of
 it), because the report trains every set under both. The start set (Random under the same
