@@ -1073,7 +1073,7 @@ def test_the_ladder_sentence_with_and_without_a_ladder(tmp_path):
     write_ladder(path, rows, gains)
     line = report.ladder_sentence(path)
     assert line == (
-        "Resolution ladder, TSGD minus its start set: resolved up in 1/2 cells, down in 1; "
+        "Ladder, TSGD + TSGFA minus base-recipe Random: resolved up in 1/2 cells, down in 1; "
         "largest +10.0 [+1.0, +19.0] at IPC 1 soft 8x16x16."
     )
     assert len(line.split()) <= 25

@@ -423,7 +423,9 @@ def ladder_sentence(path: str | os.PathLike[str] | None) -> str:
     gains = ladder_gains(tsgd)
     if gains.empty:
         return "The resolution ladder has no paired gain of TSGD over its start set (Random)."
-    return tally_sentence("Resolution ladder, TSGD minus its start set", gains)
+    # the ladder's cells take each method's published recipe (ladder.rung_specs): TSGD's gain
+    # there holds TSGFA's own, which the main table's same-recipe rows separate
+    return tally_sentence("Ladder, TSGD + TSGFA minus base-recipe Random", gains)
 
 
 def ladder_gains(tsgd: pd.DataFrame) -> pd.DataFrame:
