@@ -23,11 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tsgd_core.grid.cells import build_grid  # noqa: E402
+from tsgd_core.grid.planner import FULL_DATA_FOLDERS, full_data_label  # noqa: E402
 from tsgd_core.report.book import largest_run, recorded_runs  # noqa: E402
 
 SETUP = ("data and saliency", "teacher")
 # the upper bound under each student recipe: a step of every run, whatever its groups
-UPPER_BOUNDS = ("full data", "full data (tsgfa)")
+UPPER_BOUNDS = tuple(full_data_label(recipe) for recipe in FULL_DATA_FOLDERS)
 
 
 def cells_by_group(record: dict) -> dict[str, int]:

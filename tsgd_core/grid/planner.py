@@ -56,6 +56,11 @@ def plain(value: Any) -> Any:
     return value
 
 
+def full_data_label(recipe: str) -> str:
+    """The step label of the upper bound under `recipe` (run_grid.json's group of its time)."""
+    return "full data" + ("" if recipe == "base" else f" ({recipe})")
+
+
 def plan(
     profile: str,
     reports: Path,
@@ -108,7 +113,7 @@ def plan(
     for recipe, folder in FULL_DATA_FOLDERS.items():
         params = {"full_data": "test", **({"recipe": recipe} if recipe != "base" else {})}
         params |= {"seeds": list(full_seeds)} if full_seeds else {}
-        label = "full data" + ("" if recipe == "base" else f" ({recipe})")
+        label = full_data_label(recipe)
         steps.append(Step(label, "", reports / folder, params, direct=True))
     grid = experiments.build_dataset_grid(profile, dataset).groups()
     for line in dropped_ipc_lines(grid, groups, smallest):
