@@ -361,6 +361,10 @@ def test_the_readme_says_when_planned_runs_are_missing():
     text = tuning.invocation_text(partial)
     assert "2: 0.5 min, 2 workers, from the cache alone, 7 of 10 planned runs" in text
     assert "Incomplete: 3 planned runs are not in the cache" in text
+    stopped = [{"wall_s": 60.0, "workers": 1, "runs": 4, "planned": 10, "stopped": "by hand"}]
+    text = tuning.invocation_text([*stopped, *full])
+    assert "1: 1.0 min, 1 worker, computing what was missing, 4 of 10 planned runs, stopped" in text
+    assert "2: 10.0 min, 2 workers" in text and "Incomplete" not in text
 
 
 def test_a_cached_record_is_found_only_when_set_and_evaluation_are_cached(tmp_path):

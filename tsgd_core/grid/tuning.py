@@ -493,7 +493,9 @@ def invocation_text(invocations: list[dict[str, Any]]) -> str:
         how = "from the cache alone" if inv.get("cached_only") else "computing what was missing"
         runs = f", {inv['runs']} of {inv['planned']} planned runs" if "planned" in inv else ""
         workers = inv.get("workers", "?")
-        parts.append(f"{i}: {inv['wall_s'] / 60:.1f} min, {workers} workers, {how}{runs}")
+        workers = f"{workers} worker{'' if workers == 1 else 's'}"
+        stopped = ", stopped by hand (resumed by the next)" if inv.get("stopped") else ""
+        parts.append(f"{i}: {inv['wall_s'] / 60:.1f} min, {workers}, {how}{runs}{stopped}")
     last = invocations[-1]
     text = "Invocations: " + "; ".join(parts) + "."
     if last.get("planned") and last["runs"] < last["planned"]:
