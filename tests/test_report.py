@@ -211,6 +211,21 @@ def test_main_table_long_has_the_csv_columns_in_percent():
     assert pd.isna(soft["ipc"])
 
 
+def test_csv_numbers_read_back_and_rounded_once_print_as_the_report_prints(tmp_path):
+    from tsgd_core.report.format import format_ci, in_points
+
+    # 12.853 % rounded to 2 decimals (12.85) and then to 1 prints 12.8; the report prints 12.9
+    raw = pd.DataFrame({"mean": [0.128533, 0.298466], "ci_low": [0.0315462, -0.0000001]})
+    table = raw.assign(**{c: in_points(raw[c]) for c in raw.columns})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    back = pd.read_csv(tmp_path / "t.csv")
+    for i in range(len(raw)):
+        printed = format_ci(raw["mean"][i], raw["ci_low"][i], raw["mean"][i])
+        assert printed.startswith(f"{back['mean'][i]:.1f} [{back['ci_low'][i]:.1f},")
+    assert [f"{v:.1f}" for v in back["mean"]] == ["12.9", "29.8"]
+    assert f"{back['ci_low'][0]:+.1f}" == "+3.2"
+
+
 def test_main_table_excludes_other_groups():
     df = grid_records(WINS, every_recipe=True)
     main = report.main_records(df)

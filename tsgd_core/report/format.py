@@ -16,6 +16,13 @@ from .records import PERCENT
 RESOLVED_MARK, UNRESOLVED_MARK = "✓", "–"  # a difference resolved or not, in tables
 
 
+def in_points(column: Any) -> Any:
+    """Fractions to percent (points) for a CSV, at full precision: a reader that rounds them
+    once (README, the notebooks) prints what the report prints; 2 decimals rounded again to 1
+    would not (12.853 -> 12.85 -> '12.8')."""
+    return PERCENT * column.astype(float) + 0.0  # + 0.0: no "-0.0"
+
+
 def format_number(value: Any) -> str:
     """Three significant digits, without exponents for the sizes seen here ('0.0123', '47.6', '1234')."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

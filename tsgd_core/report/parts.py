@@ -33,6 +33,7 @@ from ..grid.spec import RECIPES  # noqa: E402
 from ..training.evaluate import LABEL_MODES  # noqa: E402
 from .format import (
     difference_span,  # noqa: E402
+    in_points,  # noqa: E402
     resolved_mark,  # noqa: E402
 )
 from .records import (  # noqa: E402
@@ -127,7 +128,7 @@ def parts_table(parts: pd.DataFrame) -> pd.DataFrame:
     """`parts.csv`: `parts_results` in percentage points, resolved yes/no."""
     table = parts.reindex(columns=PARTS_COLUMNS).copy()
     for col in ("mean_diff", "ci_low", "ci_high"):
-        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+        table[col] = in_points(table[col])
     table["resolved"] = ["yes" if r else "no" for r in table["resolved"]]
     return table
 

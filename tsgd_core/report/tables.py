@@ -14,13 +14,12 @@ from ..grid import stats
 from ..grid.profiles import METHOD_LABELS
 from ..grid.spec import RECIPES, RunSpec
 from ..training.evaluate import LABEL_MODES
-from .format import difference_span, resolved_mark
+from .format import difference_span, in_points, resolved_mark
 from .records import (
     BASELINES,
     DIFF_COLUMNS,
     FULL_DATA,
     METHOD_ORDER,
-    PERCENT,
     RESULT_COLUMNS,
     SENSITIVITY_PARAMS,
     TSGFA_SUFFIX,
@@ -218,7 +217,7 @@ def main_table_long(
     table["method"] = [split_label(m)[0] for m in table["method"]]
     table["ipc"] = table["ipc"].astype("Int64")
     for col in ("mean", "std", "ci_low", "ci_high", *GAIN_COLUMNS):
-        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+        table[col] = in_points(table[col])
     return table
 
 
@@ -411,7 +410,7 @@ def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
         "bootstrap_low",
         "bootstrap_high",
     ):
-        table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+        table[col] = in_points(table[col])
     table["resolved"] = ["yes" if r else "no" for r in table["resolved"]]
     return table
 
@@ -575,7 +574,7 @@ def controls_table(results: pd.DataFrame) -> pd.DataFrame:
     table = results.reindex(columns=CONTROL_COLUMNS).copy()
     for col in ("mean", "std", "ci_low", "ci_high", *(c for c in CONTROL_COLUMNS if "vs_" in c)):
         if not col.endswith("_n"):
-            table[col] = (PERCENT * table[col].astype(float)).round(2) + 0.0  # no "-0.0"
+            table[col] = in_points(table[col])
     return table
 
 
