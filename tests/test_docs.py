@@ -383,3 +383,12 @@ def test_a_block_names_the_teacher_the_one_frame_control_and_the_runs_time(tmp_p
     assert "Made by 2 runs of the grid: 60 min of wall time, 2, then 1 worker(s)" in block
     (tmp_path / "run_grid.json").write_text("{")  # unreadable: the line is left out
     assert "Made by" not in module.render(table, tmp_path, "real-results")
+
+
+def test_the_reports_index_names_the_folders_git_keeps():
+    from tsgd_core.report.readme import COMMITTED_REPORTS
+
+    kept = re.findall(r"^!/reports/([^/]+)/$", (ROOT / ".gitignore").read_text(), re.M)
+    assert sorted(kept) == sorted(COMMITTED_REPORTS)
+    index = (ROOT / "reports" / "README.md").read_text()
+    assert all(f"`{name}`" in index for name in COMMITTED_REPORTS)

@@ -645,6 +645,9 @@ def test_write_report_writes_tables_figures_and_readme(tmp_path):
     index = report.write_reports_index(root)
     assert index == root / "README.md"
     assert "[`smoke`](smoke/README.md)" in index.read_text()
+    assert "Committed" not in index.read_text()  # none of the committed folders is here
+    (root / "smoke" / "README.md").unlink()
+    assert "No report yet" in report.write_reports_index(root).read_text()
 
 
 def test_a_record_from_before_a_field_existed_pools_with_its_configuration(tmp_path):
