@@ -1,6 +1,7 @@
-"""One setting, one value: the Python defaults (`TSGDConfig()`), the CLI's (`tsgd distill` with no
-recovery flag), the default run's (`RunSpec(profile="default")`) and what its committed records
-say they ran with are the same recovery settings."""
+"""One setting, one value. The default run's cells (`RunSpec(profile="default")`) and `tsgd
+distill` without recovery flags recover as tuning chose for their method, recipe and IPC
+(`tsgd_core/tuned.json`); the studies of recovery's parts recover as `Profile.study_recover`
+says, which is `TSGDConfig()`'s; and the committed records say they ran with exactly these."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from pathlib import Path
 import pytest
 
 from tsgd_core.grid import experiments
+from tsgd_core.grid.cells import DEFAULT_GROUPS, build_grid
 from tsgd_core.grid.profiles import get_profile, tuned_settings
-from tsgd_core.grid.spec import RunSpec
+from tsgd_core.grid.spec import RECIPES, RunSpec
 from tsgd_core.methods.distill import TSGDConfig
+from tsgd_core.report.records import spec_from_record
 from tsgd_core.training.evaluate import EvalResult
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORDS = sorted((ROOT / "reports" / "default" / "runs" / "main").glob("*/record.json"))
+RUNS = ROOT / "reports" / "default" / "runs"
 # the recovery settings every path must agree on
 RECOVERY = ("lr", "iterations", "lr_schedule", "r_bn", "first_bn", "init", "augment", "filter")
+# the groups whose cells recover at the study setting rather than the tuned one
+STUDIES = ("controls", "ablation", "sensitivity", "convergence", "tsgfa", "shake", "recover")
 
 
 def recovery_of(cfg: TSGDConfig) -> dict[str, object]:
@@ -34,49 +39,99 @@ def cli_spec(*flags: str) -> RunSpec:
     return build_spec(spec_params(build_parser().parse_args(["distill", *flags])))
 
 
+def tuned_recovery(spec: RunSpec) -> tuple[float, int]:
+    """(lr, iterations) that tuned.json holds for the spec's own variant (no fallback)."""
+    tuned = tuned_settings(spec.profile, spec.variant, spec.ipc)
+    assert tuned, f"no tuned {spec.variant} at IPC {spec.ipc}"
+    return tuned["lr"], tuned["iterations"]
+
+
 @pytest.mark.parametrize("ipc", [1, 5, 10])
 def test_python_cli_and_default_run_recover_alike(ipc):
     python = TSGDConfig(ipc=ipc)
     run = RunSpec(method="tsgd", profile="default", ipc=ipc)
-    # the whole config, saliency included, not only the learning rate
-    assert experiments.tsgd_config(run) == python
-    assert (run.recover_lr, run.recover_iterations) == (python.lr, python.iterations)
+    lr, iterations = tuned_recovery(run)
+    # the whole config, saliency included: only what tuning chose differs from TSGDConfig's
+    assert experiments.tsgd_config(run) == replace(python, lr=lr, iterations=iterations)
+    assert (run.recover_lr, run.recover_iterations) == (lr, iterations)
     cli = cli_spec("--ipc", str(ipc))
     assert cli == run, "tsgd distill without flags is the default run"
-    assert experiments.tsgd_config(cli) == python
-    # SRe2L-style (the filter off) recovers with the same settings
-    sre2l = experiments.tsgd_config(RunSpec(method="sre2l", profile="default", ipc=ipc))
-    assert recovery_of(sre2l) == {**recovery_of(python), "filter": False}
+    assert experiments.tsgd_config(cli) == experiments.tsgd_config(run)
+    # SRe2L-style (the filter off) recovers with the same settings but its own tuned ones
+    sre2l_spec = RunSpec(method="sre2l", profile="default", ipc=ipc)
+    sre2l = experiments.tsgd_config(sre2l_spec)
+    lr, iterations = tuned_recovery(sre2l_spec)
+    expected = {**recovery_of(python), "filter": False, "lr": lr, "iterations": iterations}
+    assert recovery_of(sre2l) == expected
 
 
-def test_the_defaults_are_the_tuned_values():
-    """TSGDConfig's lr and iterations are tuned.json's for the default profile at every IPC it
-    tuned, for TSGD and SRe2L-style alike (the values are not a second copy that can drift)."""
+@pytest.mark.parametrize("method", ["tsgd", "sre2l"])
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_each_recipe_recovers_as_tuned_for_it(method, recipe):
+    """Every recovery variant was tuned under its own recipe at every tuned IPC, and a default
+    cell reads its own variant's choice, not another recipe's."""
+    for ipc in get_profile("default").ipcs:
+        spec = RunSpec(method=method, profile="default", ipc=ipc, student_augment=recipe)
+        assert spec.tuned_variant == spec.variant
+        assert (spec.recover_lr, spec.recover_iterations) == tuned_recovery(spec)
+    at_5 = [
+        tuned_recovery(RunSpec(method=m, ipc=5, student_augment=r))
+        for m in ("tsgd", "sre2l")
+        for r in RECIPES
+    ]
+    assert len(set(at_5)) > 1, "the variants' choices differ: one shared value would hide that"
+
+
+def test_the_studies_recover_as_the_python_defaults():
+    """The studies of recovery's parts fix TSGDConfig()'s lr and iterations; other methods in
+    them keep their own (Random has none, DM its tuned ones)."""
     python = TSGDConfig()
-    for variant in ("tsgd", "sre2l"):
-        for ipc in get_profile("default").ipcs:
-            tuned = tuned_settings("default", variant, ipc)
-            assert tuned, f"no tuned {variant} at IPC {ipc}"
-            assert (tuned["lr"], tuned["iterations"]) == (python.lr, python.iterations)
+    assert get_profile("default").study_recover == (python.lr, python.iterations)
+    grid = build_grid("default")
+    checked = 0
+    for group in STUDIES:
+        for spec in getattr(grid, group):
+            if spec.method in ("tsgd", "sre2l"):
+                assert spec.recover_lr == python.lr, (group, spec.name())
+                if group != "recover":  # the recover study varies the iterations
+                    assert spec.recover_iterations == python.iterations, (group, spec.name())
+                checked += 1
+            else:
+                assert (spec.lr, spec.iterations) == (None, None), (group, spec.name())
+    assert checked >= 90
+    dm = next(s for s in grid.dm)
+    assert dm.recover_iterations == RunSpec(method="dm", ipc=dm.ipc).recover_iterations
+    # the main table recovers as tuned: no main cell fixes a setting of its own
+    assert all((s.lr, s.iterations) == (None, None) for s in grid.main)
+    # a profile without a study setting studies what its main cells use
+    quick = build_grid("quick")
+    assert all((s.lr, s.iterations) == (None, None) for s in quick.controls + quick.ablation)
 
 
 def test_the_committed_records_ran_with_the_defaults():
+    """Each committed record of the default groups recovered as its spec resolves today."""
     python = TSGDConfig()
-    assert RECORDS, "no committed reports/default/runs/main"
-    checked = 0
-    for path in RECORDS:
+    records = [p for g in DEFAULT_GROUPS for p in sorted((RUNS / g).glob("*/record.json"))]
+    assert records, "no committed reports/default/runs"
+    checked = {"main": 0, "studies": 0}
+    for path in records:
         record = json.loads(path.read_text())
         if record["method"] not in ("tsgd", "sre2l"):
             continue
-        assert record["lr_used"] == python.lr and record["iterations_used"] == python.iterations
-        assert record["first_bn_used"] == python.first_bn and record["r_bn"] == python.r_bn
-        spec = RunSpec(method=record["method"], profile="default", ipc=record["ipc"])
+        spec = spec_from_record(record)
         assert (spec.recover_lr, spec.recover_iterations) == (
             record["lr_used"],
             record["iterations_used"],
         ), path.parent.name
-        checked += 1
-    assert checked >= 10
+        assert record["first_bn_used"] == python.first_bn and record["r_bn"] == python.r_bn
+        if path.parent.parent.name == "main":
+            assert tuned_recovery(spec) == (record["lr_used"], record["iterations_used"])
+            checked["main"] += 1
+        else:
+            assert (record["lr_used"], record["iterations_used"]) == (python.lr, python.iterations)
+            checked["studies"] += 1
+    # TSGD and SRe2L-style under both recipes at IPC 1, 5 and 10, over 5 draws; the studies
+    assert checked["main"] == 2 * 2 * 3 * 5 and checked["studies"] >= 60, checked
 
 
 def test_a_flag_or_a_field_still_wins():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .profiles import METHODS, get_profile
+from .profiles import METHODS, Profile, get_profile
 from .spec import DM_NETS, RECIPES, TSGFA_PARTS, RunSpec
 
 GROUPS = (
@@ -88,6 +88,23 @@ CONTROLS = (
 )
 
 
+def study_settings(prof: Profile) -> dict[str, float | int]:
+    """The recovery settings the studies of recovery's parts fix (`Profile.study_recover`):
+    none where the profile leaves them to the tuned values."""
+    if prof.study_recover is None:
+        return {}
+    lr, iterations = prof.study_recover
+    return {"lr": lr, "iterations": iterations}
+
+
+def as_method(spec: RunSpec, method: str) -> RunSpec:
+    """`spec` for another method: the recovery settings a study fixed stay TSGD's and
+    SRe2L-style's; Random's has none, DM's are its own (tuned)."""
+    if method in ("tsgd", "sre2l"):
+        return replace(spec, method=method)
+    return replace(spec, method=method, lr=None, iterations=None)
+
+
 def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
     """The experiments of the report, as specs (what run_all.sh executes).
 
@@ -98,6 +115,7 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
     seeds = prof.distill_seeds
     mid = prof.ipcs[min(1, len(prof.ipcs) - 1)]  # ablations and studies at the middle IPC
     grid = Grid()
+    pinned = study_settings(prof)
     for ipc in prof.ipcs:
         for method in METHODS:
             if method in SKIP_LARGEST and ipc == max(prof.ipcs) and len(prof.ipcs) > 2:
@@ -106,13 +124,13 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
             for recipe in RECIPES:
                 spec = RunSpec(method=method, ipc=ipc, profile=profile, student_augment=recipe)
                 grid.main += _per_seed(spec, seeds)
-    soft = RunSpec(method="tsgd", ipc=mid, profile=profile, labels=("soft",))
+    soft = RunSpec(method="tsgd", ipc=mid, profile=profile, labels=("soft",), **pinned)
     # SRe2L-style and TSGD under the base recipe, and TSGD under TSGFA (where recovery helps)
     for method in (replace(soft, method="sre2l"), replace(soft, student_augment="base"), soft):
         for control in CONTROLS:
             grid.controls += _per_seed(replace(method, **control), seeds)
     # TSGD's parts and the open choices of docs/METHOD.md, on the test split like the main table
-    base = RunSpec(method="tsgd", ipc=mid, profile=profile)
+    base = RunSpec(method="tsgd", ipc=mid, profile=profile, **pinned)
     for variant in (
         replace(base, tsgfo=False),  # SRe2L-style set + TSGFA
         replace(base, init="noise", student_augment="base"),
@@ -138,23 +156,28 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
         grid.recover.append(replace(study, method=method, first_bn=10.0))
     for scale in STUDENT_SCALES:
         grid.convergence += [
-            replace(val, method=m, student_scale=scale) for m in ("random", "tsgd")
+            replace(as_method(val, m), student_scale=scale) for m in ("random", "tsgd")
         ]
     parts = [(), ("crop",), ("mix",), ("temporal",), TSGFA_PARTS]
     grid.tsgfa += [
         replace(val, student_augment="tsgfa", tsgfa_parts=p, labels=("soft",)) for p in parts
     ]
     grid.dm += [
-        replace(val, method="dm", dm_lr=lr, dm_net=net, labels=("hard",))
+        replace(as_method(val, "dm"), dm_lr=lr, dm_net=net, labels=("hard",))
         for net in DM_NETS
         for lr in DM_LRS
     ]
     # camera shake: TSGD vs SRe2L-style when raw frame differences fire everywhere
     for ipc in prof.ipcs[:2]:
         for spec in (
-            RunSpec(method="sre2l", ipc=ipc, profile=profile, camera_shake=shake),
+            RunSpec(method="sre2l", ipc=ipc, profile=profile, camera_shake=shake, **pinned),
             RunSpec(
-                method="tsgd", ipc=ipc, profile=profile, camera_shake=shake, student_augment="base"
+                method="tsgd",
+                ipc=ipc,
+                profile=profile,
+                camera_shake=shake,
+                student_augment="base",
+                **pinned,
             ),
         ):
             grid.shake += _per_seed(spec, seeds[:1])

@@ -55,9 +55,10 @@ class TSGDConfig:
     """How TSGD (or, with filter=False, SRe2L-style) optimises the synthetic clips."""
 
     ipc: int = 1
-    # the default run's recovery (`tsgd_core/tuned.json`, profile "default": TSGD and SRe2L-style
-    # at every tuned IPC), so distil_tsgd called with TSGDConfig() makes the report's sets;
-    # tests/test_defaults.py holds the two equal
+    # the recovery of the default report's studies of recovery's parts (controls, ablation,
+    # sensitivity: `Profile.study_recover`), where recovery moves the pixels; the main table's
+    # cells recover as tuning chose per recipe and IPC (`tsgd_core/tuned.json`, often less);
+    # tests/test_defaults.py holds each equal
     iterations: int = 100
     lr: float = 3e-4  # Adam on pixels, betas (0.5, 0.9)
     lr_schedule: str = "cosine"  # "cosine": decay to 0 over the iterations (as SRe2L) | "constant"
