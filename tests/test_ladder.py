@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
 import pytest
 
 from tsgd_core.grid import experiments, ladder, profiles
@@ -76,3 +77,26 @@ def test_the_default_rung_is_made_of_the_main_grids_own_cells():
     specs = ladder.rung_specs(8, 16)
     assert {s.profile for s in specs} == {"default"}
     assert all(s.eval_key() in main for s in specs)
+
+
+def test_a_rebuild_from_the_runs_writes_what_the_run_wrote_and_names_its_settings(tmp_path):
+    records = [rec("random", s, [0.5, 0.6]) for s in (0, 1)]
+    records += [rec("tsgd", 0, [0.4, 0.4]), rec("tsgd", 1, [0.4513, 0.5527])]
+    records += [{**rec("tsgd", 0, [0.4, 0.5]), "ipc": 5}, {**rec("tsgd", 1, [0.4, 0.5]), "ipc": 5}]
+    records += [{**rec("random", s, [0.3, 0.5]), "ipc": 5} for s in (0, 1)]
+    for r in records:
+        r.update(lr_used=3e-5, iterations_used=400 if r["ipc"] == 1 else 100)
+    table = ladder.ladder_table(records)
+    ladder.write_ladder(table, records, tmp_path, wall=120.0)
+    written = {name: (tmp_path / name).read_text() for name in ("README.md", "ladder.csv")}
+    assert (
+        "TSGD lr 3e-05, 400 iterations at IPC 1 and lr 3e-05, 100 iterations at IPC 5"
+        in (written["README.md"])
+    )
+    assert "2 min (8 runs)" in written["README.md"]
+    ladder.rebuild_ladder(tmp_path)
+    assert {name: (tmp_path / name).read_text() for name in written} == written
+    # the CSV keeps full precision: a reader rounding once prints what the README prints
+    csv = pd.read_csv(tmp_path / "ladder.csv")
+    assert csv["mean"].tolist() == pytest.approx(table["mean"].tolist(), rel=1e-12)
+    assert any(round(m, 2) != m for m in csv["mean"]), "the numbers were not rounded"

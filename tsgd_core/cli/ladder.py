@@ -4,6 +4,7 @@ work): the rungs, the IPCs, where the report goes and how the cells run."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from ..grid import ladder
 from . import options
@@ -25,6 +26,11 @@ def build_parser() -> StageParser:
         "--ipcs", nargs="+", type=options.field_value("ipc"), default=list(ladder.IPCS)
     )
     parser.add_argument("--out", type=options.path_arg, default=str(ladder.DEFAULT_OUT))
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="write the table and README again from OUT's all_runs.csv (no cell runs)",
+    )
     add_run_flags(parser, workers=default_workers())
     return parser
 
@@ -33,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def work() -> int:
+        if args.rebuild:
+            table = ladder.rebuild_ladder(Path(args.out))
+            print("\n".join(ladder.ladder_sentences(table)))
+            return 0
         cache, out = check_outputs(args.cache, args.out, ladder.OUT_MARKS)
         table = ladder.ladder(
             args.rungs,

@@ -11,6 +11,7 @@ tune to. `./run_all.sh --ladder` (its command line: tsgd_core/cli/ladder.py) wri
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,21 +177,60 @@ def ladder_sentences(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def write_ladder(table: pd.DataFrame, records: list[dict[str, Any]], out: Path, wall: float):
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(table.round(2).set_index("size"), out / "ladder")
-    write_text(pd.DataFrame(records).to_csv(index=False), out / "all_runs.csv")
-    plot_ladder(table, out / "ladder.png")
+def recovery_text(records: Sequence[dict[str, Any]]) -> str:
+    """How the recovery methods' records ran, e.g. 'TSGD lr 3e-05, 400 iterations at IPC 1 and
+    lr 3e-05, 100 iterations at IPC 5; SRe2L-style lr 0.0003, 100 iterations' (a rerun after
+    the tuning changed is told apart from the runs that the README describes)."""
+    by_method: dict[str, dict[int, str]] = {}
+    for rec in sorted(records, key=lambda r: int(r["ipc"])):
+        if rec["method"] != "random":
+            text = f"lr {float(rec['lr_used']):g}, {int(rec['iterations_used'])} iterations"
+            by_method.setdefault(experiments.METHOD_LABELS[rec["method"]], {})[int(rec["ipc"])] = (
+                text
+            )
+    parts = []
+    for name, by_ipc in by_method.items():
+        texts = set(by_ipc.values())
+        at = [f"{t} at IPC {ipc}" for ipc, t in by_ipc.items()]
+        parts.append(f"{name} {texts.pop()}" if len(texts) == 1 else f"{name} {' and '.join(at)}")
+    return "; ".join(parts)
+
+
+def ladder_readme(table: pd.DataFrame, records: Sequence[dict[str, Any]], wall: float) -> str:
+    """The ladder's README.md: how it was made, a sentence per rung and IPC, the figure."""
     lines = "\n".join(f"* {s}" for s in ladder_sentences(table))
-    text = (
+    return (
         "# Resolution ladder\n\nMade by `./run_all.sh --ladder` in "
         f"{wall / 60:.0f} min ({len(records)} runs). Test split, soft labels, "
-        f"{len(DRAWS)} draws x the profile's student seeds; recovery settings as tuned at the "
-        "default size (`tsgd_core/tuned.json`); each rung trains a teacher of its own.\n\n"
+        f"{len(DRAWS)} draws x the profile's student seeds; recovery as tuned at the default "
+        f"size when they ran (`tsgd_core/tuned.json`): {recovery_text(records)}. Each rung "
+        "trains a teacher of its own.\n\n"
         f"{lines}\n\n![ladder](ladder.png)\n"
     )
-    write_text(text, out / "README.md")
+
+
+def write_ladder(table: pd.DataFrame, records: list[dict[str, Any]], out: Path, wall: float):
+    out.mkdir(parents=True, exist_ok=True)
+    # full precision: the report's ladder line rounds once, as this README does
+    write_table(table.set_index("size"), out / "ladder")
+    write_text(pd.DataFrame(records).to_csv(index=False), out / "all_runs.csv")
+    plot_ladder(table, out / "ladder.png")
+    write_text(ladder_readme(table, records, wall), out / "README.md")
     save_json({"wall_s": wall, "runs": len(records)}, out / "ladder.json")
+
+
+def rebuild_ladder(out: Path = DEFAULT_OUT) -> pd.DataFrame:
+    """The table and README again from `out`'s all_runs.csv and ladder.json, no cell run (after
+    a change of how they are written); the figure and the records stay as they are."""
+    runs = pd.read_csv(out / "all_runs.csv")
+    records = runs.to_dict("records")
+    for rec in records:  # a list written by pandas, e.g. "[0.1, 0.2]"
+        rec["acc_soft_seeds"] = json.loads(rec["acc_soft_seeds"])
+    table = ladder_table(records)
+    wall = json.loads((out / "ladder.json").read_text())["wall_s"]
+    write_table(table.set_index("size"), out / "ladder")
+    write_text(ladder_readme(table, records, wall), out / "README.md")
+    return table
 
 
 def ladder(
