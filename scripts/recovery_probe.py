@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from tsgd_core.data.storage import write_text  # noqa: E402
 from tsgd_core.grid import experiments, stats  # noqa: E402
+from tsgd_core.grid.cells import study_settings  # noqa: E402
 from tsgd_core.grid.spec import RECIPES, RunSpec  # noqa: E402
 from tsgd_core.training.evaluate import make_view  # noqa: E402
 from tsgd_core.training.relabel import confidence_stats, teacher_soft_labels  # noqa: E402
@@ -90,14 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
+    study = study_settings(experiments.get_profile(args.profile))
     for seed in experiments.get_profile(args.profile).distill_seeds:
-        spec = RunSpec(method="tsgd", ipc=args.ipc, profile=args.profile, distill_seed=seed)
+        # the set the controls study: recovered at the studies' setting, where it moves pixels
+        spec = RunSpec(
+            method="tsgd", ipc=args.ipc, profile=args.profile, distill_seed=seed, **study
+        )
         ctx = experiments.run_context(spec, cache_dir=args.cache, device="cpu", progress=False)
         rows += probe_draw(spec, ctx, args.views)
     table = summarise(pd.DataFrame(rows))
     command = "python scripts/recovery_probe.py " + " ".join(argv or sys.argv[1:])
     write_text(table.to_csv(index=False), args.out.with_suffix(".csv"))
-    text = f"# Teacher's view of start and recovered pixels\n\n`{command}`\n\n"
+    setting = f"lr {spec.recover_lr:g}, {spec.recover_iterations} iterations"
+    text = (
+        f"# Teacher's view of start and recovered pixels\n\n`{command}`\n\n"
+        f"TSGD's sets at IPC {args.ipc}, recovered with {setting} (the studies' setting).\n\n"
+    )
     write_text(
         text + table.to_markdown(index=False, floatfmt=".4f") + "\n", args.out.with_suffix(".md")
     )

@@ -43,3 +43,23 @@ def test_cache_keys_are_unchanged():
     assert set(got) == set(expected), sorted(set(got) ^ set(expected))[:5]
     changed = sorted(name for name in expected if got[name] != expected[name])
     assert not changed, f"{len(changed)} cache key(s) changed, e.g. {changed[:3]}"
+
+
+def test_two_cells_share_an_evaluation_only_when_they_train_on_one_set():
+    """An eval key names the set it trains on: cells with one key have one distill key, or are
+    Random's set and the start sets (0 iterations from real clips) of one draw. Recovery without augmentation once
+    shared the key of the recovered set with it (the student recipe replaced its flag)."""
+    seen: dict[str, tuple] = {}
+    for profile in ("default", "quick"):
+        for spec in (
+            s for specs in experiments.build_grid(profile).groups().values() for s in specs
+        ):
+            trains_on = (
+                ("start", json.dumps(spec.draw_fields("random"), sort_keys=True))
+                if spec.is_start_set or spec.method == "random"
+                else ("set", spec.distill_key())
+            )
+            assert seen.setdefault(spec.eval_key(), trains_on) == trains_on, spec.name()
+    noaug = dataclasses.replace(experiments.RunSpec(ipc=5, labels=("soft",)), recover_augment=False)
+    with_aug = dataclasses.replace(noaug, recover_augment=True)
+    assert noaug.eval_key() != with_aug.eval_key()

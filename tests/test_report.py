@@ -1121,6 +1121,25 @@ def control_records() -> pd.DataFrame:
     )
 
 
+def test_a_control_pairs_with_the_recovered_set_of_its_own_group_where_there_is_one():
+    """Where the studies fix their recovery, the main cell recovers otherwise: each control is
+    compared with the group's own run that changes nothing, which is listed, with no difference
+    with itself, and still paired with the start set."""
+    df = control_records()
+    base = {d: [0.40 + 0.01 * d + o for o in (-0.01, 0.0, 0.01)] for d in (0, 1, 2)}  # 10 below
+    own = pd.DataFrame(draw_records("sre2l", base, group="controls", labels=("soft",), ipc=2))
+    results = report.controls_results(pd.concat([df, own], ignore_index=True))
+    assert list(results["control"]) == [
+        report.RECOVERED_SET,
+        "recovered pixels, labels of the start pixels",
+        "recovery without augmentation",
+    ]
+    itself, swapped = results.iloc[0], results.iloc[1]
+    assert math.isnan(itself["vs_main"]) and itself["vs_start"] == pytest.approx(0.10)
+    # per draw the swap is 0.04 - 0.01 d above the own set (the main cell: 0.06 + 0.01 d below)
+    assert swapped["vs_main"] == pytest.approx(0.03) and swapped["vs_main_n"] == 9
+
+
 def test_the_controls_table_pairs_each_control_with_its_main_cell_and_start_set(tmp_path):
     df = control_records()
     results = report.controls_results(df)
@@ -1143,10 +1162,10 @@ def test_the_controls_table_pairs_each_control_with_its_main_cell_and_start_set(
     )
     md = report.controls_markdown(results)
     assert md.iloc[0]["accuracy [%], 95 % CI"].startswith("44.0 [")
-    assert md.iloc[0]["− main cell [points]"].startswith("-7.0 [")
-    assert md.iloc[0]["− main cell [points]"].endswith("(9 pairs)")
+    assert md.iloc[0]["− recovered set [points]"].startswith("-7.0 [")
+    assert md.iloc[0]["− recovered set [points]"].endswith("(9 pairs)")
     assert md.iloc[0]["− start set [points]"].startswith("+13.0 [")
-    assert md.iloc[1]["− main cell [points]"] == "+0.1 [+0.1, +0.1] (9 pairs)"
+    assert md.iloc[1]["− recovered set [points]"] == "+0.1 [+0.1, +0.1] (9 pairs)"
     # the ablation table leaves the controls out
     assert "SRe2L-style" not in set(report.ablation_results(df)["variant"])
     files = report.write_report(df, tmp_path, profile="smoke", command="x")

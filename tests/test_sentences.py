@@ -250,12 +250,15 @@ def test_distillation_sentence_states_what_the_records_used(monkeypatch):
         ("SRe2L-style", 5, 0.0003, 100),
         ("TSGD", 5, 0.0003, 100),
         ("TSGD", 1, 0.0003, 100),
+        ("TSGD + TSGFA", 1, 0.0003, 0),
+        ("TSGD + TSGFA", 5, 0.003, 0),
     ]
     frame = pd.DataFrame(rows, columns=["row", "ipc", "lr_used", "iterations_used"])
     monkeypatch.setattr(sentences, "main_records", lambda df: frame)
     assert sentences.distillation_sentence(pd.DataFrame()) == (
         "Distillation (main table, as its records ran): DM lr 0.03, 100 iterations at IPC 1 and "
-        "lr 0.1, 400 iterations at IPC 5; SRe2L-style and TSGD lr 0.0003, 100 iterations."
+        "lr 0.1, 400 iterations at IPC 5; SRe2L-style and TSGD lr 0.0003, 100 iterations; "
+        "TSGD + TSGFA 0 iterations (the start set)."
     )
     monkeypatch.setattr(sentences, "main_records", lambda df: frame[frame["row"] == "Random"])
     assert sentences.distillation_sentence(pd.DataFrame()) is None, "no record names its settings"

@@ -467,6 +467,8 @@ class RunSpec:
             out["tsgfa_parts"] = sorted(self.tsgfa_parts)
         if (self.train_pixels, self.label_pixels) != ("set", "set"):
             out["pixels"] = [self.train_pixels, self.label_pixels]
+        if not self.recover_augment:  # the distill fields' "augment" is replaced just above
+            out["recover_augment"] = False
         if self.precision != "fp32":  # every evaluation before the setting ran in float32
             out["precision"] = self.precision
         return out

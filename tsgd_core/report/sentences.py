@@ -224,7 +224,7 @@ def controls_markdown(results: pd.DataFrame) -> pd.DataFrame:
             "IPC": r["ipc"],
             "labels": r["labels"],
             "accuracy [%], 95 % CI": format_ci(r["mean"], r["ci_low"], r["ci_high"]),
-            "− main cell [points]": difference_cell(r, "vs_main"),
+            "− recovered set [points]": difference_cell(r, "vs_main"),
             "− start set [points]": difference_cell(r, "vs_start"),
         }
         for _, r in results.iterrows()
@@ -368,7 +368,10 @@ def accuracy_phrase(name: str, mean: float, low: float, high: float) -> str:
 
 
 def _settings_text(lr: Any, its: Any) -> str:
-    """'lr 0.0003, 100 iterations' (either part left out where the record does not carry it)."""
+    """'lr 0.0003, 100 iterations' (either part left out where the record does not carry it);
+    '0 iterations (the start set)' where no step was taken, whatever the lr."""
+    if its is not None and int(its) == 0:
+        return "0 iterations (the start set)"
     used = [f"lr {float(lr):g}"] if lr is not None else []
     return ", ".join(used + ([f"{int(its)} iterations"] if its is not None else []))
 
@@ -567,11 +570,12 @@ def controls_text(df: pd.DataFrame, figure: Path | None, base: Path) -> str:
         )
     else:
         text.append(
-            "Test split. Each control changes one thing against its method's main cell: the "
+            "Test split. Each control changes one thing against its method's recovered set: the "
             "students train on the recovered pixels with the soft labels the teacher gives the "
             "start pixels, or on the start pixels with the labels of the recovered pixels, or the "
             "set is recovered without augmentation. Paired differences (same distill and student "
-            "seed) against the method's main cell and against the start set (Random), in points "
+            "seed) against the recovered set ('the recovered set itself' where the studies fix "
+            "their recovery, else the main cell) and against the start set (Random), in points "
             f"(`controls.csv`); resolved: the interval excludes 0, rests on at least "
             f"{stats.MIN_PAIRS} pairs and has a non-zero width.\n\n"
         )

@@ -464,8 +464,11 @@ CONTROL_COLUMNS = [
 _PIXEL_WORDS = {"set": "recovered", "start": "start", "perturbed": "randomly perturbed start"}
 
 
+# what a controls run that changes nothing is called: the recovered set at the studies' setting
+RECOVERED_SET = "the recovered set itself"
 # the controls in table order (as the grid lists them); others follow by name
 CONTROL_ORDER = (
+    RECOVERED_SET,
     "recovered pixels, labels of the start pixels",
     "start pixels, labels of the recovered pixels",
     "randomly perturbed start pixels with their own labels",
@@ -494,7 +497,7 @@ def control_label(row: Mapping[str, Any]) -> str:
         )
     if not bool(record_setting(row, "recover_augment", True)):
         parts.append("recovery without augmentation")
-    return "; ".join(parts) or "as its main cell"
+    return "; ".join(parts) or RECOVERED_SET
 
 
 def paired_summary(
@@ -526,12 +529,22 @@ def _diff_columns(prefix: str, diff: Mapping[str, Any] | None) -> dict[str, Any]
 
 def controls_results(df: pd.DataFrame) -> pd.DataFrame:
     """The `controls` group, fractions: each (method, control, IPC, label mode) cell's accuracy,
-    and its paired difference to the method's own main cell (vs_main) and to the start set,
-    Random's main cell (vs_start), on the draws and student seeds they share."""
+    and its paired difference to the method's recovered set (vs_main: the group's own run that
+    changes nothing, where the studies fix their recovery, else the main cell) and to the start
+    set, Random's main cell (vs_start), on the draws and student seeds they share."""
     main = {(r["row"], int(r["ipc"])): r for _, r in main_records(df).iterrows()}
+    runs = group_runs(df, "controls")
+    own = {
+        (row_label(r), int(r["ipc"])): r
+        for _, r in runs.iterrows()
+        if control_label(r) == RECOVERED_SET
+    }
     out = []
-    for _, row in group_runs(df, "controls").iterrows():
+    for _, row in runs.iterrows():
         method, ipc = row_label(row), int(row["ipc"])
+        reference = own.get((method, ipc), main.get((method, ipc)))
+        if control_label(row) == RECOVERED_SET:
+            reference = None  # no difference with itself
         for labels in LABEL_MODES:
             mean, std, _ = accuracy_columns(row, labels)
             if math.isnan(mean):
@@ -546,9 +559,7 @@ def controls_results(df: pd.DataFrame) -> pd.DataFrame:
                     "std": std,
                     **interval_columns(row, labels),
                     "n_distill": int(row.get(f"acc_{labels}_n_distill", row["n_distill"])),
-                    **_diff_columns(
-                        "vs_main", paired_summary(row, main.get((method, ipc)), labels)
-                    ),
+                    **_diff_columns("vs_main", paired_summary(row, reference, labels)),
                     **_diff_columns(
                         "vs_start",
                         paired_summary(
