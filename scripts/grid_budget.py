@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Estimate a grid's wall time before running it, from a finished run's record.
 
-    python scripts/grid_budget.py                       # the default grid, from reports/default
+    python scripts/grid_budget.py                       # ./run_all.sh's groups, from reports/default
     python scripts/grid_budget.py --groups main --ipcs 1,5 --workers 2
 
 A run's `run_grid.json` gives the worker-seconds each group took and how many cells it ran, for
@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tsgd_core.grid.cells import build_grid  # noqa: E402
+from tsgd_core.grid.cells import DEFAULT_GROUPS, build_grid  # noqa: E402
 from tsgd_core.grid.planner import FULL_DATA_FOLDERS, full_data_label  # noqa: E402
-from tsgd_core.report.book import largest_run, recorded_runs  # noqa: E402
+from tsgd_core.report.book import recorded_runs  # noqa: E402
 
 SETUP = ("data and saliency", "teacher")
 # the upper bound under each student recipe: a step of every run, whatever its groups
@@ -53,13 +53,13 @@ def pooled_rates(runs: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
     return {g: seconds[g] / cells[g] for g in cells}, cells
 
 
-def upper_bound_seconds(runs: list[dict]) -> dict[str, float]:
-    """The worker-seconds of each upper-bound step in the latest run that computed it (its
-    student seeds are the profile's of that run)."""
+def last_timed(runs: list[dict], labels: tuple[str, ...]) -> dict[str, float]:
+    """The worker-seconds of each step named in `labels` in the latest run that timed it: a
+    later partial run that skipped the teacher or the upper bounds does not hide their time."""
     seconds: dict[str, float] = {}
     for run in runs:
-        for label in UPPER_BOUNDS:
-            if label in run.get("wall_s_by_group", {}):
+        for label in labels:
+            if run.get("wall_s_by_group", {}).get(label):
                 seconds[label] = run["wall_s_by_group"][label]
     return seconds
 
@@ -93,22 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         record = json.loads(args.record.read_text())
-        whole = largest_run(record)
+        runs = recorded_runs(record)
+        longest = max(run["total_wall_s"] for run in runs)
     except (OSError, ValueError, KeyError, TypeError) as err:
         print(f"grid_budget: cannot read {args.record}: {err!r}", file=sys.stderr)
         return 2
     if args.workers < 1:
         print("grid_budget: --workers must be at least 1", file=sys.stderr)
         return 2
-    groups = (
-        args.groups.split(",")
-        if args.groups
-        else [g for g in whole["wall_s_by_group"] if g not in (*SETUP, "report", "quickstart")]
-    )
+    # unless told otherwise, what ./run_all.sh runs (not the groups of the record's last run)
+    groups = args.groups.split(",") if args.groups else list(DEFAULT_GROUPS)
     ipcs = [int(i) for i in args.ipcs.split(",")] if args.ipcs else None
     rows = estimate(record, args.profile, groups, ipcs)
-    setup = sum(whole["wall_s_by_group"].get(s, 0.0) for s in SETUP)
-    upper = upper_bound_seconds(recorded_runs(record))
+    setup = sum(last_timed(runs, SETUP).values())
+    upper = last_timed(runs, UPPER_BOUNDS)
     total = sum(r["worker_s"] for r in rows.values()) + sum(upper.values())
     print("| group | cells (cells timed) | s a cell | worker-s |")
     print("|---|---:|---:|---:|")
@@ -123,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = setup + total / args.workers
     print(
         f"\n{total:,.0f} worker-s over {args.workers} workers + {setup:.0f} s of setup: about "
-        f"{wall / 60:.0f} min of wall time (the largest recorded run: "
-        f"{whole['total_wall_s'] / 60:.0f} min)"
+        f"{wall / 60:.0f} min of wall time (the longest recorded run: {longest / 60:.0f} min)"
     )
     return 0
 

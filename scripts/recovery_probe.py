@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
-    study = study_settings(experiments.get_profile(args.profile))
-    for seed in experiments.get_profile(args.profile).distill_seeds:
+    prof = experiments.get_profile(args.profile)
+    study = study_settings(prof)
+    for seed in prof.distill_seeds:
         # the set the controls study: recovered at the studies' setting, where it moves pixels
         spec = RunSpec(
             method="tsgd", ipc=args.ipc, profile=args.profile, distill_seed=seed, **study

@@ -47,8 +47,8 @@ def test_cache_keys_are_unchanged():
 
 def test_two_cells_share_an_evaluation_only_when_they_train_on_one_set():
     """An eval key names the set it trains on: cells with one key have one distill key, or are
-    Random's set and the start sets (0 iterations from real clips) of one draw. Recovery without augmentation once
-    shared the key of the recovered set with it (the student recipe replaced its flag)."""
+    Random's set and the start sets (0 iterations from real clips) of one draw. Recovery
+    without augmentation once shared the recovered set's key (the recipe replaced its flag)."""
     seen: dict[str, tuple] = {}
     for profile in ("default", "quick"):
         for spec in (

@@ -68,8 +68,11 @@ def test_the_upper_bounds_count_as_last_timed(tmp_path, capsys):
     latest["wall_s_by_group"] |= {"full data": 700.0, "full data (tsgfa)": 900.0}
     latest["earlier"] = [earlier]
     runs = grid_budget.recorded_runs(latest)
-    assert grid_budget.upper_bound_seconds(runs) == {"full data": 700.0, "full data (tsgfa)": 900.0}
-    assert grid_budget.upper_bound_seconds(runs[:1]) == {"full data": 100.0}
+    assert grid_budget.last_timed(runs, grid_budget.UPPER_BOUNDS) == {
+        "full data": 700.0,
+        "full data (tsgfa)": 900.0,
+    }
+    assert grid_budget.last_timed(runs[:1], grid_budget.UPPER_BOUNDS) == {"full data": 100.0}
     path = tmp_path / "run_grid.json"
     path.write_text(json.dumps(latest))
     assert grid_budget.main(["--record", str(path), "--profile", "smoke", "--groups", "main"]) == 0
@@ -77,3 +80,22 @@ def test_the_upper_bounds_count_as_last_timed(tmp_path, capsys):
     assert "| full data (tsgfa) (upper bound) | 1 (1) | 900 | 900 |" in out
     main_s = grid_budget.estimate(latest, "smoke", ["main"], None)["main"]["worker_s"]
     assert f"{main_s + 1600:,.0f} worker-s over 2 workers" in out
+
+
+def test_a_later_partial_run_neither_hides_the_setup_nor_chooses_the_groups(tmp_path, capsys):
+    """The record's last run may have remade only the controls, the teacher skipped: the
+    estimate is still of ./run_all.sh's groups, with the setup time an earlier run took."""
+    partial = {
+        # a run lists the cells it skipped too: it has the most steps of all
+        "steps": [{"step": "controls/c1", "stage": "cell"}]
+        + [{"step": f"main/cell{i}", "stage": "cell", "skipped": True} for i in range(9)],
+        "wall_s_by_group": {"teacher": 0.0, "controls": 60.0},
+        "total_wall_s": 90.0,
+        "earlier": [record()],
+    }
+    path = tmp_path / "run_grid.json"
+    path.write_text(json.dumps(partial))
+    assert grid_budget.main(["--record", str(path), "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert f"| main | {len(build_grid('smoke').main)} (4) | 100 |" in out
+    assert "50 s of setup" in out and "the longest recorded run: 5 min" in out

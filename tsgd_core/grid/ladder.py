@@ -25,7 +25,13 @@ import pandas as pd  # noqa: E402
 
 from ..data.storage import save_figure, save_json, write_table, write_text  # noqa: E402
 from . import experiments  # noqa: E402
-from .profiles import LADDER_RUNGS, ladder_profile, tuned_settings  # noqa: E402
+from .profiles import (  # noqa: E402
+    LADDER_RUNGS,
+    ladder_profile,
+    per_ipc_text,
+    setting_text,
+    tuned_settings,
+)
 from .spec import RunSpec  # noqa: E402
 from .stats import resolved, two_level_interval  # noqa: E402
 from .tuning import run_specs, train_teachers  # noqa: E402
@@ -179,21 +185,16 @@ def ladder_sentences(table: pd.DataFrame) -> list[str]:
 
 def recovery_text(records: Sequence[dict[str, Any]]) -> str:
     """How the recovery methods' records ran, e.g. 'TSGD lr 3e-05, 400 iterations at IPC 1 and
-    lr 3e-05, 100 iterations at IPC 5; SRe2L-style lr 0.0003, 100 iterations' (a rerun after
+    lr 3e-05, 100 iterations at IPC 5; SRe2L-style 0 iterations (the start set)' (a rerun after
     the tuning changed is told apart from the runs that the README describes)."""
     by_method: dict[str, dict[int, str]] = {}
-    for rec in sorted(records, key=lambda r: int(r["ipc"])):
+    for rec in records:
         if rec["method"] != "random":
-            text = f"lr {float(rec['lr_used']):g}, {int(rec['iterations_used'])} iterations"
+            text = setting_text(rec["lr_used"], rec["iterations_used"])
             by_method.setdefault(experiments.METHOD_LABELS[rec["method"]], {})[int(rec["ipc"])] = (
                 text
             )
-    parts = []
-    for name, by_ipc in by_method.items():
-        texts = set(by_ipc.values())
-        at = [f"{t} at IPC {ipc}" for ipc, t in by_ipc.items()]
-        parts.append(f"{name} {texts.pop()}" if len(texts) == 1 else f"{name} {' and '.join(at)}")
-    return "; ".join(parts)
+    return "; ".join(f"{name} {per_ipc_text(by_ipc)}" for name, by_ipc in by_method.items())
 
 
 def ladder_readme(table: pd.DataFrame, records: Sequence[dict[str, Any]], wall: float) -> str:

@@ -243,6 +243,22 @@ def tuned_settings(profile: str, variant: str, ipc: int) -> dict[str, Any]:
     return dict(by_ipc[str(below[-1] if below else ipcs[0])])
 
 
+def setting_text(lr: Any, iterations: Any) -> str:
+    """A recovery setting as records state it: 'lr 0.0003, 100 iterations' (either part left
+    out where it is None); '0 iterations (the start set)' where no step was taken."""
+    if iterations is not None and int(iterations) == 0:
+        return "0 iterations (the start set)"
+    used = [f"lr {float(lr):g}"] if lr is not None else []
+    return ", ".join(used + ([f"{int(iterations)} iterations"] if iterations is not None else []))
+
+
+def per_ipc_text(by_ipc: dict[int, str]) -> str:
+    """One text where every IPC has the same, else 'A at IPC 1 and B at IPC 5' (IPCs in order)."""
+    if len(set(by_ipc.values())) == 1:
+        return next(iter(by_ipc.values()))
+    return " and ".join(f"{by_ipc[ipc]} at IPC {ipc}" for ipc in sorted(by_ipc))
+
+
 def load_data(
     profile: str,
     camera_shake: float = 0.0,

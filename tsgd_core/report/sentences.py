@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..grid import stats
-from ..grid.profiles import METHOD_LABELS
+from ..grid.profiles import METHOD_LABELS, per_ipc_text, setting_text
 from ..training.evaluate import LABEL_MODES
 from .format import (
     UNRESOLVED_MARK,
@@ -367,15 +367,6 @@ def accuracy_phrase(name: str, mean: float, low: float, high: float) -> str:
     return f"{name} {format_ci(mean, low, high)} %"
 
 
-def _settings_text(lr: Any, its: Any) -> str:
-    """'lr 0.0003, 100 iterations' (either part left out where the record does not carry it);
-    '0 iterations (the start set)' where no step was taken, whatever the lr."""
-    if its is not None and int(its) == 0:
-        return "0 iterations (the start set)"
-    used = [f"lr {float(lr):g}"] if lr is not None else []
-    return ", ".join(used + ([f"{int(its)} iterations"] if its is not None else []))
-
-
 def _and_joined(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
@@ -390,17 +381,12 @@ def distillation_sentence(df: pd.DataFrame) -> str | None:
     for _, row in runs.sort_values("ipc").iterrows():
         lr, its = record_setting(row, "lr_used", None), record_setting(row, "iterations_used", None)
         if lr is not None or its is not None:
-            by_method.setdefault(row["row"], {})[int(row["ipc"])] = _settings_text(lr, its)
+            by_method.setdefault(row["row"], {})[int(row["ipc"])] = setting_text(lr, its)
     if not by_method:
         return None
     grouped: dict[str, list[str]] = {}
     for method in ordered_rows(by_method):
-        per_ipc = by_method[method]
-        if len(set(per_ipc.values())) == 1:
-            text = next(iter(per_ipc.values()))
-        else:
-            text = " and ".join(f"{t} at IPC {ipc}" for ipc, t in per_ipc.items())
-        grouped.setdefault(text, []).append(method)
+        grouped.setdefault(per_ipc_text(by_method[method]), []).append(method)
     parts = [f"{_and_joined(methods)} {text}" for text, methods in grouped.items()]
     return "Distillation (main table, as its records ran): " + "; ".join(parts) + "."
 
