@@ -97,25 +97,39 @@ BF16_GRAD_TOLERANCE = 0.05
 
 # (geometry, input shape) -> whether bf16 gives the right weight gradient there
 BF16_PROBES: dict[tuple, bool] = {}
+BF16_PROBE_TRIALS = 3
 
 
 def bf16_conv3d_grads_agree(geometry: tuple, input_shape: tuple[int, ...]) -> bool:
     """Whether CPU bfloat16 autocast gives this conv3d geometry (in, out, kernel, stride,
     padding, dilation, groups) on inputs of this shape the weight gradient float32 gives.
 
-    torch 2.13.0's oneDNN (3.12) does not on 2-frame inputs with a 3-frame padded kernel (the
-    third block of the default ConvNet3D): relative errors of 1 to 1e35, and students that
-    diverge (`python scripts/bf16_conv3d_check.py`). Probed once per geometry and shape."""
+    torch 2.13.0's oneDNN (3.12) does not where an input extent is smaller than the kernel's
+    (2-frame inputs to the default ConvNet3D's third block): relative errors of 1 to 1e35 and
+    students that diverge (`python scripts/bf16_conv3d_check.py`). The wrong gradient comes from
+    memory it does not initialise, so a probe passes by chance about one time in ten: such
+    shapes run in float32 without a probe. The others are probed, a few times, once per process."""
+    if kernel_exceeds_input(geometry, input_shape):
+        return False
     key = (geometry, input_shape)
     if key not in BF16_PROBES:
-        BF16_PROBES[key] = _probe_bf16_conv3d(geometry, input_shape)
+        BF16_PROBES[key] = all(
+            _probe_bf16_conv3d(geometry, input_shape, seed) for seed in range(BF16_PROBE_TRIALS)
+        )
     return BF16_PROBES[key]
 
 
+def kernel_exceeds_input(geometry: tuple, input_shape: tuple[int, ...]) -> bool:
+    """Whether the (dilated) kernel spans more than the input along some axis."""
+    kernel, dilation = geometry[2], geometry[5]
+    spans = [(k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=True)]
+    return any(span > extent for span, extent in zip(spans, input_shape[2:], strict=True))
+
+
 @torch.enable_grad()  # also when the layer runs under no_grad (relabelling, prediction)
-def _probe_bf16_conv3d(geometry: tuple, input_shape: tuple[int, ...]) -> bool:
+def _probe_bf16_conv3d(geometry: tuple, input_shape: tuple[int, ...], seed: int = 0) -> bool:
     c_in, c_out, kernel, stride, padding, dilation, groups = geometry
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(input_shape, generator=g)
     weight = torch.randn(c_out, c_in // groups, *kernel, generator=g, requires_grad=True)
     conv = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
