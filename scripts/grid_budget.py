@@ -6,10 +6,13 @@
 
 A run's `run_grid.json` gives the worker-seconds each group took and how many cells it ran, for
 that run and every earlier one it keeps; the grid of this checkout gives how many cells each
-group has now. The estimate is the recorded seconds per cell times the new cell count, summed, over the workers, plus the setup steps
-(data and teacher), which run before the cells. Groups the old run did not have are counted
-at the main group's seconds per cell and named. The numbers are as good as the old run's
-machine and load were alike.
+group has now. The estimate is the recorded seconds per cell times the new cell count, summed,
+over the workers, plus the setup steps (data and teacher), which run before the cells. A cell
+whose evaluation an earlier cell of the grid already made (an optimised method tuned to 0
+iterations trains on its start set: `RunSpec.is_start_set`) finds it in the cache and counts as
+free; a recorded cell that took under FOUND_CACHED_S did the same and is left out of the rate.
+Groups the old run did not have are counted at the main group's seconds per cell and named.
+The numbers are as good as the old run's machine and load were alike.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from tsgd_core.grid.planner import FULL_DATA_FOLDERS, full_data_label  # noqa: E
 from tsgd_core.report.book import recorded_runs  # noqa: E402
 
 SETUP = ("data and saliency", "teacher")
+# a cell that trains students takes a minute or more; one that found its evaluation cached, seconds
+FOUND_CACHED_S = 30.0
 # the upper bound under each student recipe: a step of every run, whatever its groups
 UPPER_BOUNDS = tuple(full_data_label(recipe) for recipe in FULL_DATA_FOLDERS)
 
@@ -41,15 +46,33 @@ def cells_by_group(record: dict) -> dict[str, int]:
     return {group: len(labels) for group, labels in cells.items()}
 
 
+def cached_cells(run: dict) -> dict[str, tuple[int, float]]:
+    """Per group, how many cells of a run found their evaluation cached, and their seconds."""
+    by_label: dict[str, float] = {}
+    for step in run["steps"]:
+        label = step["step"]
+        if "/" in label and step.get("stage") == "cell" and not step.get("skipped"):
+            by_label[label] = by_label.get(label, 0.0) + step.get("wall_s", FOUND_CACHED_S)
+    out: dict[str, tuple[int, float]] = {}
+    for label, seconds in by_label.items():
+        if seconds < FOUND_CACHED_S:
+            n, total = out.get(label.split("/")[0], (0, 0.0))
+            out[label.split("/")[0]] = (n + 1, total + seconds)
+    return out
+
+
 def pooled_rates(runs: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
-    """Seconds per cell of each group over every recorded run, and the cells behind each."""
+    """Seconds per cell of each group over every recorded run (cells that found their
+    evaluation cached left out), and the cells behind each."""
     seconds: dict[str, float] = {}
     cells: dict[str, int] = {}
     for run in runs:
+        cached = cached_cells(run)
         for group, n in cells_by_group(run).items():
-            if n and group in run["wall_s_by_group"]:
-                seconds[group] = seconds.get(group, 0.0) + run["wall_s_by_group"][group]
-                cells[group] = cells.get(group, 0) + n
+            fast, fast_s = cached.get(group, (0, 0.0))
+            if n > fast and group in run["wall_s_by_group"]:
+                seconds[group] = seconds.get(group, 0.0) + run["wall_s_by_group"][group] - fast_s
+                cells[group] = cells.get(group, 0) + n - fast
     return {g: seconds[g] / cells[g] for g in cells}, cells
 
 
@@ -65,19 +88,25 @@ def last_timed(runs: list[dict], labels: tuple[str, ...]) -> dict[str, float]:
 
 
 def estimate(record: dict, profile: str, groups: list[str], ipcs: list[int] | None) -> dict:
-    """Worker-seconds per group now, from the recorded runs' seconds per cell."""
+    """Worker-seconds per group now, from the recorded runs' seconds per cell; a cell whose
+    evaluation an earlier cell of the same grid makes is free (the cache has it)."""
     per_cell, old_cells = pooled_rates(recorded_runs(record))
     out = {}
+    evaluated: set[str] = set()
     for group, specs in build_grid(profile).groups().items():
         if group not in groups:
             continue
         cells = [s for s in specs if not ipcs or s.ipc in ipcs]
+        keys = [s.eval_key() for s in cells]
+        new = set(keys) - evaluated
+        evaluated |= new
         rate = per_cell.get(group, per_cell["main"])
         out[group] = {
             "cells": len(cells),
+            "shared": len(cells) - len(new),
             "old_cells": old_cells.get(group, 0),
             "s_per_cell": rate,
-            "worker_s": rate * len(cells),
+            "worker_s": rate * len(new),
             "rate_from": group if group in per_cell else "main",
         }
     return out
@@ -108,16 +137,18 @@ def main(argv: list[str] | None = None) -> int:
     setup = sum(last_timed(runs, SETUP).values())
     upper = last_timed(runs, UPPER_BOUNDS)
     total = sum(r["worker_s"] for r in rows.values()) + sum(upper.values())
-    print("| group | cells (cells timed) | s a cell | worker-s |")
-    print("|---|---:|---:|---:|")
+    print(
+        "| group | cells (cells timed) | of them, evaluated by another cell | s a cell | worker-s |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for group, r in rows.items():
         note = "" if r["rate_from"] == group else f" (rate of {r['rate_from']})"
-        line = f"| {group} | {r['cells']} ({r['old_cells']}) | {r['s_per_cell']:.0f}{note} |"
-        print(f"{line} {r['worker_s']:,.0f} |")
+        line = f"| {group} | {r['cells']} ({r['old_cells']}) | {r['shared']} |"
+        print(f"{line} {r['s_per_cell']:.0f}{note} | {r['worker_s']:,.0f} |")
     for label in UPPER_BOUNDS:
         seconds = upper.get(label)
         timed = f"{seconds:.0f} | {seconds:,.0f}" if seconds is not None else "untimed | 0"
-        print(f"| {label} (upper bound) | 1 ({int(seconds is not None)}) | {timed} |")
+        print(f"| {label} (upper bound) | 1 ({int(seconds is not None)}) | 0 | {timed} |")
     wall = setup + total / args.workers
     print(
         f"\n{total:,.0f} worker-s over {args.workers} workers + {setup:.0f} s of setup: about "

@@ -45,7 +45,7 @@ def test_the_command_prints_the_table_and_refuses_a_bad_record(tmp_path, capsys)
     assert grid_budget.main(argv) == 0
     out = capsys.readouterr().out
     cells = len(build_grid("smoke").main)
-    assert f"| main | {cells} (4) | 100 |" in out and "50 s of setup" in out
+    assert f"| main | {cells} (4) | 0 | 100 |" in out and "50 s of setup" in out
     (tmp_path / "bad.json").write_text("{")
     assert grid_budget.main(["--record", str(tmp_path / "bad.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
@@ -77,7 +77,7 @@ def test_the_upper_bounds_count_as_last_timed(tmp_path, capsys):
     path.write_text(json.dumps(latest))
     assert grid_budget.main(["--record", str(path), "--profile", "smoke", "--groups", "main"]) == 0
     out = capsys.readouterr().out
-    assert "| full data (tsgfa) (upper bound) | 1 (1) | 900 | 900 |" in out
+    assert "| full data (tsgfa) (upper bound) | 1 (1) | 0 | 900 | 900 |" in out
     main_s = grid_budget.estimate(latest, "smoke", ["main"], None)["main"]["worker_s"]
     assert f"{main_s + 1600:,.0f} worker-s over 2 workers" in out
 
@@ -97,5 +97,26 @@ def test_a_later_partial_run_neither_hides_the_setup_nor_chooses_the_groups(tmp_
     path.write_text(json.dumps(partial))
     assert grid_budget.main(["--record", str(path), "--profile", "smoke"]) == 0
     out = capsys.readouterr().out
-    assert f"| main | {len(build_grid('smoke').main)} (4) | 100 |" in out
+    assert f"| main | {len(build_grid('smoke').main)} (4) | 0 | 100 |" in out
     assert "50 s of setup" in out and "the longest recorded run: 5 min" in out
+
+
+def test_a_cell_whose_evaluation_another_cell_makes_is_free():
+    # the default profile's tuning chose 0 iterations for TSGD under the base recipe and for
+    # SRe2L-style at IPC 1: those cells train on Random's set, evaluated once, by Random's cell
+    grid = build_grid("default").groups()["main"]
+    starts = [s for s in grid if s.is_start_set]
+    assert starts and {s.method for s in starts} <= {"tsgd", "sre2l", "dm"}
+    rows = grid_budget.estimate(record(), "default", ["main"], None)
+    assert rows["main"]["cells"] == len(grid) and rows["main"]["shared"] == len(starts)
+    assert rows["main"]["worker_s"] == 100.0 * (len(grid) - len(starts))
+
+
+def test_recorded_cells_that_found_their_evaluation_cached_leave_the_rate():
+    run = record(main_cells=4, main_s=400.0)
+    for step in run["steps"]:
+        step["wall_s"] = 130.0 if step["step"] != "main/cell3" else 10.0
+    assert grid_budget.cached_cells(run) == {"main": (1, 10.0)}
+    rates, cells = grid_budget.pooled_rates([run])
+    assert cells["main"] == 3 and rates["main"] == 390.0 / 3
+    assert cells["controls"] == 1  # two notebooks of one cell, 260 s together: not cached
