@@ -72,6 +72,29 @@ def test_parts_pair_each_effect_within_or_across_recipes():
     assert set(table["resolved"]) <= {"yes", "no"}
 
 
+def test_holm_counts_each_effect_as_one_family_of_tests():
+    parts = report.parts_results(grid_records(WINS, every_recipe=True))
+    # TSGD and the filter win by 35-45 points on every pair; the selections by 4-8 points with
+    # 8 of their 24 cells resolved one by one, none after the family's correction
+    tally = parts.groupby("effect")[["resolved", "resolved_holm"]].sum()
+    assert tally.loc["recovery"].tolist() == [8, 8] and tally.loc["filter"].tolist() == [8, 8]
+    assert tally.loc["selection"].tolist() == [8, 0]
+    tested = parts[(parts["effect"] == "selection") & parts["p"].notna()]
+    assert len(tested) == 8 and tested["p_holm"].between(0, 1).all()
+    assert (tested["p_holm"] >= tested["p"]).all() and (tested["p"] < 0.05).all()
+    # a zero-width difference (TSGFA adds nothing to Random here) is not a test
+    recipe = effect(parts, "Random + TSGFA − Random")
+    assert pd.isna(recipe["p"]) and pd.isna(recipe["p_holm"]) and not recipe["resolved_holm"]
+    line = report.headline_sentences(parts)[-1]
+    assert line == (
+        "Holm's correction within each effect keeps 16 of the 24 resolved differences "
+        "(recovery, filter)."
+    )
+    assert "✓✓" in report.parts_markdown(parts)
+    table = report.parts_table(parts)
+    assert set(table["resolved_holm"]) == {"yes", "no"}
+
+
 def test_the_recipe_figure_puts_each_sets_two_recipes_side_by_side_in_table_order(tmp_path):
     records = grid_records(WINS, every_recipe=True)
     records = records.sort_values("method", ascending=False)  # records come in any order
@@ -104,7 +127,7 @@ def test_the_headline_table_and_its_short_sentences():
         row["its gain over Random"].startswith("+40.0 [") and row["its gain over Random"][-1] == "✓"
     )
     lines = report.headline_sentences(parts)
-    assert len(lines) == 4 and all(len(line.split()) <= 25 for line in lines), lines
+    assert len(lines) == 5 and all(len(line.split()) <= 25 for line in lines), lines
     assert lines[0].startswith("TSGD minus its start set, same recipe: resolved up in 8/8 cells")
     assert lines[1].startswith("TSGFA on Random's set: resolved up in 0/4 cells, down in 0")
 
@@ -154,7 +177,8 @@ def test_the_report_opens_with_its_two_tables_and_short_sentences(tmp_path):
     tsgd = next(r for r in tables[1].splitlines() if r.startswith("| TSGD + TSGFA "))
     assert "+40.0 [" in tsgd and "✓" in tsgd
     # the findings, one short sentence each, then the ladder's
-    assert len(sentences) == 5 and all(len(s.split()) <= 25 for s in sentences), sentences
+    assert len(sentences) == 6 and all(len(s.split()) <= 25 for s in sentences), sentences
+    assert sentences[-2].startswith("Holm's correction within each effect keeps 16 of the 24")
     assert sentences[-1] == "The resolution ladder has not been run (`./run_all.sh --ladder`)."
     # no per-cell prose: the paired comparisons and verdicts in a sentence per question
     assert "**IPC 1, soft labels.**" not in text and "Not resolved at IPC" not in text

@@ -131,3 +131,28 @@ def test_a_difference_on_fewer_than_five_pairs_is_never_resolved():
     # a degenerate (zero-width) interval from 2 pairs is not resolved
     assert not Interval(0.05, 0.05, 0.05, 2, 2, "t").resolved
     assert Interval(0.05, 0.01, 0.09, 15, 5, "t").resolved
+
+
+def test_holm_adjusts_a_textbook_family_and_leaves_untested_entries_out():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4x, 3x, 2x, 1x, then made monotone: 0.02 0.03 0.06 0.06
+    adjusted = stats.holm_adjusted([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    with_gap = stats.holm_adjusted([math.nan, 0.01, 0.02])
+    assert math.isnan(with_gap[0]) and with_gap[1:] == pytest.approx([0.02, 0.02])
+    assert stats.holm_adjusted([0.6, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert stats.holm_adjusted([]) == []
+
+
+def test_the_p_value_is_below_5_percent_exactly_where_the_interval_excludes_zero():
+    rng = np.random.default_rng(0)
+    for shift in np.linspace(0.0, 0.05, 11):
+        groups = {d: list(shift + 0.03 * rng.standard_normal(3)) for d in range(5)}
+        interval = stats.two_level_interval(groups)
+        p = stats.two_level_p_value(groups)
+        assert (p < 0.05) == (interval.low > 0 or interval.high < 0), (shift, p, interval)
+    # one distill seed: the t-test over its student seeds, as the interval
+    one = {0: [0.01, 0.02, 0.04, 0.03, 0.05]}
+    assert stats.two_level_p_value(one) == pytest.approx(0.0132, abs=1e-4)  # t = 4.24, 4 df
+    # identical differences: a zero-width interval, no test
+    assert math.isnan(stats.two_level_p_value({0: [0.0] * 3, 1: [0.0] * 3}))
+    assert math.isnan(stats.two_level_p_value({0: [0.1]}))

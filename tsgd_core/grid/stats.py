@@ -181,6 +181,33 @@ def two_level_interval(
     return Interval(mean, low, high, n, 1, method)
 
 
+def two_level_p_value(values_by_distill: Mapping[Any, Sequence[float]]) -> float:
+    """The two-sided p-value of "the mean is 0" by the t-test that `two_level_interval` inverts
+    (over distill-seed means, or over student seeds with one distill seed): below 1 - LEVEL
+    exactly when that interval excludes 0. NaN where it has no interval or a zero width."""
+    clusters = _clusters(values_by_distill)
+    values = [c.mean() for c in clusters] if len(clusters) >= 2 else list(clusters[:1])
+    x = np.concatenate([np.atleast_1d(v) for v in values]) if values else np.array([])
+    if x.size < 2 or float(x.std(ddof=1)) * 2 <= ZERO_WIDTH:
+        return math.nan
+    return float(_scipy_stats.ttest_1samp(x, 0.0).pvalue)
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values of one family of tests, in the given order: a test
+    rejects at family-wise error rate alpha when its adjusted p is below alpha. NaN entries (no
+    test) stay NaN and are left out of the family. Written here: scipy has no Holm."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m, running = len(order), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        out[index] = running
+    return out.tolist()
+
+
 def seed_accuracies(rows: Any, labels: str) -> dict[tuple[int, int], float]:
     """{(distill_seed, student_seed): accuracy} of records of one configuration, label mode `labels`.
 
@@ -262,6 +289,7 @@ def difference_summary(
         "n": reported.n,
         "n_distill": reported.n_distill,
         "resolved": reported.resolved,
+        "p": two_level_p_value(groups),
         "ci_method": reported.method,
         "pairs_t_low": t_low,
         "pairs_t_high": t_high,

@@ -4,7 +4,8 @@ curves, choices, event weights, ablation, sensitivity, shake and cost. PNG, writ
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,21 @@ def plot_accuracy_vs_ipc(
     return save_figure(fig, path)
 
 
+JITTER_SEED = 0  # the strip plots' dots: the same figure from the same numbers
+
+
+@contextmanager
+def numpy_global_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator for the block (seaborn's jitter draws from it), then give
+    the caller's state back."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def plot_paired_differences(paired: pd.DataFrame, path: str | os.PathLike[str]) -> Path | None:
     """Forest plot: each paired difference with its 95 % CI and every (distill, student) pair."""
     if paired.empty:
@@ -144,17 +160,18 @@ def plot_paired_differences(paired: pd.DataFrame, path: str | os.PathLike[str]) 
             [(n, PERCENT * d) for n, diffs in zip(names, sub["diffs"], strict=True) for d in diffs],
             columns=["row", "diff"],
         )
-        sns.stripplot(
-            data=dots,
-            x="diff",
-            y="row",
-            order=rows,
-            ax=ax,
-            color="grey",
-            alpha=0.45,
-            size=3,
-            jitter=0.15,
-        )
+        with numpy_global_seed(JITTER_SEED):
+            sns.stripplot(
+                data=dots,
+                x="diff",
+                y="row",
+                order=rows,
+                ax=ax,
+                color="grey",
+                alpha=0.45,
+                size=3,
+                jitter=0.15,
+            )
         y = [rows.index(n) for n in names]
         colors = [
             "tab:green" if r and d > 0 else "tab:red" if r else "black"

@@ -51,7 +51,10 @@ SELECTIONS = tuple(METHOD_LABELS[m] for m in ("salient", "herding", "kcenter"))
 RECOVERIES = tuple(METHOD_LABELS[m] for m in ("tsgd", "sre2l", "dm"))
 
 
-PARTS_COLUMNS = ["effect", "comparison", "recipe", "ipc", "labels", *DIFF_COLUMNS]
+# p: the two-sided p-value of the reported interval's test; p_holm: Holm-adjusted within the
+# row's effect (one family a question), resolved_holm: still resolved at a family-wise 5 %
+HOLM_COLUMNS = ["p", "p_holm", "resolved_holm"]
+PARTS_COLUMNS = ["effect", "comparison", "recipe", "ipc", "labels", *DIFF_COLUMNS, *HOLM_COLUMNS]
 
 
 def part_comparisons() -> list[tuple[str, str, str, str]]:
@@ -118,10 +121,22 @@ def parts_results(df: pd.DataFrame) -> pd.DataFrame:
                         "recipe": recipe,
                         "ipc": int(ipc),
                         "labels": labels,
-                        **{k: summary[k] for k in DIFF_COLUMNS},
+                        **{k: summary[k] for k in [*DIFF_COLUMNS, "p"]},
                     }
                 )
-    return pd.DataFrame(out, columns=PARTS_COLUMNS)
+    return with_holm(pd.DataFrame(out, columns=PARTS_COLUMNS))
+
+
+def with_holm(parts: pd.DataFrame) -> pd.DataFrame:
+    """Holm's correction within each effect: every effect asks one question over many cells
+    (IPCs, label modes, recipes, sets), and one cell in twenty resolves by chance alone."""
+    parts = parts.copy()
+    parts["p_holm"] = parts["p"].astype(float)
+    for _, rows in parts.groupby("effect", sort=False):
+        parts.loc[rows.index, "p_holm"] = stats.holm_adjusted(list(rows["p"].astype(float)))
+    alpha = 1 - stats.LEVEL
+    parts["resolved_holm"] = parts["resolved"].astype(bool) & (parts["p_holm"] < alpha)
+    return parts
 
 
 def parts_table(parts: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +144,8 @@ def parts_table(parts: pd.DataFrame) -> pd.DataFrame:
     table = parts.reindex(columns=PARTS_COLUMNS).copy()
     for col in ("mean_diff", "ci_low", "ci_high"):
         table[col] = in_points(table[col])
-    table["resolved"] = ["yes" if r else "no" for r in table["resolved"]]
+    for col in ("resolved", "resolved_holm"):
+        table[col] = ["yes" if r else "no" for r in table[col]]
     return table
 
 
@@ -148,12 +164,13 @@ def parts_markdown(parts: pd.DataFrame) -> str:
             if len(hit):
                 h = hit.iloc[0]
                 cell = difference_span(h, "")
-                cell += " ✓" if h["resolved"] else ""
+                cell += " ✓✓" if h["resolved_holm"] else " ✓" if h["resolved"] else ""
             row[f"IPC {ipc} {labels}"] = cell
         rows.append(row)
     note = (
         "\nPoints, paired by draw and student seed, with the 95 % interval; ✓: resolved "
-        "(the interval excludes 0 with at least 5 pairs).\n"
+        "(the interval excludes 0 with at least 5 pairs); ✓✓: still resolved after Holm's "
+        "correction over the effect's cells (family-wise 5 %; `p_holm` in parts.csv).\n"
     )
     return pd.DataFrame(rows).to_markdown(index=False) + "\n" + note
 
@@ -237,7 +254,21 @@ def headline_sentences(parts: pd.DataFrame) -> list[str]:
         ),
     ]
     lines.append(salient_against_selection(parts))
+    lines.append(holm_sentence(parts))
     return [line for line in lines if line]
+
+
+def holm_sentence(parts: pd.DataFrame) -> str | None:
+    """How many resolved differences survive Holm's correction within their effect."""
+    resolved = parts[parts["resolved"].astype(bool)]
+    if resolved.empty:
+        return None
+    kept = resolved[resolved["resolved_holm"].astype(bool)]
+    effects = ", ".join(dict.fromkeys(kept["effect"])) or "none"
+    return (
+        f"Holm's correction within each effect keeps {len(kept)} of the {len(resolved)} "
+        f"resolved differences ({effects})."
+    )
 
 
 def salient_against_selection(parts: pd.DataFrame) -> str | None:
