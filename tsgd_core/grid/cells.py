@@ -157,10 +157,10 @@ def build_grid(profile: str = "default", shake: float = DEFAULT_SHAKE) -> Grid:
                 iterations = max(1, round(prof.distill_iterations * scale)) if scale else 0
                 grid.recover.append(replace(study, method=method, init=init, iterations=iterations))
         grid.recover.append(replace(study, method=method, first_bn=10.0))
+    # every draw, as the main table: with one draw (3 pairs) no doubling could be decided
     for scale in STUDENT_SCALES:
-        grid.convergence += [
-            replace(as_method(val, m), student_scale=scale) for m in ("random", "tsgd")
-        ]
+        for m in ("random", "tsgd"):
+            grid.convergence += _per_seed(replace(as_method(val, m), student_scale=scale), seeds)
     parts = [(), ("crop",), ("mix",), ("temporal",), TSGFA_PARTS]
     grid.tsgfa += [
         replace(val, student_augment="tsgfa", tsgfa_parts=p, labels=("soft",)) for p in parts
