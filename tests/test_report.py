@@ -1263,3 +1263,32 @@ def test_the_paired_differences_figure_is_the_same_whatever_numpy_drew_before(tm
     assert first.read_bytes() == second.read_bytes()
     np.random.seed(1)
     assert np.random.random() == after  # the caller's stream goes on where it was
+
+
+def test_convergence_compares_each_set_with_random_at_every_budget():
+    # TSGD - Random: 0.10 at 0.5x, 0.13 at 1x, 0.145 at 2x on average over 3 draws
+    table = report.convergence_comparisons(pd.DataFrame(convergence_records()))
+    assert list(table.columns) == report.studies.COMPARISON_COLUMNS
+    assert set(table["method"]) == {"TSGD"} and list(table["labels"][:3]) == ["soft"] * 3
+    soft = table[table["labels"] == "soft"]
+    assert soft["scale"].tolist() == [0.5, 1.0, 2.0]
+    assert soft["mean_diff"].tolist() == pytest.approx([0.10, 0.13, 0.145])
+    assert (table["n"] == 15).all() and table["resolved"].all()
+    lines = report.convergence_comparison_sentences(table)
+    assert lines[0] == (
+        "TSGD − Random (IPC 2, soft labels) by student steps: +10.0 [+5.0, +15.0] ✓ at 0.5x, "
+        "+13.0 [+8.0, +18.0] ✓ at 1x, +14.5 [+9.5, +19.5] ✓ at 2x (15 pairs each): "
+        "the same verdict at every budget."
+    )
+
+
+def test_a_comparison_resolved_at_one_budget_only_is_said_to_change():
+    rows = [
+        {"method": "TSGD", "ipc": 5, "labels": "hard", "scale": 1.0, "mean_diff": 0.012,
+         "ci_low": 0.001, "ci_high": 0.024, "n": 15, "n_distill": 5, "resolved": True},
+        {"method": "TSGD", "ipc": 5, "labels": "hard", "scale": 2.0, "mean_diff": -0.003,
+         "ci_low": -0.022, "ci_high": 0.015, "n": 15, "n_distill": 5, "resolved": False},
+    ]  # fmt: skip
+    (line,) = report.convergence_comparison_sentences(pd.DataFrame(rows))
+    assert line.endswith("+1.2 [+0.1, +2.4] ✓ at 1x, -0.3 [-2.2, +1.5] at 2x (15 pairs each): "
+                         "the verdict changes.")  # fmt: skip

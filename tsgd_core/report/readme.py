@@ -41,6 +41,7 @@ from .sentences import (
     choice_sentences,
     controls_markdown,
     controls_text,
+    convergence_comparison_sentences,
     convergence_sentences,
     distillation_sentence,
     image_link,
@@ -55,6 +56,7 @@ from .sentences import (
     verdict_tally,
 )
 from .studies import (
+    convergence_comparisons,
     convergence_doublings,
     dm_lr_results,
     profile_or_none,
@@ -243,7 +245,8 @@ def studies_text(
         (
             "Student convergence (validation split)",
             "convergence",
-            convergence_sentences(convergence_doublings(df)),
+            convergence_sentences(convergence_doublings(df))
+            + convergence_comparison_sentences(convergence_comparisons(df)),
         ),
         (
             "TSGFA parts (validation split)",

@@ -300,6 +300,29 @@ def convergence_sentences(doublings: pd.DataFrame) -> list[str]:
     return lines
 
 
+def convergence_comparison_sentences(comparisons: pd.DataFrame) -> list[str]:
+    """'TSGD − Random (IPC 5, soft labels) by student steps: -2.3 [-5.0, +0.5] at 1x, -0.4
+    [-5.2, +4.4] at 2x (15 pairs each): the same verdict at every budget.' (or: 'the verdict
+    changes', where one budget resolves what another does not, or the sign flips)"""
+    lines = []
+    for (method, ipc, labels), sub in comparisons.groupby(["method", "ipc", "labels"], sort=False):
+        spans = ", ".join(
+            f"{difference_span(r, '')}{' ✓' if r['resolved'] else ''} at {r['scale']:g}x"
+            for _, r in sub.iterrows()
+        )
+        verdicts = {
+            (bool(r["resolved"]), bool(r["resolved"]) and r["mean_diff"] > 0)
+            for _, r in sub.iterrows()
+        }
+        same = "the same verdict at every budget" if len(verdicts) == 1 else "the verdict changes"
+        n = int(sub["n"].min())
+        lines.append(
+            f"{method} − {METHOD_LABELS['random']} (IPC {ipc}, {labels} labels) by student steps: "
+            f"{spans} ({n} pairs each): {same}."
+        )
+    return lines
+
+
 def convergence_words(r: Mapping[str, Any]) -> str:
     """The verdict of one doubling in words, with why it is undecided."""
     scale, limit = f"{r['from_scale']:g}x", f"{CONVERGED_POINTS:g} point"

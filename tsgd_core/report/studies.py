@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from ..grid import stats
-from ..grid.profiles import get_profile
+from ..grid.profiles import METHOD_LABELS, get_profile
 from ..training.evaluate import LABEL_MODES
 from .records import (
     DIFF_COLUMNS,
@@ -207,6 +207,35 @@ def convergence_doublings(df: pd.DataFrame) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(out, columns=DOUBLING_COLUMNS)
+
+
+COMPARISON_COLUMNS = ["method", "ipc", "labels", "scale", *DIFF_COLUMNS]
+
+
+def convergence_comparisons(df: pd.DataFrame) -> pd.DataFrame:
+    """Each set of the convergence group minus Random at every student budget (the same draws
+    and student seeds): does a comparison's verdict depend on how long the students train?"""
+    runs = group_runs(df, "convergence")
+    rows = {(row_label(r), int(r["ipc"]), _scale_of(r)): r for _, r in runs.iterrows()}
+    random = METHOD_LABELS["random"]
+    out = []
+    for (method, ipc, scale), row in rows.items():
+        start = rows.get((random, ipc, scale))
+        if method == random or start is None:
+            continue
+        for labels in LABEL_MODES:
+            pairs = stats.paired_differences(row["records"], start["records"], labels)
+            if pairs.empty:
+                continue
+            s = stats.difference_summary(pairs)
+            out.append(
+                {"method": method, "ipc": ipc, "labels": labels, "scale": scale}
+                | {k: s[k] for k in DIFF_COLUMNS}
+            )
+    table = pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+    order = table["labels"].map({labels: i for i, labels in enumerate(LABEL_MODES)})
+    table = table.assign(_l=order).sort_values(["method", "ipc", "_l", "scale"], kind="stable")
+    return table.drop(columns="_l").reset_index(drop=True)
 
 
 def tsgfa_parts_label(row: Mapping[str, Any]) -> str:
