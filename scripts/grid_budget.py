@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,25 +37,25 @@ FOUND_CACHED_S = 30.0
 UPPER_BOUNDS = tuple(full_data_label(recipe) for recipe in FULL_DATA_FOLDERS)
 
 
-def cells_by_group(record: dict) -> dict[str, int]:
-    """How many cells each group had in a finished run (its steps, one label a cell)."""
-    cells: dict[str, set[str]] = {}
-    for step in record["steps"]:
+def cell_seconds(run: dict) -> dict[str, float]:
+    """The seconds of each cell a run ran (its notebook steps summed), by the cell's label."""
+    seconds: dict[str, float] = {}
+    for step in run["steps"]:
         label = step["step"]
         if "/" in label and step.get("stage") == "cell" and not step.get("skipped"):
-            cells.setdefault(label.split("/")[0], set()).add(label)
-    return {group: len(labels) for group, labels in cells.items()}
+            seconds[label] = seconds.get(label, 0.0) + step.get("wall_s", FOUND_CACHED_S)
+    return seconds
+
+
+def cells_by_group(record: dict) -> dict[str, int]:
+    """How many cells each group had in a finished run (its steps, one label a cell)."""
+    return dict(Counter(label.split("/")[0] for label in cell_seconds(record)))
 
 
 def cached_cells(run: dict) -> dict[str, tuple[int, float]]:
     """Per group, how many cells of a run found their evaluation cached, and their seconds."""
-    by_label: dict[str, float] = {}
-    for step in run["steps"]:
-        label = step["step"]
-        if "/" in label and step.get("stage") == "cell" and not step.get("skipped"):
-            by_label[label] = by_label.get(label, 0.0) + step.get("wall_s", FOUND_CACHED_S)
     out: dict[str, tuple[int, float]] = {}
-    for label, seconds in by_label.items():
+    for label, seconds in cell_seconds(run).items():
         if seconds < FOUND_CACHED_S:
             n, total = out.get(label.split("/")[0], (0, 0.0))
             out[label.split("/")[0]] = (n + 1, total + seconds)

@@ -185,12 +185,12 @@ def two_level_p_value(values_by_distill: Mapping[Any, Sequence[float]]) -> float
     """The two-sided p-value of "the mean is 0" by the t-test that `two_level_interval` inverts
     (over distill-seed means, or over student seeds with one distill seed): below 1 - LEVEL
     exactly when that interval excludes 0. NaN where it has no interval or a zero width."""
-    clusters = _clusters(values_by_distill)
-    values = [c.mean() for c in clusters] if len(clusters) >= 2 else list(clusters[:1])
-    x = np.concatenate([np.atleast_1d(v) for v in values]) if values else np.array([])
-    if x.size < 2 or float(x.std(ddof=1)) * 2 <= ZERO_WIDTH:
+    interval = two_level_interval(values_by_distill)
+    if math.isnan(interval.low) or interval.high - interval.low <= ZERO_WIDTH:
         return math.nan
-    return float(_scipy_stats.ttest_1samp(x, 0.0).pvalue)
+    clusters = _clusters(values_by_distill)
+    values = [c.mean() for c in clusters] if len(clusters) >= 2 else clusters[0]
+    return float(_scipy_stats.ttest_1samp(values, 0.0).pvalue)
 
 
 def holm_adjusted(p_values: Sequence[float]) -> list[float]:

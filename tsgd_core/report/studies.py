@@ -172,17 +172,21 @@ def convergence_verdict(ci_low: float, ci_high: float, n: int) -> str:
     return "undecided"
 
 
+def convergence_curves(df: pd.DataFrame) -> dict[tuple[str, int], dict[float, Any]]:
+    """The convergence group's runs by (set, IPC), then by student step scale."""
+    curves: dict[tuple[str, int], dict[float, Any]] = {}
+    for _, row in group_runs(df, "convergence").iterrows():
+        curves.setdefault((row_label(row), int(row["ipc"])), {})[_scale_of(row)] = row
+    return curves
+
+
 def convergence_doublings(df: pd.DataFrame) -> pd.DataFrame:
     """Paired change of validation accuracy when the student steps double (same sets, same seeds).
 
     `verdict` is `convergence_verdict` of the paired change; `converged`: it is 'converged'.
     """
-    runs = group_runs(df, "convergence")
-    curves: dict[tuple[str, int], dict[float, Any]] = {}
-    for _, row in runs.iterrows():
-        curves.setdefault((row_label(row), int(row["ipc"])), {})[_scale_of(row)] = row
     out = []
-    for (method, ipc), by_scale in curves.items():
+    for (method, ipc), by_scale in convergence_curves(df).items():
         for scale in sorted(by_scale):
             if 2 * scale not in by_scale:
                 continue
@@ -215,27 +219,26 @@ COMPARISON_COLUMNS = ["method", "ipc", "labels", "scale", *DIFF_COLUMNS]
 def convergence_comparisons(df: pd.DataFrame) -> pd.DataFrame:
     """Each set of the convergence group minus Random at every student budget (the same draws
     and student seeds): does a comparison's verdict depend on how long the students train?"""
-    runs = group_runs(df, "convergence")
-    rows = {(row_label(r), int(r["ipc"]), _scale_of(r)): r for _, r in runs.iterrows()}
+    curves = convergence_curves(df)
     random = METHOD_LABELS["random"]
     out = []
-    for (method, ipc, scale), row in rows.items():
-        start = rows.get((random, ipc, scale))
+    for (method, ipc), by_scale in curves.items():
+        start = curves.get((random, ipc))
         if method == random or start is None:
             continue
         for labels in LABEL_MODES:
-            pairs = stats.paired_differences(row["records"], start["records"], labels)
-            if pairs.empty:
-                continue
-            s = stats.difference_summary(pairs)
-            out.append(
-                {"method": method, "ipc": ipc, "labels": labels, "scale": scale}
-                | {k: s[k] for k in DIFF_COLUMNS}
-            )
-    table = pd.DataFrame(out, columns=COMPARISON_COLUMNS)
-    order = table["labels"].map({labels: i for i, labels in enumerate(LABEL_MODES)})
-    table = table.assign(_l=order).sort_values(["method", "ipc", "_l", "scale"], kind="stable")
-    return table.drop(columns="_l").reset_index(drop=True)
+            for scale in sorted(set(by_scale) & set(start)):
+                pairs = stats.paired_differences(
+                    by_scale[scale]["records"], start[scale]["records"], labels
+                )
+                if pairs.empty:
+                    continue
+                s = stats.difference_summary(pairs)
+                out.append(
+                    {"method": method, "ipc": ipc, "labels": labels, "scale": scale}
+                    | {k: s[k] for k in DIFF_COLUMNS}
+                )
+    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
 
 
 def tsgfa_parts_label(row: Mapping[str, Any]) -> str:

@@ -107,7 +107,7 @@ def bf16_conv3d_grads_agree(geometry: tuple, input_shape: tuple[int, ...]) -> bo
     torch 2.13.0's oneDNN (3.12) does not where an input extent is smaller than the kernel's
     (2-frame inputs to the default ConvNet3D's third block): relative errors of 1 to 1e35 and
     students that diverge (`python scripts/bf16_conv3d_check.py`). The wrong gradient comes from
-    memory it does not initialise, so a probe passes by chance about one time in ten: such
+    memory it does not initialise, so a probe can pass by chance (`--builds` of that script): such
     shapes run in float32 without a probe. The others are probed, a few times, once per process."""
     if kernel_exceeds_input(geometry, input_shape):
         return False
